@@ -1,0 +1,1 @@
+//! Configuration: loading the agentgateway-style YAML.

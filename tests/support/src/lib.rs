@@ -1,0 +1,1 @@
+//! Test support for Sluice end-to-end tests.
