@@ -1,2 +1,10 @@
 //! Sluice: an AI-agent gateway whose every policy runs as a sandboxed WebAssembly component.
+//!
+//! The host knows HTTP, routing, providers, streaming and how to run
+//! components; every policy lives in a plugin. A request's whole path is in
+//! [`proxy::pipeline`].
 pub mod config;
+pub mod metrics;
+pub mod policy;
+pub mod proxy;
+pub mod stream;

@@ -1,0 +1,131 @@
+//! Header rules for forwarding: what a proxy must drop, add and replace.
+//!
+//! Every end-to-end header reaches the upstream unchanged (Claude Code's
+//! `anthropic-beta` list changes with every release, so it is forwarded, never
+//! rebuilt). Hop-by-hop headers are dropped, `Host` is left for the client to set
+//! from the upstream URI, and the client's address is appended to
+//! `x-forwarded-for`.
+
+use crate::config::{Provider, Secret};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+
+/// Headers that only describe one connection (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Drop hop-by-hop headers, including any the `Connection` header names.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP.iter() {
+        h.remove(n);
+    }
+    h.remove(header::PROXY_AUTHORIZATION);
+}
+
+/// Prepare request headers for the upstream.
+pub fn prepare_request(h: &mut HeaderMap, client_ip: IpAddr) {
+    strip_hop_by_hop(h);
+    h.remove(header::HOST);
+    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {client_ip}"),
+        None => client_ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+}
+
+/// With `backendAuth.key`: remove whatever credential the client sent and put in
+/// the provider's own scheme. Without a key, the client's credential passes
+/// through untouched (subscription passthrough: `Bearer sk-ant-oat...` stays Bearer).
+pub fn inject_key(h: &mut HeaderMap, provider: Option<Provider>, key: &Secret) {
+    h.remove(header::AUTHORIZATION);
+    h.remove("x-api-key");
+    let secret = key.expose();
+    let (name, value) = match provider {
+        Some(Provider::Anthropic) => (HeaderName::from_static("x-api-key"), secret.to_string()),
+        _ => (header::AUTHORIZATION, format!("Bearer {secret}")),
+    };
+    if let Ok(mut v) = HeaderValue::from_str(&value) {
+        v.set_sensitive(true);
+        h.insert(name, v);
+    } else {
+        tracing::error!("backendAuth key contains characters not allowed in a header; not sent");
+    }
+}
+
+/// Prepare response headers for the client.
+pub fn prepare_response(h: &mut HeaderMap) {
+    strip_hop_by_hop(h);
+}
+
+/// A copy of headers safe to log: credentials replaced.
+pub fn redacted(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(k, v)| {
+            let secret = matches!(
+                k.as_str(),
+                "authorization" | "x-api-key" | "proxy-authorization" | "cookie" | "set-cookie"
+            );
+            let value = if secret {
+                "<redacted>".to_string()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (k.as_str().to_string(), value)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_hop_by_hop_keeps_end_to_end() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-private".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("host", "localhost:4001".parse().unwrap());
+        h.insert("anthropic-beta", "a,b,c".parse().unwrap());
+        prepare_request(&mut h, "10.0.0.9".parse().unwrap());
+        assert!(h.get("x-private").is_none());
+        assert!(h.get("transfer-encoding").is_none());
+        assert!(h.get("host").is_none());
+        assert_eq!(h["anthropic-beta"], "a,b,c");
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+    }
+
+    #[test]
+    fn key_injection_per_provider() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer client".parse().unwrap());
+        h.insert("x-api-key", "client".parse().unwrap());
+        inject_key(&mut h, Some(Provider::Anthropic), &Secret::new("sk-ant".into()));
+        assert_eq!(h["x-api-key"], "sk-ant");
+        assert!(h.get("authorization").is_none());
+        inject_key(&mut h, Some(Provider::OpenAi), &Secret::new("sk-oai".into()));
+        assert_eq!(h["authorization"], "Bearer sk-oai");
+        assert!(h.get("x-api-key").is_none());
+        assert!(format!("{:?}", redacted(&h)).contains("<redacted>"));
+        assert!(!format!("{:?}", redacted(&h)).contains("sk-oai"));
+    }
+}

@@ -1,0 +1,401 @@
+//! The request pipeline: every phase of a request, top to bottom, in one place.
+//!
+//! Like Pingora's `ProxyHttp`, the phases are the request flow:
+//!
+//! 1. **route**: pick the route and the policy layers that wrap it; 404 otherwise.
+//! 2. **request_filter**: policies see the request headers (deny, edit, ask for the body).
+//! 3. **request_body_filter**: only if a policy asked: buffer the body, policies see it whole.
+//! 4. **upstream_request**: rewrite the path, pick the origin, forward or inject credentials.
+//! 5. **upstream**: send it, with the route's timeout; 502/504 in the provider's shape.
+//! 6. **response_filter**: policies see the response headers.
+//! 7. **response_body_filter**: pass, observe (usage) or rewrite (JSON whole / SSE events).
+//! 8. **logging**: when the body ends, the completion hook, access log and metrics
+//!    (`Session::finish`, run by the response body).
+//!
+//! Nothing goes upstream before phases 2-3 have decided.
+
+use super::client::UpstreamBody;
+use super::errors::{error_response, ErrorShape};
+use super::headers;
+use super::response_body::{Mode, ResponseBody};
+use super::router;
+use super::session::Session;
+use super::snapshot::{RouteEntry, Snapshot};
+use super::target::{ai_kind, rewrite_path};
+use crate::config::{AiKind, Provider};
+use crate::metrics::Metrics;
+use crate::policy::{self, Chain, HeadersOutcome, RequestContext, RequestScope};
+use crate::stream::decode::Encoding;
+use crate::stream::usage::UsageReader;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, Uri, Version};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest request or response body the gateway buffers for a policy.
+pub const MAX_BUFFERED_BODY: usize = 32 << 20;
+
+/// Serve one request.
+pub async fn handle(
+    snap: Arc<Snapshot>,
+    metrics: Arc<Metrics>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<ResponseBody> {
+    // Phase 1: route.
+    let (mut session, route, prefix_len) = match route(&snap, &metrics, &req, peer) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let (mut parts, body) = req.into_parts();
+
+    // Phase 2: request_filter.
+    let wants = session.chain.wants();
+    let mut need_body = false;
+    if wants.request_headers {
+        let chain = session.chain.clone();
+        match chain.request_headers(&mut session.scope, &mut parts.headers) {
+            Ok(HeadersOutcome::Continue { need_body: nb }) => need_body = nb,
+            Ok(HeadersOutcome::Respond(r)) => return session.immediate(r),
+            Err(f) => return session.policy_failure(f),
+        }
+    }
+
+    // Phase 3: request_body_filter.
+    let body: UpstreamBody = if need_body || wants.request_body {
+        let mut bytes = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) => {
+                return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    session.error(413, "", "request body too large for the gateway's policies")
+                } else {
+                    session.error(400, "", "could not read the request body")
+                };
+            }
+        };
+        note_request_body(&mut session.scope.ctx, &bytes);
+        let chain = session.chain.clone();
+        match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
+            Ok(None) => {}
+            Ok(Some(r)) => return session.immediate(r),
+            Err(f) => return session.policy_failure(f),
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        Full::new(bytes).map_err(|never| match never {}).boxed()
+    } else {
+        body.boxed()
+    };
+
+    // Phase 4: upstream_request.
+    let upstream_req = match upstream_request(&session, &route, parts, body, prefix_len, peer) {
+        Ok(r) => r,
+        Err(msg) => return session.error(500, "", &msg),
+    };
+
+    // Phase 5: upstream.
+    let resp = match tokio::time::timeout(route.request_timeout, route.client.request(upstream_req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let msg = format!("upstream {} unreachable: {}", route.target.authority, error_chain(&e));
+            tracing::warn!(route = %route.name, error = %msg, "upstream request failed");
+            return session.error(502, "", &msg);
+        }
+        Err(_) => {
+            let msg = format!(
+                "upstream {} did not answer within {:?}",
+                route.target.authority, route.request_timeout
+            );
+            return session.error(504, "", &msg);
+        }
+    };
+
+    // Phase 6: response_filter.
+    let (mut parts, body) = resp.into_parts();
+    headers::prepare_response(&mut parts.headers);
+    session.status = parts.status.as_u16();
+    if wants.response_headers {
+        let chain = session.chain.clone();
+        match chain.response_headers(&mut session.scope, session.status, &mut parts.headers) {
+            Ok(None) => {}
+            Ok(Some(r)) => return session.immediate(r),
+            Err(f) => return session.policy_failure(f),
+        }
+    }
+
+    // Phase 7: response_body_filter.
+    response_body_filter(session, wants, parts, body).await
+}
+
+/// Phase 1: choose the route; build the session and the request's chain.
+#[allow(clippy::result_large_err)]
+fn route(
+    snap: &Snapshot,
+    metrics: &Arc<Metrics>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<(Session, Arc<RouteEntry>, Option<usize>), Response<ResponseBody>> {
+    let path = req.uri().path();
+    let Some((route, hit)) = router::select(&snap.routes, req.method(), path, req.headers()) else {
+        let shape = ErrorShape::guess(path, req.headers());
+        let msg = format!("no route for {} {}", req.method(), path);
+        tracing::info!(target: "sluice::access", method = %req.method(), path, status = 404, "no route");
+        return Err(error_response(shape, 404, "", &msg, |b| {
+            ResponseBody::full(b, unrouted_session(metrics, req, peer, shape))
+        }));
+    };
+    let route = route.clone();
+    let mut attachments = Vec::new();
+    for (set, layer) in &snap.layers {
+        if set.best(req.method(), path, req.headers()).is_some() {
+            attachments.extend(layer.attachments.iter().cloned());
+        }
+    }
+    attachments.extend(route.attachments.iter().cloned());
+
+    let rewritten = rewrite_path(path, route.rewrite.as_ref(), hit.prefix_len);
+    let kind = ai_kind(route.ai_routes.as_deref(), &rewritten);
+    let ctx = RequestContext {
+        request_id: request_id(req),
+        route: route.name.clone(),
+        backend: route.target.name.clone(),
+        provider: match route.target.provider {
+            Some(Provider::Anthropic) => policy::Provider::Anthropic,
+            Some(Provider::OpenAi) => policy::Provider::Openai,
+            None => policy::Provider::None,
+        },
+        kind: policy_kind(kind),
+        method: req.method().to_string(),
+        path: path.to_string(),
+        query: req.uri().query().map(str::to_string),
+        client_ip: peer.ip().to_string(),
+        model: None,
+        streaming: false,
+    };
+    let session = Session {
+        started: Instant::now(),
+        route: Some(route.clone()),
+        chain: Arc::new(Chain::new(attachments)),
+        scope: RequestScope {
+            ctx,
+            attrs: HashMap::new(),
+        },
+        shape: route.shape,
+        status: 0,
+        short_circuited: false,
+        metrics: metrics.clone(),
+        first_byte: None,
+    };
+    Ok((session, route, hit.prefix_len))
+}
+
+/// A session for a request no route claimed, so it is still logged and counted.
+fn unrouted_session(metrics: &Arc<Metrics>, req: &Request<Incoming>, peer: SocketAddr, shape: ErrorShape) -> Session {
+    Session {
+        started: Instant::now(),
+        route: None,
+        chain: Arc::new(Chain::new(Vec::new())),
+        scope: RequestScope {
+            ctx: RequestContext {
+                request_id: request_id(req),
+                route: String::new(),
+                backend: String::new(),
+                provider: policy::Provider::None,
+                kind: policy::AiKind::Passthrough,
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
+                query: req.uri().query().map(str::to_string),
+                client_ip: peer.ip().to_string(),
+                model: None,
+                streaming: false,
+            },
+            attrs: HashMap::new(),
+        },
+        shape,
+        status: 404,
+        short_circuited: true,
+        metrics: metrics.clone(),
+        first_byte: None,
+    }
+}
+
+/// Phase 4: the request as the upstream must see it.
+fn upstream_request(
+    session: &Session,
+    route: &RouteEntry,
+    mut parts: http::request::Parts,
+    body: UpstreamBody,
+    prefix_len: Option<usize>,
+    peer: SocketAddr,
+) -> Result<Request<UpstreamBody>, String> {
+    let t = &route.target;
+    let rewritten = rewrite_path(&session.scope.ctx.path, route.rewrite.as_ref(), prefix_len);
+    let mut path_and_query = t.upstream_path(&rewritten);
+    if let Some(q) = parts.uri.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
+    parts.uri = Uri::builder()
+        .scheme(t.scheme.clone())
+        .authority(t.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| format!("cannot build the upstream URI: {e}"))?;
+    parts.version = Version::HTTP_11;
+    headers::prepare_request(&mut parts.headers, peer.ip());
+    if let Some(key) = &t.key {
+        headers::inject_key(&mut parts.headers, t.provider, key);
+    }
+    if !parts.headers.contains_key("x-request-id") {
+        if let Ok(v) = HeaderValue::from_str(&session.scope.ctx.request_id) {
+            parts.headers.insert("x-request-id", v);
+        }
+    }
+    Ok(Request::from_parts(parts, body))
+}
+
+/// Phase 7: decide how the body travels, and for whole-body policies, run them.
+async fn response_body_filter(
+    mut session: Session,
+    wants: policy::Hooks,
+    mut parts: http::response::Parts,
+    body: Incoming,
+) -> Response<ResponseBody> {
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let reads_usage = !matches!(
+        kind_of(&session),
+        AiKind::Passthrough | AiKind::Models | AiKind::AnthropicTokenCount
+    );
+    let encoding = Encoding::from_header(parts.headers.get(header::CONTENT_ENCODING));
+    let rewrites = if is_sse { wants.response_events } else { wants.response_body };
+    let readable = !matches!(encoding, Encoding::Unknown);
+    if rewrites && !readable {
+        tracing::warn!(route = %session.route_name(), "response encoding unknown: policies skip its body");
+    }
+    let decoder = match encoding {
+        Encoding::Known(d) => Some(d),
+        _ => None,
+    };
+
+    if rewrites && readable {
+        // The body will change: it goes out decoded, with a new length.
+        parts.headers.remove(header::CONTENT_ENCODING);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        if !is_sse {
+            return whole_body(session, parts, body, decoder).await;
+        }
+        return Response::from_parts(parts, ResponseBody::upstream(body, Mode::Events { decoder }, session));
+    }
+    let mode = match (reads_usage && readable, is_sse) {
+        (false, _) => Mode::Pass,
+        (true, true) => Mode::ObserveSse { decoder },
+        (true, false) => Mode::ObserveJson { decoder },
+    };
+    session.first_byte = None;
+    Response::from_parts(parts, ResponseBody::upstream(body, mode, session))
+}
+
+/// A non-streaming body that policies see whole: buffer, decode, filter, send.
+async fn whole_body(
+    mut session: Session,
+    parts: http::response::Parts,
+    body: Incoming,
+    decoder: Option<crate::stream::decode::Decoder>,
+) -> Response<ResponseBody> {
+    let raw = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => return session.error(502, "", &format!("cannot read the upstream response: {e}")),
+    };
+    let mut bytes = match decoder {
+        None => raw,
+        Some(mut d) => match d.push(&raw).and_then(|mut v| {
+            v.extend(d.finish()?);
+            Ok(v)
+        }) {
+            Ok(v) => Bytes::from(v),
+            Err(e) => return session.error(502, "", &format!("cannot decode the upstream response: {e}")),
+        },
+    };
+    let mut usage = UsageReader::new();
+    usage.on_json(&bytes);
+    let chain = session.chain.clone();
+    match chain.response_body(&mut session.scope, session.status, &mut bytes) {
+        Ok(None) => {}
+        Ok(Some(r)) => return session.immediate(r),
+        Err(f) => return session.policy_failure(f),
+    }
+    session.first_byte = Some(Instant::now());
+    Response::from_parts(parts, ResponseBody::full_with_usage(bytes, session, usage))
+}
+
+fn kind_of(session: &Session) -> AiKind {
+    match session.scope.ctx.kind {
+        policy::AiKind::Messages => AiKind::Messages,
+        policy::AiKind::AnthropicTokenCount => AiKind::AnthropicTokenCount,
+        policy::AiKind::Completions => AiKind::Completions,
+        policy::AiKind::Responses => AiKind::Responses,
+        policy::AiKind::Embeddings => AiKind::Embeddings,
+        policy::AiKind::Models => AiKind::Models,
+        policy::AiKind::Passthrough => AiKind::Passthrough,
+    }
+}
+
+fn policy_kind(k: AiKind) -> policy::AiKind {
+    match k {
+        AiKind::Messages => policy::AiKind::Messages,
+        AiKind::AnthropicTokenCount => policy::AiKind::AnthropicTokenCount,
+        AiKind::Completions => policy::AiKind::Completions,
+        AiKind::Responses => policy::AiKind::Responses,
+        AiKind::Embeddings => policy::AiKind::Embeddings,
+        AiKind::Models => policy::AiKind::Models,
+        AiKind::Passthrough => policy::AiKind::Passthrough,
+    }
+}
+
+/// `model` and `stream` from a buffered JSON request body.
+fn note_request_body(ctx: &mut RequestContext, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        model: Option<String>,
+        #[serde(default)]
+        stream: bool,
+    }
+    if let Ok(p) = serde_json::from_slice::<Peek>(body) {
+        ctx.model = p.model;
+        ctx.streaming = p.stream;
+    }
+}
+
+fn request_id(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| ulid::Ulid::new().to_string())
+}
+
+/// An error and its causes on one line (hyper-util hides the useful part in `source`).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}

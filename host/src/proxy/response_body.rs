@@ -1,0 +1,323 @@
+//! The body sent back to the client, and the response-body phase.
+//!
+//! Bytes flow through as they arrive: nothing is held back unless a policy
+//! rewrites events, and then only until an event is whole. On the side, the
+//! body reads usage (decoding a compressed copy when it must), hands whole SSE
+//! events to the policy chain, and runs the logging phase exactly once: at the
+//! end of the stream, on an upstream error, or when the client goes away.
+
+use super::session::{Outcome, Session};
+use crate::policy::SseEvent;
+use crate::stream::decode::Decoder;
+use crate::stream::sse::{self, Framer};
+use crate::stream::usage::UsageReader;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Most JSON a usage reader keeps to parse at the end; bigger bodies go unread.
+const MAX_JSON_FOR_USAGE: usize = 16 << 20;
+
+enum Source {
+    Upstream(Incoming),
+    Full(Option<Bytes>),
+}
+
+/// What the body does with bytes on their way through.
+pub enum Mode {
+    /// Forward untouched; read nothing.
+    Pass,
+    /// Forward untouched; read usage from whole SSE events (decoding a copy if compressed).
+    ObserveSse { decoder: Option<Decoder> },
+    /// Forward untouched; read usage from the JSON at the end.
+    ObserveJson { decoder: Option<Decoder> },
+    /// Decode, frame and pass every event through the policy chain.
+    Events { decoder: Option<Decoder> },
+}
+
+pub struct ResponseBody {
+    source: Source,
+    mode: Mode,
+    framer: Framer,
+    json: Vec<u8>,
+    usage: UsageReader,
+    out: VecDeque<Bytes>,
+    session: Option<Box<Session>>,
+    error: Option<String>,
+    bytes: u64,
+    done: bool,
+}
+
+impl ResponseBody {
+    /// A body that is already complete (errors, policy responses, rewritten JSON).
+    pub fn full(body: Bytes, session: Session) -> Self {
+        Self::new(Source::Full(Some(body)), Mode::Pass, session)
+    }
+
+    /// A complete body whose usage was already read.
+    pub fn full_with_usage(body: Bytes, session: Session, usage: UsageReader) -> Self {
+        let mut b = Self::full(body, session);
+        b.usage = usage;
+        b
+    }
+
+    /// The upstream's body, streamed.
+    pub fn upstream(body: Incoming, mode: Mode, session: Session) -> Self {
+        Self::new(Source::Upstream(body), mode, session)
+    }
+
+    fn new(source: Source, mode: Mode, session: Session) -> Self {
+        ResponseBody {
+            source,
+            mode,
+            framer: Framer::new(),
+            json: Vec::new(),
+            usage: UsageReader::new(),
+            out: VecDeque::new(),
+            session: Some(Box::new(session)),
+            error: None,
+            bytes: 0,
+            done: false,
+        }
+    }
+
+    /// Handle one chunk from upstream.
+    fn on_data(&mut self, data: Bytes) {
+        match &mut self.mode {
+            Mode::Pass => self.out.push_back(data),
+            Mode::ObserveSse { decoder } => {
+                let plain = decode(decoder, &data, &mut self.error);
+                self.framer.push(plain.as_deref().unwrap_or(&data));
+                while let Some(ev) = self.framer.next_event() {
+                    self.usage.on_event(&ev);
+                }
+                self.out.push_back(data);
+            }
+            Mode::ObserveJson { decoder } => {
+                let plain = decode(decoder, &data, &mut self.error);
+                if self.json.len() < MAX_JSON_FOR_USAGE {
+                    self.json.extend_from_slice(plain.as_deref().unwrap_or(&data));
+                }
+                self.out.push_back(data);
+            }
+            Mode::Events { decoder } => {
+                let plain = decode(decoder, &data, &mut self.error);
+                self.framer.push(plain.as_deref().unwrap_or(&data));
+                while let Some(ev) = self.framer.next_event() {
+                    self.filter_event(ev);
+                }
+            }
+        }
+    }
+
+    /// Pass one whole event through the chain and queue what comes out.
+    fn filter_event(&mut self, ev: sse::Event) {
+        self.usage.on_event(&ev);
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let input = SseEvent {
+            event: ev.event.clone(),
+            data: ev.data.clone(),
+            id: ev.id.clone(),
+        };
+        match session.chain.response_event(&mut session.scope, input) {
+            Ok(outs) => self.queue_events(outs, Some(&ev)),
+            Err(f) => self.fail_stream(f),
+        }
+    }
+
+    fn queue_events(&mut self, outs: Vec<SseEvent>, original: Option<&sse::Event>) {
+        for o in outs {
+            match original {
+                // Unchanged: send the provider's own bytes.
+                Some(orig) if orig.same_fields(&o.event, &o.data, &o.id) => {
+                    self.out.push_back(orig.raw.clone())
+                }
+                _ => self
+                    .out
+                    .push_back(sse::encode(o.event.as_deref(), &o.data, o.id.as_deref())),
+            }
+        }
+    }
+
+    /// A fail-closed policy failure mid-stream: the status is gone already, so
+    /// end the stream with an error event the client's SDK understands.
+    fn fail_stream(&mut self, f: crate::policy::PolicyFailure) {
+        tracing::warn!(plugin = %f.plugin, reason = %f.reason, "policy failed closed mid-stream");
+        let data = serde_json::json!({
+            "type": "error",
+            "error": {"type": "api_error", "message": format!("policy {} failed", f.plugin)},
+        })
+        .to_string();
+        self.out.push_back(sse::encode(Some("error"), &data, None));
+        self.error = Some(format!("policy {} failed: {}", f.plugin, f.reason));
+        self.done = true;
+        self.source = Source::Full(None);
+    }
+
+    /// The upstream body ended cleanly.
+    fn on_end(&mut self) {
+        let mode = std::mem::replace(&mut self.mode, Mode::Pass);
+        match mode {
+            Mode::Pass => {}
+            Mode::ObserveSse { decoder } => {
+                if let Some(rest) = finish_decoder(decoder, &mut self.error) {
+                    self.framer.push(&rest);
+                }
+                while let Some(ev) = self.framer.next_event() {
+                    self.usage.on_event(&ev);
+                }
+                if let Some(ev) = self.framer.finish() {
+                    self.usage.on_event(&ev);
+                }
+            }
+            Mode::ObserveJson { decoder } => {
+                if let Some(rest) = finish_decoder(decoder, &mut self.error) {
+                    self.json.extend_from_slice(&rest);
+                }
+                self.usage.on_json(&self.json);
+                self.json = Vec::new();
+            }
+            Mode::Events { decoder } => {
+                if let Some(rest) = finish_decoder(decoder, &mut self.error) {
+                    self.framer.push(&rest);
+                }
+                while let Some(ev) = self.framer.next_event() {
+                    self.filter_event(ev);
+                }
+                if let Some(ev) = self.framer.finish() {
+                    self.filter_event(ev);
+                }
+                if let Some(session) = self.session.as_mut() {
+                    match session.chain.response_end(&mut session.scope) {
+                        Ok(outs) => self.queue_events(outs, None),
+                        Err(f) => self.fail_stream(f),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The logging phase, once.
+    fn finish(&mut self) {
+        if let Some(session) = self.session.take() {
+            session.finish(Outcome {
+                usage: self.usage.usage(),
+                model: self.usage.model().map(str::to_string),
+                error: self.error.take(),
+                bytes: self.bytes,
+            });
+        }
+    }
+
+    fn emit(&mut self, b: Bytes) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(s) = self.session.as_mut() {
+            s.first_byte.get_or_insert_with(Instant::now);
+        }
+        self.bytes += b.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(b))))
+    }
+}
+
+fn decode(decoder: &mut Option<Decoder>, data: &[u8], error: &mut Option<String>) -> Option<Vec<u8>> {
+    let d = decoder.as_mut()?;
+    match d.push(data) {
+        Ok(plain) => Some(plain),
+        Err(e) => {
+            error.get_or_insert_with(|| format!("cannot decode response body: {e}"));
+            *decoder = None;
+            Some(Vec::new())
+        }
+    }
+}
+
+fn finish_decoder(decoder: Option<Decoder>, error: &mut Option<String>) -> Option<Vec<u8>> {
+    match decoder?.finish() {
+        Ok(rest) => Some(rest),
+        Err(e) => {
+            error.get_or_insert_with(|| format!("cannot decode response body: {e}"));
+            None
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(b) = this.out.pop_front() {
+                return this.emit(b);
+            }
+            if this.done {
+                this.finish();
+                return Poll::Ready(None);
+            }
+            match &mut this.source {
+                Source::Full(b) => match b.take() {
+                    Some(b) => {
+                        this.done = true;
+                        this.out.push_back(b);
+                    }
+                    None => this.done = true,
+                },
+                Source::Upstream(inc) => match Pin::new(inc).poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => this.on_data(data),
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    },
+                    Poll::Ready(Some(Err(e))) => {
+                        this.error = Some(format!("upstream body error: {e}"));
+                        this.done = true;
+                        this.finish();
+                        return Poll::Ready(Some(Err(Box::new(e))));
+                    }
+                    Poll::Ready(None) => {
+                        this.on_end();
+                        this.done = true;
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.out.is_empty() && self.session.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.source, &self.mode) {
+            (Source::Full(Some(b)), _) if self.out.is_empty() => SizeHint::with_exact(b.len() as u64),
+            (Source::Upstream(inc), Mode::Pass | Mode::ObserveJson { .. } | Mode::ObserveSse { .. })
+                if self.out.is_empty() =>
+            {
+                inc.size_hint()
+            }
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if self.session.is_some() {
+            if !self.done {
+                self.error.get_or_insert_with(|| "client went away".to_string());
+            }
+            self.finish();
+        }
+    }
+}

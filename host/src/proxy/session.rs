@@ -1,0 +1,170 @@
+//! Per-request state carried through the pipeline, and the logging phase that
+//! closes it: the completion hook, the access-log line and the metrics.
+
+use super::errors::{error_body, ErrorShape};
+use super::response_body::ResponseBody;
+use super::snapshot::RouteEntry;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels, TokenLabels};
+use crate::policy::{self, Chain, Completion, ImmediateResponse, RequestScope};
+use crate::stream::usage::Usage;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One request on its way through the gateway.
+pub struct Session {
+    pub started: Instant,
+    pub route: Option<Arc<RouteEntry>>,
+    pub chain: Arc<Chain>,
+    pub scope: RequestScope,
+    pub shape: ErrorShape,
+    pub status: u16,
+    /// Set when a policy (or the gateway) answered instead of the upstream.
+    pub short_circuited: bool,
+    pub metrics: Arc<Metrics>,
+    pub first_byte: Option<Instant>,
+}
+
+/// How a response ended, reported by the body when it is done.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub usage: Option<Usage>,
+    pub model: Option<String>,
+    pub error: Option<String>,
+    pub bytes: u64,
+}
+
+impl Session {
+    pub fn route_name(&self) -> &str {
+        &self.scope.ctx.route
+    }
+
+    /// An error response in the route's provider shape, that still goes
+    /// through the logging phase when its body ends.
+    pub fn error(mut self, status: u16, error_type: &str, message: &str) -> Response<ResponseBody> {
+        self.status = status;
+        self.short_circuited = true;
+        let body = error_body(self.shape, status, error_type, message);
+        let mut resp = Response::new(ResponseBody::full(body, self));
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        resp.headers_mut()
+            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
+    }
+
+    /// A policy's immediate response: its raw body, or its message wrapped in
+    /// the provider's error JSON.
+    pub fn immediate(mut self, r: ImmediateResponse) -> Response<ResponseBody> {
+        self.status = r.status;
+        self.short_circuited = true;
+        let (body, json) = match r.body {
+            Some(b) => (b, false),
+            None => (error_body(self.shape, r.status, &r.error_type, &r.message), true),
+        };
+        let mut resp = Response::new(ResponseBody::full(body, self));
+        *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if json {
+            resp.headers_mut()
+                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (k, v) in r.headers {
+            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+                resp.headers_mut().append(k, v);
+            }
+        }
+        resp
+    }
+
+    /// A fail-closed policy failure: 500 in the provider's shape. The reason is
+    /// logged (by the runtime) but not shown to the client.
+    pub fn policy_failure(self, f: policy::PolicyFailure) -> Response<ResponseBody> {
+        tracing::warn!(plugin = %f.plugin, reason = %f.reason, request_id = %self.scope.ctx.request_id, "policy failed closed");
+        let msg = format!("policy {} failed", f.plugin);
+        self.error(500, "", &msg)
+    }
+
+    /// The logging phase: runs once, when the response body is finished (or dropped).
+    pub fn finish(mut self, outcome: Outcome) {
+        let now = Instant::now();
+        let duration = now - self.started;
+        let ttfb = self.first_byte.map(|t| t - self.started).unwrap_or(duration);
+        let usage = outcome.usage;
+        let summary = Completion {
+            status: self.status,
+            usage: usage.map(|u| policy::Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+            }),
+            ttfb_ms: ttfb.as_millis() as u64,
+            duration_ms: duration.as_millis() as u64,
+            short_circuited: self.short_circuited,
+            error: outcome.error.clone(),
+        };
+        self.chain.complete(&mut self.scope, &summary);
+
+        let ctx = &self.scope.ctx;
+        let model = outcome
+            .model
+            .as_deref()
+            .or(ctx.model.as_deref())
+            .unwrap_or("")
+            .to_string();
+        let provider = provider_label(ctx.provider);
+        tracing::info!(
+            target: "sluice::access",
+            request_id = %ctx.request_id,
+            route = %ctx.route,
+            backend = %ctx.backend,
+            provider,
+            kind = ?ctx.kind,
+            method = %ctx.method,
+            path = %ctx.path,
+            model = %model,
+            status = self.status,
+            input_tokens = usage.map(|u| u.input_tokens),
+            output_tokens = usage.map(|u| u.output_tokens),
+            duration_ms = duration.as_secs_f64() * 1000.0,
+            ttfb_ms = ttfb.as_secs_f64() * 1000.0,
+            bytes = outcome.bytes,
+            error = outcome.error.as_deref(),
+            "request"
+        );
+        let route = ctx.route.clone();
+        let m = &self.metrics;
+        m.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                provider: provider.to_string(),
+                model: model.clone(),
+                status: self.status,
+            })
+            .inc();
+        let rl = RouteLabels {
+            route: route.clone(),
+            provider: provider.to_string(),
+            model: model.clone(),
+        };
+        m.duration.get_or_create(&rl).observe(duration.as_secs_f64());
+        m.ttfb.get_or_create(&rl).observe(ttfb.as_secs_f64());
+        if let Some(u) = usage {
+            for (direction, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+                m.tokens
+                    .get_or_create(&TokenLabels {
+                        route: route.clone(),
+                        provider: provider.to_string(),
+                        model: model.clone(),
+                        direction,
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+}
+
+pub fn provider_label(p: policy::Provider) -> &'static str {
+    match p {
+        policy::Provider::Anthropic => "anthropic",
+        policy::Provider::Openai => "openai",
+        policy::Provider::None => "none",
+    }
+}

@@ -1,0 +1,172 @@
+//! Reading token usage out of provider responses.
+//!
+//! Usage feeds the access log, metrics and token rate limits. It is read on the
+//! side while the response streams on, never by holding the stream back. Only
+//! events that can carry usage are parsed, so text deltas cost a substring scan.
+
+use super::sse::Event;
+use serde_json::Value;
+
+/// Token counts of one exchange.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Accumulates usage and the model name from a response.
+#[derive(Debug, Default)]
+pub struct UsageReader {
+    usage: Option<Usage>,
+    model: Option<String>,
+}
+
+impl UsageReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    fn entry(&mut self) -> &mut Usage {
+        self.usage.get_or_insert_with(Usage::default)
+    }
+
+    /// A whole JSON response body (Anthropic messages, OpenAI chat, Responses, embeddings).
+    pub fn on_json(&mut self, body: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
+        self.take_model(&v);
+        if let Some(u) = v.get("usage") {
+            self.take_usage(u);
+        }
+    }
+
+    /// One SSE event of a streaming response.
+    pub fn on_event(&mut self, ev: &Event) {
+        let name = ev.event.as_deref().unwrap_or("");
+        let relevant = matches!(
+            name,
+            "message_start" | "message_delta" | "response.completed" | "response.created"
+        ) || (name.is_empty() && (self.model.is_none() || ev.data.contains("\"usage\"")));
+        if !relevant || !ev.data.starts_with('{') {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        match v.get("type").and_then(Value::as_str).unwrap_or(name) {
+            "message_start" => {
+                if let Some(m) = v.get("message") {
+                    self.take_model(m);
+                    if let Some(u) = m.get("usage") {
+                        self.take_usage(u);
+                    }
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = v.get("usage") {
+                    self.take_usage(u);
+                }
+            }
+            "response.created" | "response.completed" => {
+                if let Some(r) = v.get("response") {
+                    self.take_model(r);
+                    if let Some(u) = r.get("usage") {
+                        self.take_usage(u);
+                    }
+                }
+            }
+            _ => {
+                // OpenAI chat chunks: model on every chunk, usage on the last one
+                // when `stream_options.include_usage` is set.
+                self.take_model(&v);
+                if let Some(u) = v.get("usage") {
+                    self.take_usage(u);
+                }
+            }
+        }
+    }
+
+    fn take_model(&mut self, v: &Value) {
+        if self.model.is_none() {
+            if let Some(m) = v.get("model").and_then(Value::as_str) {
+                self.model = Some(m.to_string());
+            }
+        }
+    }
+
+    fn take_usage(&mut self, u: &Value) {
+        if !u.is_object() {
+            return;
+        }
+        let get = |k: &str| u.get(k).and_then(Value::as_u64);
+        let input = get("input_tokens").or_else(|| get("prompt_tokens"));
+        let output = get("output_tokens").or_else(|| get("completion_tokens"));
+        if input.is_none() && output.is_none() {
+            return;
+        }
+        let e = self.entry();
+        // Anthropic repeats or refines counts in later events: keep the largest.
+        if let Some(i) = input {
+            e.input_tokens = e.input_tokens.max(i);
+        }
+        if let Some(o) = output {
+            e.output_tokens = e.output_tokens.max(o);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(name: Option<&str>, data: &str) -> Event {
+        Event::new(name.map(str::to_string), data.to_string(), None)
+    }
+
+    #[test]
+    fn anthropic_stream() {
+        let mut r = UsageReader::new();
+        r.on_event(&ev(Some("message_start"), r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":25,"output_tokens":1}}}"#));
+        r.on_event(&ev(Some("content_block_delta"), r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"hi"}}"#));
+        r.on_event(&ev(Some("message_delta"), r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#));
+        assert_eq!(r.usage(), Some(Usage { input_tokens: 25, output_tokens: 15 }));
+        assert_eq!(r.model(), Some("claude-x"));
+    }
+
+    #[test]
+    fn openai_chat_stream_with_usage() {
+        let mut r = UsageReader::new();
+        r.on_event(&ev(None, r#"{"id":"c","model":"gpt-x","choices":[{"delta":{"content":"a"}}],"usage":null}"#));
+        r.on_event(&ev(None, r#"{"id":"c","model":"gpt-x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}}"#));
+        r.on_event(&ev(None, "[DONE]"));
+        assert_eq!(r.usage(), Some(Usage { input_tokens: 9, output_tokens: 3 }));
+        assert_eq!(r.model(), Some("gpt-x"));
+    }
+
+    #[test]
+    fn responses_stream() {
+        let mut r = UsageReader::new();
+        r.on_event(&ev(Some("response.output_text.delta"), r#"{"type":"response.output_text.delta","delta":"x"}"#));
+        r.on_event(&ev(Some("response.completed"), r#"{"type":"response.completed","response":{"model":"gpt-5","usage":{"input_tokens":7,"output_tokens":2}}}"#));
+        assert_eq!(r.usage(), Some(Usage { input_tokens: 7, output_tokens: 2 }));
+    }
+
+    #[test]
+    fn json_bodies() {
+        let mut r = UsageReader::new();
+        r.on_json(br#"{"model":"m","usage":{"prompt_tokens":4,"completion_tokens":5}}"#);
+        assert_eq!(r.usage(), Some(Usage { input_tokens: 4, output_tokens: 5 }));
+        let mut r = UsageReader::new();
+        r.on_json(br#"{"input_tokens": 12}"#);
+        assert_eq!(r.usage(), None, "count_tokens is a count, not usage");
+    }
+}
