@@ -540,6 +540,8 @@ fn sse_response(
         }
         if st.drop_after.is_some_and(|n| st.sent >= n) {
             st.done = true;
+            // Let the connection flush what was sent first, so the drop is truly mid-stream.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let err = std::io::Error::other("fake upstream: scripted mid-stream drop");
             return Some((Err(err), st));
         }
