@@ -85,7 +85,8 @@ fn claude_tool(name: &str, props: &[(&str, &str)], len: usize) -> Value {
 /// A Claude Code `/v1/messages` body (~50 KB): `stream: true`, `max_tokens: 128000`,
 /// `thinking`, `context_management`, `output_config`, `metadata.user_id`, 3 system blocks with
 /// `cache_control`, 12 tools and a `"role":"system"` message inside `messages`.
-/// The user turn is `prompt`-free: use [`claude_code_request_with`] to set it.
+/// The last user message is "Reply with exactly: pong"; use [`claude_code_request_with`] to
+/// set your own (e.g. to plant PII).
 pub fn claude_code_request() -> Value {
     claude_code_request_with("Reply with exactly: pong")
 }
