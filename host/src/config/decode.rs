@@ -253,10 +253,13 @@ pub(crate) fn url_path(d: &mut Diags, node: &Node, path: &str) -> Option<String>
 fn regex_str(d: &mut Diags, node: &Node, path: &str) -> Option<String> {
     let s = string(d, node, path)?;
     if let Err(e) = regex::Regex::new(&s) {
+        // regex errors are multi-line drawings; keep the last line only.
+        let text = e.to_string();
+        let last = text.lines().last().unwrap_or_default().trim();
         let detail = if node.has_secret() {
             String::new()
         } else {
-            format!(": {e}")
+            format!(" {}: {}", node.shown(), last.trim_start_matches("error: "))
         };
         d.error(&node.loc, path, format!("invalid regex{detail}"));
         return None;
@@ -701,7 +704,9 @@ fn decode_route(ctx: &mut Ctx, node: &Node, path: &str, index: usize) -> Option<
         }
     }
 
-    if !ok {
+    // Even a route with errors is kept (the load fails anyway) so that
+    // duplicate names are still reported.
+    if !ok && name.is_empty() {
         return None;
     }
     Some(RawRoute {

@@ -301,7 +301,19 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
     }
 
     if !diags.errors.is_empty() {
-        return Err(ConfigErrors(std::mem::take(&mut diags.errors)));
+        // Report in reading order: file load order, then line, then column.
+        let order: HashMap<String, usize> = config
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.display().to_string(), i))
+            .collect();
+        let mut errors = std::mem::take(&mut diags.errors);
+        errors.sort_by_key(|e| {
+            let file = order.get(&*e.location.file).copied().unwrap_or(usize::MAX);
+            (file, e.location.line, e.location.column)
+        });
+        return Err(ConfigErrors(errors));
     }
     Ok(Loaded {
         config,

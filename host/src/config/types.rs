@@ -100,13 +100,12 @@ impl Config {
 
 fn scrub(v: &mut serde_json::Value, secrets: &[Secret]) {
     match v {
-        serde_json::Value::String(s) => {
+        serde_json::Value::String(s)
             if secrets
                 .iter()
-                .any(|x| !x.expose().is_empty() && x.expose() == s)
-            {
-                *s = REDACTED.to_string();
-            }
+                .any(|x| !x.expose().is_empty() && x.expose() == s) =>
+        {
+            *s = REDACTED.to_string();
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, secrets)),
         serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub(x, secrets)),
