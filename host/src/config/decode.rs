@@ -168,9 +168,10 @@ pub(crate) fn one_of<T: Copy>(
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ");
+    // No hint for secrets: even a suggestion says something about the value.
     let dym = match super::suggest::did_you_mean(&s, &names) {
-        Some(c) => format!("; did you mean `{c}`?"),
-        None => String::new(),
+        Some(c) if !node.has_secret() => format!("; did you mean `{c}`?"),
+        _ => String::new(),
     };
     d.error(
         &node.loc,

@@ -325,7 +325,7 @@ pub(crate) fn decode_policies(ctx: &mut Ctx, node: &Node, path: &str) -> (Polici
             "backendAuth" => pol.backend_auth = decode_backend_auth(ctx.d, v, &p),
             "backendTLS" => pol.backend_tls = decode_backend_tls(ctx, v, &p),
             "timeout" => pol.timeout = decode_timeouts(ctx.d, v, &p),
-            "ai" => pol.ai = decode_ai(ctx.d, v, &p, &k.loc, &mut att),
+            "ai" => pol.ai = decode_ai(ctx.d, v, &p, &mut att),
             "plugins" => decode_plugin_list(ctx, v, &p, &mut att),
             name => {
                 if let Some((_, plugin)) = PLUGIN_KEYS.iter().find(|(key, _)| *key == name) {
@@ -355,13 +355,7 @@ pub(crate) fn decode_policies(ctx: &mut Ctx, node: &Node, path: &str) -> (Polici
     (pol, ov)
 }
 
-fn decode_ai(
-    d: &mut Diags,
-    node: &Node,
-    path: &str,
-    key_loc: &Location,
-    att: &mut Attachments,
-) -> Option<AiPolicy> {
+fn decode_ai(d: &mut Diags, node: &Node, path: &str, att: &mut Attachments) -> Option<AiPolicy> {
     let m = as_map(d, node, path)?;
     check_keys(d, m, path, &["routes", "promptGuard"]);
     let mut out = AiPolicy::default();
@@ -395,7 +389,6 @@ fn decode_ai(
             _ => (false, false),
         };
         let both = !req && !resp;
-        let _ = key_loc;
         if req || both {
             att.add_keyed(
                 "input-validation",

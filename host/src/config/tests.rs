@@ -109,6 +109,14 @@ fn pattern1_subscription_passthrough() {
         ]
     );
     assert_eq!(codex.index, 1);
+    assert_eq!(
+        claude.location.to_string(),
+        "subscription-passthrough.yaml:10:3"
+    );
+    assert_eq!(
+        codex.location.to_string(),
+        "subscription-passthrough.yaml:30:3"
+    );
 
     // One warning per duplicated `policies`, naming the duplicate's line.
     assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);

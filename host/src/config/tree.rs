@@ -411,13 +411,23 @@ impl MarkedEventReceiver for Builder<'_> {
                         loc,
                         anchor,
                         ..
-                    }) => (
-                        Node {
-                            kind: Kind::Map(entries),
-                            loc,
-                        },
-                        anchor,
-                    ),
+                    }) => {
+                        // The parser marks a block mapping's start after its
+                        // first key; the first key's position reads better.
+                        let loc = match entries.first() {
+                            Some((k, _)) if (k.loc.line, k.loc.column) < (loc.line, loc.column) => {
+                                k.loc.clone()
+                            }
+                            _ => loc,
+                        };
+                        (
+                            Node {
+                                kind: Kind::Map(entries),
+                                loc,
+                            },
+                            anchor,
+                        )
+                    }
                     None => return,
                 };
                 self.finish_node(node, anchor);
