@@ -1,169 +1,341 @@
-//! TEMPORARY stand-in for the config model while the real loader is written
-//! on another branch. Replaced wholesale on merge.
-#![allow(dead_code)]
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+//! Configuration: loading the agentgateway-style YAML.
+//!
+//! Public entry points are [`load`], [`load_with_env`] and [`load_str`]. The
+//! pipeline is: read every file (following `include:`) → build a marked YAML
+//! tree with duplicate keys merged and env vars expanded (`tree`, `env`) →
+//! decode plugin declarations from all files (`plugins`) → decode each file
+//! into binds/listeners/routes (`decode`, `policies`) → resolve cross-file
+//! things here (listener fan-out, route names, layers). Every problem is
+//! collected; a load either returns a full [`Loaded`] or every error found.
+
+mod decode;
+mod env;
+mod error;
+mod plugins;
+mod policies;
+mod suggest;
+mod tree;
+mod types;
+mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-#[derive(Clone)]
-pub struct Secret(pub String);
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Secret(s)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
+pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
+pub use policies::{BUNDLED_PLUGINS, HOST_KEYS, PLUGIN_KEYS};
+pub use types::*;
+
+use decode::{as_list, get, nonempty, Ctx, FileParts};
+use error::Diags;
+use tree::{join_index, Kind, Node};
+
+/// A successfully loaded configuration plus the warnings produced on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<ConfigWarning>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Location {
-    pub file: Arc<str>,
-    pub line: usize,
-    pub column: usize,
+/// Load and merge config files, expanding `$VARS` from the process environment.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, ConfigErrors> {
+    load_with_env(paths, &|name| std::env::var(name).ok())
 }
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub binds: Vec<Bind>,
-    pub routes: Vec<Route>,
-    pub layers: Vec<Route>,
-    pub admin: Admin,
-    pub sources: Vec<PathBuf>,
+/// Load and merge config files with an explicit environment.
+pub fn load_with_env(
+    paths: &[PathBuf],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigErrors> {
+    let mut diags = Diags::default();
+    let mut loader = FileLoader::new(env);
+    for p in paths {
+        loader.load_path(p, None, &mut diags);
+    }
+    finish(loader.files, &mut diags)
 }
-#[derive(Debug, Clone)]
-pub struct Admin {
-    pub address: SocketAddr,
+
+/// Load a single config given as text (`name` is used in locations and to
+/// resolve relative paths). Mainly for tests.
+pub fn load_str(
+    name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigErrors> {
+    let mut diags = Diags::default();
+    let mut loader = FileLoader::new(env);
+    loader.load_text(PathBuf::from(name), text, &mut diags);
+    finish(loader.files, &mut diags)
 }
-#[derive(Debug, Clone)]
-pub struct Bind {
-    pub port: u16,
-    pub address: IpAddr,
-    pub listeners: Vec<Listener>,
+
+/// One parsed file.
+struct SourceFile {
+    path: PathBuf,
+    dir: PathBuf,
+    root: Node,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Http,
-    Https,
+
+struct FileLoader<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    files: Vec<SourceFile>,
+    /// Canonical paths of files loaded so far (cycles and double loads).
+    seen: HashSet<PathBuf>,
 }
-#[derive(Debug, Clone)]
-pub struct Listener {
-    pub name: String,
-    pub protocol: Protocol,
-    pub tls: Option<TlsFiles>,
+
+impl<'a> FileLoader<'a> {
+    fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        FileLoader {
+            env,
+            files: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// `from`: the `include:` entry that asked for this file, if any.
+    fn load_path(&mut self, path: &Path, from: Option<(&Location, &str)>, diags: &mut Diags) {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let (loc, key_path) = match from {
+            Some((l, k)) => (l.clone(), k.to_string()),
+            None => (
+                Location::file(path.display().to_string().into()),
+                String::new(),
+            ),
+        };
+        if self.seen.contains(&canonical) {
+            diags.error(
+                &loc,
+                &key_path,
+                format!(
+                    "`{}` is loaded more than once (include cycle or repeated --config)",
+                    path.display()
+                ),
+            );
+            return;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                self.seen.insert(canonical);
+                self.load_text(path.to_path_buf(), &text, diags);
+            }
+            Err(e) => diags.error(
+                &loc,
+                &key_path,
+                format!("cannot read config file `{}`: {e}", path.display()),
+            ),
+        }
+    }
+
+    fn load_text(&mut self, path: PathBuf, text: &str, diags: &mut Diags) {
+        let name: Arc<str> = path.display().to_string().into();
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let Some(root) = tree::parse(&name, text, self.env, diags) else {
+            return;
+        };
+        let includes = collect_includes(&root, &dir, diags);
+        self.files.push(SourceFile { path, dir, root });
+        for (p, loc, key_path) in includes {
+            self.load_path(&p, Some((&loc, &key_path)), diags);
+        }
+    }
 }
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+
+fn collect_includes(
+    root: &Node,
+    dir: &Path,
+    diags: &mut Diags,
+) -> Vec<(PathBuf, Location, String)> {
+    let Kind::Map(entries) = &root.kind else {
+        return Vec::new();
+    };
+    let Some(node) = get(entries, "include") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // `include: other.yaml` is accepted as a one-element list.
+    let items: Vec<&Node> = match &node.kind {
+        Kind::Scalar(_) if !node.is_null() => vec![node],
+        _ => as_list(diags, node, "include")
+            .map(|l| l.iter().collect())
+            .unwrap_or_default(),
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let kp = join_index("include", i);
+        if let Some(s) = nonempty(diags, item, &kp) {
+            out.push((decode::resolve(dir, &s), item.loc.clone(), kp));
+        }
+    }
+    out
 }
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub name: String,
-    pub matches: Vec<Match>,
-    pub policies: Policies,
-    pub backends: Vec<Backend>,
-    pub location: Location,
-    pub index: usize,
+
+fn collect_secrets(node: &Node, out: &mut Vec<Secret>) {
+    match &node.kind {
+        Kind::Scalar(s) if s.secret => {
+            if !out.iter().any(|x| x.expose() == s.text) {
+                out.push(Secret::new(s.text.clone()));
+            }
+        }
+        Kind::Scalar(_) => {}
+        Kind::Seq(items) => items.iter().for_each(|n| collect_secrets(n, out)),
+        Kind::Map(entries) => entries.iter().for_each(|(_, n)| collect_secrets(n, out)),
+    }
 }
-#[derive(Debug, Clone, Default)]
-pub struct Match {
-    pub path: Option<PathMatch>,
-    pub headers: Vec<HeaderMatch>,
-    pub method: Option<String>,
+
+fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErrors> {
+    let mut config = Config {
+        binds: Vec::new(),
+        routes: Vec::new(),
+        layers: Vec::new(),
+        plugins: Vec::new(),
+        admin: Admin::default(),
+        state: StateConfig::default(),
+        sources: files.iter().map(|f| f.path.clone()).collect(),
+        secret_values: Vec::new(),
+    };
+    for f in &files {
+        collect_secrets(&f.root, &mut config.secret_values);
+    }
+
+    // 1. Plugin declarations from every file.
+    let mut seen = HashSet::new();
+    let empty = HashSet::new();
+    for f in &files {
+        if let Kind::Map(entries) = &f.root.kind {
+            if let Some(n) = get(entries, "plugins") {
+                let mut ctx = Ctx {
+                    d: diags,
+                    dir: f.dir.clone(),
+                    declared: &empty,
+                };
+                config
+                    .plugins
+                    .extend(plugins::decode_plugin_decls(&mut ctx, n, &mut seen));
+            }
+        }
+    }
+    let declared: HashSet<String> = config.plugins.iter().map(|p| p.name.clone()).collect();
+
+    // 2. Each file's binds, listeners, routes.
+    let mut all = FileParts::default();
+    let mut next_index = 0;
+    for f in &files {
+        let mut ctx = Ctx {
+            d: diags,
+            dir: f.dir.clone(),
+            declared: &declared,
+        };
+        let parts = decode::decode_file(&mut ctx, &f.root, &mut next_index);
+        all.binds.extend(parts.binds);
+        all.listeners.extend(parts.listeners);
+        all.routes.extend(parts.routes);
+        set_once(diags, &mut all.admin, parts.admin, "admin");
+        set_once(diags, &mut all.state, parts.state, "state");
+    }
+    if let Some((a, _)) = all.admin {
+        config.admin = a;
+    }
+    if let Some((s, _)) = all.state {
+        config.state = s;
+    }
+
+    // 3. Binds: top-level listeners apply to every bind; default listener.
+    let mut addrs: HashMap<(std::net::IpAddr, u16), Location> = HashMap::new();
+    for (mut bind, loc) in all.binds {
+        if bind.port != 0 {
+            if let Some(first) = addrs.get(&(bind.address, bind.port)) {
+                diags.error(
+                    &loc,
+                    "binds",
+                    format!(
+                        "duplicate bind {}:{} (first at {first})",
+                        bind.address, bind.port
+                    ),
+                );
+            } else {
+                addrs.insert((bind.address, bind.port), loc.clone());
+            }
+        }
+        bind.listeners.extend(all.listeners.iter().cloned());
+        if bind.listeners.is_empty() {
+            bind.listeners.push(Listener::default_http());
+        }
+        let mut names = HashSet::new();
+        for l in &bind.listeners {
+            if !names.insert(l.name.clone()) {
+                diags.error(
+                    &loc,
+                    "binds",
+                    format!(
+                        "bind port {} has two listeners named `{}`; name them apart",
+                        bind.port, l.name
+                    ),
+                );
+            }
+        }
+        config.binds.push(bind);
+    }
+
+    // 4. Routes: unique names, listener scope, routes vs layers.
+    let mut names: HashMap<String, Location> = HashMap::new();
+    for raw in all.routes {
+        let mut route = raw.route;
+        if let Some(first) = names.get(&route.name) {
+            diags.error(
+                &route.location,
+                &raw.path,
+                format!("duplicate route name `{}` (first at {first})", route.name),
+            );
+            continue;
+        }
+        names.insert(route.name.clone(), route.location.clone());
+        route.listener = raw
+            .scope
+            .map(|(port, listener)| ListenerRef { port, listener });
+        if route.backends.is_empty() {
+            config.layers.push(route);
+        } else {
+            config.routes.push(route);
+        }
+    }
+
+    if !diags.errors.is_empty() {
+        // Report in reading order: file load order, then line, then column.
+        let order: HashMap<String, usize> = config
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.display().to_string(), i))
+            .collect();
+        let mut errors = std::mem::take(&mut diags.errors);
+        errors.sort_by_key(|e| {
+            let file = order.get(&*e.location.file).copied().unwrap_or(usize::MAX);
+            (file, e.location.line, e.location.column)
+        });
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Loaded {
+        config,
+        warnings: std::mem::take(&mut diags.warnings),
+    })
 }
-#[derive(Debug, Clone)]
-pub enum PathMatch {
-    Prefix(String),
-    Exact(String),
-    Regex(String),
-}
-#[derive(Debug, Clone)]
-pub struct HeaderMatch {
-    pub name: String,
-    pub value: ValueMatch,
-}
-#[derive(Debug, Clone)]
-pub enum ValueMatch {
-    Exact(String),
-    Regex(String),
-}
-#[derive(Debug, Clone, Default)]
-pub struct Policies {
-    pub url_rewrite: Option<UrlRewrite>,
-    pub backend_auth: Option<BackendAuth>,
-    pub backend_tls: Option<BackendTls>,
-    pub timeout: Option<Timeouts>,
-    pub ai: Option<AiPolicy>,
-    pub attachments: Vec<PluginAttachment>,
-}
-#[derive(Debug, Clone, Default)]
-pub struct UrlRewrite {
-    pub path: Option<PathRewrite>,
-}
-#[derive(Debug, Clone)]
-pub enum PathRewrite {
-    Prefix(String),
-    Full(String),
-}
-#[derive(Debug, Clone)]
-pub struct BackendAuth {
-    pub key: Option<Secret>,
-}
-#[derive(Debug, Clone, Default)]
-pub struct BackendTls {
-    pub root: Option<PathBuf>,
-    pub insecure: bool,
-}
-#[derive(Debug, Clone, Default)]
-pub struct Timeouts {
-    pub request_timeout: Option<Duration>,
-    pub backend_request_timeout: Option<Duration>,
-    pub connect_timeout: Option<Duration>,
-}
-#[derive(Debug, Clone, Default)]
-pub struct AiPolicy {
-    pub routes: Vec<(String, AiKind)>,
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AiKind {
-    Messages,
-    AnthropicTokenCount,
-    Completions,
-    Responses,
-    Embeddings,
-    Models,
-    Passthrough,
-}
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Ai(AiBackend),
-    Host(String),
-}
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    Anthropic,
-    OpenAi,
-}
-#[derive(Debug, Clone)]
-pub struct AiBackend {
-    pub name: String,
-    pub provider: Provider,
-    pub model: Option<String>,
-    pub host_override: Option<String>,
-    pub path_prefix: Option<String>,
-    pub path_override: Option<String>,
-}
-#[derive(Debug, Clone)]
-pub struct PluginAttachment {
-    pub plugin: String,
-    pub config: serde_json::Value,
-    pub keys: Vec<String>,
-    pub location: Location,
+
+/// `admin:`/`state:` may appear in several files: the later one wins, with a warning.
+fn set_once<T>(
+    diags: &mut Diags,
+    slot: &mut Option<(T, Location)>,
+    new: Option<(T, Location)>,
+    what: &str,
+) {
+    if let Some((v, loc)) = new {
+        if let Some((_, first)) = slot {
+            diags.warn(
+                &loc,
+                what,
+                format!("`{what}` is also set at {first}; this later value wins"),
+            );
+        }
+        *slot = Some((v, loc));
+    }
 }

@@ -1,0 +1,943 @@
+//! Tree → resolved types, collecting every error instead of stopping.
+//!
+//! Exists to keep validation in one place: each `decode_*` function checks
+//! the keys it owns (unknown keys get a "did you mean"), converts values,
+//! and reports problems with the node's location and key path. Policies and
+//! plugin attachments live in `policies.rs`.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::{Diags, Location};
+use super::policies::{decode_policies, HostOverrides};
+use super::suggest::hint;
+use super::tree::{join_index, join_key, Key, Kind, Node, Typed};
+use super::types::*;
+use super::units::parse_duration;
+
+/// Per-file decoding context.
+pub(crate) struct Ctx<'a> {
+    pub d: &'a mut Diags,
+    /// Directory of the file being decoded (relative paths resolve here).
+    pub dir: PathBuf,
+    /// Names of plugins declared in any file's top-level `plugins:`.
+    pub declared: &'a HashSet<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Generic helpers
+// ---------------------------------------------------------------------------
+
+pub(crate) fn expected(d: &mut Diags, node: &Node, path: &str, what: &str) {
+    d.error(
+        &node.loc,
+        path,
+        format!("expected {what}, found {}", node.type_name()),
+    );
+}
+
+/// The node as a mapping (null counts as an empty mapping).
+pub(crate) fn as_map<'n>(d: &mut Diags, node: &'n Node, path: &str) -> Option<&'n [(Key, Node)]> {
+    match &node.kind {
+        Kind::Map(m) => Some(m),
+        _ if node.is_null() => Some(&[]),
+        _ => {
+            expected(d, node, path, "a mapping");
+            None
+        }
+    }
+}
+
+/// The node as a list (null counts as an empty list).
+pub(crate) fn as_list<'n>(d: &mut Diags, node: &'n Node, path: &str) -> Option<&'n [Node]> {
+    match &node.kind {
+        Kind::Seq(s) => Some(s),
+        _ if node.is_null() => Some(&[]),
+        _ => {
+            expected(d, node, path, "a list");
+            None
+        }
+    }
+}
+
+/// Report keys of `entries` that are not in `known`.
+pub(crate) fn check_keys(d: &mut Diags, entries: &[(Key, Node)], path: &str, known: &[&str]) {
+    for (k, _) in entries {
+        if !known.contains(&k.name.as_str()) {
+            d.error(
+                &k.loc,
+                &join_key(path, &k.name),
+                format!("unknown key `{}`{}", k.name, hint(&k.name, known)),
+            );
+        }
+    }
+}
+
+pub(crate) fn get<'n>(entries: &'n [(Key, Node)], name: &str) -> Option<&'n Node> {
+    entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v)
+}
+
+pub(crate) fn get_key<'n>(entries: &'n [(Key, Node)], name: &str) -> Option<&'n Key> {
+    entries.iter().find(|(k, _)| k.name == name).map(|(k, _)| k)
+}
+
+/// A string value. Plain numbers are accepted as their text; null, lists and
+/// mappings are not.
+pub(crate) fn string(d: &mut Diags, node: &Node, path: &str) -> Option<String> {
+    match &node.kind {
+        Kind::Scalar(s) if !node.is_null() => Some(s.text.clone()),
+        _ => {
+            expected(d, node, path, "a string");
+            None
+        }
+    }
+}
+
+/// A non-empty string.
+pub(crate) fn nonempty(d: &mut Diags, node: &Node, path: &str) -> Option<String> {
+    let s = string(d, node, path)?;
+    if s.trim().is_empty() {
+        d.error(&node.loc, path, "must not be empty");
+        return None;
+    }
+    Some(s)
+}
+
+/// Text of a scalar usable as a number/bool (env-expanded values included).
+fn scalar_text(node: &Node) -> Option<&str> {
+    match &node.kind {
+        Kind::Scalar(s) if s.secret => Some(s.text.trim()),
+        Kind::Scalar(s) if s.plain => Some(s.text.as_str()),
+        _ => None,
+    }
+}
+
+pub(crate) fn integer(d: &mut Diags, node: &Node, path: &str) -> Option<i128> {
+    if let Kind::Scalar(s) = &node.kind {
+        if let Typed::Int(i) = s.typed() {
+            return Some(i);
+        }
+        if s.secret {
+            if let Ok(i) = s.text.trim().parse::<i128>() {
+                return Some(i);
+            }
+        }
+    }
+    expected(d, node, path, "an integer");
+    None
+}
+
+pub(crate) fn boolean(d: &mut Diags, node: &Node, path: &str) -> Option<bool> {
+    match scalar_text(node) {
+        Some("true" | "True" | "TRUE") => Some(true),
+        Some("false" | "False" | "FALSE") => Some(false),
+        _ => {
+            expected(d, node, path, "a boolean (true or false)");
+            None
+        }
+    }
+}
+
+pub(crate) fn duration(d: &mut Diags, node: &Node, path: &str) -> Option<Duration> {
+    let s = string(d, node, path)?;
+    match parse_duration(&s) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            d.error(&node.loc, path, format!("{}: {e}", node.shown()));
+            None
+        }
+    }
+}
+
+/// One of a fixed set of names.
+pub(crate) fn one_of<T: Copy>(
+    d: &mut Diags,
+    node: &Node,
+    path: &str,
+    options: &[(&str, T)],
+) -> Option<T> {
+    let s = string(d, node, path)?;
+    if let Some((_, v)) = options.iter().find(|(n, _)| *n == s) {
+        return Some(*v);
+    }
+    let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+    let list = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // No hint for secrets: even a suggestion says something about the value.
+    let dym = match super::suggest::did_you_mean(&s, &names) {
+        Some(c) if !node.has_secret() => format!("; did you mean `{c}`?"),
+        _ => String::new(),
+    };
+    d.error(
+        &node.loc,
+        path,
+        format!(
+            "invalid value {}: expected one of {list}{dym}",
+            node.shown()
+        ),
+    );
+    None
+}
+
+/// A path relative to the config file's directory.
+pub(crate) fn file_path(ctx: &mut Ctx, node: &Node, path: &str) -> Option<PathBuf> {
+    let s = nonempty(ctx.d, node, path)?;
+    Some(resolve(&ctx.dir, &s))
+}
+
+pub(crate) fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+/// `host:port` or `http(s)://host:port`; returns it as written.
+pub(crate) fn host_port(
+    d: &mut Diags,
+    node: &Node,
+    path: &str,
+    allow_scheme: bool,
+) -> Option<String> {
+    let s = nonempty(d, node, path)?;
+    let rest = if allow_scheme {
+        s.strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"))
+            .unwrap_or(&s)
+    } else {
+        &s
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let ok = match rest.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
+        None => false,
+    };
+    if !ok {
+        let form = if allow_scheme {
+            "`host:port` (optionally with an `http://` or `https://` scheme)"
+        } else {
+            "`host:port`"
+        };
+        d.error(
+            &node.loc,
+            path,
+            format!("invalid address {}: expected {form}", node.shown()),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+/// A URL path: must start with `/`.
+pub(crate) fn url_path(d: &mut Diags, node: &Node, path: &str) -> Option<String> {
+    let s = string(d, node, path)?;
+    if !s.starts_with('/') {
+        d.error(
+            &node.loc,
+            path,
+            format!("{} must start with `/`", node.shown()),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+fn regex_str(d: &mut Diags, node: &Node, path: &str) -> Option<String> {
+    let s = string(d, node, path)?;
+    if let Err(e) = regex::Regex::new(&s) {
+        // regex errors are multi-line drawings; keep the last line only.
+        let text = e.to_string();
+        let last = text.lines().last().unwrap_or_default().trim();
+        let detail = if node.has_secret() {
+            String::new()
+        } else {
+            format!(" {}: {}", node.shown(), last.trim_start_matches("error: "))
+        };
+        d.error(&node.loc, path, format!("invalid regex{detail}"));
+        return None;
+    }
+    Some(s)
+}
+
+// ---------------------------------------------------------------------------
+// Top level
+// ---------------------------------------------------------------------------
+
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "binds",
+    "listeners",
+    "routes",
+    "plugins",
+    "admin",
+    "state",
+    "include",
+];
+
+/// A route entry before listener scoping and naming are resolved.
+pub(crate) struct RawRoute {
+    pub route: Route,
+    /// Key path of the entry, e.g. `routes[2]`.
+    pub path: String,
+    /// For routes nested under a listener: (bind port if nested in a bind, listener name).
+    pub scope: Option<(Option<u16>, String)>,
+}
+
+/// Everything one file contributes.
+#[derive(Default)]
+pub(crate) struct FileParts {
+    pub binds: Vec<(Bind, Location)>,
+    pub listeners: Vec<Listener>,
+    pub routes: Vec<RawRoute>,
+    pub admin: Option<(Admin, Location)>,
+    pub state: Option<(StateConfig, Location)>,
+}
+
+pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) -> FileParts {
+    let mut parts = FileParts::default();
+    match &root.kind {
+        Kind::Seq(items) => {
+            decode_routes_list(ctx, items, "routes", None, next_index, &mut parts.routes);
+        }
+        Kind::Map(entries) => {
+            check_keys(ctx.d, entries, "", TOP_KEYS);
+            if let Some(n) = get(entries, "binds") {
+                if let Some(items) = as_list(ctx.d, n, "binds") {
+                    for (i, b) in items.iter().enumerate() {
+                        let p = join_index("binds", i);
+                        if let Some(bind) = decode_bind(ctx, b, &p, next_index, &mut parts.routes) {
+                            parts.binds.push((bind, b.loc.clone()));
+                        }
+                    }
+                }
+            }
+            if let Some(n) = get(entries, "listeners") {
+                if let Some(items) = as_list(ctx.d, n, "listeners") {
+                    for (i, l) in items.iter().enumerate() {
+                        let p = join_index("listeners", i);
+                        if let Some(l) =
+                            decode_listener(ctx, l, &p, None, next_index, &mut parts.routes)
+                        {
+                            parts.listeners.push(l);
+                        }
+                    }
+                }
+            }
+            if let Some(n) = get(entries, "routes") {
+                if let Some(items) = as_list(ctx.d, n, "routes") {
+                    decode_routes_list(ctx, items, "routes", None, next_index, &mut parts.routes);
+                }
+            }
+            if let Some(n) = get(entries, "admin") {
+                if let Some(a) = decode_admin(ctx.d, n, "admin") {
+                    parts.admin = Some((a, n.loc.clone()));
+                }
+            }
+            if let Some(n) = get(entries, "state") {
+                if let Some(s) = decode_state(ctx.d, n, "state") {
+                    parts.state = Some((s, n.loc.clone()));
+                }
+            }
+            // `plugins` and `include` are handled by mod.rs before this.
+        }
+        _ if root.is_null() => {}
+        _ => expected(
+            ctx.d,
+            root,
+            "",
+            "a mapping (binds/listeners/routes/...) or a list of routes",
+        ),
+    }
+    parts
+}
+
+fn decode_admin(d: &mut Diags, node: &Node, path: &str) -> Option<Admin> {
+    let m = as_map(d, node, path)?;
+    check_keys(d, m, path, &["address"]);
+    let mut admin = Admin::default();
+    if let Some(n) = get(m, "address") {
+        let p = join_key(path, "address");
+        let s = string(d, n, &p)?;
+        match s.parse::<SocketAddr>() {
+            Ok(a) => admin.address = a,
+            Err(_) => {
+                d.error(
+                    &n.loc,
+                    &p,
+                    format!(
+                        "invalid socket address {}: expected e.g. `127.0.0.1:15000`",
+                        n.shown()
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    Some(admin)
+}
+
+fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<StateConfig> {
+    let m = as_map(d, node, path)?;
+    check_keys(d, m, path, &["backend", "url"]);
+    let backend = match get(m, "backend") {
+        Some(n) => one_of(
+            d,
+            n,
+            &join_key(path, "backend"),
+            &[("memory", false), ("redis", true)],
+        )?,
+        None => false,
+    };
+    let url = get(m, "url");
+    if !backend {
+        if let Some(n) = url {
+            d.error(
+                &n.loc,
+                &join_key(path, "url"),
+                "`url` is only used with `backend: redis`",
+            );
+        }
+        return Some(StateConfig::Memory);
+    }
+    let Some(n) = url else {
+        d.error(
+            &node.loc,
+            path,
+            "`backend: redis` requires `url` (e.g. `redis://127.0.0.1:6379`)",
+        );
+        return None;
+    };
+    let p = join_key(path, "url");
+    let u = nonempty(d, n, &p)?;
+    if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
+        d.error(
+            &n.loc,
+            &p,
+            "redis url must start with `redis://`, `rediss://` or `unix://`",
+        );
+        return None;
+    }
+    Some(StateConfig::Redis {
+        url: Secret::new(u),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Binds and listeners
+// ---------------------------------------------------------------------------
+
+fn decode_bind(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: &str,
+    next_index: &mut usize,
+    routes: &mut Vec<RawRoute>,
+) -> Option<Bind> {
+    let m = as_map(ctx.d, node, path)?;
+    check_keys(ctx.d, m, path, &["port", "address", "listeners"]);
+    let port = match get(m, "port") {
+        Some(n) => {
+            let p = join_key(path, "port");
+            let v = integer(ctx.d, n, &p);
+            match v.map(u16::try_from) {
+                Some(Ok(v)) => Some(v),
+                Some(Err(_)) => {
+                    ctx.d.error(
+                        &n.loc,
+                        &p,
+                        format!("port {} is out of range (0-65535)", n.shown()),
+                    );
+                    None
+                }
+                None => None,
+            }
+        }
+        None => {
+            ctx.d.error(&node.loc, path, "missing required key `port`");
+            None
+        }
+    };
+    let mut address = IpAddr::from([127, 0, 0, 1]);
+    if let Some(n) = get(m, "address") {
+        let p = join_key(path, "address");
+        if let Some(s) = string(ctx.d, n, &p) {
+            match s.parse() {
+                Ok(a) => address = a,
+                Err(_) => ctx.d.error(
+                    &n.loc,
+                    &p,
+                    format!(
+                        "invalid IP address {}: expected e.g. `127.0.0.1` or `::`",
+                        n.shown()
+                    ),
+                ),
+            }
+        }
+    }
+    let mut listeners = Vec::new();
+    if let Some(n) = get(m, "listeners") {
+        let lp = join_key(path, "listeners");
+        if let Some(items) = as_list(ctx.d, n, &lp) {
+            for (i, l) in items.iter().enumerate() {
+                let p = join_index(&lp, i);
+                if let Some(l) = decode_listener(ctx, l, &p, Some(port), next_index, routes) {
+                    listeners.push(l);
+                }
+            }
+        }
+    }
+    Some(Bind {
+        port: port?,
+        address,
+        listeners,
+    })
+}
+
+/// `bind_port`: `Some(port)` when nested in a bind (`Some(None)` if that
+/// bind's port was invalid), `None` for top-level listeners.
+fn decode_listener(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: &str,
+    bind_port: Option<Option<u16>>,
+    next_index: &mut usize,
+    routes: &mut Vec<RawRoute>,
+) -> Option<Listener> {
+    let m = as_map(ctx.d, node, path)?;
+    check_keys(
+        ctx.d,
+        m,
+        path,
+        &["name", "protocol", "tls", "hostname", "routes"],
+    );
+    let name = match get(m, "name") {
+        Some(n) => nonempty(ctx.d, n, &join_key(path, "name")),
+        None => Some("default".to_string()),
+    };
+    let protocol = match get(m, "protocol") {
+        Some(n) => one_of(
+            ctx.d,
+            n,
+            &join_key(path, "protocol"),
+            &[("HTTP", Protocol::Http), ("HTTPS", Protocol::Https)],
+        ),
+        None => Some(Protocol::Http),
+    };
+    let mut tls = None;
+    if let Some(n) = get(m, "tls") {
+        let p = join_key(path, "tls");
+        if let Some(tm) = as_map(ctx.d, n, &p) {
+            check_keys(ctx.d, tm, &p, &["cert", "key"]);
+            let cert = match get(tm, "cert") {
+                Some(c) => file_path(ctx, c, &join_key(&p, "cert")),
+                None => {
+                    ctx.d.error(&n.loc, &p, "missing required key `cert`");
+                    None
+                }
+            };
+            let key = match get(tm, "key") {
+                Some(k) => file_path(ctx, k, &join_key(&p, "key")),
+                None => {
+                    ctx.d.error(&n.loc, &p, "missing required key `key`");
+                    None
+                }
+            };
+            if let (Some(cert), Some(key)) = (cert, key) {
+                tls = Some(TlsFiles { cert, key });
+            }
+        }
+    }
+    match (protocol, &tls, get(m, "tls")) {
+        (Some(Protocol::Https), None, None) => ctx.d.error(
+            &node.loc,
+            path,
+            "protocol HTTPS requires `tls: {cert, key}`",
+        ),
+        (Some(Protocol::Http), _, Some(t)) => ctx.d.error(
+            &t.loc,
+            &join_key(path, "tls"),
+            "`tls` given but protocol is HTTP; set `protocol: HTTPS`",
+        ),
+        _ => {}
+    }
+    let hostname = get(m, "hostname").and_then(|n| nonempty(ctx.d, n, &join_key(path, "hostname")));
+    if let Some(n) = get(m, "routes") {
+        let p = join_key(path, "routes");
+        if let Some(items) = as_list(ctx.d, n, &p) {
+            let scope = name.clone().map(|l| (bind_port.flatten(), l));
+            decode_routes_list(ctx, items, &p, scope, next_index, routes);
+        }
+    }
+    Some(Listener {
+        name: name?,
+        protocol: protocol?,
+        tls,
+        hostname,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------
+
+const ROUTE_KEYS: &[&str] = &[
+    "name",
+    "matches",
+    "policies",
+    "backends",
+    "hostOverride",
+    "pathPrefix",
+    "pathOverride",
+    "backendAuth",
+];
+
+fn decode_routes_list(
+    ctx: &mut Ctx,
+    items: &[Node],
+    path: &str,
+    scope: Option<(Option<u16>, String)>,
+    next_index: &mut usize,
+    out: &mut Vec<RawRoute>,
+) {
+    for (i, r) in items.iter().enumerate() {
+        let p = join_index(path, i);
+        let index = *next_index;
+        *next_index += 1;
+        if let Some(mut raw) = decode_route(ctx, r, &p, index) {
+            raw.scope = scope.clone();
+            out.push(raw);
+        }
+    }
+}
+
+fn decode_route(ctx: &mut Ctx, node: &Node, path: &str, index: usize) -> Option<RawRoute> {
+    let m = as_map(ctx.d, node, path)?;
+    check_keys(ctx.d, m, path, ROUTE_KEYS);
+    let mut ok = true;
+    let name = match get(m, "name") {
+        Some(n) => nonempty(ctx.d, n, &join_key(path, "name")).unwrap_or_else(|| {
+            ok = false;
+            String::new()
+        }),
+        None => format!("route-{index}"),
+    };
+
+    let mut matches = Vec::new();
+    if let Some(n) = get(m, "matches") {
+        let mp = join_key(path, "matches");
+        if let Some(items) = as_list(ctx.d, n, &mp) {
+            for (i, mn) in items.iter().enumerate() {
+                match decode_match(ctx.d, mn, &join_index(&mp, i)) {
+                    Some(x) => matches.push(x),
+                    None => ok = false,
+                }
+            }
+        }
+    }
+
+    // Route-level quirks (guide patterns 1 and 2).
+    let mut route_level = HostOverrides::default();
+    route_level.read(ctx.d, m, path);
+    let route_auth = get(m, "backendAuth").map(|n| (get_key(m, "backendAuth").cloned(), n));
+
+    let (mut policies, pol_overrides) = match get(m, "policies") {
+        Some(n) => decode_policies(ctx, n, &join_key(path, "policies")),
+        None => (Policies::default(), HostOverrides::default()),
+    };
+    let overrides = route_level.combine(ctx.d, pol_overrides, path);
+
+    if let Some((key, n)) = route_auth {
+        let p = join_key(path, "backendAuth");
+        if policies.backend_auth.is_some() {
+            let loc = key.map(|k| k.loc).unwrap_or_else(|| n.loc.clone());
+            ctx.d.error(
+                &loc,
+                &p,
+                "`backendAuth` is given both at route level and under `policies`; keep one",
+            );
+        } else {
+            policies.backend_auth = super::policies::decode_backend_auth(ctx.d, n, &p);
+        }
+    }
+
+    let mut backends = Vec::new();
+    if let Some(n) = get(m, "backends") {
+        let bp = join_key(path, "backends");
+        if let Some(items) = as_list(ctx.d, n, &bp) {
+            for (i, bn) in items.iter().enumerate() {
+                match decode_backend(ctx.d, bn, &join_index(&bp, i), &name) {
+                    Some(b) => backends.push(b),
+                    None => ok = false,
+                }
+            }
+        }
+    }
+
+    // Route/policy-level overrides apply to every ai backend (backend-level wins).
+    if backends.is_empty() {
+        if let Some(loc) = overrides.first_location() {
+            ctx.d.warn(
+                &loc,
+                path,
+                "`hostOverride`/`pathPrefix`/`pathOverride` have no effect on a route without backends",
+            );
+        }
+    }
+    for b in &mut backends {
+        if let Backend::Ai(ai) = b {
+            if ai.host_override.is_none() {
+                ai.host_override = overrides.host_override.clone().map(|(v, _)| v);
+            }
+            if ai.path_prefix.is_none() {
+                ai.path_prefix = overrides.path_prefix.clone().map(|(v, _)| v);
+            }
+            if ai.path_override.is_none() {
+                ai.path_override = overrides.path_override.clone().map(|(v, _)| v);
+            }
+        }
+    }
+
+    // Even a route with errors is kept (the load fails anyway) so that
+    // duplicate names are still reported.
+    if !ok && name.is_empty() {
+        return None;
+    }
+    Some(RawRoute {
+        route: Route {
+            name,
+            matches,
+            policies,
+            backends,
+            listener: None,
+            location: node.loc.clone(),
+            index,
+        },
+        path: path.to_string(),
+        scope: None,
+    })
+}
+
+fn decode_match(d: &mut Diags, node: &Node, path: &str) -> Option<Match> {
+    let m = as_map(d, node, path)?;
+    check_keys(d, m, path, &["path", "headers", "method"]);
+    let mut out = Match::default();
+    let mut ok = true;
+    if let Some(n) = get(m, "path") {
+        let p = join_key(path, "path");
+        out.path = decode_path_match(d, n, &p);
+        ok &= out.path.is_some();
+    }
+    if let Some(n) = get(m, "headers") {
+        let hp = join_key(path, "headers");
+        if let Some(items) = as_list(d, n, &hp) {
+            for (i, h) in items.iter().enumerate() {
+                match decode_header_match(d, h, &join_index(&hp, i)) {
+                    Some(h) => out.headers.push(h),
+                    None => ok = false,
+                }
+            }
+        }
+    }
+    if let Some(n) = get(m, "method") {
+        let p = join_key(path, "method");
+        match string(d, n, &p) {
+            Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
+                out.method = Some(s.to_ascii_uppercase())
+            }
+            Some(_) => {
+                d.error(&n.loc, &p, format!("invalid HTTP method {}", n.shown()));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn decode_path_match(d: &mut Diags, node: &Node, path: &str) -> Option<PathMatch> {
+    let m = as_map(d, node, path)?;
+    const KINDS: &[&str] = &["pathPrefix", "exact", "regex"];
+    check_keys(d, m, path, KINDS);
+    let present: Vec<&(Key, Node)> = m
+        .iter()
+        .filter(|(k, _)| KINDS.contains(&k.name.as_str()))
+        .collect();
+    if present.len() != 1 {
+        if m.len() == present.len() {
+            d.error(
+                &node.loc,
+                path,
+                "expected exactly one of `pathPrefix`, `exact`, `regex`",
+            );
+        }
+        return None;
+    }
+    let (k, v) = present[0];
+    let p = join_key(path, &k.name);
+    match k.name.as_str() {
+        "pathPrefix" => url_path(d, v, &p).map(PathMatch::Prefix),
+        "exact" => url_path(d, v, &p).map(PathMatch::Exact),
+        _ => regex_str(d, v, &p).map(PathMatch::Regex),
+    }
+}
+
+fn decode_header_match(d: &mut Diags, node: &Node, path: &str) -> Option<HeaderMatch> {
+    let m = as_map(d, node, path)?;
+    check_keys(d, m, path, &["name", "value"]);
+    let name = match get(m, "name") {
+        Some(n) => nonempty(d, n, &join_key(path, "name")),
+        None => {
+            d.error(&node.loc, path, "missing required key `name`");
+            None
+        }
+    };
+    let value = match get(m, "value") {
+        Some(n) => {
+            let vp = join_key(path, "value");
+            let vm = as_map(d, n, &vp)?;
+            check_keys(d, vm, &vp, &["exact", "regex"]);
+            match (get(vm, "exact"), get(vm, "regex")) {
+                (Some(e), None) => string(d, e, &join_key(&vp, "exact")).map(ValueMatch::Exact),
+                (None, Some(r)) => regex_str(d, r, &join_key(&vp, "regex")).map(ValueMatch::Regex),
+                _ => {
+                    d.error(&n.loc, &vp, "expected exactly one of `exact`, `regex`");
+                    None
+                }
+            }
+        }
+        None => {
+            d.error(&node.loc, path, "missing required key `value`");
+            None
+        }
+    };
+    Some(HeaderMatch {
+        name: name?,
+        value: value?,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------
+
+fn decode_backend(d: &mut Diags, node: &Node, path: &str, route_name: &str) -> Option<Backend> {
+    let m = as_map(d, node, path)?;
+    check_keys(d, m, path, &["ai", "host"]);
+    match (get(m, "ai"), get(m, "host")) {
+        (Some(ai), None) => {
+            decode_ai_backend(d, ai, &join_key(path, "ai"), route_name).map(Backend::Ai)
+        }
+        (None, Some(h)) => host_port(d, h, &join_key(path, "host"), false).map(Backend::Host),
+        (Some(_), Some(_)) => {
+            d.error(
+                &node.loc,
+                path,
+                "a backend is either `ai` or `host`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            if m.iter()
+                .all(|(k, _)| ["ai", "host"].contains(&k.name.as_str()))
+            {
+                d.error(
+                    &node.loc,
+                    path,
+                    "expected a backend: `ai: {...}` or `host: host:port`",
+                );
+            }
+            None
+        }
+    }
+}
+
+fn decode_ai_backend(
+    d: &mut Diags,
+    node: &Node,
+    path: &str,
+    route_name: &str,
+) -> Option<AiBackend> {
+    let m = as_map(d, node, path)?;
+    check_keys(
+        d,
+        m,
+        path,
+        &[
+            "name",
+            "provider",
+            "hostOverride",
+            "pathOverride",
+            "pathPrefix",
+        ],
+    );
+    let name = match get(m, "name") {
+        Some(n) => nonempty(d, n, &join_key(path, "name")),
+        None => Some(route_name.to_string()),
+    };
+    let provider = match get(m, "provider") {
+        Some(n) => decode_provider(d, n, &join_key(path, "provider")),
+        None => {
+            d.error(
+                &node.loc,
+                path,
+                "missing required key `provider` (`anthropic: {}` or `openAI: {}`)",
+            );
+            None
+        }
+    };
+    let mut ov = HostOverrides::default();
+    ov.read(d, m, path);
+    let (provider, model) = provider?;
+    Some(AiBackend {
+        name: name?,
+        provider,
+        model,
+        host_override: ov.host_override.map(|(v, _)| v),
+        path_prefix: ov.path_prefix.map(|(v, _)| v),
+        path_override: ov.path_override.map(|(v, _)| v),
+    })
+}
+
+fn decode_provider(d: &mut Diags, node: &Node, path: &str) -> Option<(Provider, Option<String>)> {
+    let m = as_map(d, node, path)?;
+    const PROVIDERS: &[&str] = &["anthropic", "openAI"];
+    check_keys(d, m, path, PROVIDERS);
+    if m.len() != 1 {
+        if m.is_empty() {
+            d.error(
+                &node.loc,
+                path,
+                "expected exactly one provider: `anthropic` or `openAI`",
+            );
+        } else if m.iter().all(|(k, _)| PROVIDERS.contains(&k.name.as_str())) {
+            d.error(
+                &node.loc,
+                path,
+                "expected exactly one provider, found several",
+            );
+        }
+        return None;
+    }
+    let (k, v) = &m[0];
+    let provider = match k.name.as_str() {
+        "anthropic" => Provider::Anthropic,
+        "openAI" => Provider::OpenAi,
+        _ => return None,
+    };
+    let p = join_key(path, &k.name);
+    let pm = as_map(d, v, &p)?;
+    check_keys(d, pm, &p, &["model"]);
+    let model = match get(pm, "model") {
+        Some(n) => Some(nonempty(d, n, &join_key(&p, "model"))?),
+        None => None,
+    };
+    Some((provider, model))
+}

@@ -1,0 +1,516 @@
+//! The resolved configuration model: plain data the proxy consumes.
+//!
+//! Exists so the rest of Sluice never sees YAML: every quirk of the guide
+//! (route-level `hostOverride`, duplicate `policies`, bare route lists...)
+//! has already been normalised away by `decode`. Values from environment
+//! variables are secrets: `Secret` never prints, plugin configs remember
+//! where their secrets are, and `Config::redacted_json` dumps everything
+//! with secrets replaced by `"<redacted>"`.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Serialize, Serializer};
+
+use super::error::Location;
+
+/// Placeholder printed instead of any secret value.
+pub const REDACTED: &str = "<redacted>";
+
+/// A secret string (API key, credentials-bearing URL). `Debug`, `Display`
+/// and `Serialize` all print `<redacted>`; use [`Secret::expose`] to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+fn ser_opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// The whole, merged configuration.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    pub binds: Vec<Bind>,
+    /// Routes with backends, in file order (across all files).
+    pub routes: Vec<Route>,
+    /// Entries without backends: policy layers, in file order.
+    pub layers: Vec<Route>,
+    pub plugins: Vec<PluginDecl>,
+    pub admin: Admin,
+    pub state: StateConfig,
+    /// Every file loaded, in load order (includes after their includer).
+    pub sources: Vec<PathBuf>,
+    /// Every scalar that came from environment expansion, so that dumps can
+    /// scrub them wherever they ended up. Never serialized.
+    #[serde(skip)]
+    pub secret_values: Vec<Secret>,
+}
+
+impl Config {
+    /// The effective configuration as JSON, with every secret (backend keys,
+    /// env-expanded values, including inside plugin configs) replaced by
+    /// `"<redacted>"`.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        scrub(&mut v, &self.secret_values);
+        v
+    }
+
+    /// All routes and layers, in file order.
+    pub fn all_routes(&self) -> impl Iterator<Item = &Route> {
+        let mut all: Vec<&Route> = self.routes.iter().chain(&self.layers).collect();
+        all.sort_by_key(|r| r.index);
+        all.into_iter()
+    }
+}
+
+fn scrub(v: &mut serde_json::Value, secrets: &[Secret]) {
+    match v {
+        serde_json::Value::String(s)
+            if secrets
+                .iter()
+                .any(|x| !x.expose().is_empty() && x.expose() == s) =>
+        {
+            *s = REDACTED.to_string();
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub(x, secrets)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub(x, secrets)),
+        _ => {}
+    }
+}
+
+impl fmt::Debug for Config {
+    /// Debug output is the redacted dump: it never shows secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.redacted_json();
+        if f.alternate() {
+            write!(f, "Config {v:#}")
+        } else {
+            write!(f, "Config {v}")
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Admin {
+    pub address: SocketAddr,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: SocketAddr::from(([127, 0, 0, 1], 15000)),
+        }
+    }
+}
+
+/// Where shared state (rate-limit counters...) lives.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "backend")]
+pub enum StateConfig {
+    #[default]
+    Memory,
+    /// The URL may carry credentials, hence `Secret`.
+    Redis { url: Secret },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Bind {
+    pub port: u16,
+    /// Default `127.0.0.1`.
+    pub address: IpAddr,
+    /// Never empty: a bind without listeners gets one default HTTP listener.
+    pub listeners: Vec<Listener>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Listener {
+    pub name: String,
+    pub protocol: Protocol,
+    pub tls: Option<TlsFiles>,
+    /// Optional hostname (SNI / Host) this listener answers for.
+    pub hostname: Option<String>,
+}
+
+impl Listener {
+    pub fn default_http() -> Self {
+        Listener {
+            name: "default".into(),
+            protocol: Protocol::Http,
+            tls: None,
+            hostname: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Which listener a route nested under `binds[].listeners[].routes[]`
+/// belongs to. Top-level routes have none and apply everywhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListenerRef {
+    /// The bind's port for `binds[].listeners[].routes[]`; `None` for
+    /// routes under a top-level listener (that listener on every bind).
+    pub port: Option<u16>,
+    pub listener: String,
+}
+
+/// A route (with backends) or a policy layer (without).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Route {
+    pub name: String,
+    /// Empty = matches everything.
+    pub matches: Vec<Match>,
+    pub policies: Policies,
+    pub backends: Vec<Backend>,
+    /// `None`: applies to every bind and listener.
+    pub listener: Option<ListenerRef>,
+    pub location: Location,
+    /// Position in file order across all files (routes and layers share it).
+    pub index: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Match {
+    pub path: Option<PathMatch>,
+    pub headers: Vec<HeaderMatch>,
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PathMatch {
+    #[serde(rename = "pathPrefix")]
+    Prefix(String),
+    Exact(String),
+    /// Validated to compile with the `regex` crate.
+    Regex(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: ValueMatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ValueMatch {
+    Exact(String),
+    Regex(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policies {
+    pub url_rewrite: Option<UrlRewrite>,
+    pub backend_auth: Option<BackendAuth>,
+    #[serde(rename = "backendTLS")]
+    pub backend_tls: Option<BackendTls>,
+    pub timeout: Option<Timeouts>,
+    pub ai: Option<AiPolicy>,
+    /// Wasm policies, in config order.
+    pub attachments: Vec<PluginAttachment>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UrlRewrite {
+    pub path: Option<PathRewrite>,
+    /// New `Host`/authority (`urlRewrite.authority.full` or a plain string).
+    pub authority: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PathRewrite {
+    /// Replace the matched `pathPrefix` with this.
+    Prefix(String),
+    /// Replace the whole path.
+    Full(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BackendAuth {
+    /// Inject this key upstream (as the provider expects it).
+    Key(Secret),
+    /// Forward the client's own credentials.
+    Passthrough,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BackendTls {
+    /// CA bundle (PEM); `None` = system roots.
+    pub root: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub request_timeout: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub backend_request_timeout: Option<Duration>,
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub connect_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AiPolicy {
+    /// Path suffix (or `*`) → API kind, in config order (first match wins).
+    pub routes: IndexMap<String, AiKind>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AiKind {
+    Messages,
+    AnthropicTokenCount,
+    Completions,
+    Responses,
+    Embeddings,
+    Models,
+    Passthrough,
+}
+
+impl AiKind {
+    pub const ALL: [(&'static str, AiKind); 7] = [
+        ("messages", AiKind::Messages),
+        ("anthropicTokenCount", AiKind::AnthropicTokenCount),
+        ("completions", AiKind::Completions),
+        ("responses", AiKind::Responses),
+        ("embeddings", AiKind::Embeddings),
+        ("models", AiKind::Models),
+        ("passthrough", AiKind::Passthrough),
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Backend {
+    Ai(AiBackend),
+    /// `"host:port"`.
+    Host(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AiBackend {
+    pub name: String,
+    pub provider: Provider,
+    /// `provider.<name>.model`, if given.
+    pub model: Option<String>,
+    /// `"host:port"` or `"http(s)://host:port"`.
+    pub host_override: Option<String>,
+    pub path_prefix: Option<String>,
+    pub path_override: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Provider {
+    #[serde(rename = "anthropic")]
+    Anthropic,
+    #[serde(rename = "openAI")]
+    OpenAi,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FailureMode {
+    /// A failing plugin fails the request.
+    #[default]
+    Closed,
+    /// A failing plugin is skipped.
+    Open,
+}
+
+/// Replace the given JSON pointers in a copy of `v` by `"<redacted>"`.
+fn redact_pointers(v: &serde_json::Value, pointers: &[String]) -> serde_json::Value {
+    let mut v = v.clone();
+    for p in pointers {
+        if let Some(x) = v.pointer_mut(p) {
+            *x = serde_json::Value::String(REDACTED.into());
+        }
+    }
+    v
+}
+
+/// A plugin attached to a route by a policy key.
+#[derive(Clone, PartialEq)]
+pub struct PluginAttachment {
+    /// Plugin name (bundled like `rate-limit`, or declared in `plugins:`).
+    pub plugin: String,
+    /// Plugin-owned config, verbatim (e.g. `{"rateLimit": {...}}`).
+    pub config: serde_json::Value,
+    /// YAML keys that produced it (e.g. `["requestHeaderModifier",
+    /// "responseHeaderModifier"]`, `["ai.promptGuard"]`, `["plugins[0]"]`).
+    pub keys: Vec<String>,
+    pub location: Location,
+    /// JSON pointers into `config` of values that came from the environment.
+    pub secret_pointers: Vec<String>,
+}
+
+impl PluginAttachment {
+    /// `config` with env-expanded values replaced by `"<redacted>"`.
+    pub fn redacted_config(&self) -> serde_json::Value {
+        redact_pointers(&self.config, &self.secret_pointers)
+    }
+}
+
+impl fmt::Debug for PluginAttachment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginAttachment")
+            .field("plugin", &self.plugin)
+            .field("config", &self.redacted_config())
+            .field("keys", &self.keys)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl Serialize for PluginAttachment {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("PluginAttachment", 4)?;
+        st.serialize_field("plugin", &self.plugin)?;
+        st.serialize_field("config", &self.redacted_config())?;
+        st.serialize_field("keys", &self.keys)?;
+        st.serialize_field("location", &self.location)?;
+        st.end()
+    }
+}
+
+/// A plugin declared in the top-level `plugins:` list.
+#[derive(Clone, PartialEq)]
+pub struct PluginDecl {
+    pub name: String,
+    /// Resolved relative to the declaring file's directory.
+    pub path: PathBuf,
+    /// Default config (`null` when not given).
+    pub config: serde_json::Value,
+    /// Bytes (`memoryLimit: 64MiB`).
+    pub memory_limit: Option<u64>,
+    /// Per-call deadline (`deadline: 50ms`).
+    pub deadline: Option<Duration>,
+    pub failure_mode: FailureMode,
+    pub location: Location,
+    /// JSON pointers into `config` of values that came from the environment.
+    pub secret_pointers: Vec<String>,
+}
+
+impl PluginDecl {
+    pub fn redacted_config(&self) -> serde_json::Value {
+        redact_pointers(&self.config, &self.secret_pointers)
+    }
+}
+
+impl fmt::Debug for PluginDecl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginDecl")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("config", &self.redacted_config())
+            .field("memory_limit", &self.memory_limit)
+            .field("deadline", &self.deadline)
+            .field("failure_mode", &self.failure_mode)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl Serialize for PluginDecl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("PluginDecl", 7)?;
+        st.serialize_field("name", &self.name)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("config", &self.redacted_config())?;
+        st.serialize_field("memoryLimit", &self.memory_limit)?;
+        st.serialize_field(
+            "deadline",
+            &self
+                .deadline
+                .map(|d| humantime::format_duration(d).to_string()),
+        )?;
+        st.serialize_field("failureMode", &self.failure_mode)?;
+        st.serialize_field("location", &self.location)?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("sk-live-123");
+        assert_eq!(format!("{s}"), REDACTED);
+        assert_eq!(format!("{s:?}"), REDACTED);
+        assert_eq!(serde_json::to_value(&s).unwrap(), REDACTED);
+        assert_eq!(s.expose(), "sk-live-123");
+        let auth = BackendAuth::Key(s);
+        assert!(!format!("{auth:?}").contains("sk-live"));
+    }
+
+    #[test]
+    fn attachment_debug_redacts_pointers() {
+        let a = PluginAttachment {
+            plugin: "jwt-auth".into(),
+            config: serde_json::json!({"auth": {"secret": "hunter2", "x": 1}}),
+            keys: vec!["auth".into()],
+            location: Location::new("a".into(), 1, 1),
+            secret_pointers: vec!["/auth/secret".into()],
+        };
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("hunter2"));
+        assert!(dbg.contains(REDACTED));
+    }
+}
