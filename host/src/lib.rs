@@ -3,8 +3,11 @@
 //! The host knows HTTP, routing, providers, streaming and how to run
 //! components; every policy lives in a plugin. A request's whole path is in
 //! [`proxy::pipeline`].
+pub mod admin;
+pub mod app;
 pub mod config;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod server;
 pub mod stream;

@@ -1,1 +1,136 @@
-fn main() {}
+//! The `sluice` command line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sluice::app;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "An AI-agent gateway whose every policy runs as a sandboxed WebAssembly component"
+)]
+struct Cli {
+    /// Config file(s); several are merged in order. A file may be a bare list of routes.
+    #[arg(
+        long = "config",
+        short = 'c',
+        global = true,
+        default_value = "config/sluice.yaml"
+    )]
+    config: Vec<PathBuf>,
+    /// Log level or filter (e.g. `info`, `sluice=debug`). RUST_LOG is used when absent.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    /// Listen on another port than a bind's configured one: `CONFIGURED=ACTUAL` (0 = any free port).
+    #[arg(long = "port-map", value_name = "FROM=TO")]
+    port_map: Vec<String>,
+    /// Pin an upstream host to an address, keeping the name for TLS: `host:port=ip:port`.
+    #[arg(long = "resolve", value_name = "HOST:PORT=ADDR")]
+    resolve: Vec<String>,
+    /// Admin listener address (overrides `admin.address`).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check the config files and print every problem (exit 1 if any).
+    Validate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref(), cli.log_json);
+    let result = match cli.command {
+        Some(Command::Validate) => validate(&cli.config),
+        None => serve(cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    match sluice::config::load(paths) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                println!("warning: {w}");
+            }
+            let c = &loaded.config;
+            println!(
+                "ok: {} bind(s), {} route(s), {} policy layer(s), {} plugin(s)",
+                c.binds.len(),
+                c.routes.len(),
+                c.layers.len(),
+                c.plugins.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("error: {e}");
+            }
+            println!("{} problem(s) found", errors.0.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn serve(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut port_map = HashMap::new();
+    for m in &cli.port_map {
+        let (from, to) = m
+            .split_once('=')
+            .with_context(|| format!("--port-map {m:?}: expected FROM=TO"))?;
+        port_map.insert(
+            from.parse()
+                .with_context(|| format!("--port-map {m:?}: bad port"))?,
+            to.parse()
+                .with_context(|| format!("--port-map {m:?}: bad port"))?,
+        );
+    }
+    let options = app::Options {
+        config_paths: cli.config,
+        port_map,
+        resolve: cli.resolve,
+        admin: cli.admin,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(app::run(options))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(level: Option<&str>, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -50,16 +50,34 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
-        let duration =
-            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        let ttfb =
-            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let ttfb = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let tokens = Family::<TokenLabels, Counter>::default();
         let mut registry = Registry::with_prefix("sluice");
-        registry.register("requests", "Requests served, by route, provider, model and status", requests.clone());
-        registry.register("request_duration_seconds", "Time from request to the end of the response", duration.clone());
-        registry.register("ttfb_seconds", "Time from request to the first response byte", ttfb.clone());
-        registry.register("tokens", "Tokens reported by providers, by direction (input/output)", tokens.clone());
+        registry.register(
+            "requests",
+            "Requests served, by route, provider, model and status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to the end of the response",
+            duration.clone(),
+        );
+        registry.register(
+            "ttfb_seconds",
+            "Time from request to the first response byte",
+            ttfb.clone(),
+        );
+        registry.register(
+            "tokens",
+            "Tokens reported by providers, by direction (input/output)",
+            tokens.clone(),
+        );
         Metrics {
             requests,
             duration,
@@ -78,7 +96,8 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let reg = self.registry.lock().expect("metrics registry poisoned");
-        prometheus_client::encoding::text::encode(&mut out, &reg).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &reg)
+            .expect("writing to a String cannot fail");
         out
     }
 }

@@ -207,7 +207,10 @@ mod tests {
     fn resolve_map_pins_name_and_port() {
         let m = ResolveMap::parse(&["api.anthropic.com:443=127.0.0.1:9999".into()]).unwrap();
         let u: Uri = "https://api.anthropic.com/v1/messages".parse().unwrap();
-        assert_eq!(pinned(&m, &u).unwrap().authority().unwrap(), "127.0.0.1:9999");
+        assert_eq!(
+            pinned(&m, &u).unwrap().authority().unwrap(),
+            "127.0.0.1:9999"
+        );
         let other: Uri = "https://api.openai.com/v1".parse().unwrap();
         assert!(pinned(&m, &other).is_none());
         assert!(ResolveMap::parse(&["nonsense".into()]).is_err());

@@ -83,8 +83,7 @@ pub fn error_response<B>(
 ) -> Response<B> {
     let body = error_body(shape, status, error_type, message);
     let mut resp = Response::new(into_body(body));
-    *resp.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -116,7 +115,10 @@ mod tests {
     #[test]
     fn guess_from_headers() {
         let mut h = http::HeaderMap::new();
-        assert_eq!(ErrorShape::guess("/v1/chat/completions", &h), ErrorShape::OpenAi);
+        assert_eq!(
+            ErrorShape::guess("/v1/chat/completions", &h),
+            ErrorShape::OpenAi
+        );
         h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
         assert_eq!(ErrorShape::guess("/x", &h), ErrorShape::Anthropic);
     }

@@ -119,10 +119,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("authorization", "Bearer client".parse().unwrap());
         h.insert("x-api-key", "client".parse().unwrap());
-        inject_key(&mut h, Some(Provider::Anthropic), &Secret::new("sk-ant".into()));
+        inject_key(&mut h, Some(Provider::Anthropic), &Secret::new("sk-ant"));
         assert_eq!(h["x-api-key"], "sk-ant");
         assert!(h.get("authorization").is_none());
-        inject_key(&mut h, Some(Provider::OpenAi), &Secret::new("sk-oai".into()));
+        inject_key(&mut h, Some(Provider::OpenAi), &Secret::new("sk-oai"));
         assert_eq!(h["authorization"], "Bearer sk-oai");
         assert!(h.get("x-api-key").is_none());
         assert!(format!("{:?}", redacted(&h)).contains("<redacted>"));

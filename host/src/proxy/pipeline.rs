@@ -70,7 +70,10 @@ pub async fn handle(
         let mut bytes = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) => {
-                return if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return if e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     session.error(413, "", "request body too large for the gateway's policies")
                 } else {
                     session.error(400, "", "could not read the request body")
@@ -100,10 +103,16 @@ pub async fn handle(
     };
 
     // Phase 5: upstream.
-    let resp = match tokio::time::timeout(route.request_timeout, route.client.request(upstream_req)).await {
+    let resp = match tokio::time::timeout(route.request_timeout, route.client.request(upstream_req))
+        .await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let msg = format!("upstream {} unreachable: {}", route.target.authority, error_chain(&e));
+            let msg = format!(
+                "upstream {} unreachable: {}",
+                route.target.authority,
+                error_chain(&e)
+            );
             tracing::warn!(route = %route.name, error = %msg, "upstream request failed");
             return session.error(502, "", &msg);
         }
@@ -196,7 +205,12 @@ fn route(
 }
 
 /// A session for a request no route claimed, so it is still logged and counted.
-fn unrouted_session(metrics: &Arc<Metrics>, req: &Request<Incoming>, peer: SocketAddr, shape: ErrorShape) -> Session {
+fn unrouted_session(
+    metrics: &Arc<Metrics>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    shape: ErrorShape,
+) -> Session {
     Session {
         started: Instant::now(),
         route: None,
@@ -277,7 +291,11 @@ async fn response_body_filter(
         AiKind::Passthrough | AiKind::Models | AiKind::AnthropicTokenCount
     );
     let encoding = Encoding::from_header(parts.headers.get(header::CONTENT_ENCODING));
-    let rewrites = if is_sse { wants.response_events } else { wants.response_body };
+    let rewrites = if is_sse {
+        wants.response_events
+    } else {
+        wants.response_body
+    };
     let readable = !matches!(encoding, Encoding::Unknown);
     if rewrites && !readable {
         tracing::warn!(route = %session.route_name(), "response encoding unknown: policies skip its body");
@@ -294,7 +312,10 @@ async fn response_body_filter(
         if !is_sse {
             return whole_body(session, parts, body, decoder).await;
         }
-        return Response::from_parts(parts, ResponseBody::upstream(body, Mode::Events { decoder }, session));
+        return Response::from_parts(
+            parts,
+            ResponseBody::upstream(body, Mode::Events { decoder }, session),
+        );
     }
     let mode = match (reads_usage && readable, is_sse) {
         (false, _) => Mode::Pass,
@@ -314,7 +335,9 @@ async fn whole_body(
 ) -> Response<ResponseBody> {
     let raw = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e) => return session.error(502, "", &format!("cannot read the upstream response: {e}")),
+        Err(e) => {
+            return session.error(502, "", &format!("cannot read the upstream response: {e}"))
+        }
     };
     let mut bytes = match decoder {
         None => raw,
@@ -323,7 +346,13 @@ async fn whole_body(
             Ok(v)
         }) {
             Ok(v) => Bytes::from(v),
-            Err(e) => return session.error(502, "", &format!("cannot decode the upstream response: {e}")),
+            Err(e) => {
+                return session.error(
+                    502,
+                    "",
+                    &format!("cannot decode the upstream response: {e}"),
+                )
+            }
         },
     };
     let mut usage = UsageReader::new();

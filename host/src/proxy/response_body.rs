@@ -51,6 +51,10 @@ pub struct ResponseBody {
     session: Option<Box<Session>>,
     error: Option<String>,
     bytes: u64,
+    /// Bytes still expected from a body with a known length. hyper stops
+    /// polling once it has written `content-length` bytes, so the end of such
+    /// a body is noticed by counting, not by waiting for `None`.
+    remaining: Option<u64>,
     done: bool,
 }
 
@@ -69,7 +73,10 @@ impl ResponseBody {
 
     /// The upstream's body, streamed.
     pub fn upstream(body: Incoming, mode: Mode, session: Session) -> Self {
-        Self::new(Source::Upstream(body), mode, session)
+        let remaining = body.size_hint().exact();
+        let mut b = Self::new(Source::Upstream(body), mode, session);
+        b.remaining = remaining;
+        b
     }
 
     fn new(source: Source, mode: Mode, session: Session) -> Self {
@@ -83,6 +90,7 @@ impl ResponseBody {
             session: Some(Box::new(session)),
             error: None,
             bytes: 0,
+            remaining: None,
             done: false,
         }
     }
@@ -102,7 +110,8 @@ impl ResponseBody {
             Mode::ObserveJson { decoder } => {
                 let plain = decode(decoder, &data, &mut self.error);
                 if self.json.len() < MAX_JSON_FOR_USAGE {
-                    self.json.extend_from_slice(plain.as_deref().unwrap_or(&data));
+                    self.json
+                        .extend_from_slice(plain.as_deref().unwrap_or(&data));
                 }
                 self.out.push_back(data);
             }
@@ -226,7 +235,11 @@ impl ResponseBody {
     }
 }
 
-fn decode(decoder: &mut Option<Decoder>, data: &[u8], error: &mut Option<String>) -> Option<Vec<u8>> {
+fn decode(
+    decoder: &mut Option<Decoder>,
+    data: &[u8],
+    error: &mut Option<String>,
+) -> Option<Vec<u8>> {
     let d = decoder.as_mut()?;
     match d.push(data) {
         Ok(plain) => Some(plain),
@@ -276,7 +289,17 @@ impl Body for ResponseBody {
                 Source::Upstream(inc) => match Pin::new(inc).poll_frame(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => this.on_data(data),
+                        Ok(data) => {
+                            let n = data.len() as u64;
+                            this.on_data(data);
+                            if let Some(r) = this.remaining.as_mut() {
+                                *r = r.saturating_sub(n);
+                                if *r == 0 {
+                                    this.on_end();
+                                    this.done = true;
+                                }
+                            }
+                        }
                         Err(frame) => return Poll::Ready(Some(Ok(frame))),
                     },
                     Poll::Ready(Some(Err(e))) => {
@@ -300,12 +323,13 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match (&self.source, &self.mode) {
-            (Source::Full(Some(b)), _) if self.out.is_empty() => SizeHint::with_exact(b.len() as u64),
-            (Source::Upstream(inc), Mode::Pass | Mode::ObserveJson { .. } | Mode::ObserveSse { .. })
-                if self.out.is_empty() =>
-            {
-                inc.size_hint()
+            (Source::Full(Some(b)), _) if self.out.is_empty() => {
+                SizeHint::with_exact(b.len() as u64)
             }
+            (
+                Source::Upstream(inc),
+                Mode::Pass | Mode::ObserveJson { .. } | Mode::ObserveSse { .. },
+            ) if self.out.is_empty() => inc.size_hint(),
             _ => SizeHint::default(),
         }
     }
@@ -315,7 +339,8 @@ impl Drop for ResponseBody {
     fn drop(&mut self) {
         if self.session.is_some() {
             if !self.done {
-                self.error.get_or_insert_with(|| "client went away".to_string());
+                self.error
+                    .get_or_insert_with(|| "client went away".to_string());
             }
             self.finish();
         }

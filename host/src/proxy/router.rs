@@ -63,9 +63,9 @@ impl Matcher {
             let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| e.to_string())?;
             let rule = match &h.value {
                 ValueMatch::Exact(v) => ValueRule::Exact(v.clone()),
-                ValueMatch::Regex(r) => ValueRule::Regex(
-                    Regex::new(&format!("^(?:{r})$")).map_err(|e| e.to_string())?,
-                ),
+                ValueMatch::Regex(r) => {
+                    ValueRule::Regex(Regex::new(&format!("^(?:{r})$")).map_err(|e| e.to_string())?)
+                }
             };
             headers.push((name, rule));
         }
@@ -154,7 +154,10 @@ pub struct MatchSet(Vec<Matcher>);
 
 impl MatchSet {
     pub fn compile(ms: &[config::Match]) -> Result<Self, String> {
-        ms.iter().map(Matcher::compile).collect::<Result<_, _>>().map(MatchSet)
+        ms.iter()
+            .map(Matcher::compile)
+            .collect::<Result<_, _>>()
+            .map(MatchSet)
     }
 
     /// The best hit among this entry's matchers.
@@ -197,7 +200,11 @@ pub fn select<'a, T>(
 mod tests {
     use super::*;
 
-    fn m(path: Option<PathMatch>, headers: Vec<(&str, &str)>, method: Option<&str>) -> config::Match {
+    fn m(
+        path: Option<PathMatch>,
+        headers: Vec<(&str, &str)>,
+        method: Option<&str>,
+    ) -> config::Match {
         config::Match {
             path,
             headers: headers
@@ -229,11 +236,34 @@ mod tests {
     #[test]
     fn most_specific_then_file_order() {
         let t = table(vec![
-            (vec![m(Some(PathMatch::Prefix("/".into())), vec![], None)], "root"),
-            (vec![m(Some(PathMatch::Prefix("/claude".into())), vec![], None)], "claude"),
-            (vec![m(Some(PathMatch::Prefix("/claude".into())), vec![], None)], "claude-dup"),
-            (vec![m(Some(PathMatch::Prefix("/claude".into())), vec![("x-team", "a")], None)], "claude-team"),
-            (vec![m(Some(PathMatch::Exact("/claude/v1/models".into())), vec![], None)], "exact"),
+            (
+                vec![m(Some(PathMatch::Prefix("/".into())), vec![], None)],
+                "root",
+            ),
+            (
+                vec![m(Some(PathMatch::Prefix("/claude".into())), vec![], None)],
+                "claude",
+            ),
+            (
+                vec![m(Some(PathMatch::Prefix("/claude".into())), vec![], None)],
+                "claude-dup",
+            ),
+            (
+                vec![m(
+                    Some(PathMatch::Prefix("/claude".into())),
+                    vec![("x-team", "a")],
+                    None,
+                )],
+                "claude-team",
+            ),
+            (
+                vec![m(
+                    Some(PathMatch::Exact("/claude/v1/models".into())),
+                    vec![],
+                    None,
+                )],
+                "exact",
+            ),
         ]);
         let h = HeaderMap::new();
         let get = |p: &str, h: &HeaderMap| select(&t, &Method::POST, p, h).map(|(n, _)| *n);
@@ -247,9 +277,14 @@ mod tests {
 
     #[test]
     fn regex_and_method() {
-        let t = table(vec![
-            (vec![m(Some(PathMatch::Regex("/v[0-9]+/models".into())), vec![], Some("GET"))], "models"),
-        ]);
+        let t = table(vec![(
+            vec![m(
+                Some(PathMatch::Regex("/v[0-9]+/models".into())),
+                vec![],
+                Some("GET"),
+            )],
+            "models",
+        )]);
         let h = HeaderMap::new();
         assert!(select(&t, &Method::GET, "/v1/models", &h).is_some());
         assert!(select(&t, &Method::POST, "/v1/models", &h).is_none());
@@ -258,7 +293,10 @@ mod tests {
 
     #[test]
     fn nothing_matches() {
-        let t = table(vec![(vec![m(Some(PathMatch::Prefix("/claude".into())), vec![], None)], "c")]);
+        let t = table(vec![(
+            vec![m(Some(PathMatch::Prefix("/claude".into())), vec![], None)],
+            "c",
+        )]);
         assert!(select(&t, &Method::GET, "/codex/v1", &HeaderMap::new()).is_none());
     }
 }

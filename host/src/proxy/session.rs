@@ -46,9 +46,12 @@ impl Session {
         self.short_circuited = true;
         let body = error_body(self.shape, status, error_type, message);
         let mut resp = Response::new(ResponseBody::full(body, self));
-        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        resp.headers_mut()
-            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        *resp.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp
     }
 
@@ -59,16 +62,25 @@ impl Session {
         self.short_circuited = true;
         let (body, json) = match r.body {
             Some(b) => (b, false),
-            None => (error_body(self.shape, r.status, &r.error_type, &r.message), true),
+            None => (
+                error_body(self.shape, r.status, &r.error_type, &r.message),
+                true,
+            ),
         };
         let mut resp = Response::new(ResponseBody::full(body, self));
-        *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() =
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if json {
-            resp.headers_mut()
-                .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
         for (k, v) in r.headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
                 resp.headers_mut().append(k, v);
             }
         }
@@ -87,7 +99,10 @@ impl Session {
     pub fn finish(mut self, outcome: Outcome) {
         let now = Instant::now();
         let duration = now - self.started;
-        let ttfb = self.first_byte.map(|t| t - self.started).unwrap_or(duration);
+        let ttfb = self
+            .first_byte
+            .map(|t| t - self.started)
+            .unwrap_or(duration);
         let usage = outcome.usage;
         let summary = Completion {
             status: self.status,
@@ -144,7 +159,9 @@ impl Session {
             provider: provider.to_string(),
             model: model.clone(),
         };
-        m.duration.get_or_create(&rl).observe(duration.as_secs_f64());
+        m.duration
+            .get_or_create(&rl)
+            .observe(duration.as_secs_f64());
         m.ttfb.get_or_create(&rl).observe(ttfb.as_secs_f64());
         if let Some(u) = usage {
             for (direction, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {

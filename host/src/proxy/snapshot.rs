@@ -5,7 +5,7 @@ use super::client::{ClientError, HttpClient, TlsKey, Upstreams};
 use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
-use crate::config::{AiKind, Config, PathRewrite, Provider, Route};
+use crate::config::{AiKind, BackendAuth, Config, PathRewrite, Provider, Route};
 use crate::policy::Attachment;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,8 +74,12 @@ impl Snapshot {
             }
             let p = &r.policies;
             let tls = p.backend_tls.clone().unwrap_or_default();
-            let key = p.backend_auth.as_ref().and_then(|a| a.key.clone());
-            let target = Target::compile(backend, p.backend_tls.is_some(), key).map_err(|m| err(r, m))?;
+            let key = match &p.backend_auth {
+                Some(BackendAuth::Key(k)) => Some(k.clone()),
+                _ => None,
+            };
+            let target =
+                Target::compile(backend, p.backend_tls.is_some(), key).map_err(|m| err(r, m))?;
             let client = upstreams.client(&TlsKey {
                 extra_root: tls.root.clone(),
             })?;
@@ -91,7 +95,10 @@ impl Snapshot {
                     target,
                     client,
                     rewrite: p.url_rewrite.as_ref().and_then(|u| u.path.clone()),
-                    ai_routes: p.ai.as_ref().map(|a| a.routes.clone()),
+                    ai_routes: p
+                        .ai
+                        .as_ref()
+                        .map(|a| a.routes.iter().map(|(k, v)| (k.clone(), *v)).collect()),
                     request_timeout: timeout
                         .backend_request_timeout
                         .or(timeout.request_timeout)

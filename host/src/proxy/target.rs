@@ -18,15 +18,21 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn compile(b: &config::Backend, tls_configured: bool, key: Option<Secret>) -> Result<Self, String> {
+    pub fn compile(
+        b: &config::Backend,
+        tls_configured: bool,
+        key: Option<Secret>,
+    ) -> Result<Self, String> {
         match b {
             config::Backend::Ai(ai) => {
                 let default_host = match ai.provider {
                     Provider::Anthropic => "api.anthropic.com:443",
                     Provider::OpenAi => "api.openai.com:443",
                 };
-                let (scheme, authority) =
-                    origin(ai.host_override.as_deref().unwrap_or(default_host), tls_configured)?;
+                let (scheme, authority) = origin(
+                    ai.host_override.as_deref().unwrap_or(default_host),
+                    tls_configured,
+                )?;
                 Ok(Target {
                     provider: Some(ai.provider),
                     name: ai.name.clone(),
@@ -102,23 +108,24 @@ pub fn join_paths(a: &str, b: &str) -> String {
     let a = a.trim_end_matches('/');
     let b = b.trim_start_matches('/');
     let mut out = String::with_capacity(a.len() + b.len() + 2);
-    if !a.starts_with('/') {
-        out.push('/');
+    if !a.is_empty() {
+        if !a.starts_with('/') {
+            out.push('/');
+        }
+        out.push_str(a);
     }
-    out.push_str(a);
-    if !b.is_empty() || out.is_empty() {
-        out.push('/');
-        out.push_str(b);
-    }
-    if out.is_empty() {
-        out.push('/');
-    }
+    out.push('/');
+    out.push_str(b);
     out
 }
 
 /// Apply `urlRewrite.path`: `prefix` replaces the part the route's path prefix
 /// matched; `full` replaces the whole path.
-pub fn rewrite_path(path: &str, rewrite: Option<&PathRewrite>, prefix_len: Option<usize>) -> String {
+pub fn rewrite_path(
+    path: &str,
+    rewrite: Option<&PathRewrite>,
+    prefix_len: Option<usize>,
+) -> String {
     match rewrite {
         None => path.to_string(),
         Some(PathRewrite::Full(full)) => full.clone(),
@@ -195,14 +202,22 @@ mod tests {
     #[test]
     fn guide_codex_route_reaches_chatgpt_backend() {
         let t = Target::compile(
-            &ai(Provider::OpenAi, Some("chatgpt.com:443"), Some("/backend-api/codex")),
+            &ai(
+                Provider::OpenAi,
+                Some("chatgpt.com:443"),
+                Some("/backend-api/codex"),
+            ),
             false,
             None,
         )
         .unwrap();
         assert_eq!(t.scheme, Scheme::HTTPS);
         assert_eq!(t.authority.as_str(), "chatgpt.com:443");
-        let rewritten = rewrite_path("/codex/v1/responses", Some(&PathRewrite::Prefix("/".into())), Some(6));
+        let rewritten = rewrite_path(
+            "/codex/v1/responses",
+            Some(&PathRewrite::Prefix("/".into())),
+            Some(6),
+        );
         assert_eq!(rewritten, "/v1/responses");
         assert_eq!(t.upstream_path(&rewritten), "/backend-api/codex/responses");
     }
@@ -213,21 +228,42 @@ mod tests {
         assert_eq!(t.authority.as_str(), "api.anthropic.com:443");
         assert_eq!(t.scheme, Scheme::HTTPS);
         assert_eq!(t.upstream_path("/v1/messages"), "/v1/messages");
-        let t = Target::compile(&ai(Provider::Anthropic, Some("127.0.0.1:8080"), None), false, None).unwrap();
+        let t = Target::compile(
+            &ai(Provider::Anthropic, Some("127.0.0.1:8080"), None),
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(t.scheme, Scheme::HTTP);
-        let t = Target::compile(&ai(Provider::Anthropic, Some("127.0.0.1:8443"), None), true, None).unwrap();
+        let t = Target::compile(
+            &ai(Provider::Anthropic, Some("127.0.0.1:8443"), None),
+            true,
+            None,
+        )
+        .unwrap();
         assert_eq!(t.scheme, Scheme::HTTPS);
-        let t = Target::compile(&ai(Provider::Anthropic, Some("https://localhost:9"), None), false, None).unwrap();
+        let t = Target::compile(
+            &ai(Provider::Anthropic, Some("https://localhost:9"), None),
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(t.scheme, Scheme::HTTPS);
     }
 
     #[test]
     fn prefix_rewrites() {
         let p = Some(PathRewrite::Prefix("/".into()));
-        assert_eq!(rewrite_path("/claude/v1/messages", p.as_ref(), Some(7)), "/v1/messages");
+        assert_eq!(
+            rewrite_path("/claude/v1/messages", p.as_ref(), Some(7)),
+            "/v1/messages"
+        );
         assert_eq!(rewrite_path("/claude", p.as_ref(), Some(7)), "/");
         let p = Some(PathRewrite::Prefix("/api".into()));
-        assert_eq!(rewrite_path("/claude/v1/messages", p.as_ref(), Some(7)), "/api/v1/messages");
+        assert_eq!(
+            rewrite_path("/claude/v1/messages", p.as_ref(), Some(7)),
+            "/api/v1/messages"
+        );
         assert_eq!(rewrite_path("/claude", p.as_ref(), Some(7)), "/api");
         let f = Some(PathRewrite::Full("/v1/messages".into()));
         assert_eq!(rewrite_path("/anything", f.as_ref(), None), "/v1/messages");
@@ -237,11 +273,17 @@ mod tests {
     fn kinds_longest_suffix_then_wildcard() {
         let table = vec![
             ("/v1/messages".to_string(), AiKind::Messages),
-            ("/v1/messages/count_tokens".to_string(), AiKind::AnthropicTokenCount),
+            (
+                "/v1/messages/count_tokens".to_string(),
+                AiKind::AnthropicTokenCount,
+            ),
             ("*".to_string(), AiKind::Passthrough),
         ];
         assert_eq!(ai_kind(Some(&table), "/v1/messages"), AiKind::Messages);
-        assert_eq!(ai_kind(Some(&table), "/v1/messages/count_tokens"), AiKind::AnthropicTokenCount);
+        assert_eq!(
+            ai_kind(Some(&table), "/v1/messages/count_tokens"),
+            AiKind::AnthropicTokenCount
+        );
         assert_eq!(ai_kind(Some(&table), "/v1/models"), AiKind::Passthrough);
         assert_eq!(ai_kind(None, "/v1/chat/completions"), AiKind::Completions);
     }

@@ -9,10 +9,10 @@ use std::io::Write;
 
 /// A streaming decoder for one `content-encoding`.
 pub enum Decoder {
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
-    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+    Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
     Brotli(Box<brotli::DecompressorWriter<Vec<u8>>>),
-    Zstd(zstd::stream::write::Decoder<'static, Vec<u8>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, Vec<u8>>>),
 }
 
 /// What to do about a response's `content-encoding`.
@@ -32,18 +32,18 @@ impl Encoding {
         };
         match v.trim().to_ascii_lowercase().as_str() {
             "" | "identity" => Encoding::Identity,
-            "gzip" | "x-gzip" => Encoding::Known(Decoder::Gzip(flate2::write::GzDecoder::new(
-                Vec::new(),
+            "gzip" | "x-gzip" => Encoding::Known(Decoder::Gzip(Box::new(
+                flate2::write::GzDecoder::new(Vec::new()),
             ))),
-            "deflate" => Encoding::Known(Decoder::Deflate(flate2::write::ZlibDecoder::new(
-                Vec::new(),
+            "deflate" => Encoding::Known(Decoder::Deflate(Box::new(
+                flate2::write::ZlibDecoder::new(Vec::new()),
             ))),
             "br" => Encoding::Known(Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(
                 Vec::new(),
                 4096,
             )))),
             "zstd" => match zstd::stream::write::Decoder::new(Vec::new()) {
-                Ok(d) => Encoding::Known(Decoder::Zstd(d)),
+                Ok(d) => Encoding::Known(Decoder::Zstd(Box::new(d))),
                 Err(_) => Encoding::Unknown,
             },
             _ => Encoding::Unknown,
@@ -133,6 +133,9 @@ mod tests {
     fn unknown_and_identity() {
         assert!(matches!(Encoding::from_header(None), Encoding::Identity));
         let hv = http::HeaderValue::from_static("compress");
-        assert!(matches!(Encoding::from_header(Some(&hv)), Encoding::Unknown));
+        assert!(matches!(
+            Encoding::from_header(Some(&hv)),
+            Encoding::Unknown
+        ));
     }
 }

@@ -194,12 +194,13 @@ mod tests {
 
     #[test]
     fn split_at_every_byte() {
-        let src = b"event: message_start\r\ndata: {\"a\":\r\n data\r\n\r\n: comment\n\ndata: last\n\n";
+        let src =
+            b"event: message_start\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\n: comment\n\ndata: last\n\n";
         let chunks: Vec<&[u8]> = src.chunks(1).collect();
         let ev = all(&chunks);
         assert_eq!(ev.len(), 3);
         assert_eq!(ev[0].event.as_deref(), Some("message_start"));
-        assert_eq!(ev[0].data, "{\"a\":\ndata");
+        assert_eq!(ev[0].data, "{\"a\":\n1}");
         assert_eq!(ev[1].data, "");
         assert_eq!(ev[2].data, "last");
         let joined: Vec<u8> = ev.iter().flat_map(|e| e.raw.to_vec()).collect();

@@ -55,7 +55,8 @@ impl UsageReader {
         let relevant = matches!(
             name,
             "message_start" | "message_delta" | "response.completed" | "response.created"
-        ) || (name.is_empty() && (self.model.is_none() || ev.data.contains("\"usage\"")));
+        ) || (name.is_empty()
+            && (self.model.is_none() || ev.data.contains("\"usage\"")));
         if !relevant || !ev.data.starts_with('{') {
             return;
         }
@@ -136,35 +137,68 @@ mod tests {
     fn anthropic_stream() {
         let mut r = UsageReader::new();
         r.on_event(&ev(Some("message_start"), r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":25,"output_tokens":1}}}"#));
-        r.on_event(&ev(Some("content_block_delta"), r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"hi"}}"#));
+        r.on_event(&ev(
+            Some("content_block_delta"),
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"hi"}}"#,
+        ));
         r.on_event(&ev(Some("message_delta"), r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#));
-        assert_eq!(r.usage(), Some(Usage { input_tokens: 25, output_tokens: 15 }));
+        assert_eq!(
+            r.usage(),
+            Some(Usage {
+                input_tokens: 25,
+                output_tokens: 15
+            })
+        );
         assert_eq!(r.model(), Some("claude-x"));
     }
 
     #[test]
     fn openai_chat_stream_with_usage() {
         let mut r = UsageReader::new();
-        r.on_event(&ev(None, r#"{"id":"c","model":"gpt-x","choices":[{"delta":{"content":"a"}}],"usage":null}"#));
+        r.on_event(&ev(
+            None,
+            r#"{"id":"c","model":"gpt-x","choices":[{"delta":{"content":"a"}}],"usage":null}"#,
+        ));
         r.on_event(&ev(None, r#"{"id":"c","model":"gpt-x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}}"#));
         r.on_event(&ev(None, "[DONE]"));
-        assert_eq!(r.usage(), Some(Usage { input_tokens: 9, output_tokens: 3 }));
+        assert_eq!(
+            r.usage(),
+            Some(Usage {
+                input_tokens: 9,
+                output_tokens: 3
+            })
+        );
         assert_eq!(r.model(), Some("gpt-x"));
     }
 
     #[test]
     fn responses_stream() {
         let mut r = UsageReader::new();
-        r.on_event(&ev(Some("response.output_text.delta"), r#"{"type":"response.output_text.delta","delta":"x"}"#));
+        r.on_event(&ev(
+            Some("response.output_text.delta"),
+            r#"{"type":"response.output_text.delta","delta":"x"}"#,
+        ));
         r.on_event(&ev(Some("response.completed"), r#"{"type":"response.completed","response":{"model":"gpt-5","usage":{"input_tokens":7,"output_tokens":2}}}"#));
-        assert_eq!(r.usage(), Some(Usage { input_tokens: 7, output_tokens: 2 }));
+        assert_eq!(
+            r.usage(),
+            Some(Usage {
+                input_tokens: 7,
+                output_tokens: 2
+            })
+        );
     }
 
     #[test]
     fn json_bodies() {
         let mut r = UsageReader::new();
         r.on_json(br#"{"model":"m","usage":{"prompt_tokens":4,"completion_tokens":5}}"#);
-        assert_eq!(r.usage(), Some(Usage { input_tokens: 4, output_tokens: 5 }));
+        assert_eq!(
+            r.usage(),
+            Some(Usage {
+                input_tokens: 4,
+                output_tokens: 5
+            })
+        );
         let mut r = UsageReader::new();
         r.on_json(br#"{"input_tokens": 12}"#);
         assert_eq!(r.usage(), None, "count_tokens is a count, not usage");

@@ -1,0 +1,130 @@
+//! Shared setup: a TLS fake provider, the gateway pinned to it, temp configs.
+#![allow(dead_code)]
+
+use sluice_testkit::{FakeUpstream, Gateway, TestPki};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+pub const ANTHROPIC_KEY: &str = "sk-ant-api03-gateway-secret";
+pub const OPENAI_KEY: &str = "sk-proj-gateway-secret";
+
+/// A file from the repository's `config/` directory.
+pub fn config(name: &str) -> String {
+    format!("{}/../config/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A TLS upstream that answers for every provider name, and the CA to trust it.
+pub struct Provider {
+    pub pki: TestPki,
+    pub upstream: FakeUpstream,
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+}
+
+impl Provider {
+    pub async fn tls() -> Provider {
+        let pki = TestPki::new();
+        let upstream = FakeUpstream::tls(&pki).await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = pki.write_ca(dir.path());
+        Provider {
+            pki,
+            upstream,
+            dir,
+            ca,
+        }
+    }
+
+    /// `--resolve` pins sending every provider host to this upstream.
+    pub fn pins(&self) -> Vec<String> {
+        pins_to(self.upstream.addr())
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> String {
+        write(self.dir.path(), name, text)
+    }
+}
+
+pub fn pins_to(addr: SocketAddr) -> Vec<String> {
+    [
+        "api.anthropic.com:443",
+        "api.openai.com:443",
+        "chatgpt.com:443",
+    ]
+    .iter()
+    .map(|h| format!("{h}={addr}"))
+    .collect()
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Start the gateway on `configs`, every configured port remapped to a free one.
+pub async fn gateway(
+    configs: &[&str],
+    ports: &[u16],
+    pins: &[String],
+    envs: &[(&str, &str)],
+) -> Gateway {
+    let mut args: Vec<String> = vec![
+        "--admin".into(),
+        "127.0.0.1:0".into(),
+        "--log-level".into(),
+        "info,sluice=debug".into(),
+    ];
+    for c in configs {
+        args.push("--config".into());
+        args.push(c.to_string());
+    }
+    for p in ports {
+        args.push("--port-map".into());
+        args.push(format!("{p}=0"));
+    }
+    for pin in pins {
+        args.push("--resolve".into());
+        args.push(pin.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Gateway::start(Path::new(BIN), &args, envs)
+        .await
+        .unwrap_or_else(|e| panic!("gateway failed to start: {e}"))
+}
+
+/// The gateway on the guide's pattern 2 file, trusting `p`'s CA, keys set.
+pub async fn pattern2(p: &Provider) -> Gateway {
+    let ca = p.ca.display().to_string();
+    gateway(
+        &[&config("api-key-routing.yaml")],
+        &[4060],
+        &p.pins(),
+        &[
+            ("SSL_CERT_FILE", &ca),
+            ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
+            ("OPENAI_API_KEY", OPENAI_KEY),
+        ],
+    )
+    .await
+}
+
+/// The gateway on the guide's pattern 1 file, trusting `p`'s CA.
+pub async fn pattern1(p: &Provider) -> Gateway {
+    let ca = p.ca.display().to_string();
+    gateway(
+        &[&config("subscription-passthrough.yaml")],
+        &[4001],
+        &p.pins(),
+        &[("SSL_CERT_FILE", &ca)],
+    )
+    .await
+}
+
+pub fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

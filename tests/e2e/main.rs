@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `sluice` binary between real clients and a fake
+//! provider upstream on loopback.
+mod common;
+mod config_cli;
+mod errors;
+mod forwarding;
+mod seed_patterns;
+mod streaming;
