@@ -1,0 +1,48 @@
+//! The policy runtime: every Sluice policy is a sandboxed WebAssembly
+//! component implementing `wit/policy.wit`.
+//!
+//! The pipeline only needs [`PolicyRuntime`] (load and attach plugins) and
+//! [`Chain`] (run an ordered list of attachments at each hook). Everything else
+//! is one small module per concern, in the spirit of `wasmtime-wasi-http`:
+//!
+//! - [`bindings`]: `bindgen!` output for world `policy-plugin`;
+//! - [`engine`]: the shared `Engine` (epoch ticker) and the `Linker`;
+//! - [`cache`]: compiled components on disk, keyed by wasm hash + engine;
+//! - [`state`]: the counters/KV store behind the host imports;
+//! - [`imports`]: the one host-state struct and a module per host capability;
+//! - [`metrics`]: Prometheus metrics of the runtime and of plugins;
+//! - [`plugin`]: a compiled plugin with its limits and failure mode;
+//! - [`pool`]: a pool of initialized instances per attachment;
+//! - [`chain`]: the hook-by-hook API the pipeline calls;
+//! - [`bundled`]: plugins built from `plugins/*` and embedded in the binary.
+
+pub mod bindings;
+pub mod bundled;
+pub mod cache;
+pub mod chain;
+pub mod engine;
+mod error;
+pub mod imports;
+pub mod metrics;
+pub mod plugin;
+pub mod pool;
+pub mod runtime;
+pub mod state;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+#[doc(hidden)]
+pub mod testing;
+
+pub use chain::{Chain, HeadersOutcome};
+pub use error::{PolicyError, PolicyFailure};
+pub use metrics::PolicyMetrics;
+pub use plugin::{FailureMode, Limits, Plugin};
+pub use pool::Attachment;
+pub use runtime::{PolicyRuntime, RuntimeOptions};
+pub use state::{MemoryState, SharedState, WindowCount};
+pub use types::{
+    AiKind, Completion, Hooks, ImmediateResponse, Provider, RequestContext, RequestScope,
+    SseEvent, Usage,
+};
