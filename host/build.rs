@@ -45,7 +45,9 @@ fn main() {
         dirs.sort();
         for dir in dirs {
             let manifest = dir.join("Cargo.toml");
-            let Some(pkg) = package_name(&manifest) else { continue };
+            let Some(pkg) = package_name(&manifest) else {
+                continue;
+            };
             match pkg.strip_prefix(PREFIX) {
                 Some(name) => plugins.push((name.to_owned(), pkg.clone())),
                 None => println!(
@@ -80,7 +82,9 @@ fn main() {
         // Same settings as `policy::testing`, so the two share artifacts.
         cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false")
             .env("CARGO_PROFILE_RELEASE_STRIP", "true");
-        let status = cmd.status().expect("failed to run cargo for the bundled plugins");
+        let status = cmd
+            .status()
+            .expect("failed to run cargo for the bundled plugins");
         if !status.success() {
             panic!("building the bundled plugins (plugins/*) for {TARGET} failed; see the errors above");
         }
@@ -95,7 +99,12 @@ fn main() {
             .join("release")
             .join(format!("{}.wasm", pkg.replace('-', "_")));
         assert!(wasm.exists(), "missing {}", wasm.display());
-        writeln!(code, "    ({name:?}, include_bytes!({:?})),", wasm.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            wasm.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     std::fs::write(out, code).unwrap();

@@ -13,8 +13,7 @@ use sluice::policy::engine::PoolingOptions;
 use sluice::policy::testing::fixture_bytes;
 use sluice::policy::types::test_context;
 use sluice::policy::{
-    Chain, FailureMode, Limits, MemoryState, PolicyRuntime, RequestScope, RuntimeOptions,
-    SseEvent,
+    Chain, FailureMode, Limits, MemoryState, PolicyRuntime, RequestScope, RuntimeOptions, SseEvent,
 };
 
 fn main() {
@@ -36,7 +35,12 @@ fn chain_of(rt: &PolicyRuntime, plugins: &[(&str, serde_json::Value)]) -> Chain 
         .iter()
         .map(|(name, config)| {
             let p = rt
-                .load_plugin(name, &fixture_bytes(name), Limits::default(), FailureMode::Closed)
+                .load_plugin(
+                    name,
+                    &fixture_bytes(name),
+                    Limits::default(),
+                    FailureMode::Closed,
+                )
                 .unwrap();
             rt.attach(&p, config).unwrap()
         })
@@ -53,7 +57,10 @@ fn one_hook(reuse: bool, pooling: bool) -> Setup {
     let rt = runtime(reuse, pooling);
     let chain = chain_of(
         &rt,
-        &[("header-rewrite", json!({"request": {"set": [["x-a", "1"]]}}))],
+        &[(
+            "header-rewrite",
+            json!({"request": {"set": [["x-a", "1"]]}}),
+        )],
     );
     Setup { _rt: rt, chain }
 }
@@ -120,11 +127,20 @@ fn chain_5_plugins_request_and_response_headers(b: Bencher) {
         let chain = chain_of(
             &rt,
             &[
-                ("header-rewrite", json!({"request": {"set": [["x-a", "1"]]}, "response": {"remove": ["server"]}})),
-                ("attr-writer", json!({"key": "user", "value": "alice", "tag": "W"})),
+                (
+                    "header-rewrite",
+                    json!({"request": {"set": [["x-a", "1"]]}, "response": {"remove": ["server"]}}),
+                ),
+                (
+                    "attr-writer",
+                    json!({"key": "user", "value": "alice", "tag": "W"}),
+                ),
                 ("attr-reader", json!({"key": "user", "header": "x-user"})),
                 ("counter", json!({"key": "bench"})),
-                ("header-rewrite", json!({"response": {"set": [["x-b", "2"]]}})),
+                (
+                    "header-rewrite",
+                    json!({"response": {"set": [["x-b", "2"]]}}),
+                ),
             ],
         );
         Setup { _rt: rt, chain }

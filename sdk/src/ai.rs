@@ -19,7 +19,10 @@ impl AiRequest {
         self.0.get("model").and_then(Value::as_str)
     }
     pub fn stream(&self) -> bool {
-        self.0.get("stream").and_then(Value::as_bool).unwrap_or(false)
+        self.0
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
     /// Every piece of prompt text: `system`, `instructions`, `messages[].content`
     /// and `input`, as strings or text blocks.

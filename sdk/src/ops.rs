@@ -33,12 +33,14 @@ impl HeaderOps {
     }
     /// Replace every value of `name`.
     pub fn set(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.set.push((name.into().to_ascii_lowercase(), value.into()));
+        self.set
+            .push((name.into().to_ascii_lowercase(), value.into()));
         self
     }
     /// Append a value of `name`.
     pub fn add(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.add.push((name.into().to_ascii_lowercase(), value.into()));
+        self.add
+            .push((name.into().to_ascii_lowercase(), value.into()));
         self
     }
     /// Remove every value of `name`.
@@ -158,8 +160,15 @@ mod tests {
 
     #[test]
     fn respond_builds() {
-        let r = Respond::status(429).message("m").error_type("rate_limit_error").header("Retry-After", "1").build();
+        let r = Respond::status(429)
+            .message("m")
+            .error_type("rate_limit_error")
+            .header("Retry-After", "1")
+            .build();
         assert_eq!(r.status, 429);
-        assert_eq!(r.headers, vec![("retry-after".to_string(), "1".to_string())]);
+        assert_eq!(
+            r.headers,
+            vec![("retry-after".to_string(), "1".to_string())]
+        );
     }
 }

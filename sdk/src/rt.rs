@@ -7,7 +7,11 @@ use crate::{InitResult, Policy};
 
 /// Parse a JSON config, naming the offending key on error.
 pub fn parse_config<P: Policy>(config: &str) -> Result<P::Config, String> {
-    let text = if config.trim().is_empty() { "{}" } else { config };
+    let text = if config.trim().is_empty() {
+        "{}"
+    } else {
+        config
+    };
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -55,7 +59,10 @@ pub fn init<P: Policy>(
     Ok(result)
 }
 
-pub fn with<P: Policy, R>(cell: &'static LocalKey<RefCell<Option<P>>>, f: impl FnOnce(&P) -> R) -> R {
+pub fn with<P: Policy, R>(
+    cell: &'static LocalKey<RefCell<Option<P>>>,
+    f: impl FnOnce(&P) -> R,
+) -> R {
     cell.with(|c| {
         let guard = c.borrow();
         // The host always calls `init` first; a hook before it is a host bug,

@@ -58,7 +58,10 @@ impl Chain {
         self.atts.iter().filter(move |a| a.hooks().contains(hook))
     }
     fn reverse(&self, hook: Hooks) -> impl Iterator<Item = &Arc<Attachment>> {
-        self.atts.iter().rev().filter(move |a| a.hooks().contains(hook))
+        self.atts
+            .iter()
+            .rev()
+            .filter(move |a| a.hooks().contains(hook))
     }
 
     pub fn request_headers(
@@ -177,8 +180,7 @@ impl Chain {
         let mut out = Vec::new();
         for (i, att) in order.iter().enumerate() {
             let flushed = att.call("response_end", s, |b, st, ctx| {
-                b.sluice_policy_policy()
-                    .call_on_response_end(st, ctx)
+                b.sluice_policy_policy().call_on_response_end(st, ctx)
             });
             if let Some(events) = settle(att, "response_end", flushed)? {
                 out.extend(pass_events(&order[i + 1..], s, events)?);
@@ -191,8 +193,7 @@ impl Chain {
     pub fn complete(&self, s: &mut RequestScope, summary: &Completion) {
         for att in self.forward(Hooks::COMPLETE) {
             let r = att.call("complete", s, |b, st, ctx| {
-                b.sluice_policy_policy()
-                    .call_on_complete(st, ctx, summary)
+                b.sluice_policy_policy().call_on_complete(st, ctx, summary)
             });
             let _ = settle(att, "complete", r);
         }
@@ -259,8 +260,10 @@ pub fn to_list(h: &HeaderMap) -> Vec<(String, String)> {
 }
 
 fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), CallError> {
-    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad(format!("invalid header name {name:?}")))?;
-    let v = HeaderValue::from_str(value).map_err(|_| bad(format!("invalid value for header {name}")))?;
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| bad(format!("invalid header name {name:?}")))?;
+    let v = HeaderValue::from_str(value)
+        .map_err(|_| bad(format!("invalid value for header {name}")))?;
     Ok((n, v))
 }
 
@@ -276,7 +279,10 @@ pub(crate) fn apply_ops(headers: &mut HeaderMap, ops: HeaderOps) -> Result<(), C
     let remove = ops
         .remove
         .iter()
-        .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|_| bad(format!("invalid header name {n:?}"))))
+        .map(|n| {
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| bad(format!("invalid header name {n:?}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let set = ops
         .set

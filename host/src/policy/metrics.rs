@@ -66,11 +66,7 @@ impl PolicyMetrics {
     /// Create the metrics and register them into `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::detached();
-        registry.register(
-            "sluice_policy_calls",
-            "Policy hook calls",
-            m.calls.clone(),
-        );
+        registry.register("sluice_policy_calls", "Policy hook calls", m.calls.clone());
         registry.register(
             "sluice_policy_errors",
             "Policy hook calls that returned an invalid result (bad header, ...)",

@@ -30,10 +30,10 @@ pub mod runtime;
 pub mod state;
 pub mod types;
 
-#[cfg(test)]
-mod tests;
 #[doc(hidden)]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use chain::{Chain, HeadersOutcome};
 pub use error::{PolicyError, PolicyFailure};
@@ -43,6 +43,6 @@ pub use pool::Attachment;
 pub use runtime::{PolicyRuntime, RuntimeOptions};
 pub use state::{MemoryState, SharedState, WindowCount};
 pub use types::{
-    AiKind, Completion, Hooks, ImmediateResponse, Provider, RequestContext, RequestScope,
-    SseEvent, Usage,
+    AiKind, Completion, Hooks, ImmediateResponse, Provider, RequestContext, RequestScope, SseEvent,
+    Usage,
 };

@@ -146,7 +146,11 @@ impl Plugin {
 }
 
 /// Turn a wasmtime error into a kind + operator-readable reason.
-pub(crate) fn classify(err: &wasmtime::Error, store: &Store<HostState>, limits: &Limits) -> CallError {
+pub(crate) fn classify(
+    err: &wasmtime::Error,
+    store: &Store<HostState>,
+    limits: &Limits,
+) -> CallError {
     if store.data().limiter.memory_hit {
         CallError {
             kind: "memory",

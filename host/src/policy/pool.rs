@@ -90,7 +90,8 @@ impl Attachment {
     /// A new instance with `init` done.
     pub(crate) fn fresh(&self) -> Result<Instance, CallError> {
         let mut inst = self.plugin.instantiate(self.fetch_hosts.clone())?;
-        inst.store.set_epoch_deadline(self.plugin.limits.init_ticks());
+        inst.store
+            .set_epoch_deadline(self.plugin.limits.init_ticks());
         let guest = inst.bindings.sluice_policy_policy();
         match guest.call_init(&mut inst.store, &self.config) {
             Ok(Ok(_)) => Ok(inst),
@@ -151,7 +152,8 @@ impl Attachment {
             };
             data.wait_credit = std::time::Duration::ZERO;
         }
-        inst.store.set_epoch_deadline(self.plugin.limits.hook_ticks());
+        inst.store
+            .set_epoch_deadline(self.plugin.limits.hook_ticks());
         let result = f(&inst.bindings, &mut inst.store, &scope.ctx);
         scope.attrs = std::mem::take(&mut inst.store.data_mut().call).attrs;
         metrics
@@ -177,7 +179,10 @@ impl Attachment {
         let metrics = &self.plugin.env.metrics;
         let plugin = self.plugin.name.to_string();
         if err.kind == "plugin" {
-            metrics.errors.get_or_create(&HookLabels { plugin, hook }).inc();
+            metrics
+                .errors
+                .get_or_create(&HookLabels { plugin, hook })
+                .inc();
         } else {
             metrics
                 .traps

@@ -33,7 +33,13 @@ fn build_all() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&ws)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for f in FIXTURES {
         cmd.args(["-p", &format!("sluice-test-plugin-{f}")]);
@@ -60,7 +66,10 @@ fn build_all() -> Result<PathBuf, String> {
 pub fn fixture(name: &str) -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(build_all).as_ref().expect("fixture build");
-    dir.join(format!("sluice_test_plugin_{}.wasm", name.replace('-', "_")))
+    dir.join(format!(
+        "sluice_test_plugin_{}.wasm",
+        name.replace('-', "_")
+    ))
 }
 
 /// Fixture `name`'s component bytes.

@@ -19,12 +19,20 @@ fn runtime() -> &'static PolicyRuntime {
             cache_dir: Some(dir.path().to_path_buf()),
             ..Default::default()
         };
-        (PolicyRuntime::new(opts, Arc::new(MemoryState::new())).unwrap(), dir)
+        (
+            PolicyRuntime::new(opts, Arc::new(MemoryState::new())).unwrap(),
+            dir,
+        )
     });
     rt
 }
 
-fn attach_with(name: &str, config: serde_json::Value, limits: Limits, failure: FailureMode) -> Arc<Attachment> {
+fn attach_with(
+    name: &str,
+    config: serde_json::Value,
+    limits: Limits,
+    failure: FailureMode,
+) -> Arc<Attachment> {
     let rt = runtime();
     let plugin = rt
         .load_plugin(name, &fixture_bytes(name), limits, failure)
@@ -58,16 +66,25 @@ fn types_are_send_sync() {
 
 #[test]
 fn deny_and_continue() {
-    let rewrite = attach("header-rewrite", json!({"request": {"set": [["x-a", "1"]]}}));
+    let rewrite = attach(
+        "header-rewrite",
+        json!({"request": {"set": [["x-a", "1"]]}}),
+    );
     let deny = attach("deny", json!({"message": "go away"}));
     let chain = Chain::new(vec![rewrite.clone(), deny]);
     let mut h = HeaderMap::new();
-    match chain.request_headers(&mut scope("/v1/messages"), &mut h).unwrap() {
+    match chain
+        .request_headers(&mut scope("/v1/messages"), &mut h)
+        .unwrap()
+    {
         HeadersOutcome::Respond(r) => {
             assert_eq!(r.status, 403);
             assert_eq!(r.message, "go away");
             assert_eq!(r.error_type, "permission_error");
-            assert_eq!(r.headers, vec![("x-denied-by".to_string(), "deny".to_string())]);
+            assert_eq!(
+                r.headers,
+                vec![("x-denied-by".to_string(), "deny".to_string())]
+            );
         }
         other => panic!("expected a response, got {other:?}"),
     }
@@ -118,7 +135,12 @@ fn invalid_header_from_plugin_is_a_plugin_error() {
     assert!(err.reason.contains("invalid header name"), "{err:?}");
     assert!(h.is_empty(), "edits are all-or-nothing");
 
-    let open = attach_with("header-rewrite", config, Limits::default(), FailureMode::Open);
+    let open = attach_with(
+        "header-rewrite",
+        config,
+        Limits::default(),
+        FailureMode::Open,
+    );
     let out = Chain::new(vec![open])
         .request_headers(&mut scope("/"), &mut h)
         .unwrap();
@@ -161,7 +183,12 @@ fn sse_rewrite_drop_split_and_flush() {
         data: r#"{"type":"message_stop"}"#.into(),
         id: Some("7".into()),
     };
-    assert_eq!(chain.response_event(&mut s, stop.clone()).unwrap(), vec![stop]);
+    let out = chain.response_event(&mut s, stop).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].event.as_deref(), out[0].id.as_deref()),
+        (Some("message_stop"), Some("7"))
+    );
     let end = chain.response_end(&mut s).unwrap();
     assert_eq!(end.len(), 1);
     assert_eq!(end[0].event.as_deref(), Some("tail"));
@@ -185,7 +212,10 @@ fn sse_chain_feeds_outputs_forward_and_flushes_through_later_plugins() {
 
 #[test]
 fn body_replace_request_and_response() {
-    let chain = Chain::new(vec![attach("body-rewrite", json!({"field": "model", "value": "claude-x"}))]);
+    let chain = Chain::new(vec![attach(
+        "body-rewrite",
+        json!({"field": "model", "value": "claude-x"}),
+    )]);
     let mut s = scope("/v1/messages");
     let mut h = HeaderMap::new();
     h.insert("content-length", "2".parse().unwrap());
@@ -201,7 +231,10 @@ fn body_replace_request_and_response() {
     assert_eq!(values(&h, "content-length"), [body.len().to_string()]);
 
     let mut body = Bytes::from_static(b"not json");
-    let r = chain.request_body(&mut s, &mut h, &mut body).unwrap().unwrap();
+    let r = chain
+        .request_body(&mut s, &mut h, &mut body)
+        .unwrap()
+        .unwrap();
     assert_eq!(r.status, 400);
 
     let mut rbody = Bytes::from_static(br#"{"id":"1"}"#);
@@ -212,7 +245,10 @@ fn body_replace_request_and_response() {
 
 #[test]
 fn attrs_pass_between_plugins_and_response_order_is_reversed() {
-    let wa = attach("attr-writer", json!({"key": "user", "value": "alice", "tag": "A"}));
+    let wa = attach(
+        "attr-writer",
+        json!({"key": "user", "value": "alice", "tag": "A"}),
+    );
     let wb = attach("attr-writer", json!({"key": "other", "tag": "B"}));
     let reader = attach("attr-reader", json!({"key": "user", "header": "x-user"}));
     let chain = Chain::new(vec![wa, wb, reader.clone()]);
@@ -257,15 +293,25 @@ fn counters_are_shared_across_threads() {
             })
         })
         .collect();
-    let mut all: Vec<i64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let mut all: Vec<i64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     all.sort();
-    assert_eq!(all, (1..=100).collect::<Vec<_>>(), "every increment is atomic and unique");
+    assert_eq!(
+        all,
+        (1..=100).collect::<Vec<_>>(),
+        "every increment is atomic and unique"
+    );
     let mut text = String::new();
     let mut reg = prometheus_client::registry::Registry::default();
     let m = PolicyMetrics::register(&mut reg);
     m.plugin.counter("counter", "requests", 3);
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
-    assert!(text.contains("sluice_plugin_requests_total{plugin=\"counter\"} 3"), "{text}");
+    assert!(
+        text.contains("sluice_plugin_requests_total{plugin=\"counter\"} 3"),
+        "{text}"
+    );
 }
 
 fn failure_case(name: &str, expect: &str) {
@@ -278,7 +324,9 @@ fn failure_case(name: &str, expect: &str) {
     let chain = Chain::new(vec![closed.clone()]);
     for _ in 0..2 {
         let mut h = HeaderMap::new();
-        let err = chain.request_headers(&mut scope("/boom"), &mut h).unwrap_err();
+        let err = chain
+            .request_headers(&mut scope("/boom"), &mut h)
+            .unwrap_err();
         assert_eq!(err.plugin, name);
         assert!(err.reason.contains(expect), "{name}: {err:?}");
         // The same attachment keeps serving.
@@ -320,7 +368,12 @@ fn trap_fails_closed_or_open() {
 fn validate_rejects_bad_config_with_the_plugins_message() {
     let rt = runtime();
     let plugin = rt
-        .load_plugin("deny", &fixture_bytes("deny"), Limits::default(), FailureMode::Closed)
+        .load_plugin(
+            "deny",
+            &fixture_bytes("deny"),
+            Limits::default(),
+            FailureMode::Closed,
+        )
         .unwrap();
     match rt.attach(&plugin, &json!({"message": ""})) {
         Err(PolicyError::InvalidConfig { plugin, message }) => {
@@ -347,7 +400,12 @@ fn validate_rejects_bad_config_with_the_plugins_message() {
 fn not_a_component_is_a_compile_error() {
     let rt = runtime();
     let err = rt
-        .load_plugin("junk", b"\0asm junk", Limits::default(), FailureMode::Closed)
+        .load_plugin(
+            "junk",
+            b"\0asm junk",
+            Limits::default(),
+            FailureMode::Closed,
+        )
         .unwrap_err();
     assert!(matches!(err, PolicyError::Compile { .. }), "{err}");
 }
@@ -391,7 +449,11 @@ fn disk_cache_hit_on_second_load_and_corrupt_entries_recompile() {
     assert_eq!((rt3.stats().compiles, rt3.stats().disk_hits), (1, 0));
     let rt4 = new_rt();
     load(&rt4);
-    assert_eq!(rt4.stats().disk_hits, 1, "the recompiled entry was written back");
+    assert_eq!(
+        rt4.stats().disk_hits,
+        1,
+        "the recompiled entry was written back"
+    );
 }
 
 #[test]
@@ -404,7 +466,10 @@ fn bundled_hello_policy() {
         .unwrap();
     let chain = Chain::new(vec![att]);
     let mut h = HeaderMap::new();
-    match chain.request_headers(&mut scope("/admin/users"), &mut h).unwrap() {
+    match chain
+        .request_headers(&mut scope("/admin/users"), &mut h)
+        .unwrap()
+    {
         HeadersOutcome::Respond(r) => assert_eq!(r.status, 403),
         other => panic!("{other:?}"),
     }

@@ -12,7 +12,11 @@ pub fn get(s: &HostState, key: &str) -> Option<String> {
 
 pub fn set(s: &mut HostState, key: String, value: String) {
     if value.len() > MAX_VALUE {
-        tracing::warn!(plugin = &*s.plugin, key, "attribute value too large; ignored");
+        tracing::warn!(
+            plugin = &*s.plugin,
+            key,
+            "attribute value too large; ignored"
+        );
         return;
     }
     if s.call.attrs.len() >= MAX_ATTRS && !s.call.attrs.contains_key(&key) {

@@ -24,7 +24,12 @@ impl Policy for Reader {
         let v = host::get_attr(&self.0.key).unwrap_or_else(|| "<absent>".into());
         HeaderOps::new().set(self.0.header.clone(), v).proceed()
     }
-    fn on_response_headers(&self, _c: &RequestContext, _s: u16, _h: &Headers) -> ResponseHeadersAction {
+    fn on_response_headers(
+        &self,
+        _c: &RequestContext,
+        _s: u16,
+        _h: &Headers,
+    ) -> ResponseHeadersAction {
         let order = host::get_attr("order").unwrap_or_default();
         HeaderOps::new().set("x-order", order).proceed_response()
     }

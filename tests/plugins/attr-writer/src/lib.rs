@@ -28,7 +28,12 @@ impl Policy for Writer {
         host::set_attr(&self.0.key, &value);
         HeaderOps::new().proceed()
     }
-    fn on_response_headers(&self, _c: &RequestContext, _s: u16, _h: &Headers) -> ResponseHeadersAction {
+    fn on_response_headers(
+        &self,
+        _c: &RequestContext,
+        _s: u16,
+        _h: &Headers,
+    ) -> ResponseHeadersAction {
         let order = host::get_attr("order").unwrap_or_default();
         host::set_attr("order", &format!("{order}{}", self.0.tag));
         HeaderOps::new().proceed_response()

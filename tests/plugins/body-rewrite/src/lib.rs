@@ -19,7 +19,9 @@ impl BodyRewrite {
                 o.insert(self.0.field.clone(), self.0.value.clone());
                 BodyAction::Replace(serde_json::to_vec(&o).unwrap_or_default())
             }
-            _ => Respond::status(400).message("body is not a JSON object").into(),
+            _ => Respond::status(400)
+                .message("body is not a JSON object")
+                .into(),
         }
     }
 }

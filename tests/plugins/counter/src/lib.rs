@@ -28,7 +28,12 @@ impl Policy for Counter {
         host::kv_set("last", c.total.to_string().as_bytes(), Duration::ZERO);
         HeaderOps::new().proceed()
     }
-    fn on_response_headers(&self, _c: &RequestContext, _s: u16, _h: &Headers) -> ResponseHeadersAction {
+    fn on_response_headers(
+        &self,
+        _c: &RequestContext,
+        _s: u16,
+        _h: &Headers,
+    ) -> ResponseHeadersAction {
         let total = host::get_attr("count").unwrap_or_default();
         let last = host::kv_get("last").map(|v| String::from_utf8_lossy(&v).into_owned());
         HeaderOps::new()

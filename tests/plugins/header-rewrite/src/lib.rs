@@ -45,7 +45,12 @@ impl Policy for Rewrite {
     fn on_request_headers(&self, _ctx: &RequestContext, _h: &Headers) -> HeadersAction {
         ops(&self.0.request).proceed()
     }
-    fn on_response_headers(&self, _c: &RequestContext, _s: u16, _h: &Headers) -> ResponseHeadersAction {
+    fn on_response_headers(
+        &self,
+        _c: &RequestContext,
+        _s: u16,
+        _h: &Headers,
+    ) -> ResponseHeadersAction {
         ops(&self.0.response).proceed_response()
     }
 }

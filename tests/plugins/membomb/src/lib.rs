@@ -22,7 +22,9 @@ impl Policy for Bomb {
             hoard.push(vec![1u8; 1 << 20]);
             std::hint::black_box(&hoard);
         }
-        HeaderOps::new().set("x-bomb", hoard.len().to_string()).proceed()
+        HeaderOps::new()
+            .set("x-bomb", hoard.len().to_string())
+            .proceed()
     }
 }
 

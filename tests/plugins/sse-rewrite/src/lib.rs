@@ -26,8 +26,14 @@ impl Policy for Upper {
         if ev.kind().as_deref() != Some("content_block_delta") {
             return vec![ev];
         }
-        let Some(mut v) = ev.json() else { return vec![ev] };
-        let Some(text) = v.pointer("/delta/text").and_then(Value::as_str).map(str::to_owned) else {
+        let Some(mut v) = ev.json() else {
+            return vec![ev];
+        };
+        let Some(text) = v
+            .pointer("/delta/text")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
             return vec![ev];
         };
         text.split('|')
@@ -38,7 +44,10 @@ impl Policy for Upper {
             .collect()
     }
     fn on_response_end(&self, _ctx: &RequestContext) -> Vec<SseEvent> {
-        vec![sse::event(Some("tail"), &serde_json::json!({"type": "tail"}))]
+        vec![sse::event(
+            Some("tail"),
+            &serde_json::json!({"type": "tail"}),
+        )]
     }
 }
 
