@@ -1,0 +1,131 @@
+//! Builds the bundled policies (`plugins/*`, workspace members) for
+//! `wasm32-wasip2` with a nested cargo into `<workspace>/target/plugins` (a
+//! separate target dir, so the outer build's lock is not contended) and
+//! generates `$OUT_DIR/bundled.rs` embedding each `.wasm`.
+//!
+//! Crate `plugins/rate-limit` = package `sluice-plugin-rate-limit` = bundled
+//! name `rate-limit`. Set `SLUICE_SKIP_BUNDLED=1` to embed nothing.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+const PREFIX: &str = "sluice-plugin-";
+
+fn package_name(manifest: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let mut in_package = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package && line.starts_with("name") {
+            let value = line.split_once('=')?.1.trim().trim_matches('"');
+            return Some(value.to_owned());
+        }
+    }
+    None
+}
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let ws = manifest_dir.parent().unwrap().to_path_buf();
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled.rs");
+    for dir in ["plugins", "sdk", "wit"] {
+        println!("cargo:rerun-if-changed={}", ws.join(dir).display());
+    }
+    println!("cargo:rerun-if-env-changed=SLUICE_SKIP_BUNDLED");
+
+    let mut plugins: Vec<(String, String)> = Vec::new(); // (bundled name, package)
+    if std::env::var_os("SLUICE_SKIP_BUNDLED").is_none() {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.join("plugins"))
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        for dir in dirs {
+            let manifest = dir.join("Cargo.toml");
+            let Some(pkg) = package_name(&manifest) else {
+                continue;
+            };
+            match pkg.strip_prefix(PREFIX) {
+                Some(name) => plugins.push((name.to_owned(), pkg.clone())),
+                None => println!(
+                    "cargo:warning=plugins/{}: package `{pkg}` is not named `{PREFIX}<name>`; not bundled",
+                    dir.file_name().unwrap().to_string_lossy()
+                ),
+            }
+        }
+    }
+
+    let target_dir = ws.join("target").join("plugins");
+    if !plugins.is_empty() {
+        check_target();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&ws)
+            .args(["build", "--release", "--target", TARGET, "--target-dir"])
+            .arg(&target_dir);
+        for (_, pkg) in &plugins {
+            cmd.args(["-p", pkg]);
+        }
+        for var in [
+            "CARGO_TARGET_DIR",
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_TARGET",
+            "CARGO_BUILD_RUSTFLAGS",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            cmd.env_remove(var);
+        }
+        // Same settings as `policy::testing`, so the two share artifacts.
+        cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+            .env("CARGO_PROFILE_RELEASE_STRIP", "true");
+        let status = cmd
+            .status()
+            .expect("failed to run cargo for the bundled plugins");
+        if !status.success() {
+            panic!("building the bundled plugins (plugins/*) for {TARGET} failed; see the errors above");
+        }
+    }
+
+    let mut code = String::from(
+        "/// Bundled policies: (name, component bytes).\npub static BUNDLED: &[(&str, &[u8])] = &[\n",
+    );
+    for (name, pkg) in &plugins {
+        let wasm = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{}.wasm", pkg.replace('-', "_")));
+        assert!(wasm.exists(), "missing {}", wasm.display());
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            wasm.display().to_string()
+        )
+        .unwrap();
+    }
+    code.push_str("];\n");
+    std::fs::write(out, code).unwrap();
+}
+
+/// Fail early and clearly when the wasm target is not installed.
+fn check_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(sysroot) = sysroot {
+        if !sysroot.join("lib/rustlib").join(TARGET).exists() {
+            panic!(
+                "the {TARGET} Rust target is not installed; the bundled policies need it.\n\
+                 Run: rustup target add {TARGET}\n\
+                 (or set SLUICE_SKIP_BUNDLED=1 to build without bundled policies)"
+            );
+        }
+    }
+}

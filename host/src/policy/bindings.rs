@@ -1,0 +1,11 @@
+//! Host bindings generated from `wit/policy.wit` (world `policy-plugin`).
+//!
+//! Kept alone so the generated names stay out of the rest of the runtime.
+wasmtime::component::bindgen!({
+    world: "policy-plugin",
+    path: "../wit",
+});
+
+pub use exports::sluice::policy::policy::InitResult;
+pub use sluice::policy::host;
+pub use sluice::policy::types;

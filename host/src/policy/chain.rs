@@ -1,0 +1,307 @@
+//! [`Chain`]: the API the pipeline calls at each hook point.
+//!
+//! Request hooks run in chain order, response hooks in reverse. Only hooks an
+//! attachment declared in `init` are called. A failing plugin (trap, CPU
+//! deadline, memory cap, invalid output) either fails the request
+//! ([`FailureMode::Closed`] → [`PolicyFailure`]) or is skipped
+//! ([`FailureMode::Open`]); either way it is logged and counted.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::HeaderMap;
+
+use super::bindings::types::{self as wit, BodyAction, HeaderOps, HeadersAction};
+use super::plugin::{CallError, FailureMode};
+use super::pool::Attachment;
+use super::types::{Completion, Hooks, ImmediateResponse, RequestScope, SseEvent};
+use super::PolicyFailure;
+
+/// What the request-headers phase decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadersOutcome {
+    /// Go on; `need_body`: buffer the body and run `request_body` first.
+    Continue { need_body: bool },
+    /// Answer the client with this.
+    Respond(ImmediateResponse),
+}
+
+/// An ordered list of attachments. Cheap to clone; `Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    atts: Arc<[Arc<Attachment>]>,
+    wants: Hooks,
+}
+
+type Step<R> = Result<Option<R>, PolicyFailure>;
+
+impl Chain {
+    pub fn new(atts: Vec<Arc<Attachment>>) -> Self {
+        let wants = atts.iter().fold(Hooks::empty(), |h, a| h | a.hooks());
+        Chain {
+            atts: atts.into(),
+            wants,
+        }
+    }
+
+    /// Union of every attachment's hooks: skip whole phases cheaply.
+    pub fn wants(&self) -> Hooks {
+        self.wants
+    }
+
+    pub fn attachments(&self) -> &[Arc<Attachment>] {
+        &self.atts
+    }
+
+    fn forward(&self, hook: Hooks) -> impl Iterator<Item = &Arc<Attachment>> {
+        self.atts.iter().filter(move |a| a.hooks().contains(hook))
+    }
+    fn reverse(&self, hook: Hooks) -> impl Iterator<Item = &Arc<Attachment>> {
+        self.atts
+            .iter()
+            .rev()
+            .filter(move |a| a.hooks().contains(hook))
+    }
+
+    pub fn request_headers(
+        &self,
+        s: &mut RequestScope,
+        headers: &mut HeaderMap,
+    ) -> Result<HeadersOutcome, PolicyFailure> {
+        let mut need_body = false;
+        for att in self.forward(Hooks::REQUEST_HEADERS) {
+            let list = to_list(headers);
+            let action = att.call("request_headers", s, |b, st, ctx| {
+                b.sluice_policy_policy()
+                    .call_on_request_headers(st, ctx, &list)
+            });
+            let Some(action) = settle(att, "request_headers", action)? else {
+                continue;
+            };
+            let ops = match action {
+                HeadersAction::Continue(ops) => ops,
+                HeadersAction::NeedBody(ops) => {
+                    need_body = true;
+                    ops
+                }
+                HeadersAction::Respond(r) => return Ok(HeadersOutcome::Respond(r.into())),
+            };
+            let applied = apply_ops(headers, ops);
+            settle(att, "request_headers", applied)?;
+        }
+        Ok(HeadersOutcome::Continue { need_body })
+    }
+
+    pub fn request_body(
+        &self,
+        s: &mut RequestScope,
+        headers: &mut HeaderMap,
+        body: &mut Bytes,
+    ) -> Result<Option<ImmediateResponse>, PolicyFailure> {
+        for att in self.forward(Hooks::REQUEST_BODY) {
+            let list = to_list(headers);
+            let action = att.call("request_body", s, |b, st, ctx| {
+                b.sluice_policy_policy()
+                    .call_on_request_body(st, ctx, &list, body)
+            });
+            match settle(att, "request_body", action)? {
+                None | Some(BodyAction::Continue) => {}
+                Some(BodyAction::Replace(new)) => {
+                    *body = Bytes::from(new);
+                    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+                }
+                Some(BodyAction::Respond(r)) => return Ok(Some(r.into())),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reverse order.
+    pub fn response_headers(
+        &self,
+        s: &mut RequestScope,
+        status: u16,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<ImmediateResponse>, PolicyFailure> {
+        for att in self.reverse(Hooks::RESPONSE_HEADERS) {
+            let list = to_list(headers);
+            let action = att.call("response_headers", s, |b, st, ctx| {
+                b.sluice_policy_policy()
+                    .call_on_response_headers(st, ctx, status, &list)
+            });
+            match settle(att, "response_headers", action)? {
+                None => {}
+                Some(wit::ResponseHeadersAction::Continue(ops)) => {
+                    let applied = apply_ops(headers, ops);
+                    settle(att, "response_headers", applied)?;
+                }
+                Some(wit::ResponseHeadersAction::Respond(r)) => return Ok(Some(r.into())),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reverse order.
+    pub fn response_body(
+        &self,
+        s: &mut RequestScope,
+        status: u16,
+        body: &mut Bytes,
+    ) -> Result<Option<ImmediateResponse>, PolicyFailure> {
+        for att in self.reverse(Hooks::RESPONSE_BODY) {
+            let action = att.call("response_body", s, |b, st, ctx| {
+                b.sluice_policy_policy()
+                    .call_on_response_body(st, ctx, status, body)
+            });
+            match settle(att, "response_body", action)? {
+                None | Some(BodyAction::Continue) => {}
+                Some(BodyAction::Replace(new)) => *body = Bytes::from(new),
+                Some(BodyAction::Respond(r)) => return Ok(Some(r.into())),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reverse order; each plugin's output events feed the next plugin.
+    pub fn response_event(
+        &self,
+        s: &mut RequestScope,
+        ev: SseEvent,
+    ) -> Result<Vec<SseEvent>, PolicyFailure> {
+        let order: Vec<&Arc<Attachment>> = self.reverse(Hooks::RESPONSE_EVENTS).collect();
+        pass_events(&order, s, vec![ev])
+    }
+
+    /// Reverse order; each plugin's flushed events also pass through the
+    /// plugins after it (in response order).
+    pub fn response_end(&self, s: &mut RequestScope) -> Result<Vec<SseEvent>, PolicyFailure> {
+        let order: Vec<&Arc<Attachment>> = self.reverse(Hooks::RESPONSE_EVENTS).collect();
+        let mut out = Vec::new();
+        for (i, att) in order.iter().enumerate() {
+            let flushed = att.call("response_end", s, |b, st, ctx| {
+                b.sluice_policy_policy().call_on_response_end(st, ctx)
+            });
+            if let Some(events) = settle(att, "response_end", flushed)? {
+                out.extend(pass_events(&order[i + 1..], s, events)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Accounting only: failures are logged and counted, never returned.
+    pub fn complete(&self, s: &mut RequestScope, summary: &Completion) {
+        for att in self.forward(Hooks::COMPLETE) {
+            let r = att.call("complete", s, |b, st, ctx| {
+                b.sluice_policy_policy().call_on_complete(st, ctx, summary)
+            });
+            let _ = settle(att, "complete", r);
+        }
+    }
+}
+
+fn pass_events(
+    order: &[&Arc<Attachment>],
+    s: &mut RequestScope,
+    mut events: Vec<SseEvent>,
+) -> Result<Vec<SseEvent>, PolicyFailure> {
+    for att in order {
+        let mut next = Vec::with_capacity(events.len());
+        for ev in events {
+            let out = att.call("response_event", s, |b, st, ctx| {
+                b.sluice_policy_policy()
+                    .call_on_response_event(st, ctx, &ev)
+            });
+            match settle(att, "response_event", out)? {
+                Some(evs) => next.extend(evs),
+                // Skipped (fail open): the event passes unchanged.
+                None => next.push(ev),
+            }
+        }
+        events = next;
+    }
+    Ok(events)
+}
+
+/// Map a call result through the failure mode: `Ok(Some)` on success,
+/// `Ok(None)` to skip (fail open), `Err` to fail the request (fail closed).
+fn settle<R>(att: &Attachment, hook: &'static str, r: Result<R, CallError>) -> Step<R> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            if e.kind == "plugin" {
+                // Output errors are counted here (traps were counted in the pool).
+                att.count_failure(hook, &e);
+            }
+            let mode = att.failure_mode();
+            tracing::warn!(plugin = att.name(), hook, kind = e.kind, reason = %e.reason, ?mode, "policy failed");
+            match mode {
+                FailureMode::Closed => Err(PolicyFailure {
+                    plugin: att.name().to_owned(),
+                    reason: e.reason,
+                }),
+                FailureMode::Open => Ok(None),
+            }
+        }
+    }
+}
+
+/// Headers as the WIT list (lowercase names; non-UTF-8 values lossily).
+pub fn to_list(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(k, v)| {
+            let v = match v.to_str() {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            };
+            (k.as_str().to_owned(), v)
+        })
+        .collect()
+}
+
+fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), CallError> {
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| bad(format!("invalid header name {name:?}")))?;
+    let v = HeaderValue::from_str(value)
+        .map_err(|_| bad(format!("invalid value for header {name}")))?;
+    Ok((n, v))
+}
+
+fn bad(reason: String) -> CallError {
+    CallError {
+        kind: "plugin",
+        reason,
+    }
+}
+
+/// Apply edits in the order remove, set, add; all-or-nothing.
+pub(crate) fn apply_ops(headers: &mut HeaderMap, ops: HeaderOps) -> Result<(), CallError> {
+    let remove = ops
+        .remove
+        .iter()
+        .map(|n| {
+            HeaderName::from_bytes(n.as_bytes())
+                .map_err(|_| bad(format!("invalid header name {n:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = ops
+        .set
+        .iter()
+        .map(|(n, v)| parse(n, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let add = ops
+        .add
+        .iter()
+        .map(|(n, v)| parse(n, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    for n in remove {
+        headers.remove(n);
+    }
+    for (n, v) in set {
+        headers.insert(n, v);
+    }
+    for (n, v) in add {
+        headers.append(n, v);
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! `fetch`: allow-listed, cached HTTP(S) GET for JWKS and discovery documents.
+//!
+//! Only hosts the attachment declared in `init`'s `fetch-hosts` (`host` or
+//! `host:port`) are reachable; redirects are not followed (they could leave
+//! the allow-list). Responses are cached by URL for `cache-ms`. The call
+//! blocks (inside `block_in_place` on a multi-threaded tokio runtime); the
+//! time spent waiting is credited back to the hook's CPU deadline.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::HostState;
+use crate::policy::bindings::host::FetchResponse;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_BODY: u64 = 1 << 20;
+const MAX_CACHED: usize = 256;
+
+/// The HTTP client and the response cache, shared by all plugins.
+pub struct Fetcher {
+    agent: ureq::Agent,
+    cache: Mutex<HashMap<String, (FetchResponse, Instant)>>,
+}
+
+impl Default for Fetcher {
+    fn default() -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(TIMEOUT))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        Fetcher {
+            agent,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Whether `url`'s authority is in `allowed` (`host` allows any port).
+pub fn host_allowed(url: &str, allowed: &[String]) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("invalid url: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err("only http and https urls can be fetched".into()),
+    }
+    let host = uri.host().ok_or("url has no host")?.to_ascii_lowercase();
+    let port = uri.port_u16();
+    let ok = allowed.iter().any(|a| {
+        let a = a.to_ascii_lowercase();
+        match (a.rsplit_once(':'), port) {
+            (Some((h, p)), Some(port)) if !h.is_empty() => h == host && p == port.to_string(),
+            (Some(_), None) => false,
+            (None, _) => a == host,
+            _ => false,
+        }
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("host `{host}` is not in this plugin's fetch-hosts"))
+    }
+}
+
+impl Fetcher {
+    fn cached(&self, url: &str) -> Option<FetchResponse> {
+        let mut cache = self.cache.lock();
+        match cache.get(url) {
+            Some((r, exp)) if *exp > Instant::now() => Some(r.clone()),
+            Some(_) => {
+                cache.remove(url);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, url: &str, r: &FetchResponse, cache_ms: u64) {
+        if cache_ms == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut cache = self.cache.lock();
+        if cache.len() >= MAX_CACHED {
+            cache.retain(|_, (_, exp)| *exp > now);
+            if cache.len() >= MAX_CACHED {
+                return;
+            }
+        }
+        cache.insert(
+            url.to_owned(),
+            (r.clone(), now + Duration::from_millis(cache_ms)),
+        );
+    }
+
+    fn get(&self, url: &str) -> Result<FetchResponse, String> {
+        let mut resp = self.agent.get(url).call().map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok(FetchResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+pub fn fetch(s: &mut HostState, url: &str, cache_ms: u64) -> Result<FetchResponse, String> {
+    host_allowed(url, &s.fetch_hosts)?;
+    let fetcher = s.env.fetcher.clone();
+    if let Some(r) = fetcher.cached(url) {
+        return Ok(r);
+    }
+    let started = Instant::now();
+    let result = blocking(|| fetcher.get(url));
+    s.wait_credit += started.elapsed();
+    match &result {
+        Ok(r) => {
+            tracing::debug!(plugin = &*s.plugin, url, status = r.status, "plugin fetch");
+            fetcher.remember(url, r, cache_ms);
+        }
+        Err(e) => tracing::warn!(plugin = &*s.plugin, url, error = %e, "plugin fetch failed"),
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn allow_list() {
+        let allowed = vec!["idp.example.com".to_string(), "127.0.0.1:8080".to_string()];
+        assert!(host_allowed("https://idp.example.com/jwks", &allowed).is_ok());
+        assert!(host_allowed("https://IDP.example.com:444/x", &allowed).is_ok());
+        assert!(host_allowed("http://127.0.0.1:8080/x", &allowed).is_ok());
+        assert!(host_allowed("http://127.0.0.1:8081/x", &allowed).is_err());
+        assert!(host_allowed("https://evil.com/idp.example.com", &allowed).is_err());
+        assert!(host_allowed("file:///etc/passwd", &allowed).is_err());
+    }
+}

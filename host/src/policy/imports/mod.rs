@@ -1,0 +1,121 @@
+//! The one host-state struct stored in every plugin `Store`, and the `host`
+//! interface implemented over it: a thin trait impl delegating to one small
+//! module per capability.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::host::{FetchResponse, Host, Level, WindowCount};
+use super::bindings::types;
+use super::metrics::PolicyMetrics;
+use super::state::SharedState;
+
+pub mod attrs;
+pub mod clock;
+pub mod counters;
+pub mod fetch;
+pub mod kv;
+pub mod limits;
+pub mod log;
+pub mod metrics;
+
+pub use fetch::Fetcher;
+pub use limits::Limiter;
+
+/// Process-wide services the host imports use.
+pub struct HostEnv {
+    pub state: Arc<dyn SharedState>,
+    pub metrics: PolicyMetrics,
+    pub fetcher: Arc<Fetcher>,
+}
+
+/// Per-call data: swapped in for one hook call, swapped out afterwards.
+#[derive(Default)]
+pub struct CallData {
+    pub request_id: String,
+    pub attrs: HashMap<String, String>,
+}
+
+/// What a plugin instance's `Store` holds.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    /// Plugin name, for logs and metrics.
+    pub plugin: Arc<str>,
+    /// Hosts this attachment may fetch from.
+    pub fetch_hosts: Arc<[String]>,
+    pub call: CallData,
+    /// Wall time spent blocked in host calls (fetch) during this hook call,
+    /// credited back to the CPU deadline.
+    pub wait_credit: std::time::Duration,
+    pub env: Arc<HostEnv>,
+}
+
+impl HostState {
+    pub fn new(
+        plugin: Arc<str>,
+        memory_cap: usize,
+        fetch_hosts: Arc<[String]>,
+        env: Arc<HostEnv>,
+    ) -> Self {
+        HostState {
+            // Inherits nothing: no args, env, preopens, network or stdio.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(memory_cap),
+            plugin,
+            fetch_hosts,
+            call: CallData::default(),
+            wait_credit: std::time::Duration::ZERO,
+            env,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        log::log(self, level, &message)
+    }
+    fn get_attr(&mut self, key: String) -> Option<String> {
+        attrs::get(self, &key)
+    }
+    fn set_attr(&mut self, key: String, value: String) {
+        attrs::set(self, key, value)
+    }
+    fn incr_counter(&mut self, key: String, delta: i64, window_ms: u64) -> WindowCount {
+        counters::incr(self, &key, delta, window_ms)
+    }
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        kv::get(self, &key)
+    }
+    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
+        kv::set(self, &key, value, ttl_ms)
+    }
+    fn now_ms(&mut self) -> u64 {
+        clock::now_ms()
+    }
+    fn metric_counter(&mut self, name: String, value: u64) {
+        metrics::counter(self, &name, value)
+    }
+    fn metric_histogram(&mut self, name: String, value: f64) {
+        metrics::histogram(self, &name, value)
+    }
+    fn fetch(&mut self, url: String, cache_ms: u64) -> Result<FetchResponse, String> {
+        fetch::fetch(self, &url, cache_ms)
+    }
+}

@@ -1,0 +1,197 @@
+//! An attachment (a plugin + its config) and its pool of initialized
+//! instances.
+//!
+//! `init` runs once per instance. A hook checks an instance out for exactly
+//! one call and returns it; an instance whose call trapped, hit its deadline
+//! or its memory cap is dropped, never reused. Per-request data (attributes,
+//! request id) lives in the store only during a call and is moved out
+//! afterwards, so nothing host-side crosses requests; guest memory is reused,
+//! which the WIT tells plugins not to rely on.
+//!
+//! Reuse vs instantiate-per-call was measured (`cargo bench --bench policy`):
+//! see `host/benches/policy.rs`. Reuse is the default;
+//! [`super::RuntimeOptions::reuse_instances`] turns it off.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use wasmtime::Store;
+
+use super::bindings::{types::Hooks, PolicyPlugin};
+use super::imports::{CallData, HostState};
+use super::metrics::{HookLabels, TrapLabels};
+use super::plugin::{classify, CallError, FailureMode, Instance, Plugin};
+use super::types::{RequestContext, RequestScope};
+
+/// A plugin attached with one config: what a chain is made of.
+pub struct Attachment {
+    pub(crate) plugin: Arc<Plugin>,
+    config: String,
+    hooks: Hooks,
+    fetch_hosts: Arc<[String]>,
+    idle: Mutex<Vec<Instance>>,
+    max_idle: usize,
+    reuse: bool,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("plugin", &self.plugin.name)
+            .field("hooks", &self.hooks)
+            .field("fetch_hosts", &self.fetch_hosts)
+            .finish()
+    }
+}
+
+impl Attachment {
+    pub(crate) fn new(
+        plugin: Arc<Plugin>,
+        config: String,
+        hooks: Hooks,
+        fetch_hosts: Arc<[String]>,
+        first: Instance,
+        max_idle: usize,
+        reuse: bool,
+    ) -> Self {
+        Attachment {
+            plugin,
+            config,
+            hooks,
+            fetch_hosts,
+            idle: Mutex::new(if reuse { vec![first] } else { Vec::new() }),
+            max_idle,
+            reuse,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.plugin.name
+    }
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+    /// The hooks `init` asked for.
+    pub fn hooks(&self) -> Hooks {
+        self.hooks
+    }
+    pub fn fetch_hosts(&self) -> &[String] {
+        &self.fetch_hosts
+    }
+    pub fn failure_mode(&self) -> FailureMode {
+        self.plugin.failure
+    }
+    /// Idle instances currently pooled.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.lock().len()
+    }
+
+    /// A new instance with `init` done.
+    pub(crate) fn fresh(&self) -> Result<Instance, CallError> {
+        let mut inst = self.plugin.instantiate(self.fetch_hosts.clone())?;
+        inst.store
+            .set_epoch_deadline(self.plugin.limits.init_ticks());
+        let guest = inst.bindings.sluice_policy_policy();
+        match guest.call_init(&mut inst.store, &self.config) {
+            Ok(Ok(_)) => Ok(inst),
+            Ok(Err(message)) => Err(CallError {
+                kind: "plugin",
+                reason: format!("init failed: {message}"),
+            }),
+            Err(e) => Err(classify(&e, &inst.store, &self.plugin.limits)),
+        }
+    }
+
+    fn checkout(&self) -> Result<Instance, CallError> {
+        if self.reuse {
+            if let Some(inst) = self.idle.lock().pop() {
+                return Ok(inst);
+            }
+        }
+        self.fresh()
+    }
+
+    fn checkin(&self, inst: Instance) {
+        if !self.reuse {
+            return;
+        }
+        let mut idle = self.idle.lock();
+        if idle.len() < self.max_idle {
+            idle.push(inst);
+        }
+    }
+
+    /// Run one hook on a checked-out instance, with the request's attributes
+    /// moved into the store for the call.
+    pub(crate) fn call<R>(
+        &self,
+        hook: &'static str,
+        scope: &mut RequestScope,
+        f: impl FnOnce(&PolicyPlugin, &mut Store<HostState>, &RequestContext) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let metrics = &self.plugin.env.metrics;
+        let labels = HookLabels {
+            plugin: self.plugin.name.to_string(),
+            hook,
+        };
+        metrics.calls.get_or_create(&labels).inc();
+        let started = Instant::now();
+        let mut inst = match self.checkout() {
+            Ok(i) => i,
+            Err(e) => {
+                self.count_failure(hook, &e);
+                return Err(e);
+            }
+        };
+        {
+            let data = inst.store.data_mut();
+            data.call = CallData {
+                request_id: scope.ctx.request_id.clone(),
+                attrs: std::mem::take(&mut scope.attrs),
+            };
+            data.wait_credit = std::time::Duration::ZERO;
+        }
+        inst.store
+            .set_epoch_deadline(self.plugin.limits.hook_ticks());
+        let result = f(&inst.bindings, &mut inst.store, &scope.ctx);
+        scope.attrs = std::mem::take(&mut inst.store.data_mut().call).attrs;
+        metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(r) => {
+                self.checkin(inst);
+                Ok(r)
+            }
+            Err(e) => {
+                let err = classify(&e, &inst.store, &self.plugin.limits);
+                tracing::debug!(plugin = %self.plugin.name, age = ?inst.created.elapsed(), "discarding failed instance");
+                drop(inst);
+                self.count_failure(hook, &err);
+                Err(err)
+            }
+        }
+    }
+
+    pub(crate) fn count_failure(&self, hook: &'static str, err: &CallError) {
+        let metrics = &self.plugin.env.metrics;
+        let plugin = self.plugin.name.to_string();
+        if err.kind == "plugin" {
+            metrics
+                .errors
+                .get_or_create(&HookLabels { plugin, hook })
+                .inc();
+        } else {
+            metrics
+                .traps
+                .get_or_create(&TrapLabels {
+                    plugin,
+                    hook,
+                    kind: err.kind,
+                })
+                .inc();
+        }
+    }
+}

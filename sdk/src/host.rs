@@ -1,0 +1,151 @@
+//! Wrappers over the host imports (logging, attributes, counters, KV, clock,
+//! metrics, fetch).
+//!
+//! On `wasm32` they call the gateway. On native targets (plugin unit tests)
+//! they use an in-process mock ([`mock`]) so policies can be tested with plain
+//! `cargo test`.
+
+use std::time::Duration;
+
+use crate::{FetchResponse, Level, WindowCount};
+
+#[cfg(target_arch = "wasm32")]
+use crate::bindings::sluice::policy::host as imp;
+#[cfg(not(target_arch = "wasm32"))]
+use mock as imp;
+
+/// Log a line; the host tags it with the plugin name and request id.
+pub fn log(level: Level, message: &str) {
+    imp::log(level, message)
+}
+pub fn debug(message: &str) {
+    log(Level::Debug, message)
+}
+pub fn info(message: &str) {
+    log(Level::Info, message)
+}
+pub fn warn(message: &str) {
+    log(Level::Warn, message)
+}
+pub fn error(message: &str) {
+    log(Level::Error, message)
+}
+
+/// A request attribute set by this or an earlier plugin of the request.
+pub fn get_attr(key: &str) -> Option<String> {
+    imp::get_attr(key)
+}
+/// Set a request attribute, visible to the later plugins of this request.
+pub fn set_attr(key: &str, value: &str) {
+    imp::set_attr(key, value)
+}
+
+/// Add `delta` to a counter in the current fixed `window`; `delta` 0 reads.
+pub fn incr_counter(key: &str, delta: i64, window: Duration) -> WindowCount {
+    imp::incr_counter(key, delta, window.as_millis() as u64)
+}
+
+pub fn kv_get(key: &str) -> Option<Vec<u8>> {
+    imp::kv_get(key)
+}
+/// `ttl` zero means the host's default (one hour).
+pub fn kv_set(key: &str, value: &[u8], ttl: Duration) {
+    imp::kv_set(key, value, ttl.as_millis() as u64)
+}
+
+/// Wall clock, milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    imp::now_ms()
+}
+
+/// Add to the Prometheus counter `sluice_plugin_<name>`.
+pub fn metric_counter(name: &str, value: u64) {
+    imp::metric_counter(name, value)
+}
+/// Observe a value in the histogram `sluice_plugin_<name>`.
+pub fn metric_histogram(name: &str, value: f64) {
+    imp::metric_histogram(name, value)
+}
+
+/// GET a URL on a host declared in [`crate::Policy::fetch_hosts`]; cached for `cache`.
+pub fn fetch(url: &str, cache: Duration) -> Result<FetchResponse, String> {
+    imp::fetch(url, cache.as_millis() as u64)
+}
+
+/// The native stand-in for the host, for plugin unit tests.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod mock {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use crate::{FetchResponse, Level, WindowCount};
+
+    /// What the mock host holds; reset it between tests with [`reset`].
+    #[derive(Default)]
+    pub struct MockHost {
+        pub logs: Vec<(Level, String)>,
+        pub attrs: HashMap<String, String>,
+        pub counters: HashMap<String, i64>,
+        pub kv: HashMap<String, Vec<u8>>,
+        pub metrics: HashMap<String, f64>,
+        pub now_ms: u64,
+        /// Canned fetch answers by URL.
+        pub fetch: HashMap<String, FetchResponse>,
+    }
+
+    thread_local! {
+        static HOST: RefCell<MockHost> = RefCell::new(MockHost::default());
+    }
+
+    /// Inspect or change the mock host.
+    pub fn with<R>(f: impl FnOnce(&mut MockHost) -> R) -> R {
+        HOST.with(|h| f(&mut h.borrow_mut()))
+    }
+    /// Start from a clean mock host.
+    pub fn reset() {
+        with(|h| *h = MockHost::default())
+    }
+
+    pub(super) fn log(level: Level, message: &str) {
+        with(|h| h.logs.push((level, message.to_owned())))
+    }
+    pub(super) fn get_attr(key: &str) -> Option<String> {
+        with(|h| h.attrs.get(key).cloned())
+    }
+    pub(super) fn set_attr(key: &str, value: &str) {
+        with(|h| h.attrs.insert(key.to_owned(), value.to_owned()));
+    }
+    pub(super) fn incr_counter(key: &str, delta: i64, window_ms: u64) -> WindowCount {
+        with(|h| {
+            let total = h.counters.entry(key.to_owned()).or_default();
+            *total += delta;
+            WindowCount {
+                total: *total,
+                reset_ms: window_ms,
+            }
+        })
+    }
+    pub(super) fn kv_get(key: &str) -> Option<Vec<u8>> {
+        with(|h| h.kv.get(key).cloned())
+    }
+    pub(super) fn kv_set(key: &str, value: &[u8], _ttl_ms: u64) {
+        with(|h| h.kv.insert(key.to_owned(), value.to_vec()));
+    }
+    pub(super) fn now_ms() -> u64 {
+        with(|h| h.now_ms)
+    }
+    pub(super) fn metric_counter(name: &str, value: u64) {
+        with(|h| *h.metrics.entry(name.to_owned()).or_default() += value as f64)
+    }
+    pub(super) fn metric_histogram(name: &str, value: f64) {
+        with(|h| *h.metrics.entry(name.to_owned()).or_default() += value)
+    }
+    pub(super) fn fetch(url: &str, _cache_ms: u64) -> Result<FetchResponse, String> {
+        with(|h| {
+            h.fetch
+                .get(url)
+                .cloned()
+                .ok_or_else(|| format!("mock: no canned response for {url}"))
+        })
+    }
+}
