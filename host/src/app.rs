@@ -5,8 +5,9 @@ use crate::config::{self, Config, Protocol};
 use crate::metrics::Metrics;
 use crate::proxy::client::{ResolveMap, Upstreams};
 use crate::proxy::pipeline;
-use crate::proxy::snapshot::{AttachmentFactory, Snapshot};
-use crate::{admin, policy, server};
+use crate::plugins::{self, PluginSet};
+use crate::proxy::snapshot::Snapshot;
+use crate::{admin, server};
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -37,21 +38,6 @@ pub struct Gateway {
     pub options: Options,
 }
 
-/// Until the policy runtime is wired in, attachments are refused loudly.
-struct NoPlugins;
-
-impl AttachmentFactory for NoPlugins {
-    fn attach(&self, route: &config::Route) -> Result<Vec<Arc<policy::Attachment>>, String> {
-        if let Some(a) = route.policies.attachments.first() {
-            return Err(format!(
-                "policy {} cannot run: the policy runtime is not available",
-                a.plugin
-            ));
-        }
-        Ok(Vec::new())
-    }
-}
-
 /// Load and validate the config files.
 pub fn load_config(paths: &[PathBuf]) -> anyhow::Result<Config> {
     // The loader logs its own warnings (duplicate keys and the like).
@@ -75,7 +61,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let connect_timeout = Duration::from_secs(10);
     let upstreams = Upstreams::new(ResolveMap::parse(&options.resolve)?, connect_timeout);
-    let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &NoPlugins)?;
+    let runtime = plugins::runtime(&metrics)?;
+    let plugin_set = PluginSet::load(runtime, &cfg).map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
+    let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
     let gw = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snapshot),
         metrics,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod metrics;
+pub mod plugins;
 pub mod policy;
 pub mod proxy;
 pub mod server;

@@ -65,29 +65,44 @@ fn main() -> ExitCode {
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    match sluice::config::load(paths) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                println!("warning: {w}");
-            }
-            let c = &loaded.config;
-            println!(
-                "ok: {} bind(s), {} route(s), {} policy layer(s), {} plugin(s)",
-                c.binds.len(),
-                c.routes.len(),
-                c.layers.len(),
-                c.plugins.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+    let loaded = match sluice::config::load(paths) {
+        Ok(l) => l,
         Err(errors) => {
             for e in &errors.0 {
                 println!("error: {e}");
             }
             println!("{} problem(s) found", errors.0.len());
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
         }
+    };
+    for w in &loaded.warnings {
+        println!("warning: {w}");
     }
+    // Every plugin checks its own config, exactly as at startup.
+    let c = &loaded.config;
+    let metrics = sluice::metrics::Metrics::new();
+    let problems = match sluice::plugins::runtime(&metrics) {
+        Err(e) => vec![format!("policy runtime: {e}")],
+        Ok(rt) => match sluice::plugins::PluginSet::load(rt, c) {
+            Err(errors) => errors,
+            Ok(set) => set.check(c),
+        },
+    };
+    if !problems.is_empty() {
+        for p in &problems {
+            println!("error: {p}");
+        }
+        println!("{} problem(s) found", problems.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "ok: {} bind(s), {} route(s), {} policy layer(s), {} plugin(s)",
+        c.binds.len(),
+        c.routes.len(),
+        c.layers.len(),
+        c.plugins.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(cli: Cli) -> anyhow::Result<ExitCode> {

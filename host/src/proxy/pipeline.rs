@@ -56,7 +56,7 @@ pub async fn handle(
     // Phase 2: request_filter.
     let wants = session.chain.wants();
     let mut need_body = false;
-    if wants.request_headers {
+    if wants.contains(policy::Hooks::REQUEST_HEADERS) {
         let chain = session.chain.clone();
         match chain.request_headers(&mut session.scope, &mut parts.headers) {
             Ok(HeadersOutcome::Continue { need_body: nb }) => need_body = nb,
@@ -66,7 +66,11 @@ pub async fn handle(
     }
 
     // Phase 3: request_body_filter.
-    let body: UpstreamBody = if need_body || wants.request_body {
+    // A policy asks for the body with `need-body`; one with only a body hook
+    // (nothing to decide on at headers) always gets it.
+    let body_only = wants.contains(policy::Hooks::REQUEST_BODY)
+        && !wants.contains(policy::Hooks::REQUEST_HEADERS);
+    let body: UpstreamBody = if need_body || body_only {
         let mut bytes = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) => {
@@ -129,7 +133,7 @@ pub async fn handle(
     let (mut parts, body) = resp.into_parts();
     headers::prepare_response(&mut parts.headers);
     session.status = parts.status.as_u16();
-    if wants.response_headers {
+    if wants.contains(policy::Hooks::RESPONSE_HEADERS) {
         let chain = session.chain.clone();
         match chain.response_headers(&mut session.scope, session.status, &mut parts.headers) {
             Ok(None) => {}
@@ -292,9 +296,9 @@ async fn response_body_filter(
     );
     let encoding = Encoding::from_header(parts.headers.get(header::CONTENT_ENCODING));
     let rewrites = if is_sse {
-        wants.response_events
+        wants.contains(policy::Hooks::RESPONSE_EVENTS)
     } else {
-        wants.response_body
+        wants.contains(policy::Hooks::RESPONSE_BODY)
     };
     let readable = !matches!(encoding, Encoding::Unknown);
     if rewrites && !readable {

@@ -1,0 +1,115 @@
+//! Turning the config's plugin declarations and attachments into live ones.
+//!
+//! A route's policy keys name plugins: the bundled ones embedded in the
+//! binary, or the operator's own from the top-level `plugins:` list (which
+//! override a bundled plugin of the same name). Each attachment's config is
+//! checked by the plugin's own `validate` export before anything serves, and a
+//! failure names the file, line and key that attached it.
+
+use crate::config::{self, Config, PluginAttachment, Route};
+use crate::policy::{self, Attachment, FailureMode, Limits, Plugin, PolicyRuntime};
+use crate::proxy::snapshot::AttachmentFactory;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The plugins a config can attach, resolved against one runtime.
+pub struct PluginSet {
+    runtime: Arc<PolicyRuntime>,
+    declared: HashMap<String, (Arc<Plugin>, serde_json::Value)>,
+}
+
+impl PluginSet {
+    /// Load (compile or fetch from the cache) every declared plugin.
+    pub fn load(runtime: Arc<PolicyRuntime>, cfg: &Config) -> Result<Self, Vec<String>> {
+        let mut declared = HashMap::new();
+        let mut errors = Vec::new();
+        for d in &cfg.plugins {
+            match load_declared(&runtime, d) {
+                Ok(p) => {
+                    declared.insert(d.name.clone(), (p, d.config.clone()));
+                }
+                Err(e) => errors.push(format!("{}: plugins.{}: {e}", d.location, d.name)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(PluginSet { runtime, declared })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<PolicyRuntime> {
+        &self.runtime
+    }
+
+    fn attach_one(&self, a: &PluginAttachment) -> Result<Arc<Attachment>, String> {
+        let (plugin, config) = match self.declared.get(&a.plugin) {
+            Some((p, default)) => {
+                let cfg = if a.config.is_null() { default.clone() } else { a.config.clone() };
+                (p.clone(), cfg)
+            }
+            None => {
+                let p = self
+                    .runtime
+                    .bundled(&a.plugin)
+                    .ok_or_else(|| format!("no plugin named `{}` (declare it under `plugins:`)", a.plugin))?;
+                (p, a.config.clone())
+            }
+        };
+        self.runtime.attach(&plugin, &config).map_err(|e| e.to_string())
+    }
+
+    /// Check every attachment of every route and layer; all problems at once.
+    pub fn check(&self, cfg: &Config) -> Vec<String> {
+        cfg.all_routes().flat_map(|r| self.attach(r).err()).collect()
+    }
+}
+
+fn load_declared(runtime: &PolicyRuntime, d: &config::PluginDecl) -> Result<Arc<Plugin>, String> {
+    let wasm = std::fs::read(&d.path).map_err(|e| format!("cannot read {}: {e}", d.path.display()))?;
+    let defaults = Limits::default();
+    let limits = Limits {
+        memory_bytes: d.memory_limit.map(|m| m as usize).unwrap_or(defaults.memory_bytes),
+        hook_deadline: d.deadline.unwrap_or(defaults.hook_deadline),
+        fetch_hosts: None,
+    };
+    let failure = match d.failure_mode {
+        config::FailureMode::Closed => FailureMode::Closed,
+        config::FailureMode::Open => FailureMode::Open,
+    };
+    runtime.load_plugin(&d.name, &wasm, limits, failure).map_err(|e| e.to_string())
+}
+
+impl AttachmentFactory for PluginSet {
+    fn attach(&self, route: &Route) -> Result<Vec<Arc<Attachment>>, String> {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for a in &route.policies.attachments {
+            match self.attach_one(a) {
+                Ok(att) => out.push(att),
+                Err(e) => errors.push(format!(
+                    "{}: routes.{}.policies.{}: {e}",
+                    a.location,
+                    route.name,
+                    a.keys.join("+")
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+}
+
+/// The runtime for a gateway process: shared state in memory, metrics in the
+/// gateway's registry.
+pub fn runtime(metrics: &crate::metrics::Metrics) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
+    let pm = metrics.with_registry(policy::PolicyMetrics::register);
+    let opts = policy::RuntimeOptions {
+        metrics: Some(pm),
+        ..Default::default()
+    };
+    Ok(Arc::new(PolicyRuntime::new(opts, Arc::new(policy::MemoryState::new()))?))
+}
