@@ -1,0 +1,2 @@
+pub mod masker;
+pub mod patterns;
