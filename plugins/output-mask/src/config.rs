@@ -14,9 +14,9 @@
 //! promptGuard:                 # agentgateway `ai.promptGuard`
 //!   response:
 //!   - regex:
-//!       action: mask           # or reject (JSON responses get the rejection)
+//!       action: mask           # the default; or reject (JSON responses get the rejection)
 //!       builtins: [email, ssn] # or rules: [{builtin: email}, {pattern: "...", name: X}]
-//!     rejection: {status: 403, body: "..."}
+//!     rejection: {status: 403, body: "...", headers: {set: {...}}}
 //!   request: [...]             # only its `mask` regex guards are used here
 //! ```
 
@@ -40,7 +40,10 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleSpec {
     Builtin(Builtin),
-    Custom { pattern: String, replacement: String },
+    Custom {
+        pattern: String,
+        replacement: String,
+    },
 }
 
 /// What a `reject` response guard answers.
@@ -215,13 +218,21 @@ fn custom(v: &Value, path: &str) -> Result<RuleSpec, String> {
     let name = match m.get("name") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.as_str()),
-        Some(other) => return Err(format!("`{path}.name` must be a string, got {}", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "`{path}.name` must be a string, got {}",
+                kind(other)
+            ))
+        }
     };
     let replacement = match m.get("replacement") {
         None | Some(Value::Null) => default_replacement(name),
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
-            return Err(format!("`{path}.replacement` must be a string, got {}", kind(other)))
+            return Err(format!(
+                "`{path}.replacement` must be a string, got {}",
+                kind(other)
+            ))
         }
     };
     Rule::custom(&pattern, replacement.clone()).map_err(|e| format!("`{path}.{key}`: {e}"))?;
@@ -347,11 +358,11 @@ fn parse_prompt_guard(v: &Value, specs: &mut Specs) -> Result<(), String> {
     if !specs.response.is_empty() || !specs.response_reject.is_empty() {
         if let Some(req) = m.get("request").filter(|v| !v.is_null()) {
             for (path, guard) in guards(req, "promptGuard.request")? {
+                // Errors here are the request policy's to report.
                 let Some(regex) = guard.get("regex") else {
                     continue;
                 };
-                let (action, rules, _) = regex_guard(regex, &format!("{path}.regex"))?;
-                if action == Action::Mask {
+                if let Ok((Action::Mask, rules, _)) = regex_guard(regex, &format!("{path}.regex")) {
                     specs.request.extend(rules);
                 }
             }
@@ -369,7 +380,10 @@ fn guards<'a>(v: &'a Value, path: &str) -> Result<Vec<(String, &'a Value)>, Stri
             .map(|(i, g)| (format!("{path}[{i}]"), g))
             .collect()),
         Value::Object(_) => Ok(vec![(path.to_owned(), v)]),
-        other => Err(format!("`{path}` must be a list of guards, got {}", kind(other))),
+        other => Err(format!(
+            "`{path}` must be a list of guards, got {}",
+            kind(other)
+        )),
     }
 }
 
@@ -383,7 +397,8 @@ fn regex_guard(
     only_keys(m, path, &["action", "rules", "builtins", "matches"])?;
     let mut old_rejection = None;
     let action = match m.get("action") {
-        None => return Err(format!("`{path}.action` is required (mask or reject)")),
+        // agentgateway's default action is `mask`.
+        None | Some(Value::Null) => Action::Mask,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("mask") => Action::Mask,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("reject") => Action::Reject,
         Some(Value::Object(o)) if o.len() == 1 && o.contains_key("mask") => Action::Mask,
@@ -414,7 +429,11 @@ fn regex_guard(
             let r = object(item, &p)?;
             if let Some(b) = r.get("builtin") {
                 only_keys(r, &p, &["builtin", "name"])?;
-                rules.extend(builtins(b, &format!("{p}.builtin"))?.iter().map(|b| RuleSpec::Builtin(*b)));
+                rules.extend(
+                    builtins(b, &format!("{p}.builtin"))?
+                        .iter()
+                        .map(|b| RuleSpec::Builtin(*b)),
+                );
             } else {
                 rules.push(custom(item, &p)?);
             }
@@ -470,7 +489,12 @@ fn rejection(v: &Value, path: &str) -> Result<Rejection, String> {
     match m.get("body") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => r.body = Some(s.clone()),
-        Some(other) => return Err(format!("`{path}.body` must be a string, got {}", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "`{path}.body` must be a string, got {}",
+                kind(other)
+            ))
+        }
     }
     if let Some(h) = m.get("headers") {
         let h = object(h, &format!("{path}.headers"))?;
@@ -479,9 +503,9 @@ fn rejection(v: &Value, path: &str) -> Result<Rejection, String> {
             if let Some(pairs) = h.get(op) {
                 let pairs = object(pairs, &format!("{path}.headers.{op}"))?;
                 for (k, v) in pairs {
-                    let v = v.as_str().ok_or_else(|| {
-                        format!("`{path}.headers.{op}.{k}` must be a string")
-                    })?;
+                    let v = v
+                        .as_str()
+                        .ok_or_else(|| format!("`{path}.headers.{op}.{k}` must be a string"))?;
                     r.headers.push((k.to_ascii_lowercase(), v.to_owned()));
                 }
             }
@@ -502,7 +526,8 @@ mod tests {
 
     #[test]
     fn guide_output_filter() {
-        let s = specs(json!({"outputFilter": {"maskPatterns": ["email", "phone", "ssn"]}})).unwrap();
+        let s =
+            specs(json!({"outputFilter": {"maskPatterns": ["email", "phone", "ssn"]}})).unwrap();
         assert_eq!(
             s.response,
             vec![
@@ -540,23 +565,35 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = specs(json!({"outputFilter": {"maskPatterns": ["email", "passport"]}})).unwrap_err();
-        assert!(e.contains("outputFilter.maskPatterns[1]") && e.contains("passport"), "{e}");
+        let e =
+            specs(json!({"outputFilter": {"maskPatterns": ["email", "passport"]}})).unwrap_err();
+        assert!(
+            e.contains("outputFilter.maskPatterns[1]") && e.contains("passport"),
+            "{e}"
+        );
         let e = specs(json!({"outputFilter": {"maskPatterns": [{"regex": "("}]}})).unwrap_err();
-        assert!(e.contains("outputFilter.maskPatterns[0].regex") && e.contains("invalid regex"), "{e}");
+        assert!(
+            e.contains("outputFilter.maskPatterns[0].regex") && e.contains("invalid regex"),
+            "{e}"
+        );
         let e = specs(json!({"outputFilter": {"maskPaterns": ["email"]}})).unwrap_err();
         assert!(e.contains("outputFilter.maskPaterns"), "{e}");
         let e = specs(json!({"outputFilter": {"maskRequest": "yes"}})).unwrap_err();
         assert!(e.contains("maskRequest"), "{e}");
-        let e = specs(json!({"promptGuard": {"response": [{"regex": {"builtins": ["email"]}}]}}))
+        let e = specs(json!({"promptGuard": {"response": [{"regex": {"action": "block", "builtins": ["email"]}}]}}))
             .unwrap_err();
         assert!(e.contains("promptGuard.response[0].regex.action"), "{e}");
+        let e = specs(json!({"promptGuard": {"foo": 1}})).unwrap_err();
+        assert!(e.contains("promptGuard.foo"), "{e}");
         let e = specs(json!({"promptGuard": {"response": [{"webhook": {"target": "x"}}]}}))
             .unwrap_err();
         assert!(e.contains("promptGuard.response[0].webhook"), "{e}");
         let e = specs(json!({"promptGuard": {"response": [{"regex": {"action": "mask", "builtins": ["Foo"]}}]}}))
             .unwrap_err();
-        assert!(e.contains("promptGuard.response[0].regex.builtins[0]"), "{e}");
+        assert!(
+            e.contains("promptGuard.response[0].regex.builtins[0]"),
+            "{e}"
+        );
         let e = serde_json::from_value::<Config>(json!({"outputFilters": {}})).unwrap_err();
         assert!(e.to_string().contains("outputFilters"));
     }
@@ -571,6 +608,10 @@ mod tests {
         .unwrap();
         assert_eq!(s.response.len(), 4);
         assert!(s.request.is_empty());
+        // No action: agentgateway masks by default.
+        let s = specs(json!({"promptGuard": {"response": [{"regex": {"rules": [{"builtin": "phoneNumber"}]}}]}}))
+            .unwrap();
+        assert_eq!(s.response, vec![RuleSpec::Builtin(Builtin::Phone)]);
         // Kubernetes `matches`, single guard object.
         let s = specs(json!({"promptGuard": {"response": {"regex": {"action": "Mask", "matches": ["x-[0-9]+"]}}}}))
             .unwrap();

@@ -202,7 +202,10 @@ mod tests {
         );
         assert_eq!(v["choices"][0]["message"]["content"], "A");
         assert_eq!(v["choices"][1]["message"]["content"][0]["text"], "B");
-        assert_eq!(v["choices"][1]["message"]["tool_calls"][0]["function"]["arguments"], "{\"x\":\"y\"}");
+        assert_eq!(
+            v["choices"][1]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"x\":\"y\"}"
+        );
         let v = rw(
             json!({"id": "resp_1", "output": [
                 {"type": "reasoning", "id": "r", "summary": [{"type": "summary_text", "text": "s"}]},
@@ -218,13 +221,21 @@ mod tests {
     fn key_order_is_kept() {
         let body = br#"{"z":1,"content":[{"type":"text","text":"x"}],"a":2}"#;
         let out = rewrite(body, response_texts, &upper).unwrap();
-        assert_eq!(out, br#"{"z":1,"content":[{"type":"text","text":"X"}],"a":2}"#);
+        assert_eq!(
+            out,
+            br#"{"z":1,"content":[{"type":"text","text":"X"}],"a":2}"#
+        );
     }
 
     #[test]
     fn untouched_or_non_json() {
         assert!(rewrite(b"not json", response_texts, &upper).is_none());
-        assert!(rewrite(br#"{"content":[{"type":"text","text":"X"}]}"#, response_texts, &upper).is_none());
+        assert!(rewrite(
+            br#"{"content":[{"type":"text","text":"X"}]}"#,
+            response_texts,
+            &upper
+        )
+        .is_none());
     }
 
     #[test]

@@ -62,7 +62,12 @@ impl Policy for OutputMask {
         }
     }
 
-    fn on_request_body(&self, _ctx: &RequestContext, _headers: &Headers, body: Vec<u8>) -> BodyAction {
+    fn on_request_body(
+        &self,
+        _ctx: &RequestContext,
+        _headers: &Headers,
+        body: Vec<u8>,
+    ) -> BodyAction {
         let Some(m) = &self.plan.request else {
             return BodyAction::Continue;
         };
@@ -83,7 +88,7 @@ impl Policy for OutputMask {
             if json::any_text(&body, json::response_texts, &|s| r.is_match(s)) {
                 host::metric_counter("output_mask_responses_rejected", 1);
                 let mut resp = Respond::status(rejection.status)
-                    .message("The response was blocked by a content policy")
+                    .message("The response was rejected due to inappropriate content")
                     .error_type("permission_error");
                 for (k, v) in &rejection.headers {
                     resp = resp.header(k.clone(), v.clone());

@@ -89,7 +89,9 @@ pub struct Masker {
 
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Masker").field("rules", &self.rules).finish()
+        f.debug_struct("Masker")
+            .field("rules", &self.rules)
+            .finish()
     }
 }
 
@@ -139,11 +141,11 @@ impl Masker {
                 let accepted = match rule.detector {
                     Detector::Custom => (e > s).then_some(e),
                     Detector::Builtin(b) => {
-                        let before = text[..s].chars().next_back().or(if s == 0 {
-                            prev
-                        } else {
-                            None
-                        });
+                        let before =
+                            text[..s]
+                                .chars()
+                                .next_back()
+                                .or(if s == 0 { prev } else { None });
                         b.accept(text, s, e, before)
                     }
                 };
@@ -297,7 +299,10 @@ mod tests {
         assert_eq!(k.mask("mail bob@example.com now"), "mail <EMAIL> now");
         assert_eq!(k.mask("a.b+c@mail.co.uk."), "<EMAIL>.");
         assert_eq!(k.mask("<jane_doe@corp.io>"), "<<EMAIL>>");
-        assert_eq!(k.mask("not an email: bob@localhost"), "not an email: bob@localhost");
+        assert_eq!(
+            k.mask("not an email: bob@localhost"),
+            "not an email: bob@localhost"
+        );
         assert_eq!(k.mask("@handle and foo@bar"), "@handle and foo@bar");
     }
 
@@ -335,7 +340,13 @@ mod tests {
     fn ssn() {
         let k = all();
         assert_eq!(k.mask("SSN 123-45-6789."), "SSN <SSN>.");
-        for s in ["000-12-3456", "666-12-3456", "912-34-5678", "123-00-4567", "123-45-0000"] {
+        for s in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-34-5678",
+            "123-00-4567",
+            "123-45-0000",
+        ] {
             assert_eq!(k.mask(s), s, "{s}");
         }
         assert_eq!(k.mask("A123-45-6789"), "A123-45-6789");
@@ -354,7 +365,11 @@ mod tests {
             assert_eq!(k.mask(&format!("card {c}.")), "card <CREDIT_CARD>.", "{c}");
         }
         // Luhn failures and non-card prefixes are left alone.
-        for s in ["4111111111111112", "1111111111111117", "order 12345678901234"] {
+        for s in [
+            "4111111111111112",
+            "1111111111111117",
+            "order 12345678901234",
+        ] {
             assert_eq!(k.mask(s), s, "{s}");
         }
         // A card followed by a year: the card is found as a prefix.
@@ -366,7 +381,10 @@ mod tests {
         let k = all();
         assert_eq!(k.mask("host 192.168.1.10:"), "host <IP_ADDRESS>:");
         assert_eq!(k.mask("from 10.0.0.1."), "from <IP_ADDRESS>.");
-        assert_eq!(k.mask("v6 2001:db8::8a2e:370:7334 ok"), "v6 <IP_ADDRESS> ok");
+        assert_eq!(
+            k.mask("v6 2001:db8::8a2e:370:7334 ok"),
+            "v6 <IP_ADDRESS> ok"
+        );
         assert_eq!(k.mask("at fe80::1: done"), "at <IP_ADDRESS>: done");
         assert_eq!(k.mask("::ffff:192.0.2.1"), "<IP_ADDRESS>");
         for s in [
@@ -388,7 +406,10 @@ mod tests {
         let mut rules = vec![Rule::custom(r"sk-[A-Za-z0-9]{8,}", "<SECRET>".into()).unwrap()];
         rules.push(Rule::builtin(Builtin::Email));
         let k = Masker::new(rules).unwrap();
-        assert_eq!(k.mask("key sk-abcdef123456 and a@b.io"), "key <SECRET> and <EMAIL>");
+        assert_eq!(
+            k.mask("key sk-abcdef123456 and a@b.io"),
+            "key <SECRET> and <EMAIL>"
+        );
         assert!(Rule::custom("(", "x".into()).is_err());
         assert!(Rule::custom("a*", "x".into()).is_err());
     }

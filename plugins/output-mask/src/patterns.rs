@@ -75,9 +75,7 @@ impl Builtin {
             Builtin::Ssn => r"[0-9]{3}-[0-9]{2}-[0-9]{4}",
             Builtin::CreditCard => r"[0-9](?:[ \-]?[0-9]){12,18}",
             Builtin::Ipv4 => r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}",
-            Builtin::Ipv6 => {
-                r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}"
-            }
+            Builtin::Ipv6 => r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}",
             Builtin::CaSin => r"[0-9]{3}[ \-]?[0-9]{3}[ \-]?[0-9]{3}",
         }
     }
@@ -170,10 +168,7 @@ impl Builtin {
                 if word(next) || (e == end && next == Some(':')) {
                     return None;
                 }
-                let groups = trimmed
-                    .split([':', '.'])
-                    .filter(|g| !g.is_empty())
-                    .count();
+                let groups = trimmed.split([':', '.']).filter(|g| !g.is_empty()).count();
                 let ok = Ipv6Addr::from_str(trimmed).is_ok()
                     && groups >= 2
                     && trimmed.bytes().any(|b| b.is_ascii_digit());
@@ -237,7 +232,10 @@ mod tests {
     #[test]
     fn names_parse() {
         assert_eq!(Builtin::parse("PhoneNumber"), Some(&[Builtin::Phone][..]));
-        assert_eq!(Builtin::parse("credit_card"), Some(&[Builtin::CreditCard][..]));
+        assert_eq!(
+            Builtin::parse("credit_card"),
+            Some(&[Builtin::CreditCard][..])
+        );
         assert_eq!(Builtin::parse("ipAddress").unwrap().len(), 2);
         assert_eq!(Builtin::parse("Ssn"), Some(&[Builtin::Ssn][..]));
         assert!(Builtin::parse("passport").is_none());

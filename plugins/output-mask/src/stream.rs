@@ -198,8 +198,7 @@ pub fn on_event(m: &Masker, ev: SseEvent) -> Vec<SseEvent> {
             if v["delta"]["type"] != "text_delta" {
                 return vec![ev];
             }
-            let (Some(idx), Some(text)) = (v["index"].as_u64(), v["delta"]["text"].as_str())
-            else {
+            let (Some(idx), Some(text)) = (v["index"].as_u64(), v["delta"]["text"].as_str()) else {
                 return vec![ev];
             };
             let out = feed(m, &format!("a{idx}"), text, false, None);
@@ -283,7 +282,8 @@ pub fn on_event(m: &Masker, ev: SseEvent) -> Vec<SseEvent> {
         "response.completed" | "response.incomplete" | "response.failed" => {
             let pre = flush_all(m, named);
             let mut changed = false;
-            if let Some(Value::Array(items)) = v.get_mut("response").and_then(|r| r.get_mut("output"))
+            if let Some(Value::Array(items)) =
+                v.get_mut("response").and_then(|r| r.get_mut("output"))
             {
                 for item in items {
                     responses_item_texts(item, &mut masker_fn(m, &mut changed));
