@@ -94,20 +94,16 @@ async fn setup(script: Script) -> Setup {
 
 /// The raw PII the scripts plant; none of it may reach a client.
 const RAW: &[&str] = &[
-    "bob@",
-    "exam",
-    "ple.com",
-    "555-123",
-    "123-4567",
-    "4567",
-    "123-45",
-    "6789",
+    "bob@", "exam", "ple.com", "555-123", "123-4567", "4567", "123-45", "6789",
 ];
 
 fn assert_no_raw_pii(s: &SseStream) {
     let all: String = s.events.iter().map(|(_, e)| e.data.clone()).collect();
     for raw in RAW {
-        assert!(!all.contains(raw), "raw PII {raw:?} reached the client: {all}");
+        assert!(
+            !all.contains(raw),
+            "raw PII {raw:?} reached the client: {all}"
+        );
     }
 }
 
@@ -122,19 +118,19 @@ fn anthropic_text(s: &SseStream) -> String {
 
 #[tokio::test]
 async fn guide_layer_masks_pii_split_across_claude_deltas() {
-    let s = setup(Script::text("").deltas([
-        "Mail bob@exam",
-        "ple.com or call 555-123-4567",
-        " now",
-    ]))
-    .await;
+    let s =
+        setup(Script::text("").deltas(["Mail bob@exam", "ple.com or call 555-123-4567", " now"]))
+            .await;
     let mut headers = claude_code_headers();
     headers.push(("x-api-key".into(), "client-key".into()));
-    let url = s
-        .gw
-        .url(4060, &format!("/claude{}", bodies::CLAUDE_CODE_PATH));
+    let url =
+        s.gw.url(4060, &format!("/claude{}", bodies::CLAUDE_CODE_PATH));
     let stream = TestClient::new()
-        .stream_sse_full(&url, &headers, &claude_code_request_with("Who do I contact?"))
+        .stream_sse_full(
+            &url,
+            &headers,
+            &claude_code_request_with("Who do I contact?"),
+        )
         .await;
     assert_eq!(
         stream.status,
@@ -205,7 +201,11 @@ async fn json_response_text_is_masked_and_stays_valid() {
     assert_eq!(v["usage"]["output_tokens"], 7);
     assert!(v["id"].as_str().unwrap().starts_with("msg_test_"));
     if let Some(len) = r.header("content-length") {
-        assert_eq!(len, r.body.len().to_string(), "content-length follows the rewrite");
+        assert_eq!(
+            len,
+            r.body.len().to_string(),
+            "content-length follows the rewrite"
+        );
     }
     let text = r.text();
     assert!(!text.contains("bob@") && !text.contains("123-4567") && !text.contains("6789"));

@@ -6,6 +6,9 @@
 
 use serde_json::Value;
 
+/// A walker: calls the visitor on every text field of a body.
+pub type Walk = fn(&mut Value, &mut dyn FnMut(&mut String));
+
 /// Call `f` on every assistant text of a non-streaming response:
 /// Anthropic `content[].text` (type `text`), OpenAI chat
 /// `choices[].message.content` (string or text parts) and legacy
@@ -131,11 +134,7 @@ fn content(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
 
 /// Rewrite the texts of `body` with `mask`; `None` when nothing changed (or
 /// the body is not JSON), so untouched bodies are passed as they came.
-pub fn rewrite(
-    body: &[u8],
-    walk: fn(&mut Value, &mut dyn FnMut(&mut String)),
-    mask: &dyn Fn(&str) -> Option<String>,
-) -> Option<Vec<u8>> {
+pub fn rewrite(body: &[u8], walk: Walk, mask: &dyn Fn(&str) -> Option<String>) -> Option<Vec<u8>> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let mut changed = false;
     walk(&mut v, &mut |s: &mut String| {
@@ -152,11 +151,7 @@ pub fn rewrite(
 }
 
 /// Whether any text of `body` satisfies `pred`.
-pub fn any_text(
-    body: &[u8],
-    walk: fn(&mut Value, &mut dyn FnMut(&mut String)),
-    pred: &dyn Fn(&str) -> bool,
-) -> bool {
+pub fn any_text(body: &[u8], walk: Walk, pred: &dyn Fn(&str) -> bool) -> bool {
     let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
         return false;
     };
@@ -174,7 +169,7 @@ mod tests {
         (s.to_uppercase() != s).then(|| s.to_uppercase())
     }
 
-    fn rw(v: Value, walk: fn(&mut Value, &mut dyn FnMut(&mut String))) -> Value {
+    fn rw(v: Value, walk: Walk) -> Value {
         serde_json::from_slice(&rewrite(v.to_string().as_bytes(), walk, &upper).unwrap()).unwrap()
     }
 
