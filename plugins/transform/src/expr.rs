@@ -263,7 +263,7 @@ pub struct Vars<'a> {
     pub method: &'a str,
     pub path: &'a str,
     /// Lowercase names; repeated names joined with `, `.
-    pub request_headers: Option<Vec<(String, String)>>,
+    pub request_headers: Option<&'a [(String, String)]>,
     pub request_body: Option<&'a str>,
     /// `auth.claims` attribute (JSON object text), if any.
     pub claims: Option<String>,
@@ -271,7 +271,7 @@ pub struct Vars<'a> {
     pub route: &'a str,
     pub backend: &'a str,
     pub response_status: Option<u16>,
-    pub response_headers: Option<Vec<(String, String)>>,
+    pub response_headers: Option<&'a [(String, String)]>,
     pub response_body: Option<&'a str>,
 }
 
@@ -329,7 +329,7 @@ impl<'a> Vars<'a> {
             ("path", s(self.path)),
             ("auth", map(auth)),
         ];
-        if let Some(h) = &self.request_headers {
+        if let Some(h) = self.request_headers {
             request.push(("headers", headers_map(h)));
         }
         if let Some(b) = self.request_body {
@@ -342,7 +342,7 @@ impl<'a> Vars<'a> {
         ];
         if let Some(status) = self.response_status {
             let mut response = vec![("status", Box::new(CelInt::from(status as i64)) as Boxed<'_>)];
-            if let Some(h) = &self.response_headers {
+            if let Some(h) = self.response_headers {
                 response.push(("headers", headers_map(h)));
             }
             if let Some(b) = self.response_body {

@@ -24,7 +24,8 @@
 //!
 //! Behaviour worth knowing:
 //! - The body is only requested when a body expression is configured, and
-//!   only for requests that have one (`content-length` > 0 or chunked).
+//!   only for requests that may have one (`content-length` > 0, chunked, or
+//!   no length on a method other than GET/HEAD/OPTIONS/DELETE/TRACE).
 //!   An empty body is passed through untouched.
 //! - A body expression that fails (the body is not JSON, a missing key, a
 //!   type error) answers **500 `api_error` "transformation failed: <reason>"**:
@@ -89,7 +90,7 @@ impl Policy for Transform {
             .response
             .body
             .as_ref()
-            .is_some_and(|b| b.source().contains("headers"));
+            .is_some_and(|b| b.references("response") && b.source().contains("headers"));
         Ok(Transform {
             config,
             response_template_headers,
@@ -131,14 +132,14 @@ impl Policy for Transform {
                 request_headers: Some(headers),
             };
             let vars = Vars {
-                request_headers: Some(headers.clone()),
+                request_headers: Some(headers),
                 ..base_vars(ctx)
             };
             header_ops(side, &lookup, &vars)
         } else {
             HeaderOps::new()
         };
-        if side.body.is_some() && has_body(headers) {
+        if side.body.is_some() && has_body(&ctx.method, headers) {
             ops.need_body()
         } else {
             ops.proceed()
@@ -159,7 +160,7 @@ impl Policy for Transform {
         }
         let text = String::from_utf8_lossy(&body);
         let vars = Vars {
-            request_headers: Some(headers.clone()),
+            request_headers: Some(headers),
             request_body: Some(&text),
             ..base_vars(ctx)
         };
@@ -191,7 +192,7 @@ impl Policy for Transform {
         };
         let vars = Vars {
             response_status: Some(status),
-            response_headers: Some(headers.clone()),
+            response_headers: Some(headers),
             ..base_vars(ctx)
         };
         header_ops(side, &lookup, &vars).proceed_response()
@@ -203,10 +204,11 @@ impl Policy for Transform {
         };
         let text = String::from_utf8_lossy(&body);
         let response_headers = host::get_attr(ATTR_RESP_HEADERS)
-            .and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok());
+            .and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok())
+            .unwrap_or_default();
         let vars = Vars {
             response_status: Some(status),
-            response_headers: Some(response_headers.unwrap_or_default()),
+            response_headers: Some(&response_headers),
             response_body: Some(&text),
             ..base_vars(ctx)
         };
@@ -219,11 +221,19 @@ impl Policy for Transform {
 
 sluice_sdk::export_policy!(Transform);
 
-/// Whether a request carries a body worth reading.
-fn has_body(headers: &Headers) -> bool {
+/// Whether a request may carry a body worth reading: a non-zero
+/// `content-length`, a `transfer-encoding`, or, when the host shows neither,
+/// any method but the bodiless ones. Empty bodies are skipped later anyway.
+fn has_body(method: &str, headers: &Headers) -> bool {
     match header(headers, "content-length") {
         Some(n) => n.trim() != "0",
-        None => header(headers, "transfer-encoding").is_some(),
+        None => {
+            header(headers, "transfer-encoding").is_some()
+                || !matches!(
+                    method.to_ascii_uppercase().as_str(),
+                    "GET" | "HEAD" | "OPTIONS" | "DELETE" | "TRACE"
+                )
+        }
     }
 }
 

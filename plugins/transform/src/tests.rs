@@ -522,9 +522,15 @@ fn body_failure_is_a_500_and_empty_bodies_pass() {
         p.on_request_body(&ctx(), &vec![], Vec::new()),
         BodyAction::Continue
     ));
-    // GET without a body: not requested.
-    let (_, need_body) = req_ops(p.on_request_headers(&ctx(), &vec![]));
+    // GET without a body: not requested; a POST without length: requested.
+    let get = RequestContext {
+        method: "GET".into(),
+        ..ctx()
+    };
+    let (_, need_body) = req_ops(p.on_request_headers(&get, &vec![]));
     assert!(!need_body);
+    let (_, need_body) = req_ops(p.on_request_headers(&ctx(), &vec![]));
+    assert!(need_body);
     let (_, need_body) = req_ops(p.on_request_headers(&ctx(), &h(&[("content-length", "0")])));
     assert!(!need_body);
     let (_, need_body) =
