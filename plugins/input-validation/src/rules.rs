@@ -1,0 +1,821 @@
+//! Config parsing and matching: the guide's `inputValidation` and
+//! agentgateway's `ai.promptGuard.request` regex guards.
+
+use std::borrow::Cow;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::{Map, Value};
+
+use crate::size::parse_size;
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Reject,
+    /// Replace each match in the prompt text with the rule's placeholder.
+    Mask,
+}
+
+/// Built-in PII detectors (agentgateway's `builtin:` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Email,
+    Phone,
+    Ssn,
+    CreditCard,
+    CaSin,
+}
+
+impl Builtin {
+    fn parse(name: &str) -> Option<Builtin> {
+        Some(
+            match name.to_ascii_lowercase().replace(['_', '-'], "").as_str() {
+                "email" => Builtin::Email,
+                "phone" | "phonenumber" => Builtin::Phone,
+                "ssn" | "usssn" => Builtin::Ssn,
+                "creditcard" => Builtin::CreditCard,
+                "casin" => Builtin::CaSin,
+                _ => return None,
+            },
+        )
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Builtin::Email => "email",
+            Builtin::Phone => "phone",
+            Builtin::Ssn => "ssn",
+            Builtin::CreditCard => "creditCard",
+            Builtin::CaSin => "caSin",
+        }
+    }
+    fn placeholder(self) -> &'static str {
+        match self {
+            Builtin::Email => "<EMAIL>",
+            Builtin::Phone => "<PHONE>",
+            Builtin::Ssn => "<SSN>",
+            Builtin::CreditCard => "<CREDIT_CARD>",
+            Builtin::CaSin => "<CA_SIN>",
+        }
+    }
+    fn regex(self) -> Regex {
+        let src = match self {
+            Builtin::Email => {
+                r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+            }
+            Builtin::Phone => {
+                r"(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{3}\)|\b\d{3})[\s.\-]?\d{3}[\s.\-]?\d{4}\b"
+            }
+            Builtin::Ssn => r"\b\d{3}-\d{2}-\d{4}\b",
+            Builtin::CreditCard => r"\b(?:\d[ \-]?){12,18}\d\b",
+            Builtin::CaSin => r"\b\d{3}[ \-]?\d{3}[ \-]?\d{3}\b",
+        };
+        Regex::new(src).expect("builtin regex compiles")
+    }
+    /// Card and SIN numbers must pass the Luhn check, so order numbers and
+    /// timestamps are not taken for them.
+    fn valid(self, m: &str) -> bool {
+        match self {
+            Builtin::CreditCard | Builtin::CaSin => luhn(m),
+            _ => true,
+        }
+    }
+}
+
+fn luhn(s: &str) -> bool {
+    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let d2 = d * 2;
+                if d2 > 9 {
+                    d2 - 9
+                } else {
+                    d2
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    !digits.is_empty() && sum.is_multiple_of(10)
+}
+
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Normalised (lowercase, single spaces) text, matched as a substring.
+    Literal(String),
+    Regex(Regex),
+    Builtin(Builtin, Regex),
+}
+
+/// Where a rule looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The guide's `inputValidation`: all prompt text joined, whitespace runs
+    /// collapsed to one space, case-insensitive (a phrase split across lines,
+    /// blocks or messages still matches).
+    Joined,
+    /// agentgateway's `promptGuard`: each prompt string as is, regexes as written.
+    Each,
+}
+
+/// The refusal a rule answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    /// A plain message the host wraps in the provider's error JSON.
+    pub message: Option<String>,
+    /// A raw body (agentgateway's `rejection.body` when it is JSON).
+    pub body: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// E.g. `input rule 2 ("ignore previous instructions")`.
+    pub label: String,
+    pub matcher: Matcher,
+    pub action: Action,
+    pub scope: Scope,
+    pub rejection: Rejection,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_body: Option<u64>,
+    pub rules: Vec<Rule>,
+}
+
+/// Collapse whitespace runs to one space and drop zero-width characters, so
+/// `ignore previous\ninstructions` or `ignore\u200b previous` still match.
+pub fn normalize_ws(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}' | '\u{ad}'
+        ) {
+            continue;
+        }
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.push(c);
+    }
+    out
+}
+
+/// Text prepared once per request for the `Joined` rules.
+pub struct Prepared {
+    pub normalized: String,
+    pub lowered: String,
+}
+
+impl Prepared {
+    pub fn new<S: AsRef<str>>(texts: &[S]) -> Prepared {
+        let joined: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let normalized = normalize_ws(&joined.join("\n"));
+        let lowered = normalized.to_lowercase();
+        Prepared {
+            normalized,
+            lowered,
+        }
+    }
+}
+
+impl Rule {
+    fn matches_one(&self, text: &str) -> bool {
+        match &self.matcher {
+            Matcher::Literal(n) => normalize_ws(text).to_lowercase().contains(n.as_str()),
+            Matcher::Regex(re) => re.is_match(text),
+            Matcher::Builtin(b, re) => re.find_iter(text).any(|m| b.valid(m.as_str())),
+        }
+    }
+
+    /// Does the rule fire on this request's prompt texts?
+    pub fn matches<S: AsRef<str>>(&self, texts: &[S], prepared: &Prepared) -> bool {
+        match (self.scope, &self.matcher) {
+            (Scope::Joined, Matcher::Literal(n)) => prepared.lowered.contains(n.as_str()),
+            (Scope::Joined, Matcher::Regex(re)) => re.is_match(&prepared.normalized),
+            _ => texts.iter().any(|t| self.matches_one(t.as_ref())),
+        }
+    }
+
+    /// Mask every match in `text`; `None` when nothing changed.
+    pub fn mask(&self, text: &str) -> Option<String> {
+        let out = match &self.matcher {
+            Matcher::Builtin(b, re) => re.replace_all(text, |c: &regex::Captures| {
+                let m = &c[0];
+                if b.valid(m) {
+                    b.placeholder().to_owned()
+                } else {
+                    m.to_owned()
+                }
+            }),
+            Matcher::Regex(re) => re.replace_all(text, "<MASKED>"),
+            Matcher::Literal(_) => Cow::Borrowed(text),
+        };
+        match out {
+            Cow::Owned(s) if s != text => Some(s),
+            _ => None,
+        }
+    }
+}
+
+const IV_KEYS: &str = "maxRequestBodySize, blockPatterns, blockRegex, status, message";
+
+/// Parse the JSON the host hands over: `{"inputValidation": ..}` and/or
+/// `{"promptGuard": ..}`; a bare inputValidation body (a direct `plugins:`
+/// attachment) is accepted too.
+pub fn parse(config: &Value) -> Result<Settings, String> {
+    let obj = match config {
+        Value::Object(o) => o,
+        Value::Null => {
+            return Ok(Settings {
+                max_body: None,
+                rules: vec![],
+            })
+        }
+        other => {
+            return Err(format!(
+                "input-validation: config must be an object, got {other}"
+            ))
+        }
+    };
+    let mut s = Settings {
+        max_body: None,
+        rules: vec![],
+    };
+    if obj.contains_key("inputValidation") || obj.contains_key("promptGuard") {
+        for (k, v) in obj {
+            match k.as_str() {
+                "inputValidation" => parse_input_validation(v, "inputValidation", &mut s)?,
+                "promptGuard" => parse_prompt_guard(v, "promptGuard", &mut s)?,
+                other => {
+                    return Err(format!(
+                        "unknown key `{other}` (input-validation handles `inputValidation` and `promptGuard`)"
+                    ))
+                }
+            }
+        }
+    } else {
+        parse_input_validation(config, "inputValidation", &mut s)?;
+    }
+    Ok(s)
+}
+
+fn object<'a>(v: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> {
+    v.as_object()
+        .ok_or_else(|| format!("`{at}` must be an object, got {v}"))
+}
+
+fn list<'a>(v: &'a Value, at: &str) -> Result<Vec<&'a Value>, String> {
+    match v {
+        Value::Array(a) => Ok(a.iter().collect()),
+        Value::Null => Ok(vec![]),
+        other => Err(format!("`{at}` must be a list, got {other}")),
+    }
+}
+
+fn status(v: &Value, at: &str) -> Result<u16, String> {
+    let code = v
+        .as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        .ok_or_else(|| format!("`{at}` must be an HTTP status code"))?;
+    if !(400..=599).contains(&code) {
+        return Err(format!(
+            "`{at}` must be an error status (400-599), got {code}"
+        ));
+    }
+    Ok(code as u16)
+}
+
+fn compile(src: &str, case_insensitive: bool, at: &str) -> Result<Regex, String> {
+    if src.is_empty() {
+        return Err(format!(
+            "`{at}` must not be empty (it would match everything)"
+        ));
+    }
+    RegexBuilder::new(src)
+        .case_insensitive(case_insensitive)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("`{at}` is not a valid regex: {e}"))
+}
+
+fn parse_input_validation(v: &Value, at: &str, s: &mut Settings) -> Result<(), String> {
+    let obj = object(v, at)?;
+    let mut rejection = Rejection {
+        status: 400,
+        message: None,
+        body: None,
+        headers: vec![],
+    };
+    // Status and message first: they apply to every rule of the block.
+    for (k, val) in obj {
+        let here = format!("{at}.{k}");
+        match k.as_str() {
+            "status" | "errorCode" => rejection.status = status(val, &here)?,
+            "message" => {
+                rejection.message = Some(
+                    val.as_str()
+                        .ok_or_else(|| format!("`{here}` must be a string"))?
+                        .to_owned(),
+                )
+            }
+            "maxRequestBodySize" | "blockPatterns" | "blockRegex" => {}
+            _ => return Err(format!("unknown key `{here}` (expected {IV_KEYS})")),
+        }
+    }
+    let first = s.rules.len();
+    let mut add = |matcher: Matcher, shown: String| {
+        let n = s.rules.len() - first + 1;
+        s.rules.push(Rule {
+            label: format!("input rule {n} ({shown})"),
+            matcher,
+            action: Action::Reject,
+            scope: Scope::Joined,
+            rejection: rejection.clone(),
+        });
+    };
+    if let Some(p) = obj.get("blockPatterns") {
+        for (i, item) in list(p, &format!("{at}.blockPatterns"))?
+            .into_iter()
+            .enumerate()
+        {
+            let here = format!("{at}.blockPatterns[{i}]");
+            match item {
+                Value::String(text) => {
+                    let n = normalize_ws(text).to_lowercase();
+                    if n.is_empty() {
+                        return Err(format!(
+                            "`{here}` must not be empty (it would block everything)"
+                        ));
+                    }
+                    add(Matcher::Literal(n), format!("{text:?}"));
+                }
+                Value::Object(o) if o.len() == 1 => {
+                    let (k, val) = o.iter().next().unwrap();
+                    let src = val
+                        .as_str()
+                        .ok_or_else(|| format!("`{here}.{k}` must be a string"))?;
+                    match k.as_str() {
+                        "regex" | "pattern" => add(
+                            Matcher::Regex(compile(src, true, &format!("{here}.{k}"))?),
+                            format!("regex {src:?}"),
+                        ),
+                        _ => {
+                            return Err(format!(
+                                "unknown key `{here}.{k}` (expected a string or {{regex: ...}})"
+                            ))
+                        }
+                    }
+                }
+                _ => return Err(format!("`{here}` must be a string or {{regex: ...}}")),
+            }
+        }
+    }
+    if let Some(p) = obj.get("blockRegex") {
+        for (i, item) in list(p, &format!("{at}.blockRegex"))?
+            .into_iter()
+            .enumerate()
+        {
+            let here = format!("{at}.blockRegex[{i}]");
+            let src = item
+                .as_str()
+                .ok_or_else(|| format!("`{here}` must be a string"))?;
+            add(
+                Matcher::Regex(compile(src, true, &here)?),
+                format!("regex {src:?}"),
+            );
+        }
+    }
+    if let Some(size) = obj.get("maxRequestBodySize") {
+        let n = parse_size(size).map_err(|e| format!("`{at}.maxRequestBodySize`: {e}"))?;
+        s.max_body = Some(s.max_body.map_or(n, |m| m.min(n)));
+    }
+    Ok(())
+}
+
+fn parse_prompt_guard(v: &Value, at: &str, s: &mut Settings) -> Result<(), String> {
+    let obj = object(v, at)?;
+    for (k, val) in obj {
+        match k.as_str() {
+            "request" => {
+                let here = format!("{at}.request");
+                let guards: Vec<&Value> = match val {
+                    Value::Object(_) => vec![val],
+                    _ => list(val, &here)?,
+                };
+                let mut n = 0;
+                for (i, g) in guards.into_iter().enumerate() {
+                    parse_guard(g, &format!("{here}[{i}]"), &mut n, s)?;
+                }
+            }
+            // Response guards belong to the output side (output-mask).
+            "response" => {}
+            _ => {
+                return Err(format!(
+                    "unknown key `{at}.{k}` (expected request, response)"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_guard(v: &Value, at: &str, n: &mut usize, s: &mut Settings) -> Result<(), String> {
+    let obj = object(v, at)?;
+    let mut rejection = Rejection {
+        status: 400,
+        message: None,
+        body: None,
+        headers: vec![],
+    };
+    if let Some(r) = obj.get("rejection") {
+        rejection = parse_rejection(r, &format!("{at}.rejection"))?;
+    }
+    let mut regex = None;
+    for (k, val) in obj {
+        match k.as_str() {
+            "rejection" => {}
+            "regex" => regex = Some(val),
+            "webhook" | "openAIModeration" | "bedrockGuardrails" | "googleModelArmor" => {
+                return Err(format!(
+                    "`{at}.{k}`: this guard type is not supported by sluice (only `regex` guards are)"
+                ))
+            }
+            _ => return Err(format!("unknown key `{at}.{k}` (expected regex, rejection)")),
+        }
+    }
+    let at = format!("{at}.regex");
+    let regex = object(regex.ok_or_else(|| format!("`{at}` is required"))?, &at)?;
+    let mut action = Action::Reject;
+    let mut found: Vec<(Matcher, String)> = Vec::new();
+    for (k, val) in regex {
+        let here = format!("{at}.{k}");
+        match k.as_str() {
+            "action" => {
+                action = match val.as_str().map(str::to_ascii_lowercase).as_deref() {
+                    Some("reject") => Action::Reject,
+                    Some("mask") => Action::Mask,
+                    _ => return Err(format!("`{here}` must be `reject` or `mask`")),
+                }
+            }
+            "rules" => {
+                for (i, r) in list(val, &here)?.into_iter().enumerate() {
+                    let rh = format!("{here}[{i}]");
+                    let ro = object(r, &rh)?;
+                    if ro.len() != 1 {
+                        return Err(format!(
+                            "`{rh}` must have exactly one of `pattern`, `builtin`"
+                        ));
+                    }
+                    let (rk, rv) = ro.iter().next().unwrap();
+                    let text = rv
+                        .as_str()
+                        .ok_or_else(|| format!("`{rh}.{rk}` must be a string"))?;
+                    found.push(match rk.as_str() {
+                        "pattern" | "regex" => (
+                            Matcher::Regex(compile(text, false, &format!("{rh}.{rk}"))?),
+                            format!("pattern {text:?}"),
+                        ),
+                        "builtin" => builtin(text, &format!("{rh}.builtin"))?,
+                        _ => {
+                            return Err(format!(
+                                "unknown key `{rh}.{rk}` (expected pattern, builtin)"
+                            ))
+                        }
+                    });
+                }
+            }
+            // The Kubernetes CRD spelling.
+            "matches" => {
+                for (i, r) in list(val, &here)?.into_iter().enumerate() {
+                    let rh = format!("{here}[{i}]");
+                    let text = r
+                        .as_str()
+                        .ok_or_else(|| format!("`{rh}` must be a string"))?;
+                    found.push((
+                        Matcher::Regex(compile(text, false, &rh)?),
+                        format!("pattern {text:?}"),
+                    ));
+                }
+            }
+            "builtins" => {
+                for (i, r) in list(val, &here)?.into_iter().enumerate() {
+                    let rh = format!("{here}[{i}]");
+                    let text = r
+                        .as_str()
+                        .ok_or_else(|| format!("`{rh}` must be a string"))?;
+                    found.push(builtin(text, &rh)?);
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown key `{here}` (expected action, rules, matches, builtins)"
+                ))
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("`{at}` has no rules"));
+    }
+    for (matcher, shown) in found {
+        *n += 1;
+        s.rules.push(Rule {
+            label: format!("promptGuard rule {n} ({shown})"),
+            matcher,
+            action,
+            scope: Scope::Each,
+            rejection: rejection.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn builtin(name: &str, at: &str) -> Result<(Matcher, String), String> {
+    let b = Builtin::parse(name).ok_or_else(|| {
+        format!("`{at}`: unknown builtin `{name}` (expected email, phone, ssn, creditCard, caSin)")
+    })?;
+    Ok((
+        Matcher::Builtin(b, b.regex()),
+        format!("builtin {}", b.name()),
+    ))
+}
+
+fn parse_rejection(v: &Value, at: &str) -> Result<Rejection, String> {
+    let obj = object(v, at)?;
+    let mut r = Rejection {
+        status: 400,
+        message: None,
+        body: None,
+        headers: vec![],
+    };
+    for (k, val) in obj {
+        let here = format!("{at}.{k}");
+        match k.as_str() {
+            "status" => r.status = status(val, &here)?,
+            "body" => {
+                let body = val
+                    .as_str()
+                    .ok_or_else(|| format!("`{here}` must be a string"))?;
+                // A JSON body is sent as is; plain text is wrapped by the host
+                // in the provider's error shape, which clients parse.
+                if serde_json::from_str::<Value>(body).is_ok_and(|v| v.is_object()) {
+                    r.body = Some(body.to_owned());
+                } else {
+                    r.message = Some(body.trim().to_owned());
+                }
+            }
+            "headers" => {
+                let ho = object(val, &here)?;
+                for (op, hv) in ho {
+                    if op != "set" && op != "add" {
+                        return Err(format!("unknown key `{here}.{op}` (expected set, add)"));
+                    }
+                    let pairs: Vec<(String, String)> = match hv {
+                        Value::Object(m) => m
+                            .iter()
+                            .map(|(n, v)| {
+                                Ok((
+                                    n.clone(),
+                                    v.as_str()
+                                        .map(str::to_owned)
+                                        .unwrap_or_else(|| v.to_string()),
+                                ))
+                            })
+                            .collect::<Result<_, String>>()?,
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|it| {
+                                let name = it.get("name").and_then(Value::as_str);
+                                let value = it.get("value").and_then(Value::as_str);
+                                match (name, value) {
+                                    (Some(n), Some(v)) => Ok((n.to_owned(), v.to_owned())),
+                                    _ => Err(format!(
+                                        "`{here}.{op}` entries need `name` and `value`"
+                                    )),
+                                }
+                            })
+                            .collect::<Result<_, String>>()?,
+                        _ => return Err(format!("`{here}.{op}` must be a map of header: value")),
+                    };
+                    r.headers
+                        .extend(pairs.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown key `{here}` (expected status, body, headers)"
+                ))
+            }
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rules(cfg: Value) -> Vec<Rule> {
+        parse(&cfg).unwrap().rules
+    }
+
+    fn fires(rule: &Rule, text: &str) -> bool {
+        rule.matches(&[text], &Prepared::new(&[text]))
+    }
+
+    #[test]
+    fn guide_form() {
+        let s = parse(&json!({"inputValidation": {"maxRequestBodySize": "1MB",
+            "blockPatterns": ["ignore previous instructions", "bypass system prompt"]}}))
+        .unwrap();
+        assert_eq!(s.max_body, Some(1_048_576));
+        assert_eq!(s.rules.len(), 2);
+        assert_eq!(s.rules[1].label, r#"input rule 2 ("bypass system prompt")"#);
+        assert_eq!(s.rules[0].rejection.status, 400);
+        assert!(fires(
+            &s.rules[0],
+            "Please IGNORE   previous\n\tInstructions now"
+        ));
+        assert!(fires(&s.rules[0], "ignore\u{200b} previous instructions"));
+        assert!(!fires(&s.rules[0], "ignore the previous instructions"));
+    }
+
+    #[test]
+    fn joined_text_catches_split_phrases() {
+        let r =
+            &rules(json!({"inputValidation": {"blockPatterns": ["ignore previous instructions"]}}))
+                [0];
+        let texts = ["please ignore previous", "instructions"];
+        assert!(r.matches(&texts, &Prepared::new(&texts)));
+    }
+
+    #[test]
+    fn regex_rules() {
+        let r = rules(
+            json!({"inputValidation": {"blockPatterns": [{"regex": "disregard\\s+(all|any) rules"}],
+            "blockRegex": ["jail ?break"], "status": 403}}),
+        );
+        assert_eq!(r.len(), 2);
+        assert!(fires(&r[0], "DISREGARD all rules"));
+        assert!(fires(&r[1], "a JailBreak"));
+        assert_eq!(r[1].label, r#"input rule 2 (regex "jail ?break")"#);
+        assert_eq!(r[1].rejection.status, 403);
+    }
+
+    #[test]
+    fn prompt_guard_forms() {
+        let s = parse(&json!({"promptGuard": {"request": [
+            {"regex": {"action": "reject", "rules": [{"pattern": "SSN"}, {"builtin": "email"}]},
+             "rejection": {"status": 403, "body": "{\"error\":{\"message\":\"no\"}}"}},
+            {"regex": {"action": "Mask", "builtins": ["ssn", "creditCard", "phoneNumber"], "matches": ["secret-\\d+"]}}
+        ], "response": [{"regex": {"action": "mask", "rules": [{"builtin": "email"}]}}]}}))
+        .unwrap();
+        assert_eq!(s.rules.len(), 6);
+        assert_eq!(s.rules[0].label, r#"promptGuard rule 1 (pattern "SSN")"#);
+        assert_eq!(s.rules[1].label, "promptGuard rule 2 (builtin email)");
+        assert_eq!(s.rules[0].rejection.status, 403);
+        assert!(s.rules[0].rejection.body.is_some());
+        assert_eq!(s.rules[2].action, Action::Mask);
+        // Patterns are case-sensitive as written, like agentgateway's.
+        assert!(fires(&s.rules[0], "my SSN"));
+        assert!(!fires(&s.rules[0], "my ssn"));
+        // A single guard object instead of a list.
+        let s =
+            parse(&json!({"promptGuard": {"request": {"regex": {"rules": [{"builtin": "ssn"}]}}}}))
+                .unwrap();
+        assert_eq!(s.rules[0].action, Action::Reject);
+        // Only a response section: nothing to do on requests.
+        let s = parse(
+            &json!({"promptGuard": {"response": [{"regex": {"rules": [{"builtin": "email"}]}}]}}),
+        )
+        .unwrap();
+        assert!(s.rules.is_empty() && s.max_body.is_none());
+    }
+
+    #[test]
+    fn builtins_mask() {
+        let r = |b: &str| {
+            rules(json!({"promptGuard": {"request": [{"regex": {"action": "mask", "rules": [{"builtin": b}]}}]}}))
+                .remove(0)
+        };
+        assert_eq!(
+            r("email")
+                .mask("mail bob.smith@example.co.uk now")
+                .as_deref(),
+            Some("mail <EMAIL> now")
+        );
+        assert_eq!(
+            r("ssn").mask("ssn 123-45-6789.").as_deref(),
+            Some("ssn <SSN>.")
+        );
+        assert_eq!(
+            r("phone")
+                .mask("call (555) 123-4567 or +1 555.123.4567")
+                .as_deref(),
+            Some("call <PHONE> or <PHONE>")
+        );
+        // 4111 1111 1111 1111 passes Luhn; 4111 1111 1111 1112 does not.
+        assert_eq!(
+            r("creditCard").mask("card 4111 1111 1111 1111").as_deref(),
+            Some("card <CREDIT_CARD>")
+        );
+        assert_eq!(r("creditCard").mask("order 4111 1111 1111 1112"), None);
+        assert_eq!(r("email").mask("nothing here"), None);
+        let custom = rules(
+            json!({"promptGuard": {"request": [{"regex": {"action": "mask", "rules": [{"pattern": "key-[0-9]+"}]}}]}}),
+        );
+        assert_eq!(
+            custom[0].mask("use key-123").as_deref(),
+            Some("use <MASKED>")
+        );
+    }
+
+    #[test]
+    fn validation_errors_name_the_key() {
+        for (cfg, needle) in [
+            (
+                json!({"inputValidation": {"maxRequestBodySize": "1TB"}}),
+                "inputValidation.maxRequestBodySize",
+            ),
+            (
+                json!({"inputValidation": {"blockPatterns": "x"}}),
+                "inputValidation.blockPatterns",
+            ),
+            (
+                json!({"inputValidation": {"blockPatterns": [""]}}),
+                "blockPatterns[0]",
+            ),
+            (
+                json!({"inputValidation": {"blockPatterns": [{"regex": "("}]}}),
+                "blockPatterns[0].regex",
+            ),
+            (
+                json!({"inputValidation": {"blockPatterns": [{"glob": "x"}]}}),
+                "blockPatterns[0].glob",
+            ),
+            (
+                json!({"inputValidation": {"blockRegex": ["a", 3]}}),
+                "blockRegex[1]",
+            ),
+            (
+                json!({"inputValidation": {"maxBody": 1}}),
+                "inputValidation.maxBody",
+            ),
+            (
+                json!({"inputValidation": {"status": 200}}),
+                "inputValidation.status",
+            ),
+            (json!({"inputValidation": {}, "x": 1}), "`x`"),
+            (
+                json!({"promptGuard": {"request": [{"webhook": {}}]}}),
+                "not supported",
+            ),
+            (
+                json!({"promptGuard": {"request": [{"regex": {"action": "log", "rules": [{"builtin": "ssn"}]}}]}}),
+                "action",
+            ),
+            (
+                json!({"promptGuard": {"request": [{"regex": {"rules": [{"builtin": "iban"}]}}]}}),
+                "iban",
+            ),
+            (
+                json!({"promptGuard": {"request": [{"regex": {"rules": []}}]}}),
+                "no rules",
+            ),
+            (
+                json!({"promptGuard": {"request": [{"regex": {"rules": [{"pattern": "["}]}}]}}),
+                "rules[0].pattern",
+            ),
+            (
+                json!({"promptGuard": {"request": [{"regex": {"rules": [{"builtin": "ssn"}]}, "rejection": {"code": 1}}]}}),
+                "rejection.code",
+            ),
+            (json!({"promptGuard": {"other": []}}), "promptGuard.other"),
+            (json!([1]), "object"),
+        ] {
+            let err = parse(&cfg).map(|_| ()).unwrap_err();
+            assert!(err.contains(needle), "{cfg}: {err}");
+        }
+    }
+
+    #[test]
+    fn luhn_check() {
+        assert!(luhn("4111111111111111"));
+        assert!(luhn("046 454 286")); // a valid SIN
+        assert!(!luhn("4111111111111112"));
+    }
+}

@@ -1,0 +1,259 @@
+//! `rate-limit`: request and token rate limits.
+//!
+//! ```yaml
+//! policies:
+//!   rateLimit:                       # the guide's form
+//!     requestsPerHour: 100           # also requestsPer{Second,Minute,Day}
+//!     tokensPerDay: 1M               # tokensPer{Second,Minute,Hour,Day}: input+output tokens
+//!     key: ip                        # route (default) | ip | global | {header: x-org-id} | {claim: email} | a list
+//!     actions:
+//!     - reject: true                 # false: log + metric only
+//!       errorCode: 429
+//!   localRateLimit:                  # agentgateway's token buckets
+//!   - maxTokens: 10
+//!     tokensPerFill: 1
+//!     fillInterval: 60s
+//!     type: requests                 # or tokens
+//! ```
+//!
+//! Counting uses the host's atomic fixed-window counters, shared by every
+//! request and gateway replica. Request limits are charged when the request
+//! arrives; token limits are charged with the actual usage when the response
+//! completes, and refuse new requests once the window's budget is spent (one
+//! request can overshoot it: its size is unknown until it is done).
+//!
+//! Refusals answer `429` (or the configured `errorCode`) with `Retry-After`
+//! and `x-ratelimit-limit`/`-remaining`/`-reset` (seconds until the window
+//! resets), error type `rate_limit_error`; allowed responses carry the same
+//! three headers, for the most constrained limit of the request.
+
+pub mod amount;
+pub mod config;
+pub mod key;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_sdk::prelude::*;
+
+use config::{Kind, Limit, Settings};
+
+/// Shared by every rate-limit attachment of a request: the most constrained
+/// numbers so far, `"<limit> <remaining> <reset-seconds>"`.
+const HEADERS_ATTR: &str = "rate-limit.headers";
+
+pub struct RateLimit {
+    settings: Settings,
+    /// Short id of this attachment's definitions, namespacing its private attrs.
+    id: String,
+}
+
+/// Numbers reported to the client for one limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_s: u64,
+}
+
+impl Report {
+    fn new(limit: u64, total: i64, reset_ms: u64) -> Report {
+        Report {
+            limit,
+            remaining: limit.saturating_sub(total.max(0) as u64),
+            reset_s: reset_ms.div_ceil(1000).max(1),
+        }
+    }
+    /// More constrained = smaller share of the budget left.
+    fn tighter_than(&self, other: &Report) -> bool {
+        (self.remaining as u128) * (other.limit as u128)
+            < (other.remaining as u128) * (self.limit as u128)
+    }
+    fn encode(&self) -> String {
+        format!("{} {} {}", self.limit, self.remaining, self.reset_s)
+    }
+    fn decode(s: &str) -> Option<Report> {
+        let mut it = s.split(' ').map(|p| p.parse::<u64>().ok());
+        Some(Report {
+            limit: it.next()??,
+            remaining: it.next()??,
+            reset_s: it.next()??,
+        })
+    }
+    fn headers(&self) -> [(&'static str, String); 3] {
+        [
+            ("x-ratelimit-limit", self.limit.to_string()),
+            ("x-ratelimit-remaining", self.remaining.to_string()),
+            ("x-ratelimit-reset", self.reset_s.to_string()),
+        ]
+    }
+}
+
+impl RateLimit {
+    fn counter_key(limit: &Limit, ctx: &RequestContext, headers: &Headers) -> String {
+        let header = |n: &str| header(headers, n).map(str::to_owned);
+        let claim = |n: &str| host::get_attr(&format!("auth.claims.{n}"));
+        let subject = key::Subject {
+            route: &ctx.route,
+            client_ip: &ctx.client_ip,
+            header: &header,
+            claim: &claim,
+        };
+        format!(
+            "rate-limit:{}:{}",
+            limit.definition(),
+            key::identity(&limit.key, &subject)
+        )
+    }
+
+    fn tokens_attr(&self) -> String {
+        format!("rate-limit.{}.tokens", self.id)
+    }
+
+    fn refuse(&self, limit: &Limit, report: Report) -> HeadersAction {
+        let message = limit.message.clone().unwrap_or_else(|| {
+            format!(
+                "rate limit exceeded: {}; retry in {}s",
+                limit.label, report.reset_s
+            )
+        });
+        let mut r = Respond::status(limit.status)
+            .message(message)
+            .error_type("rate_limit_error")
+            .header("retry-after", report.reset_s.to_string());
+        for (k, v) in report.headers() {
+            r = r.header(k, v);
+        }
+        r.into()
+    }
+}
+
+impl Policy for RateLimit {
+    type Config = Value;
+
+    fn validate(config: &Value) -> Result<(), String> {
+        config::parse(config).map(|_| ())
+    }
+
+    fn new(config: Value) -> Result<Self, String> {
+        let settings = config::parse(&config)?;
+        let defs: Vec<String> = settings.limits.iter().map(Limit::definition).collect();
+        let id = key::digest(&defs.join(";"))[..8].to_owned();
+        Ok(RateLimit { settings, id })
+    }
+
+    fn hooks(&self) -> Hooks {
+        let mut hooks = Hooks::REQUEST_HEADERS;
+        if self.settings.headers {
+            hooks |= Hooks::RESPONSE_HEADERS;
+        }
+        if self.settings.limits.iter().any(|l| l.kind == Kind::Tokens) {
+            hooks |= Hooks::COMPLETE;
+        }
+        hooks
+    }
+
+    fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
+        // Token limits first: they only read, so a refusal there charges nothing.
+        let mut order: Vec<&Limit> = self.settings.limits.iter().collect();
+        order.sort_by_key(|l| l.kind == Kind::Requests);
+
+        let mut charged: Vec<(String, Duration)> = Vec::new();
+        let mut token_keys: Vec<(String, u64)> = Vec::new();
+        let mut tightest: Option<Report> = None;
+        for limit in order {
+            let key = Self::counter_key(limit, ctx, headers);
+            let window = Duration::from_millis(limit.window_ms);
+            let (wc, over) = match limit.kind {
+                Kind::Tokens => {
+                    let wc = host::incr_counter(&key, 0, window);
+                    let over = wc.total >= limit.budget as i64;
+                    token_keys.push((key, limit.window_ms));
+                    (wc, over)
+                }
+                Kind::Requests => {
+                    let wc = host::incr_counter(&key, 1, window);
+                    charged.push((key, window));
+                    (wc, wc.total > limit.budget as i64)
+                }
+            };
+            let report = Report::new(limit.budget, wc.total, wc.reset_ms);
+            if over {
+                host::metric_counter("rate_limited", 1);
+                if limit.reject {
+                    host::info(&format!("refused: over {}", limit.label));
+                    // Refused requests do not count against the other limits
+                    // (nor this one): give back what this request charged,
+                    // unless the window is about to roll over (the -1 would
+                    // then land in the next window).
+                    if wc.reset_ms > 50 {
+                        for (k, w) in &charged {
+                            host::incr_counter(k, -1, *w);
+                        }
+                    }
+                    return self.refuse(
+                        limit,
+                        Report {
+                            remaining: 0,
+                            ..report
+                        },
+                    );
+                }
+                host::warn(&format!("over {} (monitor only, not refused)", limit.label));
+            }
+            if tightest.is_none_or(|t| report.tighter_than(&t)) {
+                tightest = Some(report);
+            }
+        }
+        if !token_keys.is_empty() {
+            let v = serde_json::to_string(&token_keys).unwrap_or_default();
+            host::set_attr(&self.tokens_attr(), &v);
+        }
+        if let (true, Some(report)) = (self.settings.headers, tightest) {
+            let earlier = host::get_attr(HEADERS_ATTR).and_then(|s| Report::decode(&s));
+            if earlier.is_none_or(|e| report.tighter_than(&e)) {
+                host::set_attr(HEADERS_ATTR, &report.encode());
+            }
+        }
+        HeaderOps::new().proceed()
+    }
+
+    fn on_response_headers(
+        &self,
+        _ctx: &RequestContext,
+        _status: u16,
+        _headers: &Headers,
+    ) -> ResponseHeadersAction {
+        let mut ops = HeaderOps::new();
+        if let Some(report) = host::get_attr(HEADERS_ATTR).and_then(|s| Report::decode(&s)) {
+            for (k, v) in report.headers() {
+                ops = ops.set(k, v);
+            }
+        }
+        ops.proceed_response()
+    }
+
+    fn on_complete(&self, _ctx: &RequestContext, summary: &Completion) {
+        let Some(usage) = summary.usage else { return };
+        let tokens = usage.input_tokens.saturating_add(usage.output_tokens);
+        if tokens == 0 {
+            return;
+        }
+        let Some(keys) = host::get_attr(&self.tokens_attr()) else {
+            return;
+        };
+        let keys: Vec<(String, u64)> = serde_json::from_str(&keys).unwrap_or_default();
+        for (key, window_ms) in keys {
+            host::incr_counter(
+                &key,
+                tokens.min(i64::MAX as u64) as i64,
+                Duration::from_millis(window_ms),
+            );
+        }
+    }
+}
+
+sluice_sdk::export_policy!(RateLimit);
+
+#[cfg(test)]
+mod tests;
