@@ -37,12 +37,13 @@
 //! the token itself is never logged or echoed. When the signing keys cannot be
 //! fetched the answer is 503, since the client did nothing wrong.
 //!
-//! Remote keys are fetched through the host (`host::fetch`, cached `cacheTtl`).
-//! A token whose `kid` is unknown forces one re-fetch, at most once per
-//! `refreshInterval` per JWKS URL across all instances and replicas (a host
-//! counter), so a flood of made-up `kid`s cannot hammer the IdP. The fresh
-//! document is kept in host KV, because the host's fetch cache would keep
-//! serving the old one until it expires.
+//! Remote keys (and the discovery document) are fetched through the host
+//! (`host::fetch`) and cached in host KV for `cacheTtl` (default 5m), shared
+//! by all instances and, with the Redis backend, all replicas. A token whose
+//! `kid` is unknown forces one re-fetch, at most once per `refreshInterval`
+//! (default 30s) per JWKS URL (a host counter), so a flood of made-up `kid`s
+//! cannot hammer the IdP. The host's fetch cache is not used because a
+//! cached entry there could not be bypassed for that forced re-fetch.
 
 pub mod config;
 pub mod jwt;
@@ -217,7 +218,7 @@ impl JwtAuth {
             Remote::Jwks(u) => return Ok(u.clone()),
             Remote::Discovery { url, issuer } => (url, issuer),
         };
-        let doc = self.fetch_json(url, self.s.cache_ttl_ms)?;
+        let doc = self.fetch_json(url)?;
         let jwks_uri = doc
             .get("jwks_uri")
             .and_then(Value::as_str)
@@ -241,29 +242,30 @@ impl JwtAuth {
         Ok(jwks_uri.to_owned())
     }
 
-    fn fetch_json(&self, url: &str, cache_ms: u64) -> Result<Value, String> {
-        let body = fetch_body(url, cache_ms)?;
+    fn fetch_json(&self, url: &str) -> Result<Value, String> {
+        let body = self.cached_get(url, false)?;
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
 
-    /// The keys at `url`: the refreshed copy in KV if any, else the host's
-    /// (cached) fetch; `force` re-fetches uncached and stores it in KV.
-    fn remote_keys(&self, url: &str, force: bool) -> Result<Rc<Vec<Key>>, String> {
-        let kv_key = format!("jwt-auth:jwks:{url}");
-        let body = if force {
-            let body = fetch_body(url, 0)?;
-            host::kv_set(
-                &kv_key,
-                &body,
-                Duration::from_millis(self.s.cache_ttl_ms.max(1)),
-            );
-            body
-        } else {
-            match host::kv_get(&kv_key) {
-                Some(b) => b,
-                None => fetch_body(url, self.s.cache_ttl_ms)?,
+    /// GET `url` through the host, cached in host KV for `cacheTtl`; `force`
+    /// skips the cached copy. The host's own fetch cache is not used (cache-ms
+    /// 0): a cached entry there cannot be bypassed for a forced refresh.
+    fn cached_get(&self, url: &str, force: bool) -> Result<Vec<u8>, String> {
+        let kv_key = format!("jwt-auth:doc:{url}");
+        if !force {
+            if let Some(body) = host::kv_get(&kv_key) {
+                return Ok(body);
             }
-        };
+        }
+        let body = fetch_body(url)?;
+        let ttl = Duration::from_millis(self.s.cache_ttl_ms.max(1));
+        host::kv_set(&kv_key, &body, ttl);
+        Ok(body)
+    }
+
+    /// The keys at `url` (cached); `force` re-fetches them.
+    fn remote_keys(&self, url: &str, force: bool) -> Result<Rc<Vec<Key>>, String> {
+        let body = self.cached_get(url, force)?;
         if let Some((cached, keys)) = &*self.parsed.borrow() {
             if *cached == body {
                 return Ok(keys.clone());
@@ -386,8 +388,8 @@ impl JwtAuth {
     }
 }
 
-fn fetch_body(url: &str, cache_ms: u64) -> Result<Vec<u8>, String> {
-    let r = host::fetch(url, Duration::from_millis(cache_ms))?;
+fn fetch_body(url: &str) -> Result<Vec<u8>, String> {
+    let r = host::fetch(url, Duration::ZERO)?;
     if r.status != 200 {
         return Err(format!("{url}: HTTP {}", r.status));
     }

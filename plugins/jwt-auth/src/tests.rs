@@ -544,9 +544,22 @@ fn discovery_fetches_the_jwks_uri() {
     canned(JWKS_URL, 200, &all_jwks());
     let ops = ok(&p, &bearer(&rs256(&good_claims())));
     assert_eq!(ops.set[0].1, "dev@yourcompany.com");
-    // Parsed keys are reused for the same document.
+    // Both documents are now cached in host KV: the IdP is not asked again.
+    mock::with(|h| h.fetch.clear());
     let t = sign(Algorithm::EdDSA, Some("ed"), &keys().ed.enc, &good_claims());
     ok(&p, &bearer(&t));
+    let cached = mock::with(|h| {
+        h.kv.keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    });
+    assert_eq!(
+        cached.into_iter().collect::<Vec<_>>(),
+        [
+            "jwt-auth:doc:https://idp.test/.well-known/openid-configuration",
+            "jwt-auth:doc:https://idp.test/jwks.json"
+        ]
+    );
 }
 
 #[test]
@@ -597,7 +610,7 @@ fn unknown_kid_refreshes_once_per_interval() {
         "jwks": {"url": JWKS_URL, "refreshInterval": "30s"}}});
     let old = json!({"keys": [keys().rsa.jwk]});
     let new = json!({"keys": [keys().rsa.jwk, keys().rsa2.jwk]});
-    let kv_key = format!("jwt-auth:jwks:{JWKS_URL}");
+    let kv_key = format!("jwt-auth:doc:{JWKS_URL}");
     let counter = format!("jwt-auth:refresh:{JWKS_URL}");
     let t2 = sign(
         Algorithm::RS256,
@@ -606,8 +619,7 @@ fn unknown_kid_refreshes_once_per_interval() {
         &good_claims(),
     );
 
-    // The host still serves the old document (kept in KV here, standing in
-    // for the host's fetch cache); the IdP has rotated.
+    // The cached document is the old one; the IdP has rotated.
     let p = policy(url_cfg.clone());
     assert_eq!(p.fetch_hosts(), ["idp.test"]);
     canned(JWKS_URL, 200, &new);
