@@ -1,0 +1,400 @@
+//! `jwt-auth`: JWT bearer authentication for Sluice routes.
+//!
+//! Attached by the guide's `auth: {jwt: ...}` or agentgateway's `jwtAuth:`:
+//!
+//! ```yaml
+//! policies:
+//!   auth:
+//!     jwt:
+//!       issuer: https://auth.yourcompany.com   # keys by OIDC discovery
+//!       audiences: [agentgateway]
+//!     actions:
+//!       onSuccess:
+//!         requestHeaders:
+//!         - set:
+//!             X-Authenticated-User: \\$(request.auth.claims.email)
+//! # or
+//!   jwtAuth:
+//!     issuer: https://idp.example
+//!     audiences: [api]
+//!     jwks: {url: https://idp.example/jwks.json}   # or inline: '{"keys":[...]}'
+//!     mode: strict            # optional | permissive
+//!     # header: x-token, prefix: "Token ", leeway: 60s, secret: $JWT_SECRET,
+//!     # algorithms: [RS256], jwksHosts: [keys.idp.example], forwardToken: false,
+//!     # jwks: {cacheTtl: 5m, refreshInterval: 30s}
+//! ```
+//!
+//! On success it sets the request attributes `auth.claims` (JSON),
+//! `auth.claims.<name>` (strings as-is, other values as JSON), `auth.sub` and
+//! `auth.iss`, applies the `onSuccess` header edits, and removes the credential
+//! header: the client's JWT is a gateway credential, not a provider one. With
+//! `backendAuth` the gateway then injects the provider key; for subscription
+//! passthrough the client must send its provider token in another header, or
+//! set `forwardToken: true`.
+//!
+//! Failures answer 401 `authentication_error` with
+//! `WWW-Authenticate: Bearer error="invalid_token", error_description="<check>"`;
+//! the token itself is never logged or echoed. When the signing keys cannot be
+//! fetched the answer is 503, since the client did nothing wrong.
+//!
+//! Remote keys (and the discovery document) are fetched through the host
+//! (`host::fetch`) and cached in host KV for `cacheTtl` (default 5m), shared
+//! by all instances and, with the Redis backend, all replicas. A token whose
+//! `kid` is unknown forces one re-fetch, at most once per `refreshInterval`
+//! (default 30s) per JWKS URL (a host counter), so a flood of made-up `kid`s
+//! cannot hammer the IdP. The host's fetch cache is not used because a
+//! cached entry there could not be bypassed for that forced re-fetch.
+
+pub mod config;
+pub mod jwt;
+pub mod keys;
+pub mod template;
+pub mod url;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sluice_sdk::prelude::*;
+
+use config::{Edit, Mode, Remote, Settings};
+use jwt::Failure;
+use keys::Key;
+use template::{value_text, Scope};
+
+/// Why authentication did not succeed.
+#[derive(Debug)]
+enum AuthError {
+    /// The client's fault: 401.
+    Invalid(Failure),
+    /// Keys could not be loaded: 503.
+    Unavailable(String),
+}
+
+impl From<Failure> for AuthError {
+    fn from(f: Failure) -> Self {
+        AuthError::Invalid(f)
+    }
+}
+
+/// A JWKS document's bytes and the keys parsed from it.
+type ParsedJwks = (Vec<u8>, Rc<Vec<Key>>);
+
+pub struct JwtAuth {
+    s: Settings,
+    /// Parsed remote JWKS, memoized by the document's bytes. Only a parse
+    /// cache: the document itself always comes from the host, so a recycled
+    /// instance loses nothing and a stale entry can't be served.
+    parsed: RefCell<Option<ParsedJwks>>,
+}
+
+impl Policy for JwtAuth {
+    type Config = config::Config;
+
+    fn validate(config: &config::Config) -> Result<(), String> {
+        config::compile(config.clone()).map(|_| ())
+    }
+
+    fn new(config: config::Config) -> Result<Self, String> {
+        Ok(JwtAuth {
+            s: config::compile(config)?,
+            parsed: RefCell::new(None),
+        })
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::REQUEST_HEADERS
+    }
+
+    fn fetch_hosts(&self) -> Vec<String> {
+        self.s.fetch_hosts.clone()
+    }
+
+    fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
+        let token = match extract(&self.s, headers) {
+            Ok(Some(t)) => t,
+            Ok(None) if self.s.mode == Mode::Strict => return self.reject(&Failure::Missing),
+            Ok(None) => return HeaderOps::new().proceed(),
+            Err(f) => return self.refuse(AuthError::Invalid(f)),
+        };
+        match self.authenticate(token) {
+            Ok(claims) => self.accept(ctx, headers, claims),
+            Err(e) => self.refuse(e),
+        }
+    }
+}
+
+sluice_sdk::export_policy!(JwtAuth);
+
+/// The token from the configured header, if the request carries one.
+fn extract<'a>(s: &'a Settings, headers: &'a Headers) -> Result<Option<&'a str>, Failure> {
+    let mut values = header_all(headers, &s.header);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Failure::Multiple);
+    }
+    let token = match &s.prefix {
+        None => value.trim(),
+        Some(prefix) => {
+            let p = prefix.trim_end();
+            let Some(head) = value.get(..p.len()) else {
+                return Ok(None);
+            };
+            if !head.eq_ignore_ascii_case(p) {
+                // Another scheme (`Basic ...`): not a bearer token.
+                return Ok(None);
+            }
+            let rest = &value[p.len()..];
+            if p.len() < prefix.len() && !rest.starts_with([' ', '\t']) {
+                return Ok(None);
+            }
+            rest.trim()
+        }
+    };
+    Ok((!token.is_empty()).then_some(token))
+}
+
+impl JwtAuth {
+    fn authenticate(&self, token: &str) -> Result<Map<String, Value>, AuthError> {
+        let s = &self.s;
+        let t = jwt::parse(token, &s.algorithms)?;
+        let statics: Vec<&Key> = s.static_keys.iter().collect();
+        let verified = match &s.remote {
+            None => jwt::verify(&t, &statics),
+            Some(remote) => {
+                let url = match self.jwks_url(remote) {
+                    Ok(u) => u,
+                    Err(e) => return self.statics_or(&t, &statics, e),
+                };
+                let remote_keys = match self.remote_keys(&url, false) {
+                    Ok(k) => k,
+                    Err(e) => return self.statics_or(&t, &statics, e),
+                };
+                let all: Vec<&Key> = statics.iter().copied().chain(remote_keys.iter()).collect();
+                match jwt::verify(&t, &all) {
+                    Err(Failure::UnknownKid) if self.may_refresh(&url) => {
+                        host::metric_counter("jwt_auth_jwks_refresh", 1);
+                        match self.remote_keys(&url, true) {
+                            Ok(fresh) => {
+                                let all: Vec<&Key> =
+                                    statics.iter().copied().chain(fresh.iter()).collect();
+                                jwt::verify(&t, &all)
+                            }
+                            Err(e) => {
+                                host::warn(&format!("JWKS refresh failed: {e}"));
+                                Err(Failure::UnknownKid)
+                            }
+                        }
+                    }
+                    other => other,
+                }
+            }
+        };
+        verified?;
+        let now_s = host::now_ms() / 1000;
+        Ok(jwt::claims(&t, &s.rules, now_s)?)
+    }
+
+    /// Remote keys are unavailable: a token the static keys verify still
+    /// passes, anything else is a 503.
+    fn statics_or(
+        &self,
+        t: &jwt::Token,
+        statics: &[&Key],
+        err: String,
+    ) -> Result<Map<String, Value>, AuthError> {
+        if !statics.is_empty() && jwt::verify(t, statics).is_ok() {
+            return Ok(jwt::claims(t, &self.s.rules, host::now_ms() / 1000)?);
+        }
+        Err(AuthError::Unavailable(err))
+    }
+
+    /// The JWKS URL: configured, or from the issuer's discovery document.
+    fn jwks_url(&self, remote: &Remote) -> Result<String, String> {
+        let (url, issuer) = match remote {
+            Remote::Jwks(u) => return Ok(u.clone()),
+            Remote::Discovery { url, issuer } => (url, issuer),
+        };
+        let doc = self.fetch_json(url)?;
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("{url}: no jwks_uri"))?;
+        // OIDC Discovery §4.3: the document must be the issuer's own.
+        let doc_issuer = doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if jwt::trim_slash(doc_issuer) != jwt::trim_slash(issuer) {
+            return Err(format!(
+                "{url}: issuer `{doc_issuer}` does not match the configured issuer"
+            ));
+        }
+        let host = url::http_host(jwks_uri)?;
+        if !self.s.jwks_hosts.contains(&host) {
+            return Err(format!(
+                "{url}: jwks_uri host `{host}` is not the issuer's; add it to `jwksHosts`"
+            ));
+        }
+        Ok(jwks_uri.to_owned())
+    }
+
+    fn fetch_json(&self, url: &str) -> Result<Value, String> {
+        let body = self.cached_get(url, false)?;
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+    }
+
+    /// GET `url` through the host, cached in host KV for `cacheTtl`; `force`
+    /// skips the cached copy. The host's own fetch cache is not used (cache-ms
+    /// 0): a cached entry there cannot be bypassed for a forced refresh.
+    fn cached_get(&self, url: &str, force: bool) -> Result<Vec<u8>, String> {
+        let kv_key = format!("jwt-auth:doc:{url}");
+        if !force {
+            if let Some(body) = host::kv_get(&kv_key) {
+                return Ok(body);
+            }
+        }
+        let body = fetch_body(url)?;
+        let ttl = Duration::from_millis(self.s.cache_ttl_ms.max(1));
+        host::kv_set(&kv_key, &body, ttl);
+        Ok(body)
+    }
+
+    /// The keys at `url` (cached); `force` re-fetches them.
+    fn remote_keys(&self, url: &str, force: bool) -> Result<Rc<Vec<Key>>, String> {
+        let body = self.cached_get(url, force)?;
+        if let Some((cached, keys)) = &*self.parsed.borrow() {
+            if *cached == body {
+                return Ok(keys.clone());
+            }
+        }
+        let doc: Value =
+            serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
+        let set = keys::parse_jwks(&doc).map_err(|e| format!("{url}: {e}"))?;
+        if !set.skipped.is_empty() {
+            host::debug(&format!("{url}: skipped keys: {}", set.skipped.join("; ")));
+        }
+        if set.keys.is_empty() {
+            return Err(format!("{url}: no usable signing key"));
+        }
+        let keys = Rc::new(set.keys);
+        *self.parsed.borrow_mut() = Some((body, keys.clone()));
+        Ok(keys)
+    }
+
+    /// One forced re-fetch per `refreshInterval` per JWKS URL, shared by every
+    /// instance and replica through a host counter.
+    fn may_refresh(&self, url: &str) -> bool {
+        let window = Duration::from_millis(self.s.refresh_interval_ms);
+        host::incr_counter(&format!("jwt-auth:refresh:{url}"), 1, window).total <= 1
+    }
+
+    fn accept(
+        &self,
+        ctx: &RequestContext,
+        headers: &Headers,
+        claims: Map<String, Value>,
+    ) -> HeadersAction {
+        let all = Value::Object(claims);
+        host::set_attr("auth.claims", &all.to_string());
+        let Value::Object(claims) = all else {
+            unreachable!()
+        };
+        for (name, v) in &claims {
+            host::set_attr(&format!("auth.claims.{name}"), &value_text(v));
+        }
+        for name in ["sub", "iss"] {
+            if let Some(v) = claims.get(name) {
+                host::set_attr(&format!("auth.{name}"), &value_text(v));
+            }
+        }
+        let mut ops = HeaderOps::new();
+        if !self.s.forward_token {
+            ops = ops.remove(self.s.header.clone());
+        }
+        let scope = Scope {
+            claims: &claims,
+            request_id: &ctx.request_id,
+            route: &ctx.route,
+            path: &ctx.path,
+            method: &ctx.method,
+            headers,
+        };
+        for edit in &self.s.on_success {
+            ops = match edit {
+                Edit::Set(name, t) => {
+                    let v = t.render(&scope);
+                    // A missing claim must not leave a client-sent value in
+                    // place (it would be a spoofed identity): remove instead.
+                    if v.is_empty() {
+                        ops.remove(name.clone())
+                    } else {
+                        ops.set(name.clone(), v)
+                    }
+                }
+                Edit::Add(name, t) => {
+                    let v = t.render(&scope);
+                    if v.is_empty() {
+                        ops
+                    } else {
+                        ops.add(name.clone(), v)
+                    }
+                }
+                Edit::Remove(name) => ops.remove(name.clone()),
+            };
+        }
+        ops.proceed()
+    }
+
+    /// Refuse, or in permissive mode pass without claims (and leave the
+    /// credential header alone: it may be a provider token).
+    fn refuse(&self, e: AuthError) -> HeadersAction {
+        if self.s.mode == Mode::Permissive {
+            if let AuthError::Unavailable(why) = &e {
+                host::warn(&format!(
+                    "JWT keys unavailable (permissive: passing): {why}"
+                ));
+            }
+            return HeaderOps::new().proceed();
+        }
+        match e {
+            AuthError::Invalid(f) => self.reject(&f),
+            AuthError::Unavailable(why) => {
+                host::warn(&format!("JWT keys unavailable: {why}"));
+                host::metric_counter("jwt_auth_keys_unavailable", 1);
+                Respond::status(503)
+                    .message("authentication is temporarily unavailable: signing keys could not be loaded")
+                    .error_type("api_error")
+                    .into()
+            }
+        }
+    }
+
+    fn reject(&self, f: &Failure) -> HeadersAction {
+        let msg = f.message();
+        host::debug(&format!("JWT rejected: {msg}"));
+        host::metric_counter("jwt_auth_rejected", 1);
+        Respond::status(401)
+            .message(msg.clone())
+            .error_type("authentication_error")
+            .header(
+                "www-authenticate",
+                format!("Bearer error=\"invalid_token\", error_description=\"{msg}\""),
+            )
+            .into()
+    }
+}
+
+fn fetch_body(url: &str) -> Result<Vec<u8>, String> {
+    let r = host::fetch(url, Duration::ZERO)?;
+    if r.status != 200 {
+        return Err(format!("{url}: HTTP {}", r.status));
+    }
+    Ok(r.body)
+}
+
+#[cfg(test)]
+mod tests;
