@@ -7,6 +7,7 @@ mod forwarding;
 mod seed_patterns;
 mod streaming;
 mod plugin_input_validation;
+mod plugin_jwt_auth;
 mod plugin_output_mask;
 mod plugin_rate_limit;
 mod plugin_transform;
