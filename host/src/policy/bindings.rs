@@ -6,6 +6,6 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use exports::sluice::policy::policy::InitResult;
-pub use sluice::policy::host;
-pub use sluice::policy::types;
+pub use self::exports::sluice::policy::policy::InitResult;
+pub use self::sluice::policy::host;
+pub use self::sluice::policy::types;

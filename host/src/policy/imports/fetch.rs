@@ -147,7 +147,43 @@ pub fn fetch(s: &mut HostState, url: &str, cache_ms: u64) -> Result<FetchRespons
 
 #[cfg(test)]
 mod tests {
-    use super::host_allowed;
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Serves `n` requests on 127.0.0.1 with a fixed body; returns the port.
+    fn serve(n: usize) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(n) {
+                let mut stream = stream.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"keys\":[]}",
+                );
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn get_and_cache() {
+        let port = serve(1);
+        let url = format!("http://127.0.0.1:{port}/jwks");
+        let f = Fetcher::default();
+        let r = f.get(&url).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"{\"keys\":[]}"[..]));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/json"));
+        f.remember(&url, &r, 60_000);
+        // The server is gone (it served one request): only the cache answers.
+        assert_eq!(f.cached(&url).unwrap().body, r.body);
+        f.remember("http://x/", &r, 0);
+        assert!(f.cached("http://x/").is_none());
+    }
 
     #[test]
     fn allow_list() {

@@ -64,7 +64,11 @@ impl HostState {
     ) -> Self {
         HostState {
             // Inherits nothing: no args, env, preopens, network or stdio.
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(memory_cap),
             plugin,
