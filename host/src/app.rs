@@ -3,9 +3,9 @@
 
 use crate::config::{self, Config, Protocol};
 use crate::metrics::Metrics;
+use crate::plugins::{self, PluginSet};
 use crate::proxy::client::{ResolveMap, Upstreams};
 use crate::proxy::pipeline;
-use crate::plugins::{self, PluginSet};
 use crate::proxy::snapshot::Snapshot;
 use crate::{admin, server};
 use anyhow::{bail, Context};
@@ -62,7 +62,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let connect_timeout = Duration::from_secs(10);
     let upstreams = Upstreams::new(ResolveMap::parse(&options.resolve)?, connect_timeout);
     let runtime = plugins::runtime(&metrics)?;
-    let plugin_set = PluginSet::load(runtime, &cfg).map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
+    let plugin_set = PluginSet::load(runtime, &cfg)
+        .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
     let gw = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snapshot),

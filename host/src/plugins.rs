@@ -45,31 +45,45 @@ impl PluginSet {
     fn attach_one(&self, a: &PluginAttachment) -> Result<Arc<Attachment>, String> {
         let (plugin, config) = match self.declared.get(&a.plugin) {
             Some((p, default)) => {
-                let cfg = if a.config.is_null() { default.clone() } else { a.config.clone() };
+                let cfg = if a.config.is_null() {
+                    default.clone()
+                } else {
+                    a.config.clone()
+                };
                 (p.clone(), cfg)
             }
             None => {
-                let p = self
-                    .runtime
-                    .bundled(&a.plugin)
-                    .ok_or_else(|| format!("no plugin named `{}` (declare it under `plugins:`)", a.plugin))?;
+                let p = self.runtime.bundled(&a.plugin).ok_or_else(|| {
+                    format!(
+                        "no plugin named `{}` (declare it under `plugins:`)",
+                        a.plugin
+                    )
+                })?;
                 (p, a.config.clone())
             }
         };
-        self.runtime.attach(&plugin, &config).map_err(|e| e.to_string())
+        self.runtime
+            .attach(&plugin, &config)
+            .map_err(|e| e.to_string())
     }
 
     /// Check every attachment of every route and layer; all problems at once.
     pub fn check(&self, cfg: &Config) -> Vec<String> {
-        cfg.all_routes().flat_map(|r| self.attach(r).err()).collect()
+        cfg.all_routes()
+            .flat_map(|r| self.attach(r).err())
+            .collect()
     }
 }
 
 fn load_declared(runtime: &PolicyRuntime, d: &config::PluginDecl) -> Result<Arc<Plugin>, String> {
-    let wasm = std::fs::read(&d.path).map_err(|e| format!("cannot read {}: {e}", d.path.display()))?;
+    let wasm =
+        std::fs::read(&d.path).map_err(|e| format!("cannot read {}: {e}", d.path.display()))?;
     let defaults = Limits::default();
     let limits = Limits {
-        memory_bytes: d.memory_limit.map(|m| m as usize).unwrap_or(defaults.memory_bytes),
+        memory_bytes: d
+            .memory_limit
+            .map(|m| m as usize)
+            .unwrap_or(defaults.memory_bytes),
         hook_deadline: d.deadline.unwrap_or(defaults.hook_deadline),
         fetch_hosts: None,
     };
@@ -77,7 +91,9 @@ fn load_declared(runtime: &PolicyRuntime, d: &config::PluginDecl) -> Result<Arc<
         config::FailureMode::Closed => FailureMode::Closed,
         config::FailureMode::Open => FailureMode::Open,
     };
-    runtime.load_plugin(&d.name, &wasm, limits, failure).map_err(|e| e.to_string())
+    runtime
+        .load_plugin(&d.name, &wasm, limits, failure)
+        .map_err(|e| e.to_string())
 }
 
 impl AttachmentFactory for PluginSet {
@@ -105,11 +121,16 @@ impl AttachmentFactory for PluginSet {
 
 /// The runtime for a gateway process: shared state in memory, metrics in the
 /// gateway's registry.
-pub fn runtime(metrics: &crate::metrics::Metrics) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
+pub fn runtime(
+    metrics: &crate::metrics::Metrics,
+) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
     let pm = metrics.with_registry(policy::PolicyMetrics::register);
     let opts = policy::RuntimeOptions {
         metrics: Some(pm),
         ..Default::default()
     };
-    Ok(Arc::new(PolicyRuntime::new(opts, Arc::new(policy::MemoryState::new()))?))
+    Ok(Arc::new(PolicyRuntime::new(
+        opts,
+        Arc::new(policy::MemoryState::new()),
+    )?))
 }
