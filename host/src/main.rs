@@ -81,7 +81,12 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     // Every plugin checks its own config, exactly as at startup.
     let c = &loaded.config;
     let metrics = sluice::metrics::Metrics::new();
-    let problems = match sluice::plugins::runtime(&metrics) {
+    let upstreams = sluice::proxy::client::Upstreams::new(
+        Default::default(),
+        std::time::Duration::from_secs(10),
+    );
+    let client = upstreams.client(&Default::default())?;
+    let problems = match sluice::plugins::runtime(&metrics, client) {
         Err(e) => vec![format!("policy runtime: {e}")],
         Ok(rt) => match sluice::plugins::PluginSet::load(rt, c) {
             Err(errors) => errors,

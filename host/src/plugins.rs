@@ -123,10 +123,12 @@ impl AttachmentFactory for PluginSet {
 /// gateway's registry.
 pub fn runtime(
     metrics: &crate::metrics::Metrics,
+    fetch_client: crate::proxy::client::HttpClient,
 ) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
     let pm = metrics.with_registry(policy::PolicyMetrics::register);
     let opts = policy::RuntimeOptions {
         metrics: Some(pm),
+        fetch_client: Some(fetch_client),
         ..Default::default()
     };
     Ok(Arc::new(PolicyRuntime::new(

@@ -36,6 +36,9 @@ pub struct RuntimeOptions {
     pub max_idle_per_attachment: usize,
     /// Metrics registered in the pipeline's registry; `None`: detached.
     pub metrics: Option<PolicyMetrics>,
+    /// The client plugin `fetch`es use (the gateway's, with its trust store
+    /// and resolve pins); `None`: a default one.
+    pub fetch_client: Option<crate::proxy::client::HttpClient>,
 }
 
 impl Default for RuntimeOptions {
@@ -47,6 +50,7 @@ impl Default for RuntimeOptions {
             reuse_instances: true,
             max_idle_per_attachment: 32,
             metrics: None,
+            fetch_client: None,
         }
     }
 }
@@ -90,7 +94,10 @@ impl PolicyRuntime {
         let env = Arc::new(HostEnv {
             state,
             metrics: opts.metrics.clone().unwrap_or_else(PolicyMetrics::detached),
-            fetcher: Arc::new(Fetcher::default()),
+            fetcher: Arc::new(match opts.fetch_client.clone() {
+                Some(c) => Fetcher::new(c),
+                None => Fetcher::default(),
+            }),
         });
         Ok(PolicyRuntime {
             engine,

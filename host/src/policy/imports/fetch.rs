@@ -9,33 +9,54 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
 use parking_lot::Mutex;
 
 use super::HostState;
 use crate::policy::bindings::host::FetchResponse;
+use crate::proxy::client::{HttpClient, TlsKey, Upstreams};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_BODY: u64 = 1 << 20;
+const MAX_BODY: usize = 1 << 20;
 const MAX_CACHED: usize = 256;
 
 /// The HTTP client and the response cache, shared by all plugins.
+///
+/// Fetches use the gateway's own upstream client, so they honour the same
+/// trust store (`SSL_CERT_FILE`) and `--resolve` pins as provider traffic.
+/// They run on a small runtime of their own: a hook is synchronous, and
+/// waiting on a channel for a task there never nests one runtime in another.
 pub struct Fetcher {
-    agent: ureq::Agent,
+    client: HttpClient,
+    rt: tokio::runtime::Runtime,
     cache: Mutex<HashMap<String, (FetchResponse, Instant)>>,
+}
+
+impl Fetcher {
+    pub fn new(client: HttpClient) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sluice-fetch")
+            .enable_all()
+            .build()
+            .expect("starting the plugin fetch runtime");
+        Fetcher {
+            client,
+            rt,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 impl Default for Fetcher {
     fn default() -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(TIMEOUT))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .build()
-            .into();
-        Fetcher {
-            agent,
-            cache: Mutex::new(HashMap::new()),
-        }
+        let upstreams = Upstreams::new(Default::default(), TIMEOUT);
+        Fetcher::new(
+            upstreams
+                .client(&TlsKey::default())
+                .expect("the default client has no CA file to read"),
+        )
     }
 }
 
@@ -96,24 +117,48 @@ impl Fetcher {
     }
 
     fn get(&self, url: &str) -> Result<FetchResponse, String> {
-        let mut resp = self.agent.get(url).call().map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
+        let uri: http::Uri = url.parse().map_err(|e| format!("invalid url: {e}"))?;
+        let req = http::Request::get(uri)
+            .header(
+                http::header::USER_AGENT,
+                concat!("sluice/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(
+                Empty::<Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
             .map_err(|e| e.to_string())?;
-        Ok(FetchResponse {
-            status,
-            headers,
-            body,
-        })
+        let client = self.client.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.rt.spawn(async move {
+            let result = async {
+                let resp = client.request(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status().as_u16();
+                let headers = resp
+                    .headers()
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect();
+                let body = Limited::new(resp.into_body(), MAX_BODY)
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the body: {e}"))?
+                    .to_bytes()
+                    .to_vec();
+                Ok(FetchResponse {
+                    status,
+                    headers,
+                    body,
+                })
+            };
+            let r = tokio::time::timeout(TIMEOUT, result)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {TIMEOUT:?}")));
+            let _ = tx.send(r);
+        });
+        rx.recv()
+            .map_err(|_| "fetch task ended without an answer".to_string())?
     }
 }
 
@@ -129,8 +174,11 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 pub fn fetch(s: &mut HostState, url: &str, cache_ms: u64) -> Result<FetchResponse, String> {
     host_allowed(url, &s.fetch_hosts)?;
     let fetcher = s.env.fetcher.clone();
-    if let Some(r) = fetcher.cached(url) {
-        return Ok(r);
+    // `cache-ms` 0 means "fresh": a plugin refreshing keys must get a new copy.
+    if cache_ms > 0 {
+        if let Some(r) = fetcher.cached(url) {
+            return Ok(r);
+        }
     }
     let started = Instant::now();
     let result = blocking(|| fetcher.get(url));
