@@ -9,5 +9,6 @@ mod plugin_jwt_auth;
 mod plugin_output_mask;
 mod plugin_rate_limit;
 mod plugin_transform;
+mod policies;
 mod seed_patterns;
 mod streaming;
