@@ -10,5 +10,6 @@ mod plugin_output_mask;
 mod plugin_rate_limit;
 mod plugin_transform;
 mod policies;
+mod production_route;
 mod seed_patterns;
 mod streaming;

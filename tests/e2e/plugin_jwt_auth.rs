@@ -25,7 +25,7 @@ use sluice_testkit::{FakeUpstream, Resp, TestPki};
 use crate::common::*;
 
 /// Throwaway RSA test keys (PKCS#8), generated once for these tests only.
-const TEST_RSA_KEY_1: &str = "\
+pub(crate) const TEST_RSA_KEY_1: &str = "\
 -----BEGIN PRIVATE KEY-----\n\
 MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDWa79UKOxYKHIh\n\
 e/hhu1x7YHuK0pnvntc3mlGBBF6L/MXdEchGHaTMRaBpVkHgLtezftvxXqwqUMeu\n\
@@ -54,7 +54,7 @@ uncyQFaAXHpr58q2JxzmX41ITjeNkt6wx36eyR1rPBVJkdcWdvLUDLLLKu3WWd+r\n\
 usFZnRi7gWknYAyIRPMPIlzHaLDzQio/DJM1UyKbxN55hI+/b7jZCwrwj1NflVwX\n\
 +ZPN2HPy9ALK4JdDtcsrqQ5F\n\
 -----END PRIVATE KEY-----\n";
-const TEST_RSA_KEY_2: &str = "\
+pub(crate) const TEST_RSA_KEY_2: &str = "\
 -----BEGIN PRIVATE KEY-----\n\
 MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDevGkFWT13zDj1\n\
 +X/NHarg1g3BiQixnDMkpNljA8wyB0TF4jq8Bo4T+FpgpiKew/iBS4OkvckLYiNv\n\
@@ -84,14 +84,14 @@ YQQK6yHGem5ecgFffKuu97QyjlV9me12iL7r86fT0zwm7cprg8ozrMQucoxGFBh1\n\
 0pvkeYbNc3kpjSHjoMiqr1qy\n\
 -----END PRIVATE KEY-----\n";
 
-const EMAIL: &str = "dev@yourcompany.com";
+pub(crate) const EMAIL: &str = "dev@yourcompany.com";
 
-fn encoding_key(pem: &str) -> EncodingKey {
+pub(crate) fn encoding_key(pem: &str) -> EncodingKey {
     EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap()
 }
 
 /// The public JWK of `pem`, with `kid`.
-fn public_jwk(pem: &str, kid: &str) -> Value {
+pub(crate) fn public_jwk(pem: &str, kid: &str) -> Value {
     let jwk = Jwk::from_encoding_key(&encoding_key(pem), Algorithm::RS256).unwrap();
     let mut v = serde_json::to_value(jwk).unwrap();
     v["kid"] = json!(kid);
@@ -99,19 +99,19 @@ fn public_jwk(pem: &str, kid: &str) -> Value {
     v
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-fn claims(issuer: &str) -> Value {
+pub(crate) fn claims(issuer: &str) -> Value {
     json!({"iss": issuer, "aud": ["agentgateway"], "sub": "user-42", "email": EMAIL,
         "iat": now(), "exp": now() + 600})
 }
 
-fn sign(pem: &str, kid: &str, claims: &Value) -> String {
+pub(crate) fn sign(pem: &str, kid: &str, claims: &Value) -> String {
     let mut h = Header::new(Algorithm::RS256);
     h.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&h, claims, &encoding_key(pem)).unwrap()
@@ -134,7 +134,7 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 /// A token with `alg: none` and no signature.
-fn unsigned(claims: &Value) -> String {
+pub(crate) fn unsigned(claims: &Value) -> String {
     let b64 = |v: Value| b64url(v.to_string().as_bytes());
     format!(
         "{}.{}.",
@@ -146,9 +146,9 @@ fn unsigned(claims: &Value) -> String {
 /// A tiny identity provider: `/.well-known/openid-configuration` pointing at
 /// `/jwks.json` on the same issuer, over plain HTTP or TLS. The JWKS can be
 /// swapped (key rotation) and every request path is recorded.
-struct Idp {
-    addr: SocketAddr,
-    issuer: String,
+pub(crate) struct Idp {
+    pub(crate) addr: SocketAddr,
+    pub(crate) issuer: String,
     jwks: Arc<Mutex<Value>>,
     hits: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -167,7 +167,7 @@ impl Idp {
     }
 
     /// TLS with a leaf for `host` from `pki`; the issuer is `https://{host}`.
-    async fn tls(jwks: Value, pki: &TestPki, host: &str) -> Idp {
+    pub(crate) async fn tls(jwks: Value, pki: &TestPki, host: &str) -> Idp {
         Idp::start(jwks, Some(pki.server_config(&[host])), Some(host)).await
     }
 
@@ -318,7 +318,7 @@ async fn messages(gw: &sluice_testkit::Gateway, token: Option<&str>) -> Resp {
 
 /// A 401 in Anthropic's error shape whose message names `check`, with the
 /// RFC 6750 challenge, and no token echoed.
-fn assert_401(r: &Resp, check: &str, token: Option<&str>) {
+pub(crate) fn assert_401(r: &Resp, check: &str, token: Option<&str>) {
     assert_eq!(r.status, 401, "{check}: {}", r.text());
     let v = r.json();
     assert_eq!(v["type"], "error", "{v}");

@@ -60,8 +60,14 @@ pub async fn handle(
         let chain = session.chain.clone();
         match chain.request_headers(&mut session.scope, &mut parts.headers) {
             Ok(HeadersOutcome::Continue { need_body: nb }) => need_body = nb,
-            Ok(HeadersOutcome::Respond(r)) => return session.immediate(r),
-            Err(f) => return session.policy_failure(f),
+            Ok(HeadersOutcome::Respond(r)) => {
+                discard(body);
+                return session.immediate(r);
+            }
+            Err(f) => {
+                discard(body);
+                return session.policy_failure(f);
+            }
         }
     }
 
@@ -144,6 +150,30 @@ pub async fn handle(
 
     // Phase 7: response_body_filter.
     response_body_filter(session, wants, parts, body).await
+}
+
+/// Most of a refused request's body the gateway reads and throws away, so the
+/// client finishes sending and sees the answer instead of a broken pipe.
+const MAX_DISCARD: usize = 64 << 20;
+
+/// Read a body we won't forward to its end in the background, keeping
+/// nothing, up to [`MAX_DISCARD`] bytes or 10 s; then drop the connection's body.
+fn discard(body: Incoming) {
+    tokio::spawn(async move {
+        let drain = async {
+            let mut body = body;
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(d) = frame.data_ref() {
+                    seen += d.len();
+                    if seen > MAX_DISCARD {
+                        break;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+    });
 }
 
 /// Phase 1: choose the route; build the session and the request's chain.
