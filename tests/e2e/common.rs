@@ -128,3 +128,61 @@ pub fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// The serving file most plugin tests share: port 4060, `/claude`
+/// (Anthropic) and `/codex` (OpenAI) routes, as in the guide, pointed at a
+/// plain fake upstream. Policy layers go in files of their own.
+pub fn serving(dir: &Path, upstream: SocketAddr) -> String {
+    write(
+        dir,
+        "serving.yaml",
+        &format!(
+            r#"
+binds:
+- port: 4060
+  listeners:
+  - name: default
+    protocol: HTTP
+routes:
+- name: claude-agent
+  matches:
+  - path:
+      pathPrefix: /claude
+  policies:
+    urlRewrite:
+      path:
+        prefix: /
+    ai:
+      routes:
+        /v1/messages: messages
+        /v1/messages/count_tokens: anthropicTokenCount
+        '*': passthrough
+  backends:
+  - ai:
+      name: claude-agent
+      provider:
+        anthropic: {{}}
+      hostOverride: http://{upstream}
+- name: codex-agent
+  matches:
+  - path:
+      pathPrefix: /codex
+  policies:
+    urlRewrite:
+      path:
+        prefix: /
+    ai:
+      routes:
+        /v1/chat/completions: completions
+        /v1/responses: responses
+        '*': passthrough
+  backends:
+  - ai:
+      name: codex-agent
+      provider:
+        openAI: {{}}
+      hostOverride: http://{upstream}
+"#
+        ),
+    )
+}

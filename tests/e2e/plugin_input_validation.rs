@@ -7,63 +7,6 @@ use serde_json::{json, Value};
 use sluice_testkit::client::TestClient;
 use sluice_testkit::{FakeUpstream, Gateway};
 
-/// A serving file: port 4060, `/claude` (Anthropic) and `/codex` (OpenAI)
-/// routes pointed at a plain fake upstream.
-fn serving(dir: &std::path::Path, up: &FakeUpstream) -> String {
-    write(
-        dir,
-        "serving.yaml",
-        &format!(
-            r#"
-binds:
-- port: 4060
-  listeners:
-  - name: default
-    protocol: HTTP
-routes:
-- name: claude-agent
-  matches:
-  - path:
-      pathPrefix: /claude
-  policies:
-    urlRewrite:
-      path:
-        prefix: /
-    ai:
-      routes:
-        /v1/messages: messages
-        /v1/messages/count_tokens: anthropicTokenCount
-        '*': passthrough
-  backends:
-  - ai:
-      name: claude-agent
-      provider:
-        anthropic: {{}}
-      hostOverride: http://{addr}
-- name: codex-agent
-  matches:
-  - path:
-      pathPrefix: /codex
-  policies:
-    urlRewrite:
-      path:
-        prefix: /
-    ai:
-      routes:
-        /v1/chat/completions: completions
-        /v1/responses: responses
-        '*': passthrough
-  backends:
-  - ai:
-      name: codex-agent
-      provider:
-        openAI: {{}}
-      hostOverride: http://{addr}
-"#,
-            addr = up.addr()
-        ),
-    )
-}
 
 struct Setup {
     up: FakeUpstream,
@@ -75,7 +18,7 @@ struct Setup {
 async fn start(layers: &[&str]) -> Setup {
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut files = vec![serving(dir.path(), &up)];
+    let mut files = vec![serving(dir.path(), up.addr())];
     for (i, l) in layers.iter().enumerate() {
         if l.ends_with(".yaml") {
             files.push(l.to_string());

@@ -12,56 +12,8 @@ use sluice_testkit::client::bodies::{
 use sluice_testkit::client::{SseStream, TestClient};
 use sluice_testkit::{FakeUpstream, Gateway, Script};
 
-/// Serving routes for both agents on :4060, pointed at `up`, plus a Codex
-/// output-filter layer (the guide's layer only matches `/claude`).
-fn routes(dir: &std::path::Path, up: &FakeUpstream) -> String {
-    let addr = up.addr();
-    write(
-        dir,
-        "routes.yaml",
-        &format!(
-            r#"
-binds:
-- port: 4060
-routes:
-- name: claude-agent
-  matches:
-  - path:
-      pathPrefix: /claude
-  policies:
-    urlRewrite:
-      path:
-        prefix: /
-    ai:
-      routes:
-        /v1/messages: messages
-        /v1/messages/count_tokens: anthropicTokenCount
-        '*': passthrough
-  backends:
-  - ai:
-      name: claude-agent
-      provider:
-        anthropic: {{}}
-      hostOverride: http://{addr}
-- name: codex-agent
-  matches:
-  - path:
-      pathPrefix: /codex
-  policies:
-    urlRewrite:
-      path:
-        prefix: /
-    ai:
-      routes:
-        /v1/chat/completions: completions
-        /v1/responses: responses
-        '*': passthrough
-  backends:
-  - ai:
-      name: codex-agent
-      provider:
-        openAI: {{}}
-      hostOverride: http://{addr}
+/// The guide's layer only covers `/claude`; this one adds `/codex`.
+const CODEX_LAYER: &str = r#"
 - name: filter-output-codex
   matches:
   - path:
@@ -72,10 +24,7 @@ routes:
       - email
       - phone
       - ssn
-"#
-        ),
-    )
-}
+"#;
 
 struct Setup {
     up: FakeUpstream,
@@ -87,8 +36,9 @@ async fn setup(script: Script) -> Setup {
     let up = FakeUpstream::plain().await;
     up.set_script(script);
     let dir = tempfile::tempdir().unwrap();
-    let r = routes(dir.path(), &up);
-    let gw = gateway(&[&r, &config("output-filter.yaml")], &[4060], &[], &[]).await;
+    let r = serving(dir.path(), up.addr());
+    let codex = write(dir.path(), "codex-layer.yaml", CODEX_LAYER);
+    let gw = gateway(&[&r, &codex, &config("output-filter.yaml")], &[4060], &[], &[]).await;
     Setup { up, gw, _dir: dir }
 }
 
