@@ -22,7 +22,6 @@ use tokio::io::AsyncBufReadExt;
 
 const REPLY: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello! Reach me at the usual place."}],"stop_reason":"end_turn","usage":{"input_tokens":11,"output_tokens":7}}"#;
 
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--bare-proxy") {
@@ -48,7 +47,8 @@ async fn upstream() -> SocketAddr {
                 let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
                     let _ = req.into_body().collect().await;
                     let mut r = Response::new(Full::new(Bytes::from_static(REPLY.as_bytes())));
-                    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                    r.headers_mut()
+                        .insert("content-type", "application/json".parse().unwrap());
                     Ok::<_, hyper::Error>(r)
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -64,7 +64,8 @@ async fn upstream() -> SocketAddr {
 fn bare_proxy(listen: SocketAddr, upstream: SocketAddr) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build_http();
+        let client: Client<HttpConnector, Incoming> =
+            Client::builder(TokioExecutor::new()).build_http();
         let l = tokio::net::TcpListener::bind(listen).await.unwrap();
         println!("READY");
         loop {
@@ -74,7 +75,11 @@ fn bare_proxy(listen: SocketAddr, upstream: SocketAddr) {
                 let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                     let client = client.clone();
                     async move {
-                        let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+                        let pq = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.as_str().to_string())
+                            .unwrap_or_default();
                         *req.uri_mut() = format!("http://{upstream}{pq}").parse().unwrap();
                         req.headers_mut().remove("host");
                         let resp = client.request(req).await.unwrap();
@@ -106,7 +111,8 @@ fn ticks_per_sec() -> f64 {
 
 async fn wait_ready(child: &mut Child, marker: &str) -> Vec<String> {
     let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(tokio::process::ChildStdout::from_std(stdout).unwrap()).lines();
+    let mut lines =
+        tokio::io::BufReader::new(tokio::process::ChildStdout::from_std(stdout).unwrap()).lines();
     let mut seen = Vec::new();
     while let Some(line) = lines.next_line().await.unwrap() {
         let done = line.contains(marker);
@@ -120,8 +126,15 @@ async fn wait_ready(child: &mut Child, marker: &str) -> Vec<String> {
 }
 
 /// Send `n` requests with `conc` concurrent keep-alive connections.
-async fn load(url: &str, headers: &[(String, String)], body: &Bytes, n: usize, conc: usize) -> Duration {
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+async fn load(
+    url: &str,
+    headers: &[(String, String)],
+    body: &Bytes,
+    n: usize,
+    conc: usize,
+) -> Duration {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let started = Instant::now();
     let per = n / conc;
     let mut tasks = Vec::new();
@@ -136,7 +149,10 @@ async fn load(url: &str, headers: &[(String, String)], body: &Bytes, n: usize, c
                 for (k, v) in &headers {
                     b = b.header(k, v);
                 }
-                let resp = client.request(b.body(Full::new(body.clone())).unwrap()).await.unwrap();
+                let resp = client
+                    .request(b.body(Full::new(body.clone())).unwrap())
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), 200, "{url}");
                 let _ = resp.into_body().collect().await.unwrap();
             }
@@ -223,10 +239,18 @@ routes:
 }
 
 async fn run() {
-    let n: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(6000);
+    let n: usize = std::env::var("BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6000);
     let conc = 8;
     let up = upstream().await;
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
 
     let bare_addr = free();
     let mut bare = Command::new(std::env::current_exe().unwrap())
@@ -240,7 +264,16 @@ async fn run() {
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, sluice_config(up)).unwrap();
     let mut sluice = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["--config", cfg.to_str().unwrap(), "--port-map", "4900=0", "--admin", "127.0.0.1:0", "--log-level", "warn"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--port-map",
+            "4900=0",
+            "--admin",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -262,9 +295,24 @@ async fn run() {
         ("content-type".to_string(), "application/json".to_string()),
     ];
     let targets = [
-        Target { name: "bare hyper proxy", pid: bare.id(), url: format!("http://{bare_addr}/v1/messages"), headers: plain_headers.clone() },
-        Target { name: "sluice, no policies", pid: sluice.id(), url: format!("http://{sluice_addr}/plain/v1/messages"), headers: plain_headers.clone() },
-        Target { name: "sluice, 5 Wasm policies", pid: sluice.id(), url: format!("http://{sluice_addr}/claude/v1/messages"), headers: auth },
+        Target {
+            name: "bare hyper proxy",
+            pid: bare.id(),
+            url: format!("http://{bare_addr}/v1/messages"),
+            headers: plain_headers.clone(),
+        },
+        Target {
+            name: "sluice, no policies",
+            pid: sluice.id(),
+            url: format!("http://{sluice_addr}/plain/v1/messages"),
+            headers: plain_headers.clone(),
+        },
+        Target {
+            name: "sluice, 5 Wasm policies",
+            pid: sluice.id(),
+            url: format!("http://{sluice_addr}/claude/v1/messages"),
+            headers: auth,
+        },
     ];
     let small = Bytes::from(
         serde_json::json!({"model": "claude-sonnet-4-5", "max_tokens": 1024,
@@ -275,9 +323,18 @@ async fn run() {
     big["stream"] = serde_json::json!(false);
     let big = Bytes::from(big.to_string());
     let hz = ticks_per_sec();
-    for (label, body) in [("small JSON request", &small), ("Claude Code request (~50 KB)", &big)] {
-        println!("\n{label}: {n} requests, {conc} connections, {} byte body", body.len());
-        println!("{:<26} {:>14} {:>10} {:>12}", "target", "CPU µs/req", "ratio", "req/s");
+    for (label, body) in [
+        ("small JSON request", &small),
+        ("Claude Code request (~50 KB)", &big),
+    ] {
+        println!(
+            "\n{label}: {n} requests, {conc} connections, {} byte body",
+            body.len()
+        );
+        println!(
+            "{:<26} {:>14} {:>10} {:>12}",
+            "target", "CPU µs/req", "ratio", "req/s"
+        );
         let mut base = None;
         for t in &targets {
             load(&t.url, &t.headers, body, 400, conc).await; // warm up: pools, instances, caches
@@ -286,7 +343,13 @@ async fn run() {
             let ticks = cpu_ticks(t.pid) - before;
             let us = ticks as f64 / hz * 1e6 / n as f64;
             let ratio = us / *base.get_or_insert(us);
-            println!("{:<26} {:>14.1} {:>9.2}x {:>12.0}", t.name, us, ratio, n as f64 / wall.as_secs_f64());
+            println!(
+                "{:<26} {:>14.1} {:>9.2}x {:>12.0}",
+                t.name,
+                us,
+                ratio,
+                n as f64 / wall.as_secs_f64()
+            );
         }
     }
     let _ = bare.kill();

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use sluice_testkit::client::TestClient;
 use sluice_testkit::{FakeUpstream, Gateway};
 
-
 struct Setup {
     up: FakeUpstream,
     gw: Gateway,

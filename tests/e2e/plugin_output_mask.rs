@@ -38,7 +38,13 @@ async fn setup(script: Script) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let r = serving(dir.path(), up.addr());
     let codex = write(dir.path(), "codex-layer.yaml", CODEX_LAYER);
-    let gw = gateway(&[&r, &codex, &config("output-filter.yaml")], &[4060], &[], &[]).await;
+    let gw = gateway(
+        &[&r, &codex, &config("output-filter.yaml")],
+        &[4060],
+        &[],
+        &[],
+    )
+    .await;
     Setup { up, gw, _dir: dir }
 }
 

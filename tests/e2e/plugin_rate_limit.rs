@@ -8,7 +8,6 @@ use sluice_testkit::client::TestClient;
 use sluice_testkit::{FakeUpstream, Gateway, Script};
 use std::time::Duration;
 
-
 /// A policy layer on `prefix` with this `policies:` body (YAML, indented 4).
 fn layer(dir: &std::path::Path, name: &str, prefix: &str, policies: &str) -> String {
     write(

@@ -37,7 +37,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_bytes: 64 << 20,
-            hook_deadline: Duration::from_millis(50),
+            hook_deadline: Duration::from_millis(200),
             fetch_hosts: None,
         }
     }
