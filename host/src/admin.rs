@@ -67,7 +67,10 @@ async fn reload_plugin(
     name: String,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let body = match Limited::new(req.into_body(), MAX_RELOAD_BODY).collect().await {
+    let body = match Limited::new(req.into_body(), MAX_RELOAD_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
     };
@@ -92,13 +95,20 @@ async fn reload_plugin(
             };
             json(status, &outcome)
         }
-        Err(e @ crate::reload::ReloadError::Unknown(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ crate::reload::ReloadError::Bundled(_)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ crate::reload::ReloadError::Unknown(_)) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ crate::reload::ReloadError::Bundled(_)) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
     }
 }
 
 fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
-    json(status, &serde_json::json!({ "result": "error", "reason": message }))
+    json(
+        status,
+        &serde_json::json!({ "result": "error", "reason": message }),
+    )
 }
 
 fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Full<Bytes>> {

@@ -40,15 +40,17 @@ struct ReloadLabels {
 pub enum ReloadError {
     #[error("no plugin named `{0}`")]
     Unknown(String),
-    #[error(
-        "`{0}` is a bundled plugin: declare it under `plugins:` with a `path` to reload it"
-    )]
+    #[error("`{0}` is a bundled plugin: declare it under `plugins:` with a `path` to reload it")]
     Bundled(String),
 }
 
 /// What a plugin reload did; the admin endpoint's JSON answer.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "lowercase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "result",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum PluginOutcome {
     Swapped {
         plugin: String,
@@ -76,10 +78,19 @@ pub enum PluginOutcome {
 
 /// What a config reload did.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "result", rename_all = "lowercase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "result",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ConfigOutcome {
-    Swapped { version: u64 },
-    Refused { reason: String, serving_version: u64 },
+    Swapped {
+        version: u64,
+    },
+    Refused {
+        reason: String,
+        serving_version: u64,
+    },
 }
 
 /// One plugin's row in `GET /plugins`.
@@ -194,18 +205,20 @@ impl HotSwap {
         let mut rows: BTreeMap<String, PluginStatus> = status.plugins.clone();
         for r in cfg.all_routes() {
             for a in &r.policies.attachments {
-                let row = rows.entry(a.plugin.clone()).or_insert_with(|| PluginStatus {
-                    name: a.plugin.clone(),
-                    source: "bundled".into(),
-                    hash: bundled::wasm(&a.plugin)
-                        .map(plugins::sha256_hex)
-                        .unwrap_or_default(),
-                    version: 1,
-                    loaded_at: now_text(self.started),
-                    last_error: None,
-                    last_error_at: None,
-                    routes: Vec::new(),
-                });
+                let row = rows
+                    .entry(a.plugin.clone())
+                    .or_insert_with(|| PluginStatus {
+                        name: a.plugin.clone(),
+                        source: "bundled".into(),
+                        hash: bundled::wasm(&a.plugin)
+                            .map(plugins::sha256_hex)
+                            .unwrap_or_default(),
+                        version: 1,
+                        loaded_at: now_text(self.started),
+                        last_error: None,
+                        last_error_at: None,
+                        routes: Vec::new(),
+                    });
                 if !row.routes.contains(&r.name) {
                     row.routes.push(r.name.clone());
                 }
@@ -312,8 +325,8 @@ impl HotSwap {
             let cfg = app::load_config(&gw2.options.config_paths).map_err(|e| format!("{e:#}"))?;
             let set = PluginSet::load(runtime, &cfg)
                 .map_err(|e| format!("invalid plugins:\n{}", e.join("\n")))?;
-            let snap = Snapshot::build(Arc::new(cfg), &gw2.upstreams, &set)
-                .map_err(|e| e.to_string())?;
+            let snap =
+                Snapshot::build(Arc::new(cfg), &gw2.upstreams, &set).map_err(|e| e.to_string())?;
             Ok((set, snap))
         })
         .await
@@ -322,9 +335,11 @@ impl HotSwap {
         let serving_version = self.status.lock().config.as_ref().map_or(1, |c| c.version);
         match work {
             Ok((set, snap)) => {
-                let old_binds = &gw.snapshot.load().config.binds;
-                if *old_binds != snap.config.binds {
-                    tracing::warn!("config reload: `binds` changed; listeners are only reopened on restart");
+                let binds_changed = gw.snapshot.load().config.binds != snap.config.binds;
+                if binds_changed {
+                    tracing::warn!(
+                        "config reload: `binds` changed; listeners are only reopened on restart"
+                    );
                 }
                 let sources = snap.config.sources.clone();
                 gw.snapshot.store(Arc::new(snap));
@@ -361,7 +376,11 @@ impl HotSwap {
     }
 
     fn version_of(&self, name: &str) -> u64 {
-        self.status.lock().plugins.get(name).map_or(1, |s| s.version)
+        self.status
+            .lock()
+            .plugins
+            .get(name)
+            .map_or(1, |s| s.version)
     }
 
     fn bump(&self, name: &str, d: &Declared) -> u64 {

@@ -66,19 +66,20 @@ fn rewatch(w: &mut impl Watcher, dirs: &mut HashSet<PathBuf>, t: &Targets) {
 /// admin endpoint's. A watcher that cannot start is logged, not fatal.
 pub fn spawn(gw: Arc<Gateway>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) => {
-            if matches!(
-                ev.kind,
-                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-            ) {
-                for p in ev.paths {
-                    let _ = tx.send(p);
+    let watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                if matches!(
+                    ev.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                ) {
+                    for p in ev.paths {
+                        let _ = tx.send(p);
+                    }
                 }
             }
-        }
-        Err(e) => tracing::warn!(error = %e, "file watch error"),
-    });
+            Err(e) => tracing::warn!(error = %e, "file watch error"),
+        });
     let mut watcher = match watcher {
         Ok(w) => w,
         Err(e) => {

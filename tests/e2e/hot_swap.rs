@@ -48,7 +48,8 @@ pub fn replace_file(path: &Path, bytes: &[u8]) {
 }
 
 pub fn rate_limit_wasm() -> PathBuf {
-    testing::workspace_dir().join("target/plugins/wasm32-wasip2/release/sluice_plugin_rate_limit.wasm")
+    testing::workspace_dir()
+        .join("target/plugins/wasm32-wasip2/release/sluice_plugin_rate_limit.wasm")
 }
 
 /// A config on port 4060 with route `claude` (/claude) using `policies`
@@ -177,7 +178,10 @@ pub async fn admin_post(gw: &Gateway, path: &str, body: &Value) -> (u16, Value) 
 }
 
 pub async fn plugins(gw: &Gateway) -> Value {
-    TestClient::new().get(&gw.admin_url("/plugins")).await.json()
+    TestClient::new()
+        .get(&gw.admin_url("/plugins"))
+        .await
+        .json()
 }
 
 pub fn row(report: &Value, name: &str) -> Value {
@@ -206,6 +210,9 @@ async fn wait_status(c: &TestClient, url: &str, want: u16, limit: Duration) -> D
     }
 }
 
+/// When a request started, and its status (`None`: transport error).
+type Seen = (Instant, Option<u16>);
+
 #[tokio::test]
 async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
     let s = start_gate(DENY, "{message: blocked}").await;
@@ -214,7 +221,7 @@ async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
     assert_eq!(claude_status(&c, &url).await, Some(403));
 
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<(Instant, Option<u16>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let mut loops = Vec::new();
     for _ in 0..4 {
         let (stop, seen, url) = (stop.clone(), seen.clone(), url.clone());
@@ -242,7 +249,7 @@ async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
         l.await.unwrap();
     }
 
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(seen.len() > 20, "too few requests: {}", seen.len());
     for (at, st) in seen.iter() {
         assert!(
@@ -250,7 +257,11 @@ async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
             "a request failed during the swap: {st:?}"
         );
         if *at > swapped_at {
-            assert_eq!(*st, Some(200), "a request started after the swap got the old answer");
+            assert_eq!(
+                *st,
+                Some(200),
+                "a request started after the swap got the old answer"
+            );
         }
     }
     assert!(seen.iter().any(|(_, s)| *s == Some(403)));
@@ -261,7 +272,10 @@ async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
     assert_eq!(gate["source"], allow.display().to_string());
     assert_eq!(gate["routes"], json!(["claude"]));
     assert!(gate["lastError"].is_null());
-    let metrics = TestClient::new().get(&s.gw.admin_url("/metrics")).await.text();
+    let metrics = TestClient::new()
+        .get(&s.gw.admin_url("/metrics"))
+        .await
+        .text();
     assert!(
         metrics.contains(r#"sluice_reloads_total{kind="plugin",result="swapped"} 1"#),
         "{metrics}"
@@ -300,20 +314,37 @@ async fn broken_swaps_are_refused_and_the_old_version_keeps_serving() {
         if i == 3 {
             assert!(reason.contains("message must not be empty"), "{reason}");
         }
-        assert_eq!(claude_status(&c, &url).await, Some(200), "{what}: old version stopped serving");
+        assert_eq!(
+            claude_status(&c, &url).await,
+            Some(200),
+            "{what}: old version stopped serving"
+        );
         let gate = row(&plugins(&s.gw).await, "gate");
         assert_eq!(gate["version"], 1, "{what}");
         assert_eq!(gate["hash"], hash.as_str(), "{what}");
         assert_eq!(gate["lastError"], reason.as_str(), "{what}");
     }
-    let metrics = TestClient::new().get(&s.gw.admin_url("/metrics")).await.text();
+    let metrics = TestClient::new()
+        .get(&s.gw.admin_url("/metrics"))
+        .await
+        .text();
     assert!(
         metrics.contains(r#"sluice_reloads_total{kind="plugin",result="refused"} 4"#),
         "{metrics}"
     );
     // Unknown and bundled plugins are answered, not attempted.
-    assert_eq!(admin_post(&s.gw, "/plugins/nope/reload", &json!({})).await.0, 404);
-    assert_eq!(admin_post(&s.gw, "/plugins/rate-limit/reload", &json!({})).await.0, 409);
+    assert_eq!(
+        admin_post(&s.gw, "/plugins/nope/reload", &json!({}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        admin_post(&s.gw, "/plugins/rate-limit/reload", &json!({}))
+            .await
+            .0,
+        409
+    );
 }
 
 #[tokio::test]
@@ -388,7 +419,12 @@ async fn a_rate_limit_window_survives_a_swap_of_the_rate_limit_plugin() {
 
     let upgraded = dir.path().join("rate-limit-v2.wasm");
     std::fs::write(&upgraded, variant(&original, "v2")).unwrap();
-    let (status, out) = admin_post(&gw, "/plugins/rate-limit/reload", &json!({"path": upgraded})).await;
+    let (status, out) = admin_post(
+        &gw,
+        "/plugins/rate-limit/reload",
+        &json!({"path": upgraded}),
+    )
+    .await;
     assert_eq!(status, 200, "{out:#}");
     assert_eq!(out["result"], "swapped", "{out:#}");
     assert_eq!(claude_status(&c, &url).await, Some(200));
@@ -434,7 +470,10 @@ async fn sighup_reloads_the_config_and_a_broken_config_is_refused() {
     gw.send_signal_hup().unwrap();
     let t0 = Instant::now();
     while plugins(&gw).await["config"]["version"].as_u64().unwrap() != before + 1 {
-        assert!(t0.elapsed() < Duration::from_secs(5), "SIGHUP did not reload");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "SIGHUP did not reload"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -447,7 +486,10 @@ async fn sighup_reloads_the_config_and_a_broken_config_is_refused() {
             assert_eq!(report["config"]["version"].as_u64().unwrap(), before + 1);
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(5), "refusal not reported");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "refusal not reported"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(codex_status().await, 200, "old config no longer serving");
@@ -455,7 +497,10 @@ async fn sighup_reloads_the_config_and_a_broken_config_is_refused() {
         claude_status(&c, &gw.url(4060, "/claude/v1/messages")).await,
         Some(200)
     );
-    assert!(gw.wait_for_log("config reload refused", Duration::from_secs(2)).await.is_ok());
+    assert!(gw
+        .wait_for_log("config reload refused", Duration::from_secs(2))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -474,7 +519,10 @@ async fn a_watched_plugin_file_replaced_on_disk_goes_live() {
     replace_file(&s.gate, b"garbage");
     let t0 = Instant::now();
     while row(&plugins(&s.gw).await, "gate")["lastError"].is_null() {
-        assert!(t0.elapsed() < Duration::from_secs(5), "refusal not reported");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "refusal not reported"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(claude_status(&c, &url).await, Some(403));
@@ -533,7 +581,11 @@ async fn bench_file_write_to_first_new_answer() {
         }));
     }
     for i in 0..20 {
-        let (bytes, want) = if i % 2 == 0 { (&allow, 200) } else { (&deny, 403) };
+        let (bytes, want) = if i % 2 == 0 {
+            (&allow, 200)
+        } else {
+            (&deny, 403)
+        };
         replace_file(&s.gate, bytes);
         wait_status(&c, &url, want, limit).await;
     }
@@ -552,7 +604,10 @@ async fn bench_file_write_to_first_new_answer() {
             v.len()
         )
     };
-    println!("HOTSWAP write->first new answer, cache miss: {}", ms(&misses));
+    println!(
+        "HOTSWAP write->first new answer, cache miss: {}",
+        ms(&misses)
+    );
     println!("HOTSWAP write->first new answer, cache hit:  {}", ms(&hits));
     println!("HOTSWAP 20 swaps under load: {total} requests, {failed} failed");
     assert_eq!(failed, 0);
