@@ -1,4 +1,6 @@
-//! The admin listener: health, metrics and the effective config.
+//! The admin listener: health, metrics, the effective config, and hot
+//! reloads (`GET /plugins`, `POST /plugins/{name}/reload`,
+//! `POST /config/reload`).
 //!
 //! Bound to loopback by default (`admin.address`, 127.0.0.1:15000): it shows
 //! the config, so it is not for the open network.
@@ -6,9 +8,19 @@
 use crate::app::Gateway;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Largest `POST /plugins/{name}/reload` body accepted (it holds one path).
+const MAX_RELOAD_BODY: usize = 64 * 1024;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReloadBody {
+    path: Option<PathBuf>,
+}
 
 pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
@@ -24,8 +36,84 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<B
                 serde_json::to_string_pretty(&snap.config.redacted_json()).unwrap_or_default();
             text(StatusCode::OK, "application/json", body)
         }
+        (&Method::GET, "/plugins") => {
+            let snap = gw.snapshot.load();
+            json(StatusCode::OK, &gw.hot.report(&snap.config))
+        }
+        (&Method::POST, "/config/reload") => {
+            let outcome = gw.hot.reload_config(&gw).await;
+            let status = match outcome {
+                crate::reload::ConfigOutcome::Swapped { .. } => StatusCode::OK,
+                crate::reload::ConfigOutcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            json(status, &outcome)
+        }
+        (&Method::POST, path) if plugin_reload_name(path).is_some() => {
+            let name = plugin_reload_name(path).unwrap_or_default().to_owned();
+            reload_plugin(gw, name, req).await
+        }
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
+}
+
+/// `/plugins/{name}/reload` → `name`.
+fn plugin_reload_name(path: &str) -> Option<&str> {
+    let name = path.strip_prefix("/plugins/")?.strip_suffix("/reload")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+async fn reload_plugin(
+    gw: Arc<Gateway>,
+    name: String,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let body = match Limited::new(req.into_body(), MAX_RELOAD_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+    };
+    let parsed: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReloadBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("expected {{\"path\": \"...\"}} or no body: {e}"),
+                )
+            }
+        }
+    };
+    match gw.hot.reload_plugin(&gw, &name, parsed.path).await {
+        Ok(outcome) => {
+            let status = match outcome {
+                crate::reload::PluginOutcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::OK,
+            };
+            json(status, &outcome)
+        }
+        Err(e @ crate::reload::ReloadError::Unknown(_)) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ crate::reload::ReloadError::Bundled(_)) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    json(
+        status,
+        &serde_json::json!({ "result": "error", "reason": message }),
+    )
+}
+
+fn json(status: StatusCode, v: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_string_pretty(v).unwrap_or_default();
+    text(status, "application/json", body)
 }
 
 fn text(status: StatusCode, ct: &'static str, body: String) -> Response<Full<Bytes>> {

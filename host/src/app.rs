@@ -7,7 +7,7 @@ use crate::plugins::{self, PluginSet};
 use crate::proxy::client::{ResolveMap, Upstreams};
 use crate::proxy::pipeline;
 use crate::proxy::snapshot::Snapshot;
-use crate::{admin, server};
+use crate::{admin, reload, server, watch};
 use anyhow::{bail, Context};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -36,6 +36,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     pub upstreams: Upstreams,
     pub options: Options,
+    /// Hot swap of plugins and config (`reload`).
+    pub hot: reload::HotSwap,
 }
 
 /// Load and validate the config files.
@@ -65,12 +67,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let plugin_set = PluginSet::load(runtime, &cfg)
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
+    let hot = reload::HotSwap::new(plugin_set, &cfg, &metrics);
     let gw = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snapshot),
         metrics,
         upstreams,
         options: options.clone(),
+        hot,
     });
+    reload::spawn_sighup(gw.clone()).context("installing the SIGHUP handler")?;
+    watch::spawn(gw.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

@@ -10,5 +10,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod stream;
+pub mod watch;

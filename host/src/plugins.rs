@@ -9,13 +9,31 @@
 use crate::config::{self, Config, PluginAttachment, Route};
 use crate::policy::{self, Attachment, FailureMode, Limits, Plugin, PolicyRuntime};
 use crate::proxy::snapshot::AttachmentFactory;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The plugins a config can attach, resolved against one runtime.
+/// A declared plugin as loaded: the compiled plugin plus where it came from,
+/// so that a hot swap can tell what changed and `GET /plugins` can show it.
+#[derive(Clone)]
+pub struct Declared {
+    pub plugin: Arc<Plugin>,
+    pub decl: config::PluginDecl,
+    /// The file actually loaded (the declaration's, or one given to
+    /// `POST /plugins/{name}/reload`).
+    pub path: PathBuf,
+    /// sha256 of the wasm bytes, hex.
+    pub hash: String,
+}
+
+/// The plugins a config can attach, resolved against one runtime. Cheap to
+/// clone: a reload builds a new set and leaves the old one to in-flight
+/// requests.
+#[derive(Clone)]
 pub struct PluginSet {
     runtime: Arc<PolicyRuntime>,
-    declared: HashMap<String, (Arc<Plugin>, serde_json::Value)>,
+    declared: HashMap<String, Declared>,
 }
 
 impl PluginSet {
@@ -24,9 +42,9 @@ impl PluginSet {
         let mut declared = HashMap::new();
         let mut errors = Vec::new();
         for d in &cfg.plugins {
-            match load_declared(&runtime, d) {
+            match load_declared(&runtime, d, &d.path) {
                 Ok(p) => {
-                    declared.insert(d.name.clone(), (p, d.config.clone()));
+                    declared.insert(d.name.clone(), p);
                 }
                 Err(e) => errors.push(format!("{}: plugins.{}: {e}", d.location, d.name)),
             }
@@ -42,15 +60,32 @@ impl PluginSet {
         &self.runtime
     }
 
+    /// The declared plugin `name`, if any.
+    pub fn declared(&self, name: &str) -> Option<&Declared> {
+        self.declared.get(name)
+    }
+
+    /// Every declared plugin, by name.
+    pub fn all_declared(&self) -> impl Iterator<Item = (&String, &Declared)> {
+        self.declared.iter()
+    }
+
+    /// A copy of this set with `name` replaced (the hot-swap path).
+    pub fn with_replaced(&self, name: &str, d: Declared) -> PluginSet {
+        let mut set = self.clone();
+        set.declared.insert(name.to_owned(), d);
+        set
+    }
+
     fn attach_one(&self, a: &PluginAttachment) -> Result<Arc<Attachment>, String> {
         let (plugin, config) = match self.declared.get(&a.plugin) {
-            Some((p, default)) => {
+            Some(d) => {
                 let cfg = if a.config.is_null() {
-                    default.clone()
+                    d.decl.config.clone()
                 } else {
                     a.config.clone()
                 };
-                (p.clone(), cfg)
+                (d.plugin.clone(), cfg)
             }
             None => {
                 let p = self.runtime.bundled(&a.plugin).ok_or_else(|| {
@@ -75,9 +110,23 @@ impl PluginSet {
     }
 }
 
-fn load_declared(runtime: &PolicyRuntime, d: &config::PluginDecl) -> Result<Arc<Plugin>, String> {
-    let wasm =
-        std::fs::read(&d.path).map_err(|e| format!("cannot read {}: {e}", d.path.display()))?;
+/// sha256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Load declaration `d` from `path` (normally `d.path`): read, hash, compile
+/// (or hit the cache) and link against the contract's world.
+pub fn load_declared(
+    runtime: &PolicyRuntime,
+    d: &config::PluginDecl,
+    path: &Path,
+) -> Result<Declared, String> {
+    let wasm = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let hash = sha256_hex(&wasm);
     let defaults = Limits::default();
     let limits = Limits {
         memory_bytes: d
@@ -91,9 +140,15 @@ fn load_declared(runtime: &PolicyRuntime, d: &config::PluginDecl) -> Result<Arc<
         config::FailureMode::Closed => FailureMode::Closed,
         config::FailureMode::Open => FailureMode::Open,
     };
-    runtime
+    let plugin = runtime
         .load_plugin(&d.name, &wasm, limits, failure)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(Declared {
+        plugin,
+        decl: d.clone(),
+        path: path.to_path_buf(),
+        hash,
+    })
 }
 
 impl AttachmentFactory for PluginSet {

@@ -4,6 +4,7 @@ mod common;
 mod config_cli;
 mod errors;
 mod forwarding;
+mod hot_swap;
 mod plugin_input_validation;
 mod plugin_jwt_auth;
 mod plugin_output_mask;
