@@ -201,6 +201,24 @@ routes:
       provider:
         anthropic: {{}}
       hostOverride: http://{up}
+- name: one
+  matches:
+  - path:
+      pathPrefix: /one
+  policies:
+    urlRewrite:
+      path:
+        prefix: /
+    plugins:
+    - name: hello-policy
+      config:
+        greeting: hi
+  backends:
+  - ai:
+      name: one
+      provider:
+        anthropic: {{}}
+      hostOverride: http://{up}
 - name: five
   matches:
   - path:
