@@ -201,24 +201,6 @@ routes:
       provider:
         anthropic: {{}}
       hostOverride: http://{up}
-- name: one
-  matches:
-  - path:
-      pathPrefix: /one
-  policies:
-    urlRewrite:
-      path:
-        prefix: /
-    plugins:
-    - name: hello-policy
-      config:
-        greeting: hi
-  backends:
-  - ai:
-      name: one
-      provider:
-        anthropic: {{}}
-      hostOverride: http://{up}
 - name: five
   matches:
   - path:
@@ -297,6 +279,10 @@ async fn run() {
         .spawn()
         .unwrap();
     let lines = wait_ready(&mut sluice, "SLUICE_READY").await;
+    assert!(
+        lines.iter().any(|l| l == "SLUICE_READY"),
+        "sluice did not start: {lines:?}"
+    );
     let sluice_addr = lines
         .iter()
         .find_map(|l| l.strip_prefix("SLUICE_LISTENING port=4900 addr="))
