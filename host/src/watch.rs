@@ -3,20 +3,36 @@
 //! Why parent directories: editors and build tools often write a new file
 //! and rename it over the old one, which replaces the inode a file watch
 //! would follow. Watching the directory and matching the file's path sees
-//! both in-place writes and rename-overs. Events are debounced (a build or
-//! a save is several events), and a half-written file at worst produces a
-//! refused reload, after which the next event retries: the old version keeps
-//! serving meanwhile.
+//! both in-place writes and rename-overs.
+//!
+//! Why events are filtered *before* debouncing: a watched directory often
+//! holds files that change all the time (the gateway's own log, an access
+//! log, a build's scratch files). If those kept the debounce open, a busy
+//! neighbour would postpone every reload for as long as it stays busy. Only
+//! events for the watched paths reach the debouncer.
+//!
+//! Why the debounce has an upper bound: a build writes a file in several
+//! steps and the reload should wait for the last one, but a file that keeps
+//! changing (a slow build, a test rewriting it in a loop) must still reload
+//! within [`MAX_DELAY`] of its first event. A half-written file at worst
+//! produces a refused reload, after which the next event retries: the old
+//! version keeps serving meanwhile.
 
 use crate::app::Gateway;
 use notify::{EventKind, RecursiveMode, Watcher};
+use parking_lot::RwLock;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Quiet time after the last event before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Longest wait between a watched file's first event and its reload, however
+/// often it keeps changing.
+pub const MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// `p` as the watcher reports it: absolute, with its directory canonical.
 fn normal(p: &Path) -> PathBuf {
@@ -35,6 +51,17 @@ struct Targets {
     plugins: Vec<(String, PathBuf)>,
 }
 
+impl Targets {
+    /// Every watched file, as the watcher reports paths.
+    fn files(&self) -> HashSet<PathBuf> {
+        self.configs
+            .iter()
+            .chain(self.plugins.iter().map(|(_, p)| p))
+            .cloned()
+            .collect()
+    }
+}
+
 async fn targets(gw: &Gateway) -> Targets {
     let (configs, plugins) = gw.hot.watched(gw).await;
     Targets {
@@ -43,14 +70,20 @@ async fn targets(gw: &Gateway) -> Targets {
     }
 }
 
-/// Watch exactly the parent directories of `t`'s files.
-fn rewatch(w: &mut impl Watcher, dirs: &mut HashSet<PathBuf>, t: &Targets) {
-    let want: HashSet<PathBuf> = t
-        .configs
+/// Watch exactly the parent directories of `t`'s files, and let exactly
+/// `t`'s files through the event filter.
+fn rewatch(
+    w: &mut impl Watcher,
+    dirs: &mut HashSet<PathBuf>,
+    files: &RwLock<HashSet<PathBuf>>,
+    t: &Targets,
+) {
+    let wanted_files = t.files();
+    let want: HashSet<PathBuf> = wanted_files
         .iter()
-        .chain(t.plugins.iter().map(|(_, p)| p))
         .filter_map(|p| p.parent().map(Path::to_path_buf))
         .collect();
+    *files.write() = wanted_files;
     for d in dirs.difference(&want) {
         let _ = w.unwatch(d);
     }
@@ -62,10 +95,43 @@ fn rewatch(w: &mut impl Watcher, dirs: &mut HashSet<PathBuf>, t: &Targets) {
     *dirs = want;
 }
 
+/// Collects the watched paths that change until they have been quiet for
+/// [`DEBOUNCE`], or until [`MAX_DELAY`] after `first`, whichever is sooner.
+/// `None` when the watcher has gone away.
+async fn settle(
+    first: PathBuf,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+) -> Option<(HashSet<PathBuf>, Duration)> {
+    let started = Instant::now();
+    let deadline = started + MAX_DELAY;
+    tracing::info!(path = %first.display(), "watched file changed; reloading once writes settle");
+    let mut changed = HashSet::from([first]);
+    loop {
+        let quiet_until = (Instant::now() + DEBOUNCE).min(deadline);
+        match tokio::time::timeout_at(quiet_until, rx.recv()).await {
+            Ok(Some(p)) => {
+                changed.insert(p);
+            }
+            Ok(None) => return None,
+            Err(_) => break,
+        }
+    }
+    let waited = started.elapsed();
+    if waited >= MAX_DELAY {
+        tracing::info!(
+            waited_ms = waited.as_millis() as u64,
+            "watched file still changing; reloading anyway after the longest wait"
+        );
+    }
+    Some((changed, waited))
+}
+
 /// Start watching; reloads run through [`crate::reload::HotSwap`] like the
 /// admin endpoint's. A watcher that cannot start is logged, not fatal.
 pub fn spawn(gw: Arc<Gateway>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let files: Arc<RwLock<HashSet<PathBuf>>> = Arc::default();
+    let filter = files.clone();
     let watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
             Ok(ev) => {
@@ -73,8 +139,14 @@ pub fn spawn(gw: Arc<Gateway>) {
                     ev.kind,
                     EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
                 ) {
+                    // Paths arrive as <watched dir>/<name>, and the watched
+                    // dirs are canonical, so a set lookup is enough: no
+                    // syscalls for the events of busy neighbours.
+                    let watched = filter.read();
                     for p in ev.paths {
-                        let _ = tx.send(p);
+                        if watched.contains(&p) {
+                            let _ = tx.send(p);
+                        }
                     }
                 }
             }
@@ -90,31 +162,67 @@ pub fn spawn(gw: Arc<Gateway>) {
     tokio::spawn(async move {
         let mut dirs = HashSet::new();
         let mut t = targets(&gw).await;
-        rewatch(&mut watcher, &mut dirs, &t);
+        rewatch(&mut watcher, &mut dirs, &files, &t);
         while let Some(first) = rx.recv().await {
-            let mut changed = HashSet::from([normal(&first)]);
-            loop {
-                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                    Ok(Some(p)) => {
-                        changed.insert(normal(&p));
-                    }
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
-            }
+            let Some((changed, waited)) = settle(first, &mut rx).await else {
+                return;
+            };
+            let waited_ms = waited.as_millis() as u64;
             if t.configs.iter().any(|c| changed.contains(c)) {
-                tracing::info!("config file changed: reloading the config");
+                tracing::info!(waited_ms, "config file changed: reloading the config");
                 gw.hot.reload_config(&gw).await;
             } else {
                 for (name, p) in &t.plugins {
                     if changed.contains(p) {
-                        tracing::info!(plugin = %name, path = %p.display(), "plugin file changed: reloading");
+                        tracing::info!(plugin = %name, path = %p.display(), waited_ms, "plugin file changed: reloading");
                         let _ = gw.hot.reload_plugin(&gw, name, None).await;
                     }
                 }
             }
             t = targets(&gw).await;
-            rewatch(&mut watcher, &mut dirs, &t);
+            rewatch(&mut watcher, &mut dirs, &files, &t);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_steady_stream_of_events_still_settles_after_the_longest_wait() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let p = PathBuf::from("/w/plugin.wasm");
+        let feeder = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                // An event every 5 ms, far longer than MAX_DELAY.
+                loop {
+                    if tx.send(p.clone()).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        // Without the upper bound this never returns; 20 s tells the two apart.
+        let (changed, waited) = tokio::time::timeout(Duration::from_secs(20), settle(p.clone(), &mut rx))
+            .await
+            .expect("the debounce never settled under a steady stream of events")
+            .unwrap();
+        assert!(changed.contains(&p));
+        assert!(waited >= MAX_DELAY, "{waited:?}");
+        feeder.abort();
+    }
+
+    #[tokio::test]
+    async fn a_quiet_file_settles_after_the_debounce() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let p = PathBuf::from("/w/sluice.yaml");
+        tx.send(p.clone()).unwrap();
+        let (changed, waited) = settle(p.clone(), &mut rx).await.unwrap();
+        assert_eq!(changed.len(), 1);
+        assert!(waited >= DEBOUNCE, "{waited:?}");
+        drop(tx);
+    }
 }

@@ -186,3 +186,27 @@ routes:
         ),
     )
 }
+
+/// Access-log lines the gateway has written so far. A request's line is
+/// written after its completion hook ran (token charges, counters), so this
+/// is the observable "the request is finished" signal.
+pub fn access_lines(gw: &Gateway) -> usize {
+    gw.logs()
+        .lines()
+        .filter(|l| l.contains("sluice::access"))
+        .count()
+}
+
+/// Waits until at least `n` access-log lines were written; panics with the
+/// log after `timeout`.
+pub async fn wait_access_lines(gw: &Gateway, n: usize, timeout: std::time::Duration) {
+    let t0 = std::time::Instant::now();
+    while access_lines(gw) < n {
+        assert!(
+            t0.elapsed() < timeout,
+            "{n} access-log lines not written within {timeout:?}\n--- stderr ---\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -36,14 +36,11 @@ async fn unknown_path_is_404_naming_the_path() {
 #[tokio::test]
 async fn refused_connection_is_502_in_provider_shape() {
     // Pin the providers to a port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = sluice_testkit::ClosedPort::new();
     let gw = gateway(
         &[&config("api-key-routing.yaml")],
         &[4060],
-        &pins_to(closed),
+        &pins_to(closed.addr()),
         &[
             ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
             ("OPENAI_API_KEY", OPENAI_KEY),

@@ -213,6 +213,18 @@ async fn wait_status(c: &TestClient, url: &str, want: u16, limit: Duration) -> D
 /// When a request started, and its status (`None`: transport error).
 type Seen = (Instant, Option<u16>);
 
+/// Waits until the load loops have recorded at least `n` requests.
+async fn wait_seen(seen: &Mutex<Vec<Seen>>, n: usize) {
+    let t0 = Instant::now();
+    while seen.lock().unwrap().len() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the load loops did not reach {n} requests"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
     let s = start_gate(DENY, "{message: blocked}").await;
@@ -234,7 +246,7 @@ async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_seen(&seen, 20).await;
     let allow = testing::fixture(ALLOW);
     let (status, out) = admin_post(&s.gw, "/plugins/gate/reload", &json!({"path": allow})).await;
     let swapped_at = Instant::now();
@@ -243,7 +255,9 @@ async fn deny_swapped_for_allow_under_load_never_fails_a_request() {
     assert_eq!(out["version"], 2);
     assert_eq!(out["newHash"], sha256_file(&allow));
     assert_eq!(out["oldHash"], sha256_file(&s.gate));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Some requests after the swap, for every client.
+    let n = seen.lock().unwrap().len();
+    wait_seen(&seen, n + 20).await;
     stop.store(true, Ordering::Relaxed);
     for l in loops {
         l.await.unwrap();
@@ -367,7 +381,10 @@ async fn an_sse_stream_in_flight_across_a_swap_completes_on_the_old_version() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The stream has started on the old version once the upstream has it.
+    s.up.wait_for_requests(1, Duration::from_secs(10))
+        .await
+        .unwrap();
     let deny = testing::fixture(DENY);
     let (status, out) = admin_post(&s.gw, "/plugins/gate/reload", &json!({"path": deny})).await;
     assert_eq!(status, 200, "{out:#}");
@@ -453,6 +470,7 @@ async fn sighup_reloads_the_config_and_a_broken_config_is_refused() {
             .status
     };
     assert_eq!(codex_status().await, 404);
+    let v0 = plugins(&gw).await["config"]["version"].as_u64().unwrap();
 
     std::fs::write(&config, config_text(&up, "", "", true)).unwrap();
     gw.send_signal_hup().unwrap();
@@ -464,8 +482,17 @@ async fn sighup_reloads_the_config_and_a_broken_config_is_refused() {
     let dumped = TestClient::new().get(&gw.admin_url("/config")).await.json();
     assert_eq!(dumped["routes"].as_array().unwrap().len(), 2);
 
-    // SIGHUP alone reloads (the config version moves by one).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGHUP alone reloads (the config version moves by one). The write
+    // above also woke the file watcher: wait for both reloads (the signal's
+    // and the watcher's), so that neither lands during the check below.
+    let t0 = Instant::now();
+    while plugins(&gw).await["config"]["version"].as_u64().unwrap() < v0 + 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the watcher and SIGHUP did not both reload"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let before = plugins(&gw).await["config"]["version"].as_u64().unwrap();
     gw.send_signal_hup().unwrap();
     let t0 = Instant::now();
@@ -531,11 +558,59 @@ async fn a_watched_plugin_file_replaced_on_disk_goes_live() {
     let _ = &s.up;
 }
 
+/// `swaps` file swaps of `s`'s gate (allow, deny, allow, ...) under four
+/// clients looping on `/claude`; each swap waits until the new version
+/// serves. Returns (requests, failed requests).
+async fn swaps_under_load(s: &Setup, swaps: usize, allow: &[u8], deny: &[u8]) -> (u64, u64) {
+    let url = s.gw.url(4060, "/claude/v1/messages");
+    let c = TestClient::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Arc<Mutex<(u64, u64)>> = Arc::default();
+    let mut loops = Vec::new();
+    for _ in 0..4 {
+        let (stop, counts, url) = (stop.clone(), counts.clone(), url.clone());
+        loops.push(tokio::spawn(async move {
+            let c = TestClient::new();
+            while !stop.load(Ordering::Relaxed) {
+                let ok = matches!(claude_status(&c, &url).await, Some(200) | Some(403));
+                let mut n = counts.lock().unwrap();
+                n.0 += 1;
+                n.1 += u64::from(!ok);
+            }
+        }));
+    }
+    for i in 0..swaps {
+        let (bytes, want) = if i % 2 == 0 { (allow, 200) } else { (deny, 403) };
+        replace_file(&s.gate, bytes);
+        wait_status(&c, &url, want, Duration::from_secs(30)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    let n = *counts.lock().unwrap();
+    n
+}
+
+/// The hot-swap promise, run in CI: ten file swaps under four clients, and
+/// not one request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_swaps_under_load_fail_no_request() {
+    let s = start_gate(DENY, "{message: blocked}").await;
+    let deny = testing::fixture_bytes(DENY);
+    let allow = testing::fixture_bytes(ALLOW);
+    let (total, failed) = swaps_under_load(&s, 10, &allow, &deny).await;
+    assert!(total > 40, "too few requests under load: {total}");
+    assert_eq!(failed, 0, "{failed} of {total} requests failed during 10 swaps");
+    assert_eq!(row(&plugins(&s.gw).await, "gate")["version"], 11);
+}
+
 /// Benchmark (ignored; run with
 /// `cargo test -p sluice --test e2e hot_swap::bench -- --ignored --nocapture`):
 /// time from a plugin file write to the first request served by the new
-/// version, with a compile-cache miss (new bytes) and a hit (bytes loaded
-/// before), and failed requests under steady load during 20 swaps.
+/// version, under four clients, with a compile-cache miss (new bytes) and a
+/// hit (bytes loaded before), and failed requests under steady load during
+/// 20 swaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore]
 async fn bench_file_write_to_first_new_answer() {
@@ -547,6 +622,18 @@ async fn bench_file_write_to_first_new_answer() {
     let nonce = format!("{:?}", std::time::SystemTime::now());
     let limit = Duration::from_secs(30);
 
+    // Four clients keep sending requests while the swaps are timed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, url) = (stop.clone(), url.clone());
+        load.push(tokio::spawn(async move {
+            let c = TestClient::new();
+            while !stop.load(Ordering::Relaxed) {
+                claude_status(&c, &url).await;
+            }
+        }));
+    }
     // Misses: bytes never seen (fresh custom section), so they compile.
     let mut misses = Vec::new();
     for i in 0..3 {
@@ -563,37 +650,13 @@ async fn bench_file_write_to_first_new_answer() {
         replace_file(&s.gate, &deny);
         hits.push(wait_status(&c, &url, 403, limit).await);
     }
-
-    // 20 swaps under steady load (4 clients in a loop).
-    let stop = Arc::new(AtomicBool::new(false));
-    let counts: Arc<Mutex<(u64, u64)>> = Arc::default();
-    let mut loops = Vec::new();
-    for _ in 0..4 {
-        let (stop, counts, url) = (stop.clone(), counts.clone(), url.clone());
-        loops.push(tokio::spawn(async move {
-            let c = TestClient::new();
-            while !stop.load(Ordering::Relaxed) {
-                let ok = matches!(claude_status(&c, &url).await, Some(200) | Some(403));
-                let mut n = counts.lock().unwrap();
-                n.0 += 1;
-                n.1 += u64::from(!ok);
-            }
-        }));
-    }
-    for i in 0..20 {
-        let (bytes, want) = if i % 2 == 0 {
-            (&allow, 200)
-        } else {
-            (&deny, 403)
-        };
-        replace_file(&s.gate, bytes);
-        wait_status(&c, &url, want, limit).await;
-    }
     stop.store(true, Ordering::Relaxed);
-    for l in loops {
+    for l in load {
         l.await.unwrap();
     }
-    let (total, failed) = *counts.lock().unwrap();
+
+    // 20 swaps under steady load (4 clients in a loop).
+    let (total, failed) = swaps_under_load(&s, 20, &allow, &deny).await;
     let ms = |v: &[Duration]| {
         let mut v: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         v.sort_by(f64::total_cmp);

@@ -5,6 +5,8 @@ mod config_cli;
 mod errors;
 mod forwarding;
 mod hot_swap;
+mod hot_swap_busy;
+mod lifecycle;
 mod plugin_input_validation;
 mod plugin_jwt_auth;
 mod plugin_output_mask;

@@ -174,22 +174,17 @@ async fn token_limit_charges_usage_and_refuses_when_spent() {
     .await;
     s.up.set_script(Script::default().tokens(11, 7));
     let c = TestClient::new();
-    // 18 tokens charged after each response: 18, then 36 > 30.
+    // 18 tokens charged after each response: 18, then 36 > 30. A charge
+    // lands in the completion hook, which runs before the access-log line.
     assert_eq!(claude(&c, &s.gw, &[]).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_access_lines(&s.gw, 1, Duration::from_secs(10)).await;
     let r = claude(&c, &s.gw, &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-ratelimit-remaining"), Some("12"));
-    let mut refused = None;
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let r = claude(&c, &s.gw, &[]).await;
-        if r.status == 429 {
-            refused = Some(r);
-            break;
-        }
-    }
-    let r = refused.expect("the spent token budget must refuse");
+    wait_access_lines(&s.gw, 2, Duration::from_secs(10)).await;
+    let r = claude(&c, &s.gw, &[]).await;
+    assert_eq!(r.status, 429, "the spent token budget must refuse: {}", r.text());
+    assert_eq!(s.up.requests().len(), 2, "the refused request went upstream");
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
     assert!(r.text().contains("30 tokens per hour"), "{}", r.text());
 }

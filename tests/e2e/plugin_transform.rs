@@ -83,7 +83,16 @@ fn without_member(body: &Value, key: &str) -> String {
 async fn guide_transformations_layer_sets_request_and_response_headers() {
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
-    let route = write(dir.path(), "route.yaml", &serving_route(&up, ""));
+    // A second route (`/other`) the layer does not cover.
+    let other = format!(
+        "- name: other\n  matches:\n  - path:\n      pathPrefix: /other\n  policies:\n    urlRewrite:\n      path:\n        prefix: /\n  backends:\n  - ai:\n      name: other\n      provider:\n        anthropic: {{}}\n      hostOverride: http://{}\n",
+        up.addr()
+    );
+    let route = write(
+        dir.path(),
+        "route.yaml",
+        &format!("{}{other}", serving_route(&up, "")),
+    );
     let gw = gateway(
         &[&route, &config("transformations.yaml")],
         &[4060],
@@ -144,7 +153,11 @@ async fn guide_transformations_layer_sets_request_and_response_headers() {
             &body,
         )
         .await;
+    assert_eq!(r3.status, 200, "{}", r3.text());
     assert_eq!(r3.header("x-gateway-processed"), None);
+    let third = up.last_request().unwrap();
+    assert_eq!(third.path_and_query(), "/v1/messages");
+    assert_eq!(third.header("x-gateway-version"), None);
 }
 
 #[tokio::test]

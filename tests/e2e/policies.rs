@@ -6,8 +6,8 @@ use crate::common::*;
 use serde_json::json;
 use sluice::policy::testing::fixture;
 use sluice_testkit::client::TestClient;
+use sluice_testkit::metrics::metric;
 use sluice_testkit::{FakeUpstream, Gateway, Script};
-use std::time::Duration;
 
 /// A config with every fixture declared and one route per scenario.
 fn config(up: std::net::SocketAddr) -> String {
@@ -25,12 +25,13 @@ fn config(up: std::net::SocketAddr) -> String {
         ("body", "body-rewrite", ""),
         ("writer", "attr-writer", ""),
         ("reader", "attr-reader", ""),
+        ("outer-reader", "attr-reader", ""),
         ("counter", "counter", ""),
-        ("spin-closed", "spin", "  deadline: 50ms\n"),
+        ("spin-closed", "spin", "  deadline: 500ms\n"),
         (
             "spin-open",
             "spin",
-            "  deadline: 50ms\n  failureMode: open\n",
+            "  deadline: 500ms\n  failureMode: open\n",
         ),
         ("bomb-closed", "membomb", "  memoryLimit: 16MiB\n"),
         (
@@ -59,7 +60,7 @@ fn config(up: std::net::SocketAddr) -> String {
     ));
     s.push_str(&route(
         "attrs",
-        "    writer:\n      key: team\n      value: blue\n      tag: W\n    reader:\n      key: team\n      header: x-team\n",
+        "    outer-reader:\n      key: team\n      header: x-team-outer\n      order_header: x-order-outer\n    writer:\n      key: team\n      value: blue\n      tag: W\n    reader:\n      key: team\n      header: x-team\n      order_header: x-order-inner\n",
     ));
     s.push_str(&route("count", "    counter:\n      key: shared\n"));
     // Failure fixtures misbehave on every path but `/ok`: select them by header
@@ -186,9 +187,14 @@ async fn attributes_pass_between_plugins_and_response_hooks_run_in_reverse() {
         )
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(up.last_request().unwrap().header("x-team"), Some("blue"));
-    // reader runs its response hook first (reverse order), before writer appends "W".
-    assert_eq!(r.header("x-order"), Some(""));
+    let u = up.last_request().unwrap();
+    // Request hooks run in order: the outer reader before the writer set it.
+    assert_eq!(u.header("x-team-outer"), Some("<absent>"));
+    assert_eq!(u.header("x-team"), Some("blue"));
+    // Response hooks run in reverse: the inner reader first (nothing yet),
+    // then the writer appends "W", then the outer reader sees it.
+    assert_eq!(r.header("x-order-inner"), Some(""));
+    assert_eq!(r.header("x-order-outer"), Some("W"));
 }
 
 #[tokio::test]
@@ -221,12 +227,14 @@ async fn failure_mode(gw: &Gateway, up: &FakeUpstream, name: &str) {
     let c = TestClient::new();
     let closed_h = h(&[("x-api-key", "k"), ("x-fixture", &format!("{name}-closed"))]);
     let open_h = h(&[("x-api-key", "k"), ("x-fixture", &format!("{name}-open"))]);
+    let before = up.requests().len();
     let closed = c
         .post_json(&gw.url(4400, "/v1/messages"), &closed_h, &body())
         .await;
     assert_eq!(closed.status, 500, "{name} closed: {}", closed.text());
+    assert_eq!(closed.json()["type"], "error", "{}", closed.text());
     assert_eq!(closed.json()["error"]["type"], "api_error");
-    let before = up.requests().len();
+    assert_eq!(up.requests().len(), before, "{name} closed: nothing goes upstream");
     let open = c
         .post_json(&gw.url(4400, "/v1/messages"), &open_h, &body())
         .await;
@@ -238,6 +246,8 @@ async fn failure_mode(gw: &Gateway, up: &FakeUpstream, name: &str) {
         ok.status, 404,
         "{name}: /ok reaches the upstream, which 404s unknown paths"
     );
+    assert_eq!(up.requests().len(), before + 2);
+    assert_eq!(up.last_request().unwrap().path_and_query(), "/ok");
 }
 
 #[tokio::test]
@@ -264,6 +274,19 @@ async fn failures_fail_closed_or_open_and_the_gateway_keeps_serving() {
         .get(&gw.admin_url("/metrics"))
         .await
         .text();
-    assert!(m.contains("sluice_policy_traps_total"), "{m}");
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Each fixture failed twice (closed and open), each counted by kind.
+    for (plugin, kind) in [
+        ("spin-closed", "deadline"),
+        ("spin-open", "deadline"),
+        ("bomb-closed", "memory"),
+        ("bomb-open", "memory"),
+        ("trap-closed", "trap"),
+        ("trap-open", "trap"),
+    ] {
+        assert_eq!(
+            metric(&m, "sluice_policy_traps_total", &[("plugin", plugin), ("kind", kind)]),
+            Some(1.0),
+            "{plugin}: {m}"
+        );
+    }
 }

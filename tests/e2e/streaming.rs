@@ -3,6 +3,7 @@
 use crate::common::*;
 use serde_json::json;
 use sluice_testkit::client::TestClient;
+use sluice_testkit::metrics::metric;
 use sluice_testkit::Script;
 use std::time::Duration;
 
@@ -68,13 +69,19 @@ async fn usage_from_streams_and_json_reaches_log_and_metrics() {
         .await
         .unwrap();
     let m = c.get(&gw.admin_url("/metrics")).await.text();
-    assert!(m.contains("direction=\"input\"} 246"), "{m}");
-    assert!(m.contains("direction=\"output\"} 90"), "{m}");
-    assert!(
-        m.contains("sluice_requests_total{route=\"claude-agent\",provider=\"anthropic\""),
+    let tokens = |dir| metric(&m, "sluice_tokens_total", &[("route", "claude-agent"), ("direction", dir)]);
+    assert_eq!(tokens("input"), Some(246.0), "{m}");
+    assert_eq!(tokens("output"), Some(90.0), "{m}");
+    assert_eq!(
+        metric(&m, "sluice_requests_total", &[("route", "claude-agent"), ("provider", "anthropic"), ("status", "200")]),
+        Some(2.0),
         "{m}"
     );
-    assert!(m.contains("sluice_ttfb_seconds"), "{m}");
+    assert_eq!(
+        metric(&m, "sluice_ttfb_seconds_count", &[("route", "claude-agent")]),
+        Some(2.0),
+        "{m}"
+    );
     // Access log: one structured line per request, secrets nowhere.
     let logs = gw.logs();
     assert!(logs.contains("input_tokens=123"), "{logs}");
@@ -118,11 +125,17 @@ async fn gzip_json_passes_through_untouched_and_usage_is_still_read() {
         )
         .await;
     assert_eq!(s.names().last().map(String::as_str), Some("message_stop"));
-    gw.wait_for_log("input_tokens=31 output_tokens=9", Duration::from_secs(5))
-        .await
-        .ok();
-    let m = c.get(&gw.admin_url("/metrics")).await.text();
-    assert!(m.contains("direction=\"output\"} 18"), "{m}");
+    // Both requests' usage was read: the JSON one and the streamed one.
+    let t0 = std::time::Instant::now();
+    let m = loop {
+        let m = c.get(&gw.admin_url("/metrics")).await.text();
+        if metric(&m, "sluice_tokens_total", &[("direction", "output")]) == Some(18.0) {
+            break m;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "usage of the gzip stream not counted:\n{m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(metric(&m, "sluice_tokens_total", &[("direction", "input")]), Some(62.0), "{m}");
 }
 
 #[tokio::test]

@@ -309,7 +309,8 @@ fn counters_are_shared_across_threads() {
     m.plugin.counter("counter", "requests", 3);
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
     assert!(
-        text.contains("sluice_plugin_requests_total{plugin=\"counter\"} 3"),
+        sluice_testkit::metrics::metric(&text, "sluice_plugin_requests_total", &[("plugin", "counter")])
+            == Some(3.0),
         "{text}"
     );
 }
@@ -317,7 +318,9 @@ fn counters_are_shared_across_threads() {
 fn failure_case(name: &str, expect: &str) {
     let limits = Limits {
         memory_bytes: 16 << 20,
-        hook_deadline: Duration::from_millis(50),
+        // Generous: the follow-up calls below run under the same wall-clock
+        // deadline (a fresh instance replaces the trapped one) on a busy machine.
+        hook_deadline: Duration::from_millis(500),
         fetch_hosts: None,
     };
     let closed = attach_with(name, json!({}), limits.clone(), FailureMode::Closed);
@@ -350,7 +353,7 @@ fn failure_case(name: &str, expect: &str) {
 fn spin_is_stopped_by_the_deadline() {
     let started = std::time::Instant::now();
     failure_case("spin", "CPU deadline");
-    // 3 spins of 50 ms each, with slack for a busy machine.
+    // 3 spins of 500 ms each, with slack for a busy machine.
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
@@ -489,12 +492,23 @@ fn bundled_hello_policy() {
 
 #[test]
 fn hooks_not_declared_are_not_called() {
-    // deny only declares request-headers: response hooks must not reach it.
-    let chain = Chain::new(vec![attach("deny", json!({"message": "m"}))]);
-    let mut s = scope("/");
+    // `trap` declares only request-headers and traps in every other hook, so
+    // any call to an undeclared hook fails (or, for the completion hook,
+    // whose failures are only counted, discards the instance).
+    let att = attach("trap", json!({}));
+    let chain = Chain::new(vec![att.clone()]);
+    let mut s = scope("/ok");
+    let mut rh = HeaderMap::new();
+    chain.request_headers(&mut s, &mut rh).unwrap();
+    assert_eq!(values(&rh, "x-trap"), ["survived"]);
+    let mut body = Bytes::from_static(b"{}");
+    assert_eq!(chain.request_body(&mut s, &mut rh, &mut body).unwrap(), None);
     let mut rh = HeaderMap::new();
     assert_eq!(chain.response_headers(&mut s, 200, &mut rh).unwrap(), None);
+    let mut rbody = Bytes::from_static(b"{}");
+    assert_eq!(chain.response_body(&mut s, 200, &mut rbody).unwrap(), None);
     assert!(chain.response_event(&mut s, delta("x")).unwrap().len() == 1);
+    assert!(chain.response_end(&mut s).unwrap().is_empty());
     chain.complete(
         &mut s,
         &Completion {
@@ -506,4 +520,5 @@ fn hooks_not_declared_are_not_called() {
             error: None,
         },
     );
+    assert_eq!(att.idle_instances(), 1, "an undeclared hook trapped");
 }

@@ -11,10 +11,11 @@
 //! SLUICE_READY
 //! ```
 
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
@@ -23,6 +24,44 @@ use tokio::sync::mpsc;
 
 /// How long [`Gateway::start`] waits for `SLUICE_READY`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`run`] lets a one-shot command run before killing it.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// This test process's compile-cache directory, shared by every gateway it
+/// starts and removed when the process exits.
+///
+/// Why per run: a cache in the real `~/.cache/sluice` makes a run depend on
+/// earlier runs (and on other checkouts). One directory for the whole test
+/// process keeps the cost of compiling the bundled plugins to once per run.
+pub fn run_cache_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("sluice-test-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the per-run compile cache dir");
+        extern "C" fn cleanup() {
+            if let Some(dir) = DIR.get() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        // SAFETY: registering a plain `extern "C" fn()` with atexit(3).
+        unsafe { libc::atexit(cleanup) };
+        dir
+    })
+}
+
+/// The environment a child gateway starts with: nothing inherited from the
+/// runner (users export real API keys, `RUST_LOG`, proxies...), only a
+/// per-run compile cache plus what the test passes in `envs`.
+fn hermetic_env(envs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> = vec![(
+        "XDG_CACHE_HOME".into(),
+        run_cache_dir().as_os_str().to_owned(),
+    )];
+    out.extend(envs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    out
+}
 
 /// One announced listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +122,10 @@ fn connectable(mut addr: SocketAddr) -> SocketAddr {
 }
 
 impl Gateway {
-    /// Spawns `bin args…` with `envs` added to the environment and waits (30 s) for
-    /// `SLUICE_READY`. On timeout or early exit the error includes the captured stderr.
+    /// Spawns `bin args…` with a cleared environment plus `envs` (and a
+    /// per-run `XDG_CACHE_HOME`, see [`run_cache_dir`]) and waits (30 s) for
+    /// `SLUICE_READY`. On timeout or early exit the error includes the
+    /// captured stderr.
     pub async fn start(
         bin: &Path,
         args: &[&str],
@@ -92,7 +133,8 @@ impl Gateway {
     ) -> Result<Gateway, String> {
         let mut cmd = Command::new(bin);
         cmd.args(args)
-            .envs(envs.iter().copied())
+            .env_clear()
+            .envs(hermetic_env(envs))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -288,14 +330,98 @@ impl Drop for Gateway {
     }
 }
 
-/// Runs a one-shot command (e.g. `sluice validate cfg.yaml`) to completion.
+/// Runs a one-shot command (e.g. `sluice validate cfg.yaml`) to completion,
+/// with the same hermetic environment as [`Gateway::start`]. Panics, naming
+/// the command and with what it printed, if it runs longer than
+/// [`RUN_TIMEOUT`] (a command that should have failed but started serving).
 pub fn run(bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    std::process::Command::new(bin)
+    run_with_timeout(bin, args, envs, RUN_TIMEOUT)
+}
+
+/// [`run`] with an explicit limit.
+pub fn run_with_timeout(
+    bin: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> Output {
+    use std::io::Read as _;
+    let mut child = std::process::Command::new(bin)
         .args(args)
-        .envs(envs.iter().copied())
+        .env_clear()
+        .envs(hermetic_env(envs))
         .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout piped")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr piped")));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let out = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+                let err = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+                panic!(
+                    "`{} {}` still running after {limit:?}; killed\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
+                    bin.display(),
+                    args.join(" ")
+                );
+            }
+            Err(e) => panic!("waiting for {}: {e}", bin.display()),
+        }
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// A loopback port that is bound but not listening, held for as long as the
+/// value lives: connecting to it is refused, and no other test can take it
+/// meanwhile (unlike a port learnt by binding and dropping a listener).
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    addr: SocketAddr,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("bind a loopback port");
+        let addr = socket.local_addr().expect("local addr");
+        ClosedPort {
+            _socket: socket,
+            addr,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[cfg(test)]

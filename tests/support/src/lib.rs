@@ -4,16 +4,18 @@
 //! - [`upstream`]: a fake Anthropic/OpenAI provider that records what it receives.
 //! - [`gateway`]: spawns the real `sluice` binary and waits for its readiness lines.
 //! - [`client`]: HTTP/SSE test clients and request bodies that mimic real agents.
+//! - [`metrics`]: exact reads of the gateway's `/metrics` text.
 //! - [`sse`]: the SSE formatter and parser shared by both sides.
 
 pub mod client;
 pub mod gateway;
+pub mod metrics;
 pub mod pki;
 pub mod sse;
 pub mod upstream;
 
 pub use client::{Resp, TimedEvent};
-pub use gateway::Gateway;
+pub use gateway::{ClosedPort, Gateway};
 pub use pki::TestPki;
 pub use sse::{SseEvent, SseParser};
 pub use upstream::{FakeUpstream, RecordedRequest, Script, UpstreamOptions};

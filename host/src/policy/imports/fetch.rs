@@ -29,7 +29,8 @@ const MAX_CACHED: usize = 256;
 /// waiting on a channel for a task there never nests one runtime in another.
 pub struct Fetcher {
     client: HttpClient,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped; see the `Drop` impl.
+    rt: Option<tokio::runtime::Runtime>,
     cache: Mutex<HashMap<String, (FetchResponse, Instant)>>,
 }
 
@@ -43,8 +44,22 @@ impl Fetcher {
             .expect("starting the plugin fetch runtime");
         Fetcher {
             client,
-            rt,
+            rt: Some(rt),
             cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// Why not the runtime's own drop: the last reference to the fetcher can go
+/// away inside the gateway's async runtime (at shutdown, or when a reload
+/// retires a snapshot), and dropping a runtime there panics ("Cannot drop a
+/// runtime in a context where blocking is not allowed"). Shutting it down in
+/// the background never blocks; an in-flight fetch is abandoned, which is
+/// what shutdown wants.
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
         }
     }
 }
@@ -131,7 +146,8 @@ impl Fetcher {
             .map_err(|e| e.to_string())?;
         let client = self.client.clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        self.rt.spawn(async move {
+        let rt = self.rt.as_ref().expect("the fetch runtime lives as long as the fetcher");
+        rt.spawn(async move {
             let result = async {
                 let resp = client.request(req).await.map_err(|e| e.to_string())?;
                 let status = resp.status().as_u16();

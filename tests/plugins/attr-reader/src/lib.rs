@@ -1,6 +1,6 @@
 //! Test fixture: copies attribute `key` into request header `header`
 //! (`<absent>` when unset), and the `order` attribute into response header
-//! `x-order`.
+//! `order_header` (default `x-order`).
 use serde::Deserialize;
 use sluice_sdk::prelude::*;
 
@@ -8,6 +8,12 @@ use sluice_sdk::prelude::*;
 pub struct Config {
     key: String,
     header: String,
+    #[serde(default = "default_order_header")]
+    order_header: String,
+}
+
+fn default_order_header() -> String {
+    "x-order".into()
 }
 
 pub struct Reader(Config);
@@ -31,7 +37,9 @@ impl Policy for Reader {
         _h: &Headers,
     ) -> ResponseHeadersAction {
         let order = host::get_attr("order").unwrap_or_default();
-        HeaderOps::new().set("x-order", order).proceed_response()
+        HeaderOps::new()
+            .set(self.0.order_header.clone(), order)
+            .proceed_response()
     }
 }
 

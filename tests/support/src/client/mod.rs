@@ -111,8 +111,14 @@ impl Default for TestClient {
     }
 }
 
+/// Longest a test request may take, body included: a hung gateway becomes a
+/// failure naming the request instead of a hung suite.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(std::time::Duration::from_secs(10))
         .no_proxy()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
