@@ -221,6 +221,13 @@ async fn counters_are_shared_across_concurrent_requests() {
         (1..=20).collect::<Vec<_>>(),
         "every request saw a distinct total"
     );
+    // The plugin's own metric, under its documented name.
+    let m = c.get(&gw.admin_url("/metrics")).await.text();
+    assert_eq!(
+        metric(&m, "sluice_plugin_requests_total", &[("plugin", "counter")]),
+        Some(20.0),
+        "{m}"
+    );
 }
 
 async fn failure_mode(gw: &Gateway, up: &FakeUpstream, name: &str) {

@@ -63,27 +63,29 @@ pub struct PolicyMetrics {
 }
 
 impl PolicyMetrics {
-    /// Create the metrics and register them into `registry`.
+    /// Create the metrics and register them into `registry`, the gateway's
+    /// registry whose prefix is `sluice` (names here carry no prefix of their
+    /// own, or they would render as `sluice_sluice_...`).
     pub fn register(registry: &mut Registry) -> Self {
         let m = Self::detached();
-        registry.register("sluice_policy_calls", "Policy hook calls", m.calls.clone());
+        registry.register("policy_calls", "Policy hook calls", m.calls.clone());
         registry.register(
-            "sluice_policy_errors",
+            "policy_errors",
             "Policy hook calls that returned an invalid result (bad header, ...)",
             m.errors.clone(),
         );
         registry.register(
-            "sluice_policy_traps",
+            "policy_traps",
             "Policy hook calls that trapped, hit the CPU deadline or the memory cap",
             m.traps.clone(),
         );
         registry.register(
-            "sluice_policy_instances",
+            "policy_instances",
             "Plugin instances created (instantiate + init)",
             m.instances.clone(),
         );
         registry.register(
-            "sluice_policy_hook_duration_seconds",
+            "policy_hook_duration_seconds",
             "Time spent in one policy hook call",
             m.duration.clone(),
         );
@@ -173,7 +175,7 @@ impl PluginMetrics {
 impl Collector for PluginMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         for (name, family) in self.counters.read().iter() {
-            let full = format!("sluice_plugin_{name}");
+            let full = format!("plugin_{name}");
             let e = encoder.encode_descriptor(
                 &full,
                 "Plugin-defined counter",
@@ -183,7 +185,7 @@ impl Collector for PluginMetrics {
             family.encode(e)?;
         }
         for (name, family) in self.histograms.read().iter() {
-            let full = format!("sluice_plugin_{name}");
+            let full = format!("plugin_{name}");
             let e = encoder.encode_descriptor(
                 &full,
                 "Plugin-defined histogram",

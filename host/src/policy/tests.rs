@@ -304,7 +304,7 @@ fn counters_are_shared_across_threads() {
         "every increment is atomic and unique"
     );
     let mut text = String::new();
-    let mut reg = prometheus_client::registry::Registry::default();
+    let mut reg = prometheus_client::registry::Registry::with_prefix("sluice");
     let m = PolicyMetrics::register(&mut reg);
     m.plugin.counter("counter", "requests", 3);
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
