@@ -14,6 +14,7 @@ mod error;
 mod plugins;
 mod policies;
 mod suggest;
+mod state;
 mod tree;
 mod types;
 mod units;
