@@ -144,7 +144,7 @@ impl RedisServer {
             .arg("COUNT")
             .arg(1000)
             .clone()
-            .iter(&mut c)
+            .iter::<String>(&mut c)
             .expect("SCAN")
             .collect();
         keys.sort();
