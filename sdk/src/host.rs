@@ -144,7 +144,9 @@ pub mod mock {
             let (mut tokens, mut last) = *h.buckets.get(key).unwrap_or(&(b.max_tokens, now));
             if now > last {
                 let fills = (now - last) / iv;
-                tokens = tokens.saturating_add(fills.saturating_mul(per)).min(b.max_tokens);
+                tokens = tokens
+                    .saturating_add(fills.saturating_mul(per))
+                    .min(b.max_tokens);
                 last += fills * iv;
             }
             tokens = tokens.min(b.max_tokens);
@@ -153,7 +155,10 @@ pub mod mock {
                 if missing == 0 {
                     0
                 } else {
-                    missing.div_ceil(per).saturating_mul(iv).saturating_sub(since)
+                    missing
+                        .div_ceil(per)
+                        .saturating_mul(iv)
+                        .saturating_sub(since)
                 }
             };
             let need = n.max(1);

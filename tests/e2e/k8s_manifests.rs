@@ -24,10 +24,12 @@ fn manifests() -> BTreeMap<String, Yaml> {
     assert!(files.len() >= 5, "{files:?}");
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let docs = YamlLoader::load_from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let docs =
+            YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         for d in docs {
-            let kind = d["kind"].as_str().unwrap_or_else(|| panic!("{}: no kind", f.display()));
+            let kind = d["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: no kind", f.display()));
             let name = d["metadata"]["name"].as_str().expect("metadata.name");
             assert!(d["apiVersion"].as_str().is_some(), "{}", f.display());
             out.insert(format!("{kind}/{name}"), d);
@@ -37,7 +39,8 @@ fn manifests() -> BTreeMap<String, Yaml> {
 }
 
 fn get<'a>(m: &'a BTreeMap<String, Yaml>, key: &str) -> &'a Yaml {
-    m.get(key).unwrap_or_else(|| panic!("no {key} in {:?}", m.keys()))
+    m.get(key)
+        .unwrap_or_else(|| panic!("no {key} in {:?}", m.keys()))
 }
 
 fn list(y: &Yaml) -> &[Yaml] {
@@ -81,8 +84,16 @@ fn manifests_are_consistent_and_the_config_validates() {
     let admin = container_port(c, "admin");
     let http = container_port(c, "http");
     for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(c[probe]["httpGet"]["path"].as_str(), Some("/healthz"), "{probe}");
-        assert_eq!(c[probe]["httpGet"]["port"].as_str(), Some("admin"), "{probe}");
+        assert_eq!(
+            c[probe]["httpGet"]["path"].as_str(),
+            Some("/healthz"),
+            "{probe}"
+        );
+        assert_eq!(
+            c[probe]["httpGet"]["port"].as_str(),
+            Some("admin"),
+            "{probe}"
+        );
     }
     let svc_port = &list(&svc["spec"]["ports"])[0];
     assert_eq!(svc_port["targetPort"].as_str(), Some("http"));
@@ -118,16 +129,25 @@ fn manifests_are_consistent_and_the_config_validates() {
     let mount_dir = mount["mountPath"].as_str().unwrap();
     let args: Vec<&str> = list(&c["args"]).iter().filter_map(Yaml::as_str).collect();
     let cfg_arg = args[args.iter().position(|a| *a == "--config").unwrap() + 1];
-    let file = cfg_arg.strip_prefix(&format!("{mount_dir}/")).expect("config under the mount");
+    let file = cfg_arg
+        .strip_prefix(&format!("{mount_dir}/"))
+        .expect("config under the mount");
 
     // The embedded gateway config: the ports the manifests use, and valid.
-    let text = cm["data"][file].as_str().expect("config file in the ConfigMap");
+    let text = cm["data"][file]
+        .as_str()
+        .expect("config file in the ConfigMap");
     let cfg = &YamlLoader::load_from_str(text).unwrap()[0];
-    assert_eq!(cfg["admin"]["address"].as_str(), Some(format!("0.0.0.0:{admin}").as_str()));
+    assert_eq!(
+        cfg["admin"]["address"].as_str(),
+        Some(format!("0.0.0.0:{admin}").as_str())
+    );
     assert_eq!(cfg["binds"][0]["port"].as_i64(), Some(http));
     assert_eq!(cfg["binds"][0]["address"].as_str(), Some("0.0.0.0"));
     let url = cfg["state"]["redis"]["url"].as_str().unwrap();
-    let redis_port = list(&redis_svc["spec"]["ports"])[0]["port"].as_i64().unwrap();
+    let redis_port = list(&redis_svc["spec"]["ports"])[0]["port"]
+        .as_i64()
+        .unwrap();
     assert!(
         url.contains(&format!("@sluice-redis:{redis_port}")),
         "the state url points at the redis Service: {url}"

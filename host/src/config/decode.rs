@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use super::error::{Diags, Location};
 use super::policies::{decode_policies, HostOverrides};
+use super::state::decode_state;
 use super::suggest::hint;
 use super::tree::{join_index, join_key, Key, Kind, Node, Typed};
 use super::types::*;
-use super::state::decode_state;
 use super::units::parse_duration;
 
 /// Per-file decoding context.

@@ -55,7 +55,11 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
     let nested_memory = get(m, "memory");
     let backend_key = get(m, "backend");
 
-    let chosen = [backend_key.is_some(), nested_redis.is_some(), nested_memory.is_some()];
+    let chosen = [
+        backend_key.is_some(),
+        nested_redis.is_some(),
+        nested_memory.is_some(),
+    ];
     if chosen.iter().filter(|c| **c).count() > 1 {
         d.error(
             &node.loc,
@@ -118,8 +122,7 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
 fn replica(d: &mut Diags, n: &Node, path: &str) -> Option<String> {
     let s = nonempty(d, n, path)?;
     let ok = s.len() <= 128
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok {
         d.error(
@@ -191,7 +194,10 @@ fn decode_redis(
             d,
             n,
             &join_key(path, "failureMode"),
-            &[("closed", StateFailureMode::Closed), ("open", StateFailureMode::Open)],
+            &[
+                ("closed", StateFailureMode::Closed),
+                ("open", StateFailureMode::Open),
+            ],
         ) {
             Some(f) => r.failure_mode = f,
             None => ok = false,

@@ -85,7 +85,11 @@ impl PolicyRuntime {
     /// A runtime over `state` (failing closed, detached state metrics) and
     /// the wall clock.
     pub fn new(opts: RuntimeOptions, state: Arc<dyn SharedState>) -> Result<Self, PolicyError> {
-        Self::with_state(opts, Arc::new(StateStore::over(state)), Arc::new(SystemClock))
+        Self::with_state(
+            opts,
+            Arc::new(StateStore::over(state)),
+            Arc::new(SystemClock),
+        )
     }
 
     /// A runtime over a configured store, with `clock` behind `now-ms`.

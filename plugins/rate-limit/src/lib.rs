@@ -81,7 +81,11 @@ impl Report {
     }
     /// A bucket's numbers; a refusal reports the wait for the next token.
     fn bucket(limit: u64, t: &BucketTake) -> Report {
-        let ms = if t.allowed { t.reset_ms } else { t.retry_after_ms };
+        let ms = if t.allowed {
+            t.reset_ms
+        } else {
+            t.retry_after_ms
+        };
         Report {
             limit,
             remaining: t.remaining,

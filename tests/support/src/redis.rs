@@ -51,13 +51,12 @@ impl RedisServer {
 
     /// Start a server that requires `password` (`requirepass`).
     pub fn start_with(password: Option<&str>) -> RedisServer {
-        let dir = tempfile::tempdir().expect("a temp dir");
         let mut last = String::new();
         for _ in 0..5 {
             let mut s = RedisServer {
                 child: None,
                 port: free_port(),
-                dir: tempfile::tempdir_in(dir.path()).expect("a temp dir"),
+                dir: tempfile::tempdir().expect("a temp dir"),
                 password: password.map(str::to_owned),
             };
             match s.spawn() {

@@ -24,7 +24,12 @@ pub(super) fn timed<T>(
     r.map_err(wasmtime::Error::new)
 }
 
-pub fn incr(s: &mut HostState, key: &str, delta: i64, window_ms: u64) -> wasmtime::Result<WindowCount> {
+pub fn incr(
+    s: &mut HostState,
+    key: &str,
+    delta: i64,
+    window_ms: u64,
+) -> wasmtime::Result<WindowCount> {
     let window = Duration::from_millis(window_ms.max(1));
     let c = timed(s, |st, plugin| st.incr(plugin, key, delta, window))?;
     Ok(WindowCount {

@@ -64,7 +64,13 @@ impl Bucket {
     /// Refill `level` to `now_ms`, then take `n` tokens: all of them if they
     /// are there; otherwise none, unless `drain` (then the bucket empties).
     /// `n` 0 reads: `allowed` then says whether one token is there.
-    pub fn take(&self, level: Option<Level>, now_ms: u64, n: u64, drain: bool) -> (Level, BucketTake) {
+    pub fn take(
+        &self,
+        level: Option<Level>,
+        now_ms: u64,
+        n: u64,
+        drain: bool,
+    ) -> (Level, BucketTake) {
         let iv = self.interval_ms();
         let mut l = level.unwrap_or(Level {
             tokens: self.max_tokens,

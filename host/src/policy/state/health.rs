@@ -67,7 +67,12 @@ pub(crate) struct Health {
 }
 
 impl Health {
-    pub fn new(metrics: StateMetrics, backend: &'static str, replica: Arc<str>, mode: &'static str) -> Self {
+    pub fn new(
+        metrics: StateMetrics,
+        backend: &'static str,
+        replica: Arc<str>,
+        mode: &'static str,
+    ) -> Self {
         metrics.up.set(1);
         metrics
             .replica

@@ -176,7 +176,9 @@ impl RedisState {
             inner: Arc::new(Inner {
                 client,
                 config,
-                pool: (0..opts.pool_size.max(1)).map(|_| OnceCell::new()).collect(),
+                pool: (0..opts.pool_size.max(1))
+                    .map(|_| OnceCell::new())
+                    .collect(),
                 next: AtomicUsize::new(0),
                 prefix: opts.key_prefix,
                 timeout: opts.timeout,
@@ -233,7 +235,8 @@ impl Inner {
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StateError> {
-        self.conn_at(self.next.fetch_add(1, Ordering::Relaxed)).await
+        self.conn_at(self.next.fetch_add(1, Ordering::Relaxed))
+            .await
     }
 
     /// `<prefix><plugin>:<kind>:<key>` from the namespaced `<plugin>:<key>`.
@@ -350,9 +353,15 @@ mod tests {
             redact_url("redis://:pw@localhost"),
             "redis://:<redacted>@localhost"
         );
-        assert_eq!(redact_url("redis://localhost:6379"), "redis://localhost:6379");
+        assert_eq!(
+            redact_url("redis://localhost:6379"),
+            "redis://localhost:6379"
+        );
         assert_eq!(redact_url("redis://user@h/0"), "redis://user@h/0");
-        assert_eq!(password_of("redis://u:p%40ss@h:1").as_deref(), Some("p%40ss"));
+        assert_eq!(
+            password_of("redis://u:p%40ss@h:1").as_deref(),
+            Some("p%40ss")
+        );
         assert_eq!(password_of("redis://h:1"), None);
     }
 

@@ -144,7 +144,11 @@ impl StateStore {
         })
     }
 
-    fn settle<T>(&self, r: Result<T, StateError>, fallback: impl FnOnce() -> T) -> Result<T, StateUnavailable> {
+    fn settle<T>(
+        &self,
+        r: Result<T, StateError>,
+        fallback: impl FnOnce() -> T,
+    ) -> Result<T, StateUnavailable> {
         match r {
             Ok(v) => {
                 self.health.ok();
@@ -304,7 +308,8 @@ mod tests {
         assert_eq!(s.incr("other", "rate-limit:k", -5, w).unwrap().total, -5);
         assert_eq!(s.incr("rate-limit", "k", 0, w).unwrap().total, 5);
         s.kv_set("jwt-auth", "doc", b"real".to_vec(), w).unwrap();
-        s.kv_set("evil", "jwt-auth:doc", b"forged".to_vec(), w).unwrap();
+        s.kv_set("evil", "jwt-auth:doc", b"forged".to_vec(), w)
+            .unwrap();
         assert_eq!(s.kv_get("jwt-auth", "doc").unwrap().unwrap(), b"real");
         assert_eq!(s.kv_get("evil", "doc").unwrap(), None);
     }
