@@ -8,6 +8,11 @@
 //! the bare proxy. Run with `cargo bench -p sluice --bench overhead`.
 //!
 //! The bare proxy is this same executable re-run with `--bare-proxy`.
+//!
+//! When `redis-server` is installed, a second Sluice with the same routes
+//! keeps its state (the rate limit's counters) in a throwaway Redis, so the
+//! "Redis state" line compares with the memory-state line above it. Redis's
+//! own CPU is not counted (it is another process); the wait for it is.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -278,16 +283,43 @@ async fn run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let lines = wait_ready(&mut sluice, "SLUICE_READY").await;
-    assert!(
-        lines.iter().any(|l| l == "SLUICE_READY"),
-        "sluice did not start: {lines:?}"
-    );
-    let sluice_addr = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("SLUICE_LISTENING port=4900 addr="))
-        .map(|l| l.split_whitespace().next().unwrap().to_string())
+    let sluice_addr = listening(&mut sluice).await;
+
+    // The same gateway with Redis state, if a redis-server is at hand.
+    let redis = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then(sluice_testkit::RedisServer::start);
+    let mut with_redis = redis.as_ref().map(|r| {
+        let state = dir.path().join("state.yaml");
+        std::fs::write(
+            &state,
+            format!("state:\n  redis:\n    url: {}\n    timeout: 1s\n", r.url()),
+        )
         .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--config",
+                state.to_str().unwrap(),
+                "--port-map",
+                "4900=0",
+                "--admin",
+                "127.0.0.1:0",
+                "--log-level",
+                "warn",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    });
+    let redis_addr = match with_redis.as_mut() {
+        Some(child) => Some(listening(child).await),
+        None => None,
+    };
 
     let auth = vec![
         ("authorization".to_string(), format!("Bearer {}", token())),
@@ -315,9 +347,20 @@ async fn run() {
             name: "sluice, 5 Wasm policies",
             pid: sluice.id(),
             url: format!("http://{sluice_addr}/claude/v1/messages"),
-            headers: auth,
+            headers: auth.clone(),
         },
     ];
+    let mut targets = Vec::from(targets);
+    if let (Some(child), Some(addr)) = (with_redis.as_ref(), redis_addr.as_ref()) {
+        targets.push(Target {
+            name: "  same, Redis state",
+            pid: child.id(),
+            url: format!("http://{addr}/claude/v1/messages"),
+            headers: auth,
+        });
+    } else {
+        println!("(redis-server not installed: no Redis-state line)");
+    }
     let small = Bytes::from(
         serde_json::json!({"model": "claude-sonnet-4-5", "max_tokens": 1024,
             "messages": [{"role": "user", "content": "Write a haiku about gateways."}]})
@@ -358,4 +401,22 @@ async fn run() {
     }
     let _ = bare.kill();
     let _ = sluice.kill();
+    if let Some(mut c) = with_redis {
+        let _ = c.kill();
+    }
+    drop(redis);
+}
+
+/// Wait for a Sluice child's readiness and return its port-4900 address.
+async fn listening(child: &mut Child) -> String {
+    let lines = wait_ready(child, "SLUICE_READY").await;
+    assert!(
+        lines.iter().any(|l| l == "SLUICE_READY"),
+        "sluice did not start: {lines:?}"
+    );
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("SLUICE_LISTENING port=4900 addr="))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .unwrap()
 }

@@ -63,7 +63,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let connect_timeout = Duration::from_secs(10);
     let upstreams = Upstreams::new(ResolveMap::parse(&options.resolve)?, connect_timeout);
-    let runtime = plugins::runtime(&metrics, upstreams.client(&Default::default())?)?;
+    let runtime = plugins::runtime(&metrics, upstreams.client(&Default::default())?, &cfg.state)?;
+    tracing::info!(replica = runtime.state().replica(), "replica");
+    // Learn now whether the store answers (logged once if not; never fatal:
+    // the store reconnects by itself and the failure mode covers the gap).
+    let _ = runtime.state().probe();
     let plugin_set = PluginSet::load(runtime, &cfg)
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;

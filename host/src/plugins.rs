@@ -174,20 +174,25 @@ impl AttachmentFactory for PluginSet {
     }
 }
 
-/// The runtime for a gateway process: shared state in memory, metrics in the
-/// gateway's registry.
+/// The runtime for a gateway process: shared state as `state:` says (memory
+/// or Redis; not connected yet), metrics in the gateway's registry.
 pub fn runtime(
     metrics: &crate::metrics::Metrics,
     fetch_client: crate::proxy::client::HttpClient,
+    state: &config::StateConfig,
 ) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
     let pm = metrics.with_registry(policy::PolicyMetrics::register);
+    let sm = metrics.with_registry(policy::state::StateMetrics::register);
+    let store = policy::state::from_config(state, sm)
+        .map_err(|e| policy::PolicyError::Engine(format!("state: {e}")))?;
     let opts = policy::RuntimeOptions {
         metrics: Some(pm),
         fetch_client: Some(fetch_client),
         ..Default::default()
     };
-    Ok(Arc::new(PolicyRuntime::new(
+    Ok(Arc::new(PolicyRuntime::with_state(
         opts,
-        Arc::new(policy::MemoryState::new()),
+        Arc::new(store),
+        Arc::new(policy::state::SystemClock),
     )?))
 }

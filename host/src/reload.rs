@@ -323,6 +323,11 @@ impl HotSwap {
         let gw2 = gw.clone();
         let work = tokio::task::spawn_blocking(move || -> Result<(PluginSet, Snapshot), String> {
             let cfg = app::load_config(&gw2.options.config_paths).map_err(|e| format!("{e:#}"))?;
+            if cfg.state != gw2.snapshot.load().config.state {
+                return Err("`state` changed: the shared state backend (and replicaId) \
+                    cannot change on a running gateway; this change needs a restart"
+                    .to_string());
+            }
             let set = PluginSet::load(runtime, &cfg)
                 .map_err(|e| format!("invalid plugins:\n{}", e.join("\n")))?;
             let snap =

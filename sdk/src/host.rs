@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::{FetchResponse, Level, WindowCount};
+use crate::{Bucket, BucketTake, FetchResponse, Level, WindowCount};
 
 #[cfg(target_arch = "wasm32")]
 use crate::bindings::sluice::policy::host as imp;
@@ -45,6 +45,14 @@ pub fn incr_counter(key: &str, delta: i64, window: Duration) -> WindowCount {
     imp::incr_counter(key, delta, window.as_millis() as u64)
 }
 
+/// Take `tokens` from the token bucket `key` (refilled first): all of them
+/// if there, else none, unless `drain` (then the bucket empties, for costs
+/// known only afterwards). `tokens` 0 reads (`allowed`: one token is
+/// there). Shared like counters.
+pub fn take_tokens(key: &str, tokens: u64, drain: bool, bucket: Bucket) -> BucketTake {
+    imp::take_tokens(key, tokens, drain, bucket)
+}
+
 pub fn kv_get(key: &str) -> Option<Vec<u8>> {
     imp::kv_get(key)
 }
@@ -78,7 +86,7 @@ pub mod mock {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    use crate::{FetchResponse, Level, WindowCount};
+    use crate::{Bucket, BucketTake, FetchResponse, Level, WindowCount};
 
     /// What the mock host holds; reset it between tests with [`reset`].
     #[derive(Default)]
@@ -86,6 +94,8 @@ pub mod mock {
         pub logs: Vec<(Level, String)>,
         pub attrs: HashMap<String, String>,
         pub counters: HashMap<String, i64>,
+        /// Token buckets: key → (tokens, last fill ms), driven by `now_ms`.
+        pub buckets: HashMap<String, (u64, u64)>,
         pub kv: HashMap<String, Vec<u8>>,
         pub metrics: HashMap<String, f64>,
         pub now_ms: u64,
@@ -122,6 +132,53 @@ pub mod mock {
             WindowCount {
                 total: *total,
                 reset_ms: window_ms,
+            }
+        })
+    }
+    /// Same arithmetic as the gateway (whole fill intervals from the last fill).
+    pub(super) fn take_tokens(key: &str, n: u64, drain: bool, b: Bucket) -> BucketTake {
+        with(|h| {
+            let now = h.now_ms;
+            let iv = b.fill_interval_ms.max(1);
+            let per = b.tokens_per_fill.max(1);
+            let (mut tokens, mut last) = *h.buckets.get(key).unwrap_or(&(b.max_tokens, now));
+            if now > last {
+                let fills = (now - last) / iv;
+                tokens = tokens
+                    .saturating_add(fills.saturating_mul(per))
+                    .min(b.max_tokens);
+                last += fills * iv;
+            }
+            tokens = tokens.min(b.max_tokens);
+            let since = now.saturating_sub(last);
+            let wait = |missing: u64| {
+                if missing == 0 {
+                    0
+                } else {
+                    missing
+                        .div_ceil(per)
+                        .saturating_mul(iv)
+                        .saturating_sub(since)
+                }
+            };
+            let need = n.max(1);
+            let allowed = tokens >= need;
+            let retry_after_ms = if allowed {
+                0
+            } else {
+                wait(need.min(b.max_tokens) - tokens)
+            };
+            if allowed {
+                tokens -= n;
+            } else if drain {
+                tokens = 0;
+            }
+            h.buckets.insert(key.to_owned(), (tokens, last));
+            BucketTake {
+                allowed,
+                remaining: tokens,
+                retry_after_ms,
+                reset_ms: wait(b.max_tokens - tokens),
             }
         })
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::error::{Diags, Location};
 use super::policies::{decode_policies, HostOverrides};
+use super::state::decode_state;
 use super::suggest::hint;
 use super::tree::{join_index, join_key, Key, Kind, Node, Typed};
 use super::types::*;
@@ -382,52 +383,6 @@ fn decode_admin(d: &mut Diags, node: &Node, path: &str) -> Option<Admin> {
         }
     }
     Some(admin)
-}
-
-fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<StateConfig> {
-    let m = as_map(d, node, path)?;
-    check_keys(d, m, path, &["backend", "url"]);
-    let backend = match get(m, "backend") {
-        Some(n) => one_of(
-            d,
-            n,
-            &join_key(path, "backend"),
-            &[("memory", false), ("redis", true)],
-        )?,
-        None => false,
-    };
-    let url = get(m, "url");
-    if !backend {
-        if let Some(n) = url {
-            d.error(
-                &n.loc,
-                &join_key(path, "url"),
-                "`url` is only used with `backend: redis`",
-            );
-        }
-        return Some(StateConfig::Memory);
-    }
-    let Some(n) = url else {
-        d.error(
-            &node.loc,
-            path,
-            "`backend: redis` requires `url` (e.g. `redis://127.0.0.1:6379`)",
-        );
-        return None;
-    };
-    let p = join_key(path, "url");
-    let u = nonempty(d, n, &p)?;
-    if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("unix://")) {
-        d.error(
-            &n.loc,
-            &p,
-            "redis url must start with `redis://`, `rediss://` or `unix://`",
-        );
-        return None;
-    }
-    Some(StateConfig::Redis {
-        url: Secret::new(u),
-    })
 }
 
 // ---------------------------------------------------------------------------

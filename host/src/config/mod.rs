@@ -13,6 +13,7 @@ mod env;
 mod error;
 mod plugins;
 mod policies;
+mod state;
 mod suggest;
 mod tree;
 mod types;

@@ -479,13 +479,14 @@ state:
         vec![Backend::Host("localhost:8080".into())]
     );
     assert_eq!(c.admin.address.port(), 19000);
-    match &c.state {
-        StateConfig::Redis { url } => assert_eq!(url.expose(), "redis://u:pw@localhost:6379"),
+    match &c.state.backend {
+        StateBackend::Redis(r) => assert_eq!(r.url.expose(), "redis://u:pw@localhost:6379"),
         other => panic!("{other:?}"),
     }
     assert_eq!(
         c.redacted_json()["state"],
-        json!({"backend": "redis", "url": "<redacted>"})
+        json!({"backend": "redis", "url": "<redacted>", "keyPrefix": "sluice:",
+            "poolSize": 4, "timeoutMs": 250, "failureMode": "closed", "replicaId": null})
     );
 }
 
@@ -653,5 +654,5 @@ fn empty_file_and_bare_bind() {
     let l = load_ok("b.yaml", "binds:\n- port: 8080\n");
     assert_eq!(l.config.binds[0].listeners, vec![Listener::default_http()]);
     assert_eq!(l.config.admin, Admin::default());
-    assert_eq!(l.config.state, StateConfig::Memory);
+    assert_eq!(l.config.state, StateConfig::default());
 }

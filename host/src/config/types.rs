@@ -138,14 +138,67 @@ impl Default for Admin {
     }
 }
 
-/// Where shared state (rate-limit counters...) lives.
+/// The top-level `state:` section: where shared state (rate-limit counters,
+/// KV) lives, and who this replica is. Fixed for the life of the process: a
+/// reload that changes it is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateConfig {
+    #[serde(flatten)]
+    pub backend: StateBackend,
+    /// This replica's name in logs and metrics; `None`: the host name.
+    pub replica_id: Option<String>,
+}
+
+/// `memory` (one process) or `redis` (shared by every replica).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "backend")]
-pub enum StateConfig {
+pub enum StateBackend {
     #[default]
     Memory,
-    /// The URL may carry credentials, hence `Secret`.
-    Redis { url: Secret },
+    Redis(RedisState),
+}
+
+/// `state.redis`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisState {
+    /// `redis://`, `rediss://` (TLS) or `unix://`; may carry credentials.
+    pub url: Secret,
+    /// Prepended to every key (default `sluice:`).
+    pub key_prefix: String,
+    /// Multiplexed connections (default 4).
+    pub pool_size: u32,
+    /// Bound on every store call, connecting included (default 250 ms).
+    pub timeout_ms: u64,
+    pub failure_mode: StateFailureMode,
+}
+
+impl RedisState {
+    pub const DEFAULT_PREFIX: &'static str = "sluice:";
+    pub const DEFAULT_POOL: u32 = 4;
+    pub const DEFAULT_TIMEOUT_MS: u64 = 250;
+
+    pub fn new(url: Secret) -> Self {
+        RedisState {
+            url,
+            key_prefix: Self::DEFAULT_PREFIX.into(),
+            pool_size: Self::DEFAULT_POOL,
+            timeout_ms: Self::DEFAULT_TIMEOUT_MS,
+            failure_mode: StateFailureMode::Closed,
+        }
+    }
+}
+
+/// What a store call does while the store is down or slower than `timeout`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StateFailureMode {
+    /// The policy call fails: the request gets 503 in the provider's shape.
+    #[default]
+    Closed,
+    /// The call succeeds as if the store were empty (limits allow).
+    Open,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -4,6 +4,9 @@
 wasmtime::component::bindgen!({
     world: "policy-plugin",
     path: "../wit",
+    // State imports fail the hook (a trap carrying `StateUnavailable`) when
+    // the store is down and fails closed; the others never trap.
+    imports: { default: trappable },
 });
 
 pub use self::exports::sluice::policy::policy::InitResult;

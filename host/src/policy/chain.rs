@@ -235,10 +235,20 @@ fn settle<R>(att: &Attachment, hook: &'static str, r: Result<R, CallError>) -> S
             }
             let mode = att.failure_mode();
             tracing::warn!(plugin = att.name(), hook, kind = e.kind, reason = %e.reason, ?mode, "policy failed");
+            // The store failing closed is the operator's `state.failureMode`
+            // decision: it refuses the request whatever the plugin's mode.
+            if e.kind == "state" {
+                return Err(PolicyFailure {
+                    plugin: att.name().to_owned(),
+                    reason: e.reason,
+                    status: 503,
+                });
+            }
             match mode {
                 FailureMode::Closed => Err(PolicyFailure {
                     plugin: att.name().to_owned(),
                     reason: e.reason,
+                    status: 500,
                 }),
                 FailureMode::Open => Ok(None),
             }

@@ -17,11 +17,28 @@ pub enum PolicyError {
     Runtime { plugin: String, reason: String },
 }
 
-/// A fail-closed plugin failed during a request: the pipeline answers 500 in
-/// the provider's error shape. (Fail-open failures are skipped in the chain.)
+/// A fail-closed plugin failed during a request: the pipeline answers
+/// `status` in the provider's error shape: 500, or 503 when the shared state
+/// store is down and fails closed. (Fail-open failures are skipped in the
+/// chain.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("policy `{plugin}` failed: {reason}")]
 pub struct PolicyFailure {
     pub plugin: String,
     pub reason: String,
+    pub status: u16,
+}
+
+impl PolicyFailure {
+    /// What the client is told (the reason stays in the logs).
+    pub fn client_message(&self) -> String {
+        if self.status == 503 {
+            format!(
+                "policy {} unavailable: the shared state store is unreachable; retry later",
+                self.plugin
+            )
+        } else {
+            format!("policy {} failed", self.plugin)
+        }
+    }
 }

@@ -8,7 +8,8 @@
 //! - [`bindings`]: `bindgen!` output for world `policy-plugin`;
 //! - [`engine`]: the shared `Engine` (epoch ticker) and the `Linker`;
 //! - [`cache`]: compiled components on disk, keyed by wasm hash + engine;
-//! - [`state`]: the counters/KV store behind the host imports;
+//! - [`state`]: the counters/buckets/KV store behind the host imports
+//!   (memory or Redis), namespaced per plugin;
 //! - [`imports`]: the one host-state struct and a module per host capability;
 //! - [`metrics`]: Prometheus metrics of the runtime and of plugins;
 //! - [`plugin`]: a compiled plugin with its limits and failure mode;
@@ -41,7 +42,7 @@ pub use metrics::PolicyMetrics;
 pub use plugin::{FailureMode, Limits, Plugin};
 pub use pool::Attachment;
 pub use runtime::{PolicyRuntime, RuntimeOptions};
-pub use state::{MemoryState, SharedState, WindowCount};
+pub use state::{MemoryState, SharedState, StateStore, WindowCount};
 pub use types::{
     AiKind, Completion, Hooks, ImmediateResponse, Provider, RequestContext, RequestScope, SseEvent,
     Usage,

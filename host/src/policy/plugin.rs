@@ -10,6 +10,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use super::bindings::{PolicyPlugin, PolicyPluginPre};
 use super::engine::EPOCH_TICK;
 use super::imports::{HostEnv, HostState};
+use super::state::StateUnavailable;
 
 /// What a failing plugin does to the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -89,7 +90,8 @@ pub struct Instance {
 /// Why a call into an instance failed.
 #[derive(Debug, Clone)]
 pub(crate) struct CallError {
-    /// `trap`, `deadline`, `memory`, or `plugin` (bad output, init error).
+    /// `trap`, `deadline`, `memory`, `state` (store down, failing closed)
+    /// or `plugin` (bad output, init error).
     pub kind: &'static str,
     pub reason: String,
 }
@@ -155,6 +157,11 @@ pub(crate) fn classify(
         CallError {
             kind: "memory",
             reason: format!("memory cap of {} bytes exceeded", limits.memory_bytes),
+        }
+    } else if let Some(s) = err.downcast_ref::<StateUnavailable>() {
+        CallError {
+            kind: "state",
+            reason: s.to_string(),
         }
     } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         CallError {

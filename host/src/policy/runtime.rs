@@ -17,7 +17,7 @@ use super::imports::{Fetcher, HostEnv, HostState};
 use super::metrics::PolicyMetrics;
 use super::plugin::{classify, FailureMode, Limits, Plugin};
 use super::pool::Attachment;
-use super::state::SharedState;
+use super::state::{Clock, SharedState, StateStore, SystemClock};
 use super::PolicyError;
 
 /// How the runtime is set up.
@@ -82,7 +82,22 @@ pub struct PolicyRuntime {
 }
 
 impl PolicyRuntime {
+    /// A runtime over `state` (failing closed, detached state metrics) and
+    /// the wall clock.
     pub fn new(opts: RuntimeOptions, state: Arc<dyn SharedState>) -> Result<Self, PolicyError> {
+        Self::with_state(
+            opts,
+            Arc::new(StateStore::over(state)),
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// A runtime over a configured store, with `clock` behind `now-ms`.
+    pub fn with_state(
+        opts: RuntimeOptions,
+        state: Arc<StateStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, PolicyError> {
         let engine = build_engine(opts.pooling.as_ref())?;
         let linker = build_linker(&engine)?;
         let ticker = EpochTicker::start(&engine)?;
@@ -93,6 +108,7 @@ impl PolicyRuntime {
         };
         let env = Arc::new(HostEnv {
             state,
+            clock,
             metrics: opts.metrics.clone().unwrap_or_else(PolicyMetrics::detached),
             fetcher: Arc::new(match opts.fetch_client.clone() {
                 Some(c) => Fetcher::new(c),
@@ -119,6 +135,10 @@ impl PolicyRuntime {
     }
     pub fn metrics(&self) -> &PolicyMetrics {
         &self.env.metrics
+    }
+    /// The shared state behind the plugins' counters and KV.
+    pub fn state(&self) -> &Arc<StateStore> {
+        &self.env.state
     }
 
     pub fn stats(&self) -> RuntimeStats {

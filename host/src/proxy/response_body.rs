@@ -162,7 +162,7 @@ impl ResponseBody {
         tracing::warn!(plugin = %f.plugin, reason = %f.reason, "policy failed closed mid-stream");
         let data = serde_json::json!({
             "type": "error",
-            "error": {"type": "api_error", "message": format!("policy {} failed", f.plugin)},
+            "error": {"type": "api_error", "message": f.client_message()},
         })
         .to_string();
         self.out.push_back(sse::encode(Some("error"), &data, None));

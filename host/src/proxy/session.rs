@@ -87,12 +87,11 @@ impl Session {
         resp
     }
 
-    /// A fail-closed policy failure: 500 in the provider's shape. The reason is
+    /// A fail-closed policy failure: 500 (503: state store down) in the provider's shape. The reason is
     /// logged (by the runtime) but not shown to the client.
     pub fn policy_failure(self, f: policy::PolicyFailure) -> Response<ResponseBody> {
         tracing::warn!(plugin = %f.plugin, reason = %f.reason, request_id = %self.scope.ctx.request_id, "policy failed closed");
-        let msg = format!("policy {} failed", f.plugin);
-        self.error(500, "", &msg)
+        self.error(f.status, "", &f.client_message())
     }
 
     /// The logging phase: runs once, when the response body is finished (or dropped).

@@ -27,13 +27,23 @@ impl Kind {
     }
 }
 
-/// One enforced limit: at most `budget` units of `kind` per fixed window of
-/// `window_ms`, counted separately for each identity built from `key`.
+/// A token bucket's refill (its size is the limit's `budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refill {
+    pub tokens_per_fill: u64,
+    pub fill_interval_ms: u64,
+}
+
+/// One enforced limit, counted separately for each identity built from
+/// `key`: at most `budget` units of `kind` per fixed window of `window_ms`,
+/// or, with `bucket`, a token bucket of `budget` tokens (then `window_ms` is
+/// its refill time from empty, for labels).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {
     pub kind: Kind,
     pub budget: u64,
     pub window_ms: u64,
+    pub bucket: Option<Refill>,
     pub key: Vec<KeyPart>,
     /// Refuse when over (`false`: only log, count a metric and report headers).
     pub reject: bool,
@@ -51,13 +61,23 @@ impl Limit {
     /// and a route's per-minute limit on the same route).
     pub fn definition(&self) -> String {
         let key: Vec<String> = self.key.iter().map(KeyPart::canonical).collect();
-        format!(
-            "{}/{}/{}ms/{}",
-            self.kind.as_str(),
-            self.budget,
-            self.window_ms,
-            key.join("+")
-        )
+        match self.bucket {
+            None => format!(
+                "{}/{}/{}ms/{}",
+                self.kind.as_str(),
+                self.budget,
+                self.window_ms,
+                key.join("+")
+            ),
+            Some(r) => format!(
+                "{}/bucket{}+{}per{}ms/{}",
+                self.kind.as_str(),
+                self.budget,
+                r.tokens_per_fill,
+                r.fill_interval_ms,
+                key.join("+")
+            ),
+        }
     }
 }
 
@@ -205,6 +225,7 @@ fn parse_rate_limit(
             kind,
             budget,
             window_ms,
+            bucket: None,
             key: key.clone(),
             reject: action.reject,
             status: action.status,
@@ -287,16 +308,10 @@ fn parse_actions(v: &Value, at: &str) -> Result<Action, String> {
 
 /// agentgateway's token bucket `{maxTokens, tokensPerFill, fillInterval, type}`.
 ///
-/// Enforced with an atomic fixed-window counter (host counters are atomic
-/// across requests and replicas; the KV store is not, so a true bucket in KV
-/// would race). The window is the time the bucket takes to refill from empty,
-/// `fillInterval × ceil(maxTokens / tokensPerFill)`, and its budget is
-/// `maxTokens`: the burst size and the sustained rate match the bucket's.
-/// The approximation: after a burst, tokens come back all at once at the end
-/// of the window instead of `tokensPerFill` per interval, and like any fixed
-/// window up to 2×`maxTokens` can pass around a window boundary. With
-/// `tokensPerFill >= maxTokens` (the common `10 per 1s` case) the window is
-/// exactly `fillInterval`.
+/// A real token bucket, kept by the host (`take-tokens`: atomic across
+/// requests and, with Redis state, across replicas): it starts full with
+/// `maxTokens` and gains `tokensPerFill` (default `maxTokens`) every
+/// `fillInterval`, up to `maxTokens`.
 fn parse_bucket(v: &Value, at: &str) -> Result<Limit, String> {
     let obj = object(v, at)?;
     let mut max = None;
@@ -357,11 +372,19 @@ fn parse_bucket(v: &Value, at: &str) -> Result<Limit, String> {
         kind,
         budget: max,
         window_ms,
+        bucket: Some(Refill {
+            tokens_per_fill: per_fill,
+            fill_interval_ms: interval,
+        }),
         key: key.unwrap_or_else(|| vec![KeyPart::Route]),
         reject: true,
         status: 429,
         message: None,
-        label: format!("{max} {} per {}", kind.as_str(), human_ms(window_ms)),
+        label: format!(
+            "a bucket of {max} {} refilled by {per_fill} every {}",
+            kind.as_str(),
+            human_ms(interval)
+        ),
     })
 }
 
@@ -466,7 +489,14 @@ mod tests {
         );
         // Refill from empty takes 10 fills of 60s.
         assert_eq!((l[1].budget, l[1].window_ms), (10, 600_000));
-        assert_eq!(l[1].label, "10 requests per 10m");
+        assert_eq!(
+            l[1].bucket,
+            Some(Refill {
+                tokens_per_fill: 1,
+                fill_interval_ms: 60_000
+            })
+        );
+        assert_eq!(l[1].label, "a bucket of 10 requests refilled by 1 every 1m");
         // ceil(1000/300) = 4 fills of a minute.
         assert_eq!(
             (l[2].kind, l[2].budget, l[2].window_ms),

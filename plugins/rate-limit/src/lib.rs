@@ -16,16 +16,22 @@
 //!     type: requests                 # or tokens
 //! ```
 //!
-//! Counting uses the host's atomic fixed-window counters, shared by every
-//! request and gateway replica. Request limits are charged when the request
-//! arrives; token limits are charged with the actual usage when the response
-//! completes, and refuse new requests once the window's budget is spent (one
-//! request can overshoot it: its size is unknown until it is done).
+//! `rateLimit` uses the host's atomic fixed-window counters, `localRateLimit`
+//! the host's atomic token buckets (`take-tokens`: a real bucket, refilled by
+//! `tokensPerFill` every `fillInterval`); both are shared by every request
+//! and, with Redis state, by every gateway replica. Request limits are
+//! charged when the request arrives; token limits are charged with the actual
+//! usage when the response completes, and refuse new requests once the
+//! budget is spent (one request can overshoot it: its size is unknown until
+//! it is done). A refused request gives back what it charged to fixed
+//! windows; buckets are checked last, so only a bucket listed before the one
+//! that refused can lose a token.
 //!
 //! Refusals answer `429` (or the configured `errorCode`) with `Retry-After`
 //! and `x-ratelimit-limit`/`-remaining`/`-reset` (seconds until the window
-//! resets), error type `rate_limit_error`; allowed responses carry the same
-//! three headers, for the most constrained limit of the request.
+//! resets, or until the bucket is full again), error type
+//! `rate_limit_error`; allowed responses carry the same three headers, for
+//! the most constrained limit of the request.
 
 pub mod amount;
 pub mod config;
@@ -36,7 +42,16 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_sdk::prelude::*;
 
-use config::{Kind, Limit, Settings};
+use config::{Kind, Limit, Refill, Settings};
+use sluice_sdk::{Bucket, BucketTake};
+
+fn bucket(limit: &Limit, r: Refill) -> Bucket {
+    Bucket {
+        max_tokens: limit.budget,
+        tokens_per_fill: r.tokens_per_fill,
+        fill_interval_ms: r.fill_interval_ms,
+    }
+}
 
 /// Shared by every rate-limit attachment of a request: the most constrained
 /// numbers so far, `"<limit> <remaining> <reset-seconds>"`.
@@ -62,6 +77,19 @@ impl Report {
             limit,
             remaining: limit.saturating_sub(total.max(0) as u64),
             reset_s: reset_ms.div_ceil(1000).max(1),
+        }
+    }
+    /// A bucket's numbers; a refusal reports the wait for the next token.
+    fn bucket(limit: u64, t: &BucketTake) -> Report {
+        let ms = if t.allowed {
+            t.reset_ms
+        } else {
+            t.retry_after_ms
+        };
+        Report {
+            limit,
+            remaining: t.remaining,
+            reset_s: ms.div_ceil(1000).max(1),
         }
     }
     /// More constrained = smaller share of the budget left.
@@ -154,30 +182,45 @@ impl Policy for RateLimit {
     }
 
     fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
-        // Token limits first: they only read, so a refusal there charges nothing.
-        let mut order: Vec<&Limit> = self.settings.limits.iter().collect();
-        order.sort_by_key(|l| l.kind == Kind::Requests);
+        // Token limits first: they only read, so a refusal there charges
+        // nothing. Then request windows (refundable), then request buckets.
+        let mut order: Vec<(usize, &Limit)> = self.settings.limits.iter().enumerate().collect();
+        order.sort_by_key(|(_, l)| match (l.kind, l.bucket.is_some()) {
+            (Kind::Tokens, _) => 0,
+            (Kind::Requests, false) => 1,
+            (Kind::Requests, true) => 2,
+        });
 
         let mut charged: Vec<(String, Duration)> = Vec::new();
-        let mut token_keys: Vec<(String, u64)> = Vec::new();
+        let mut token_keys: Vec<(String, usize)> = Vec::new();
         let mut tightest: Option<Report> = None;
-        for limit in order {
+        for (index, limit) in order {
             let key = Self::counter_key(limit, ctx, headers);
             let window = Duration::from_millis(limit.window_ms);
-            let (wc, over) = match limit.kind {
-                Kind::Tokens => {
+            let (report, over, reset_ms) = match (limit.kind, limit.bucket) {
+                (Kind::Tokens, None) => {
                     let wc = host::incr_counter(&key, 0, window);
-                    let over = wc.total >= limit.budget as i64;
-                    token_keys.push((key, limit.window_ms));
-                    (wc, over)
+                    token_keys.push((key, index));
+                    let r = Report::new(limit.budget, wc.total, wc.reset_ms);
+                    (r, wc.total >= limit.budget as i64, wc.reset_ms)
                 }
-                Kind::Requests => {
+                (Kind::Requests, None) => {
                     let wc = host::incr_counter(&key, 1, window);
                     charged.push((key, window));
-                    (wc, wc.total > limit.budget as i64)
+                    let r = Report::new(limit.budget, wc.total, wc.reset_ms);
+                    (r, wc.total > limit.budget as i64, wc.reset_ms)
+                }
+                (kind, Some(refill)) => {
+                    let n = if kind == Kind::Requests { 1 } else { 0 };
+                    let t = host::take_tokens(&key, n, false, bucket(limit, refill));
+                    if kind == Kind::Tokens {
+                        token_keys.push((key, index));
+                    }
+                    // No refund is needed for a bucket: nothing is taken
+                    // when it refuses. `u64::MAX`: never about to roll over.
+                    (Report::bucket(limit.budget, &t), !t.allowed, u64::MAX)
                 }
             };
-            let report = Report::new(limit.budget, wc.total, wc.reset_ms);
             if over {
                 host::metric_counter("rate_limited", 1);
                 if limit.reject {
@@ -186,7 +229,7 @@ impl Policy for RateLimit {
                     // (nor this one): give back what this request charged,
                     // unless the window is about to roll over (the -1 would
                     // then land in the next window).
-                    if wc.reset_ms > 50 {
+                    if reset_ms > 50 {
                         for (k, w) in &charged {
                             host::incr_counter(k, -1, *w);
                         }
@@ -242,13 +285,24 @@ impl Policy for RateLimit {
         let Some(keys) = host::get_attr(&self.tokens_attr()) else {
             return;
         };
-        let keys: Vec<(String, u64)> = serde_json::from_str(&keys).unwrap_or_default();
-        for (key, window_ms) in keys {
-            host::incr_counter(
-                &key,
-                tokens.min(i64::MAX as u64) as i64,
-                Duration::from_millis(window_ms),
-            );
+        let keys: Vec<(String, usize)> = serde_json::from_str(&keys).unwrap_or_default();
+        for (key, index) in keys {
+            let Some(limit) = self.settings.limits.get(index) else {
+                continue;
+            };
+            match limit.bucket {
+                // The cost is known only now: drain what is there.
+                Some(refill) => {
+                    host::take_tokens(&key, tokens, true, bucket(limit, refill));
+                }
+                None => {
+                    host::incr_counter(
+                        &key,
+                        tokens.min(i64::MAX as u64) as i64,
+                        Duration::from_millis(limit.window_ms),
+                    );
+                }
+            }
         }
     }
 }

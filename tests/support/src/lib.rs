@@ -6,16 +6,19 @@
 //! - [`client`]: HTTP/SSE test clients and request bodies that mimic real agents.
 //! - [`metrics`]: exact reads of the gateway's `/metrics` text.
 //! - [`sse`]: the SSE formatter and parser shared by both sides.
+//! - [`redis`]: a throwaway `redis-server` per test, stoppable and restartable.
 
 pub mod client;
 pub mod gateway;
 pub mod metrics;
 pub mod pki;
+pub mod redis;
 pub mod sse;
 pub mod upstream;
 
 pub use client::{Resp, TimedEvent};
 pub use gateway::{ClosedPort, Gateway};
 pub use pki::TestPki;
+pub use redis::RedisServer;
 pub use sse::{SseEvent, SseParser};
 pub use upstream::{FakeUpstream, RecordedRequest, Script, UpstreamOptions};

@@ -1,10 +1,7 @@
-//! `now-ms`: wall clock.
+//! `now-ms`: the host's clock (the wall clock, or a test's manual one).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use super::HostState;
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+pub fn now_ms(s: &HostState) -> u64 {
+    s.env.clock.now_ms()
 }

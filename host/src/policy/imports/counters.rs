@@ -1,17 +1,60 @@
-//! `incr-counter`: fixed-window counters in the shared state.
+//! `incr-counter` and `take-tokens`: fixed-window counters and token buckets
+//! in the shared state, in the calling plugin's namespace.
+//!
+//! Time spent waiting for the store is credited back to the hook's CPU
+//! deadline. A store that fails closed turns into a trap carrying
+//! [`StateUnavailable`](crate::policy::state::StateUnavailable), which the
+//! chain answers with 503.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::HostState;
-use crate::policy::bindings::host::WindowCount;
+use crate::policy::bindings::host::{Bucket, BucketTake, WindowCount};
+use crate::policy::state;
 
-pub fn incr(s: &HostState, key: &str, delta: i64, window_ms: u64) -> WindowCount {
-    let c = s
-        .env
-        .state
-        .incr(key, delta, Duration::from_millis(window_ms.max(1)));
-    WindowCount {
+/// Run one state call, crediting the time waited to the deadline.
+pub(super) fn timed<T>(
+    s: &mut HostState,
+    f: impl FnOnce(&state::StateStore, &str) -> Result<T, state::StateUnavailable>,
+) -> wasmtime::Result<T> {
+    let started = Instant::now();
+    let env = s.env.clone();
+    let r = f(&env.state, &s.plugin);
+    s.wait_credit += started.elapsed();
+    r.map_err(wasmtime::Error::new)
+}
+
+pub fn incr(
+    s: &mut HostState,
+    key: &str,
+    delta: i64,
+    window_ms: u64,
+) -> wasmtime::Result<WindowCount> {
+    let window = Duration::from_millis(window_ms.max(1));
+    let c = timed(s, |st, plugin| st.incr(plugin, key, delta, window))?;
+    Ok(WindowCount {
         total: c.total,
         reset_ms: c.reset.as_millis() as u64,
-    }
+    })
+}
+
+pub fn take(
+    s: &mut HostState,
+    key: &str,
+    tokens: u64,
+    drain: bool,
+    b: Bucket,
+) -> wasmtime::Result<BucketTake> {
+    let bucket = state::Bucket {
+        max_tokens: b.max_tokens,
+        tokens_per_fill: b.tokens_per_fill.max(1),
+        fill_interval: Duration::from_millis(b.fill_interval_ms.max(1)),
+    };
+    let t = timed(s, |st, plugin| st.take(plugin, key, bucket, tokens, drain))?;
+    Ok(BucketTake {
+        allowed: t.allowed,
+        remaining: t.remaining,
+        retry_after_ms: t.retry_after.as_millis() as u64,
+        reset_ms: t.reset.as_millis() as u64,
+    })
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::host::{FetchResponse, Host, Level, WindowCount};
+use super::bindings::host::{Bucket, BucketTake, FetchResponse, Host, Level, WindowCount};
 use super::bindings::types;
 use super::metrics::PolicyMetrics;
-use super::state::SharedState;
+use super::state::{Clock, StateStore};
 
 pub mod attrs;
 pub mod clock;
@@ -27,7 +27,9 @@ pub use limits::Limiter;
 
 /// Process-wide services the host imports use.
 pub struct HostEnv {
-    pub state: Arc<dyn SharedState>,
+    pub state: Arc<StateStore>,
+    /// Behind `now-ms` (injectable for tests).
+    pub clock: Arc<dyn Clock>,
     pub metrics: PolicyMetrics,
     pub fetcher: Arc<Fetcher>,
 }
@@ -49,7 +51,7 @@ pub struct HostState {
     /// Hosts this attachment may fetch from.
     pub fetch_hosts: Arc<[String]>,
     pub call: CallData,
-    /// Wall time spent blocked in host calls (fetch) during this hook call,
+    /// Wall time spent blocked in host calls (fetch, state) during this hook call,
     /// credited back to the CPU deadline.
     pub wait_credit: std::time::Duration,
     pub env: Arc<HostEnv>,
@@ -91,35 +93,50 @@ impl WasiView for HostState {
 
 impl types::Host for HostState {}
 
+type R<T> = wasmtime::Result<T>;
+
 impl Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
-        log::log(self, level, &message)
+    fn log(&mut self, level: Level, message: String) -> R<()> {
+        log::log(self, level, &message);
+        Ok(())
     }
-    fn get_attr(&mut self, key: String) -> Option<String> {
-        attrs::get(self, &key)
+    fn get_attr(&mut self, key: String) -> R<Option<String>> {
+        Ok(attrs::get(self, &key))
     }
-    fn set_attr(&mut self, key: String, value: String) {
-        attrs::set(self, key, value)
+    fn set_attr(&mut self, key: String, value: String) -> R<()> {
+        attrs::set(self, key, value);
+        Ok(())
     }
-    fn incr_counter(&mut self, key: String, delta: i64, window_ms: u64) -> WindowCount {
+    fn incr_counter(&mut self, key: String, delta: i64, window_ms: u64) -> R<WindowCount> {
         counters::incr(self, &key, delta, window_ms)
     }
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+    fn take_tokens(
+        &mut self,
+        key: String,
+        tokens: u64,
+        drain: bool,
+        bucket: Bucket,
+    ) -> R<BucketTake> {
+        counters::take(self, &key, tokens, drain, bucket)
+    }
+    fn kv_get(&mut self, key: String) -> R<Option<Vec<u8>>> {
         kv::get(self, &key)
     }
-    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) {
+    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> R<()> {
         kv::set(self, &key, value, ttl_ms)
     }
-    fn now_ms(&mut self) -> u64 {
-        clock::now_ms()
+    fn now_ms(&mut self) -> R<u64> {
+        Ok(clock::now_ms(self))
     }
-    fn metric_counter(&mut self, name: String, value: u64) {
-        metrics::counter(self, &name, value)
+    fn metric_counter(&mut self, name: String, value: u64) -> R<()> {
+        metrics::counter(self, &name, value);
+        Ok(())
     }
-    fn metric_histogram(&mut self, name: String, value: f64) {
-        metrics::histogram(self, &name, value)
+    fn metric_histogram(&mut self, name: String, value: f64) -> R<()> {
+        metrics::histogram(self, &name, value);
+        Ok(())
     }
-    fn fetch(&mut self, url: String, cache_ms: u64) -> Result<FetchResponse, String> {
-        fetch::fetch(self, &url, cache_ms)
+    fn fetch(&mut self, url: String, cache_ms: u64) -> R<Result<FetchResponse, String>> {
+        Ok(fetch::fetch(self, &url, cache_ms))
     }
 }
