@@ -18,6 +18,7 @@ pub const FIXTURES: &[&str] = &[
     "spin",
     "membomb",
     "trap",
+    "late-fail",
 ];
 
 pub fn workspace_dir() -> PathBuf {
