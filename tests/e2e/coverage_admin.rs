@@ -148,13 +148,13 @@ async fn get_config_redacts_env_secrets_and_backend_keys() {
     const TEAM: &str = "team-token-redaction-probe-55";
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
-    let claude = route(
+    let claude_route = route(
         "claude",
         "anthropic",
         up.addr(),
         "    backendAuth:\n      key: $ANTHROPIC_API_KEY\n    requestHeaderModifier:\n      set:\n        x-team-token: ${TEAM_TOKEN}\n",
     );
-    let codex = route(
+    let codex_route = route(
         "codex",
         "openAI",
         up.addr(),
@@ -164,7 +164,7 @@ async fn get_config_redacts_env_secrets_and_backend_keys() {
     let cfg = write(
         dir.path(),
         "s.yaml",
-        &format!("{BINDS}routes:\n{claude}{codex}{jwt_layer}"),
+        &format!("{BINDS}routes:\n{claude_route}{codex_route}{jwt_layer}"),
     );
     let gw = gateway(
         &[&cfg],
@@ -276,17 +276,14 @@ async fn post_config_reload_adds_a_route_and_refuses_a_broken_config() {
 
     // Broken configs, each refused with a reason naming what is wrong; the
     // old config keeps serving both routes.
-    let broken = [
-        ("routes: [ {name: broken", "sluice.yaml"),
+    let broken: Vec<(String, &str)> = vec![
+        ("routes: [ {name: broken".into(), "sluice.yaml"),
         (
-            &*format!(
-                "{}    retries: 3\n",
-                two_routes(&up, true).trim_end_matches('\n')
-            ),
+            format!("{}    retries: 3\n", two_routes(&up, true)),
             "retries",
         ),
         (
-            &*two_routes(&up, true).replace(
+            two_routes(&up, true).replace(
                 "  policies:\n    urlRewrite",
                 "  policies:\n    rateLimit:\n      requestsPerFortnight: 3\n    urlRewrite",
             ),
@@ -416,12 +413,13 @@ async fn log_json_lines_parse_and_the_access_line_has_its_fields_and_no_secret()
     )
     .await;
     let c = TestClient::new();
+    let bearer = format!("Bearer {CLIENT}");
     let r = c
         .post_json(
             &gw.url(4060, "/claude/v1/messages"),
             &h(&[
                 ("x-api-key", CLIENT),
-                ("authorization", &format!("Bearer {CLIENT}")),
+                ("authorization", bearer.as_str()),
                 ("x-request-id", "req-logjson-1"),
             ]),
             &claude_body(),

@@ -188,7 +188,7 @@ async fn bearer(c: &TestClient, gw: &Gateway, token: &str) -> Resp {
     let auth = format!("Bearer {token}");
     c.post_json(
         &gw.url(4060, "/claude/v1/messages"),
-        &h(&[("authorization", &auth), ("anthropic-version", "2023-06-01")]),
+        &h(&[("authorization", auth.as_str()), ("anthropic-version", "2023-06-01")]),
         &claude_body(),
     )
     .await
@@ -458,21 +458,25 @@ async fn config_reloads_under_load_fail_no_request() {
         s
     };
     let cfg = write(dir.path(), "sluice.yaml", &text(false));
-    let gw = Arc::new(gateway(&[&cfg], &[4060], &[], &[]).await);
+    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    let urls = (
+        gw.url(4060, "/claude/v1/messages"),
+        gw.url(4060, "/codex/v1/chat/completions"),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Arc<Mutex<Vec<(String, Option<u16>)>>> = Arc::default();
     let mut loops = Vec::new();
     for i in 0..4 {
-        let (stop, seen, gw) = (stop.clone(), seen.clone(), gw.clone());
+        let (stop, seen, urls) = (stop.clone(), seen.clone(), urls.clone());
         loops.push(tokio::spawn(async move {
             let c = TestClient::new();
             while !stop.load(Ordering::Relaxed) {
                 let (what, url, body, auth) = if i % 2 == 0 {
-                    ("claude", "/claude/v1/messages", claude_body(), ("x-api-key", "k"))
+                    ("claude", &urls.0, claude_body(), ("x-api-key", "k"))
                 } else {
-                    ("codex", "/codex/v1/chat/completions", chat_body(), ("authorization", "Bearer k"))
+                    ("codex", &urls.1, chat_body(), ("authorization", "Bearer k"))
                 };
-                let mut rb = c.reqwest().post(gw.url(4060, url)).header(auth.0, auth.1);
+                let mut rb = c.reqwest().post(url.as_str()).header(auth.0, auth.1);
                 rb = rb.header("content-type", "application/json").body(body.to_string());
                 let st = match rb.send().await {
                     Ok(r) => {

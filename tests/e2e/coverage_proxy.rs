@@ -496,8 +496,8 @@ async fn brotli_and_zstd_pass_through_and_usage_is_still_read() {
                     ("authorization", "Bearer k"),
                     ("accept-encoding", enc),
                     ("x-test-encoding", enc),
-                    ("x-test-in", &tin_s),
-                    ("x-test-out", &tout_s),
+                    ("x-test-in", tin_s.as_str()),
+                    ("x-test-out", tout_s.as_str()),
                 ]);
                 let r: Resp = c
                     .post_json(&gw.url(4060, &format!("/{route_name}{api}")), &headers, &body)
