@@ -162,7 +162,8 @@ async fn policy_failures_after_the_headers_end_the_stream_with_a_provider_error_
     }
     let logs = gw.logs();
     assert!(logs.contains("policy failed closed mid-stream"), "{logs}");
-    assert!(!logs.contains("panicked at"), "the host panicked: {logs}");
+    // The guest's own panic text is in the trap reason; a host panic names a thread.
+    assert!(!logs.contains("thread '"), "the host panicked: {logs}");
 }
 
 // ---------- rate-limit keys ----------
