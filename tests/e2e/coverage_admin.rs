@@ -73,7 +73,8 @@ pub(crate) fn route(name: &str, provider: &str, up: std::net::SocketAddr, extra:
     )
 }
 
-pub(crate) const BINDS: &str = "binds:\n- port: 4060\n  listeners:\n  - name: default\n    protocol: HTTP\n";
+pub(crate) const BINDS: &str =
+    "binds:\n- port: 4060\n  listeners:\n  - name: default\n    protocol: HTTP\n";
 
 pub(crate) fn claude_body() -> Value {
     json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
@@ -117,7 +118,10 @@ async fn healthz_answers_ok_and_touches_nothing_upstream() {
     let cfg = write(
         dir.path(),
         "s.yaml",
-        &format!("{BINDS}routes:\n{}", route("claude", "anthropic", up.addr(), "")),
+        &format!(
+            "{BINDS}routes:\n{}",
+            route("claude", "anthropic", up.addr(), "")
+        ),
     );
     let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
     let r = admin_get(&gw, "/healthz").await;
@@ -195,7 +199,10 @@ async fn get_config_redacts_env_secrets_and_backend_keys() {
     assert_eq!(r.status, 200);
     let text = r.text();
     for secret in [KEY, OAI, JWT, TEAM] {
-        assert!(!text.contains(secret), "{secret} leaked in GET /config:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked in GET /config:\n{text}"
+        );
     }
     assert!(text.contains("<redacted>"), "{text}");
     let v = r.json();
@@ -225,7 +232,10 @@ async fn get_config_redacts_env_secrets_and_backend_keys() {
     let layer = find("jwt");
     let att = &layer["policies"]["attachments"][0];
     assert_eq!(att["plugin"], "jwt-auth", "{layer:#}");
-    assert_eq!(att["config"]["jwtAuth"]["secret"], "<redacted>", "{layer:#}");
+    assert_eq!(
+        att["config"]["jwtAuth"]["secret"], "<redacted>",
+        "{layer:#}"
+    );
     assert_eq!(att["config"]["jwtAuth"]["mode"], "optional", "{layer:#}");
     assert!(find("claude").to_string().contains("x-team-token"));
 
@@ -243,7 +253,10 @@ async fn get_config_redacts_env_secrets_and_backend_keys() {
 }
 
 fn two_routes(up: &FakeUpstream, codex: bool) -> String {
-    let mut s = format!("{BINDS}routes:\n{}", route("claude", "anthropic", up.addr(), ""));
+    let mut s = format!(
+        "{BINDS}routes:\n{}",
+        route("claude", "anthropic", up.addr(), "")
+    );
     if codex {
         s.push_str(&route("codex", "openAI", up.addr(), ""));
     }
@@ -258,7 +271,10 @@ async fn post_config_reload_adds_a_route_and_refuses_a_broken_config() {
     let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
     let c = TestClient::new();
     assert_eq!(chat(&c, &gw, "codex").await.status, 404);
-    assert!(up.requests().is_empty(), "an unrouted request went upstream");
+    assert!(
+        up.requests().is_empty(),
+        "an unrouted request went upstream"
+    );
 
     std::fs::write(&cfg, two_routes(&up, true)).unwrap();
     let r = admin_post(&gw, "/config/reload").await;
@@ -270,7 +286,9 @@ async fn post_config_reload_adds_a_route_and_refuses_a_broken_config() {
     // The answer comes after the swap: the new route serves right away.
     let r = chat(&c, &gw, "codex").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let u = up.last_request().expect("the new route reached the upstream");
+    let u = up
+        .last_request()
+        .expect("the new route reached the upstream");
     assert_eq!(u.path, "/v1/chat/completions");
     assert_eq!(u.json()["model"], "gpt-5");
 
@@ -300,7 +318,10 @@ async fn post_config_reload_adds_a_route_and_refuses_a_broken_config() {
         let reason = v["reason"].as_str().unwrap_or_default();
         assert!(reason.contains(needle), "case {i}: {reason}");
         if i < 2 {
-            assert!(reason.contains("sluice.yaml"), "case {i}: names the file: {reason}");
+            assert!(
+                reason.contains("sluice.yaml"),
+                "case {i}: names the file: {reason}"
+            );
         }
         let before = up.requests().len();
         assert_eq!(chat(&c, &gw, "codex").await.status, 200, "case {i}");
@@ -348,14 +369,18 @@ async fn the_watcher_alone_picks_up_config_edits() {
     std::fs::write(&cfg, two_routes(&up, true)).unwrap();
     let mut rewrites = 0;
     let t0 = Instant::now();
-    poll("the watcher reloads an in-place edit", Duration::from_secs(15), || {
-        let (c, gw) = (&c, &gw);
-        if t0.elapsed() > Duration::from_secs(3 * (rewrites + 1)) && rewrites < 2 {
-            rewrites += 1;
-            std::fs::write(&cfg, two_routes(&up, true)).unwrap();
-        }
-        async move { (chat(c, gw, "codex").await.status == 200).then_some(()) }
-    })
+    poll(
+        "the watcher reloads an in-place edit",
+        Duration::from_secs(15),
+        || {
+            let (c, gw) = (&c, &gw);
+            if t0.elapsed() > Duration::from_secs(3 * (rewrites + 1)) && rewrites < 2 {
+                rewrites += 1;
+                std::fs::write(&cfg, two_routes(&up, true)).unwrap();
+            }
+            async move { (chat(c, gw, "codex").await.status == 200).then_some(()) }
+        },
+    )
     .await;
     let v2 = config_version(&gw).await;
     assert!(v2 > v1, "{v1} -> {v2}");
@@ -364,10 +389,14 @@ async fn the_watcher_alone_picks_up_config_edits() {
 
     // A broken edit: refused, the last good config keeps serving.
     std::fs::write(&cfg, "routes: [ {name: broken").unwrap();
-    poll("the refusal is reported", Duration::from_secs(10), || async {
-        let r = admin_get(&gw, "/plugins").await.json();
-        r["config"]["lastError"].is_string().then_some(())
-    })
+    poll(
+        "the refusal is reported",
+        Duration::from_secs(10),
+        || async {
+            let r = admin_get(&gw, "/plugins").await.json();
+            r["config"]["lastError"].is_string().then_some(())
+        },
+    )
     .await;
     assert_eq!(config_version(&gw).await, v2);
     assert_eq!(chat(&c, &gw, "codex").await.status, 200);
@@ -376,9 +405,11 @@ async fn the_watcher_alone_picks_up_config_edits() {
     let tmp = dir.path().join("sluice.yaml.tmp~");
     std::fs::write(&tmp, two_routes(&up, false)).unwrap();
     std::fs::rename(&tmp, &cfg).unwrap();
-    poll("the watcher reloads a rename-over", Duration::from_secs(10), || async {
-        (chat(&c, &gw, "codex").await.status == 404).then_some(())
-    })
+    poll(
+        "the watcher reloads a rename-over",
+        Duration::from_secs(10),
+        || async { (chat(&c, &gw, "codex").await.status == 404).then_some(()) },
+    )
     .await;
     let report = admin_get(&gw, "/plugins").await.json();
     assert!(report["config"]["lastError"].is_null(), "{report:#}");
@@ -434,7 +465,9 @@ async fn log_json_lines_parse_and_the_access_line_has_its_fields_and_no_secret()
         gw.logs()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["target"] == "sluice::access" && v["fields"]["request_id"] == "req-logjson-1")
+            .find(|v| {
+                v["target"] == "sluice::access" && v["fields"]["request_id"] == "req-logjson-1"
+            })
     })
     .await;
     let logs = gw.logs();

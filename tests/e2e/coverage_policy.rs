@@ -4,7 +4,9 @@
 //! a chunked body over `maxRequestBodySize`, and config reloads under load.
 
 use crate::common::*;
-use crate::coverage_admin::{admin_get, admin_post, chat, chat_body, claude, claude_body, poll, route, BINDS};
+use crate::coverage_admin::{
+    admin_get, admin_post, chat, chat_body, claude, claude_body, poll, route, BINDS,
+};
 use serde_json::{json, Value};
 use sluice::policy::testing::fixture;
 use sluice_testkit::client::{SseStream, TestClient};
@@ -26,7 +28,11 @@ fn late_config(up: std::net::SocketAddr) -> String {
     );
     for (name, provider, extra) in [
         ("ev", "anthropic", att("late", "{hook: event, after: 2}")),
-        ("spin", "anthropic", att("late-spin", "{hook: event, after: 2, spin: true}")),
+        (
+            "spin",
+            "anthropic",
+            att("late-spin", "{hook: event, after: 2, spin: true}"),
+        ),
         ("end", "anthropic", att("late", "{hook: end}")),
         ("body", "anthropic", att("late", "{hook: body}")),
         ("complete", "anthropic", att("late", "{hook: complete}")),
@@ -40,8 +46,15 @@ fn late_config(up: std::net::SocketAddr) -> String {
     s
 }
 
-async fn stream(c: &TestClient, gw: &Gateway, path: &str, body: Value, auth: &[(&str, &str)]) -> SseStream {
-    c.stream_sse_full(&gw.url(4060, path), &h(auth), &body).await
+async fn stream(
+    c: &TestClient,
+    gw: &Gateway,
+    path: &str,
+    body: Value,
+    auth: &[(&str, &str)],
+) -> SseStream {
+    c.stream_sse_full(&gw.url(4060, path), &h(auth), &body)
+        .await
 }
 
 fn streaming(mut v: Value) -> Value {
@@ -54,10 +67,15 @@ fn streaming(mut v: Value) -> Value {
 fn ends_with_one_error_event(s: &SseStream, name: Option<&str>, what: &str) -> Value {
     assert_eq!(s.status, 200, "{what}: {}", String::from_utf8_lossy(&s.raw));
     assert!(
-        s.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")),
+        s.header("content-type")
+            .is_some_and(|c| c.starts_with("text/event-stream")),
         "{what}"
     );
-    assert!(s.error.is_none(), "{what}: the stream broke instead of closing: {:?}", s.error);
+    assert!(
+        s.error.is_none(),
+        "{what}: the stream broke instead of closing: {:?}",
+        s.error
+    );
     let errors: Vec<_> = s
         .events
         .iter()
@@ -67,8 +85,16 @@ fn ends_with_one_error_event(s: &SseStream, name: Option<&str>, what: &str) -> V
     let (_, last) = s.events.last().expect("events");
     assert_eq!(last.event.as_deref(), name, "{what}: {:?}", s.names());
     let v = last.json();
-    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("policy late")), "{what}: {v}");
-    assert!(!v.to_string().contains("boom"), "{what}: the plugin's panic text leaked: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("policy late")),
+        "{what}: {v}"
+    );
+    assert!(
+        !v.to_string().contains("boom"),
+        "{what}: the plugin's panic text leaked: {v}"
+    );
     v
 }
 
@@ -85,17 +111,32 @@ async fn policy_failures_after_the_headers_end_the_stream_with_a_provider_error_
 
     // on-response-event, Anthropic: two events pass, then `event: error`.
     for route_name in ["ev", "spin"] {
-        let s = stream(&c, &gw, &format!("/{route_name}/v1/messages"), streaming(claude_body()), &anth).await;
+        let s = stream(
+            &c,
+            &gw,
+            &format!("/{route_name}/v1/messages"),
+            streaming(claude_body()),
+            &anth,
+        )
+        .await;
         let v = ends_with_one_error_event(&s, Some("error"), route_name);
         assert_eq!(v["type"], "error", "{v}");
         assert_eq!(v["error"]["type"], "api_error", "{v}");
-        assert_eq!(s.names()[..2], ["message_start", "content_block_start"], "{route_name}");
+        assert_eq!(
+            s.names()[..2],
+            ["message_start", "content_block_start"],
+            "{route_name}"
+        );
         assert_eq!(s.events.len(), 3, "{route_name}: {:?}", s.names());
     }
     // on-response-end: every event passed, then the error.
     let s = stream(&c, &gw, "/end/v1/messages", streaming(claude_body()), &anth).await;
     ends_with_one_error_event(&s, Some("error"), "end");
-    assert!(s.names().contains(&"message_stop".to_string()), "{:?}", s.names());
+    assert!(
+        s.names().contains(&"message_stop".to_string()),
+        "{:?}",
+        s.names()
+    );
 
     // OpenAI Chat Completions: an unnamed `data: {"error": ..}` event, as
     // OpenAI streams errors; no Anthropic envelope.
@@ -103,7 +144,10 @@ async fn policy_failures_after_the_headers_end_the_stream_with_a_provider_error_
     body["stream_options"] = json!({"include_usage": true});
     let s = stream(&c, &gw, "/evchat/v1/chat/completions", body, &oai).await;
     let v = ends_with_one_error_event(&s, None, "evchat");
-    assert!(v.get("type").is_none(), "an OpenAI error event has no top-level type: {v}");
+    assert!(
+        v.get("type").is_none(),
+        "an OpenAI error event has no top-level type: {v}"
+    );
     assert_eq!(v["error"]["type"], "server_error", "{v}");
     assert_eq!(s.events.len(), 3, "{:?}", s.names());
     assert!(!s.events.iter().any(|(_, e)| e.data == "[DONE]"));
@@ -133,11 +177,21 @@ async fn policy_failures_after_the_headers_end_the_stream_with_a_provider_error_
     assert_eq!(r.json()["error"]["type"], "server_error");
 
     // on-complete runs after the body: the client already has all of it.
-    let s = stream(&c, &gw, "/complete/v1/messages", streaming(claude_body()), &anth).await;
+    let s = stream(
+        &c,
+        &gw,
+        "/complete/v1/messages",
+        streaming(claude_body()),
+        &anth,
+    )
+    .await;
     assert_eq!(s.status, 200);
     assert!(s.error.is_none(), "{:?}", s.error);
     assert_eq!(s.names().last().map(String::as_str), Some("message_stop"));
-    assert!(!s.events.iter().any(|(_, e)| e.event.as_deref() == Some("error")));
+    assert!(!s
+        .events
+        .iter()
+        .any(|(_, e)| e.event.as_deref() == Some("error")));
     assert_eq!(claude(&c, &gw, "complete").await.status, 200);
 
     // Every request reached the upstream exactly once, and the gateway is fine.
@@ -189,7 +243,10 @@ async fn bearer(c: &TestClient, gw: &Gateway, token: &str) -> Resp {
     let auth = format!("Bearer {token}");
     c.post_json(
         &gw.url(4060, "/claude/v1/messages"),
-        &h(&[("authorization", auth.as_str()), ("anthropic-version", "2023-06-01")]),
+        &h(&[
+            ("authorization", auth.as_str()),
+            ("anthropic-version", "2023-06-01"),
+        ]),
         &claude_body(),
     )
     .await
@@ -199,7 +256,12 @@ fn assert_rate_limited(r: &Resp, what: &str) {
     assert_eq!(r.status, 429, "{what}: {}", r.text());
     assert!(r.header("retry-after").is_some(), "{what}");
     assert_eq!(r.json()["type"], "error", "{what}");
-    assert_eq!(r.json()["error"]["type"], "rate_limit_error", "{what}: {}", r.text());
+    assert_eq!(
+        r.json()["error"]["type"],
+        "rate_limit_error",
+        "{what}: {}",
+        r.text()
+    );
 }
 
 #[tokio::test]
@@ -212,7 +274,10 @@ async fn rate_limit_keyed_by_jwt_claim_counts_each_subject_apart() {
     let cfg = write(
         dir.path(),
         "claims.yaml",
-        &format!("{BINDS}routes:\n{layer}{}", route("claude", "anthropic", up.addr(), limit)),
+        &format!(
+            "{BINDS}routes:\n{layer}{}",
+            route("claude", "anthropic", up.addr(), limit)
+        ),
     );
     let gw = gateway(&[&cfg], &[4060], &[], &[("JWT_SECRET", JWT_SECRET)]).await;
     let c = TestClient::new();
@@ -225,14 +290,20 @@ async fn rate_limit_keyed_by_jwt_claim_counts_each_subject_apart() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-ratelimit-remaining"), Some("1"));
     // A fresh token for alice is still alice.
-    assert_rate_limited(&bearer(&c, &gw, &hs256("alice", JWT_SECRET)).await, "alice again");
+    assert_rate_limited(
+        &bearer(&c, &gw, &hs256("alice", JWT_SECRET)).await,
+        "alice again",
+    );
     // A forged token for a new subject is refused by auth, not counted.
     let r = bearer(&c, &gw, &hs256("mallory", "not-the-secret")).await;
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "authentication_error");
     let reqs = up.requests();
     assert_eq!(reqs.len(), 3, "only the allowed requests went upstream");
-    assert!(reqs.iter().all(|r| r.header("authorization").is_none()), "the JWT stays at the gateway");
+    assert!(
+        reqs.iter().all(|r| r.header("authorization").is_none()),
+        "the JWT stays at the gateway"
+    );
 }
 
 /// POST over a fresh HTTP/1.1 connection made from `from` (any 127/8
@@ -250,7 +321,8 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind(std::net::SocketAddr::new(IpAddr::V4(from), 0)).unwrap();
+    sock.bind(std::net::SocketAddr::new(IpAddr::V4(from), 0))
+        .unwrap();
     let tcp = tokio::time::timeout(Duration::from_secs(10), sock.connect(to))
         .await
         .expect("connect timed out")
@@ -265,10 +337,13 @@ where
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = tokio::time::timeout(Duration::from_secs(30), send.send_request(req.body(body).unwrap()))
-        .await
-        .expect("response timed out")
-        .expect("response");
+    let resp = tokio::time::timeout(
+        Duration::from_secs(30),
+        send.send_request(req.body(body).unwrap()),
+    )
+    .await
+    .expect("response timed out")
+    .expect("response");
     let status = resp.status().as_u16();
     let headers = resp
         .headers()
@@ -281,7 +356,11 @@ where
         .expect("body timed out")
         .expect("body")
         .to_bytes();
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 async fn claude_from(ip: Ipv4Addr, gw: &Gateway, extra: &[(&str, &str)]) -> Resp {
@@ -299,7 +378,10 @@ async fn rate_limit_keyed_by_ip_counts_each_client_address_apart() {
     let cfg = write(
         dir.path(),
         "ip.yaml",
-        &format!("{BINDS}routes:\n{}", route("claude", "anthropic", up.addr(), limit)),
+        &format!(
+            "{BINDS}routes:\n{}",
+            route("claude", "anthropic", up.addr(), limit)
+        ),
     );
     let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
     let one = Ipv4Addr::new(127, 0, 0, 1);
@@ -309,14 +391,20 @@ async fn rate_limit_keyed_by_ip_counts_each_client_address_apart() {
     assert_rate_limited(&claude_from(one, &gw, &[]).await, "127.0.0.1's third");
     // A client claiming to be someone else via X-Forwarded-For is still itself.
     let spoof = [("x-forwarded-for", "10.9.8.7"), ("x-real-ip", "10.9.8.7")];
-    assert_rate_limited(&claude_from(one, &gw, &spoof).await, "spoofed x-forwarded-for");
+    assert_rate_limited(
+        &claude_from(one, &gw, &spoof).await,
+        "spoofed x-forwarded-for",
+    );
     // Another address has its own budget.
     assert_eq!(claude_from(two, &gw, &[]).await.status, 200);
     assert_eq!(claude_from(two, &gw, &[]).await.status, 200);
     assert_rate_limited(&claude_from(two, &gw, &[]).await, "127.0.0.2's third");
     let reqs = up.requests();
     assert_eq!(reqs.len(), 4);
-    let xff: Vec<&str> = reqs.iter().filter_map(|r| r.header("x-forwarded-for")).collect();
+    let xff: Vec<&str> = reqs
+        .iter()
+        .filter_map(|r| r.header("x-forwarded-for"))
+        .collect();
     assert_eq!(xff, ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2"]);
 }
 
@@ -332,7 +420,10 @@ async fn local_rate_limit_refills_after_the_fill_interval() {
     let cfg = write(
         dir.path(),
         "bucket.yaml",
-        &format!("{BINDS}routes:\n{}", route("claude", "anthropic", up.addr(), bucket)),
+        &format!(
+            "{BINDS}routes:\n{}",
+            route("claude", "anthropic", up.addr(), bucket)
+        ),
     );
     let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
     let c = TestClient::new();
@@ -367,13 +458,22 @@ async fn local_rate_limit_refills_after_the_fill_interval() {
         }
     })
     .await;
-    assert_eq!(up.requests().len(), passed + 1, "refused requests never go upstream");
+    assert_eq!(
+        up.requests().len(),
+        passed + 1,
+        "refused requests never go upstream"
+    );
     assert!(refusals > 1);
 }
 
 // ---------- chunked body over the limit ----------
 
-async fn post_chunked(gw: &Gateway, path: &str, headers: &[(&str, &str)], pieces: Vec<Vec<u8>>) -> Resp {
+async fn post_chunked(
+    gw: &Gateway,
+    path: &str,
+    headers: &[(&str, &str)],
+    pieces: Vec<Vec<u8>>,
+) -> Resp {
     let frames = futures_util::stream::iter(
         pieces
             .into_iter()
@@ -424,7 +524,10 @@ async fn a_chunked_body_over_max_request_body_size_is_413_and_never_sent() {
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["type"], "error", "{v}");
     assert_eq!(v["error"]["type"], "request_too_large", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("4096"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("4096"),
+        "{v}"
+    );
 
     let (_, pieces) = pieces_of(64 * 1024);
     let r = post_chunked(
@@ -438,7 +541,11 @@ async fn a_chunked_body_over_max_request_body_size_is_413_and_never_sent() {
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert!(v.get("type").is_none(), "{v}");
     assert!(v["error"]["message"].as_str().is_some(), "{v}");
-    assert_eq!(up.requests().len(), 1, "nothing over the limit went upstream");
+    assert_eq!(
+        up.requests().len(),
+        1,
+        "nothing over the limit went upstream"
+    );
 }
 
 // ---------- config reload under load ----------
@@ -478,7 +585,9 @@ async fn config_reloads_under_load_fail_no_request() {
                     ("codex", &urls.1, chat_body(), ("authorization", "Bearer k"))
                 };
                 let mut rb = c.reqwest().post(url.as_str()).header(auth.0, auth.1);
-                rb = rb.header("content-type", "application/json").body(body.to_string());
+                rb = rb
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
                 let st = match rb.send().await {
                     Ok(r) => {
                         let s = r.status().as_u16();
@@ -511,9 +620,11 @@ async fn config_reloads_under_load_fail_no_request() {
         assert_eq!(st, if extra { 200 } else { 404 }, "round {round}");
         // And the load made progress across it.
         let n = seen.lock().unwrap().len();
-        poll("requests during the reload", Duration::from_secs(10), || async {
-            (seen.lock().unwrap().len() >= n + 4).then_some(())
-        })
+        poll(
+            "requests during the reload",
+            Duration::from_secs(10),
+            || async { (seen.lock().unwrap().len() >= n + 4).then_some(()) },
+        )
         .await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -522,11 +633,19 @@ async fn config_reloads_under_load_fail_no_request() {
     }
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     let failed: Vec<_> = seen.iter().filter(|(_, s)| *s != Some(200)).collect();
-    assert!(failed.is_empty(), "{} of {} failed: {failed:?}", failed.len(), seen.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        seen.len()
+    );
     assert!(seen.len() >= 24, "too little load: {}", seen.len());
     assert!(seen.iter().any(|(w, _)| w == "codex") && seen.iter().any(|(w, _)| w == "claude"));
     // Every one of them reached the upstream (plus the 3 extra-route probes).
     assert_eq!(up.requests().len(), seen.len() + 3);
     let m = admin_get(&gw, "/metrics").await.text();
-    assert!(m.contains(r#"sluice_reloads_total{kind="config",result="swapped"} 6"#), "{m}");
+    assert!(
+        m.contains(r#"sluice_reloads_total{kind="config",result="swapped"} 6"#),
+        "{m}"
+    );
 }

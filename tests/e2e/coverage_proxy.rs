@@ -32,18 +32,26 @@ fn closed_port() -> (tokio::net::TcpSocket, SocketAddr) {
 /// The OpenAI error envelope, and nothing of Anthropic's.
 fn assert_openai_error(v: &Value, ty: &str, what: &str) {
     let e = &v["error"];
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {v}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {v}"
+    );
     assert_eq!(e["type"], ty, "{what}: {v}");
     assert_eq!(e["code"], ty, "{what}: {v}");
     assert!(e.get("param").is_some_and(Value::is_null), "{what}: {v}");
-    assert!(v.get("type").is_none(), "{what}: an OpenAI error has no top-level type: {v}");
+    assert!(
+        v.get("type").is_none(),
+        "{what}: an OpenAI error has no top-level type: {v}"
+    );
 }
 
 fn assert_anthropic_error(v: &Value, ty: &str, what: &str) {
     assert_eq!(v["type"], "error", "{what}: {v}");
     assert_eq!(v["error"]["type"], ty, "{what}: {v}");
     assert!(
-        v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{what}: {v}"
     );
     assert!(v["error"].get("code").is_none(), "{what}: {v}");
@@ -81,7 +89,11 @@ async fn error_shapes_of_404_502_504_follow_the_provider() {
         .unwrap()
         .contains("/v1/chat/completions"));
     let r = c
-        .post_json(&gw.url(4060, "/v1/responses"), &oai, &json!({"model": "gpt-5", "input": "hi"}))
+        .post_json(
+            &gw.url(4060, "/v1/responses"),
+            &oai,
+            &json!({"model": "gpt-5", "input": "hi"}),
+        )
         .await;
     assert_eq!(r.status, 404);
     assert_openai_error(&r.json(), "not_found", "404 openai responses");
@@ -93,7 +105,11 @@ async fn error_shapes_of_404_502_504_follow_the_provider() {
 
     // 502: the upstream refuses the connection.
     let r = c
-        .post_json(&gw.url(4060, "/codex-down/v1/chat/completions"), &oai, &chat_body())
+        .post_json(
+            &gw.url(4060, "/codex-down/v1/chat/completions"),
+            &oai,
+            &chat_body(),
+        )
         .await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/json"));
@@ -103,19 +119,31 @@ async fn error_shapes_of_404_502_504_follow_the_provider() {
         .unwrap()
         .contains("unreachable"));
     let r = c
-        .post_json(&gw.url(4060, "/claude-down/v1/messages"), &anth, &claude_body())
+        .post_json(
+            &gw.url(4060, "/claude-down/v1/messages"),
+            &anth,
+            &claude_body(),
+        )
         .await;
     assert_eq!(r.status, 502, "{}", r.text());
     assert_anthropic_error(&r.json(), "api_error", "502 anthropic");
 
     // 504: the upstream took the request and never answered.
     let r = c
-        .post_json(&gw.url(4060, "/codex-slow/v1/chat/completions"), &oai, &chat_body())
+        .post_json(
+            &gw.url(4060, "/codex-slow/v1/chat/completions"),
+            &oai,
+            &chat_body(),
+        )
         .await;
     assert_eq!(r.status, 504, "{}", r.text());
     assert_openai_error(&r.json(), "timeout", "504 openai");
     let r = c
-        .post_json(&gw.url(4060, "/claude-slow/v1/messages"), &anth, &claude_body())
+        .post_json(
+            &gw.url(4060, "/claude-slow/v1/messages"),
+            &anth,
+            &claude_body(),
+        )
         .await;
     assert_eq!(r.status, 504, "{}", r.text());
     assert_anthropic_error(&r.json(), "timeout_error", "504 anthropic");
@@ -141,7 +169,11 @@ async fn openai_route_with_backend_auth_sends_only_the_gateway_bearer() {
         ("connection", "keep-alive, x-api-key"),
     ]);
     let r = c
-        .post_json(&gw.url(4060, "/codex/v1/chat/completions"), &hostile, &chat_body())
+        .post_json(
+            &gw.url(4060, "/codex/v1/chat/completions"),
+            &hostile,
+            &chat_body(),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let u = p.upstream.last_request().unwrap();
@@ -157,7 +189,10 @@ async fn openai_route_with_backend_auth_sends_only_the_gateway_bearer() {
     assert!(u.header("proxy-authorization").is_none(), "{:?}", u.headers);
     let all = format!("{:?}", u.headers);
     for leaked in ["sk-ant-client", "sk-client", "Y2xpZW50"] {
-        assert!(!all.contains(leaked), "a client credential reached the upstream: {all}");
+        assert!(
+            !all.contains(leaked),
+            "a client credential reached the upstream: {all}"
+        );
     }
 
     // Responses API on the same route, same rule.
@@ -171,12 +206,19 @@ async fn openai_route_with_backend_auth_sends_only_the_gateway_bearer() {
     assert_eq!(r.status, 200, "{}", r.text());
     let u = p.upstream.last_request().unwrap();
     assert_eq!(u.path, "/v1/responses");
-    assert_eq!(u.header_all("authorization"), vec![format!("Bearer {OPENAI_KEY}").as_str()]);
+    assert_eq!(
+        u.header_all("authorization"),
+        vec![format!("Bearer {OPENAI_KEY}").as_str()]
+    );
     assert!(u.header_all("x-api-key").is_empty(), "{:?}", u.headers);
 
     // The Anthropic route does the mirror image: only its x-api-key.
     let r = c
-        .post_json(&gw.url(4060, "/claude/v1/messages"), &hostile, &claude_body())
+        .post_json(
+            &gw.url(4060, "/claude/v1/messages"),
+            &hostile,
+            &claude_body(),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let u = p.upstream.last_request().unwrap();
@@ -261,11 +303,13 @@ fn sse(name: Option<&str>, data: &Value) -> String {
 fn answer(path: &str, stream: bool, text: &str, tin: u64, tout: u64) -> Vec<String> {
     let anthropic = path.ends_with("/messages");
     match (anthropic, stream) {
-        (true, false) => vec![json!({"id": "msg_c", "type": "message", "role": "assistant",
+        (true, false) => vec![
+            json!({"id": "msg_c", "type": "message", "role": "assistant",
             "model": "claude-sonnet-4-5", "content": [{"type": "text", "text": text}],
             "stop_reason": "end_turn", "stop_sequence": null,
             "usage": {"input_tokens": tin, "output_tokens": tout}})
-        .to_string()],
+            .to_string(),
+        ],
         (true, true) => {
             let (a, b) = text.split_at(text.len() / 2);
             let mut v = vec![sse(
@@ -299,17 +343,23 @@ fn answer(path: &str, stream: bool, text: &str, tin: u64, tout: u64) -> Vec<Stri
         .to_string()],
         (false, true) => {
             let chunk = |delta: Value, fin: Value| {
-                sse(None, &json!({"id": "chatcmpl-c", "object": "chat.completion.chunk",
+                sse(
+                    None,
+                    &json!({"id": "chatcmpl-c", "object": "chat.completion.chunk",
                     "created": 0, "model": "gpt-5",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": fin}]}))
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": fin}]}),
+                )
             };
             vec![
                 chunk(json!({"role": "assistant", "content": text}), Value::Null),
                 chunk(json!({}), json!("stop")),
-                sse(None, &json!({"id": "chatcmpl-c", "object": "chat.completion.chunk",
+                sse(
+                    None,
+                    &json!({"id": "chatcmpl-c", "object": "chat.completion.chunk",
                     "created": 0, "model": "gpt-5", "choices": [],
                     "usage": {"prompt_tokens": tin, "completion_tokens": tout,
-                        "total_tokens": tin + tout}})),
+                        "total_tokens": tin + tout}}),
+                ),
                 "data: [DONE]\n\n".to_string(),
             ]
         }
@@ -353,10 +403,14 @@ impl Compressing {
                 };
                 let log = log2.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let log = log.clone();
-                        async move { Ok::<_, std::convert::Infallible>(Self::respond(req, log).await) }
-                    });
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let log = log.clone();
+                            async move {
+                                Ok::<_, std::convert::Infallible>(Self::respond(req, log).await)
+                            }
+                        },
+                    );
                     let _ = hyper_util::server::conn::auto::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
                     )
@@ -373,13 +427,23 @@ impl Compressing {
         log: Arc<Mutex<Vec<Exchange>>>,
     ) -> hyper::Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
         let (parts, body) = req.into_parts();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let get = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let get = |n: &str| {
+            parts
+                .headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
         let enc = get("x-test-encoding").to_string();
         let tin: u64 = get("x-test-in").parse().unwrap_or(1);
         let tout: u64 = get("x-test-out").parse().unwrap_or(1);
@@ -500,9 +564,18 @@ async fn brotli_and_zstd_pass_through_and_usage_is_still_read() {
                     ("x-test-out", tout_s.as_str()),
                 ]);
                 let r: Resp = c
-                    .post_json(&gw.url(4060, &format!("/{route_name}{api}")), &headers, &body)
+                    .post_json(
+                        &gw.url(4060, &format!("/{route_name}{api}")),
+                        &headers,
+                        &body,
+                    )
                     .await;
-                assert_eq!(r.status, 200, "{what}: {}", String::from_utf8_lossy(&r.body));
+                assert_eq!(
+                    r.status,
+                    200,
+                    "{what}: {}",
+                    String::from_utf8_lossy(&r.body)
+                );
                 let ex = up.exchanges().pop().expect("reached the upstream");
                 assert_eq!(ex.path, api, "{what}");
                 let accept = ex.headers.iter().find(|(k, _)| k == "accept-encoding");
@@ -515,7 +588,10 @@ async fn brotli_and_zstd_pass_through_and_usage_is_still_read() {
                 } else {
                     // Nothing rewrites it: the client gets the upstream's bytes.
                     assert_eq!(r.header("content-encoding"), Some(enc), "{what}");
-                    assert!(r.body.to_vec() == ex.sent, "{what}: the bytes changed on the way");
+                    assert!(
+                        r.body.to_vec() == ex.sent,
+                        "{what}: the bytes changed on the way"
+                    );
                     decompress(enc, &r.body)
                 };
                 let text = answer_text(&plain, stream);
@@ -530,14 +606,23 @@ async fn brotli_and_zstd_pass_through_and_usage_is_still_read() {
                     assert!(ct.starts_with("text/event-stream"), "{what}: {ct}");
                 }
                 // Usage read through the compression into the access log.
-                let (tin_l, tout_l) = (format!("input_tokens={tin} "), format!("output_tokens={tout} "));
-                poll(&format!("{what}: usage in the access log"), Duration::from_secs(10), || {
-                    let logs = gw.logs();
-                    let hit = logs.lines().any(|l| {
-                        l.contains("sluice::access") && l.contains(&tin_l) && l.contains(&tout_l)
-                    });
-                    async move { hit.then_some(()) }
-                })
+                let (tin_l, tout_l) = (
+                    format!("input_tokens={tin} "),
+                    format!("output_tokens={tout} "),
+                );
+                poll(
+                    &format!("{what}: usage in the access log"),
+                    Duration::from_secs(10),
+                    || {
+                        let logs = gw.logs();
+                        let hit = logs.lines().any(|l| {
+                            l.contains("sluice::access")
+                                && l.contains(&tin_l)
+                                && l.contains(&tout_l)
+                        });
+                        async move { hit.then_some(()) }
+                    },
+                )
                 .await;
                 let e = expected.entry(route_name).or_default();
                 e.0 += tin;
@@ -547,8 +632,16 @@ async fn brotli_and_zstd_pass_through_and_usage_is_still_read() {
     }
     let m = c.get(&gw.admin_url("/metrics")).await.text();
     for (route_name, (tin, tout)) in expected {
-        assert_eq!(tokens_metric(&m, route_name, "input"), tin, "{route_name}\n{m}");
-        assert_eq!(tokens_metric(&m, route_name, "output"), tout, "{route_name}\n{m}");
+        assert_eq!(
+            tokens_metric(&m, route_name, "input"),
+            tin,
+            "{route_name}\n{m}"
+        );
+        assert_eq!(
+            tokens_metric(&m, route_name, "output"),
+            tout,
+            "{route_name}\n{m}"
+        );
     }
 }
 
@@ -569,7 +662,12 @@ async fn a_stream_longer_than_request_timeout_is_not_cut() {
         "t.yaml",
         &format!(
             "{BINDS}routes:\n{}",
-            route("claude", "anthropic", up.addr(), "    timeout:\n      requestTimeout: 1s\n")
+            route(
+                "claude",
+                "anthropic",
+                up.addr(),
+                "    timeout:\n      requestTimeout: 1s\n"
+            )
         ),
     );
     let gw: Gateway = gateway(&[&cfg], &[4060], &[], &[]).await;

@@ -177,11 +177,8 @@ impl ResponseBody {
             (ErrorShape::OpenAi, crate::policy::AiKind::Completions) => None,
             _ => Some("error"),
         };
-        self.out.push_back(sse::encode(
-            name,
-            &String::from_utf8_lossy(&data),
-            None,
-        ));
+        self.out
+            .push_back(sse::encode(name, &String::from_utf8_lossy(&data), None));
         self.error = Some(format!("policy {} failed: {}", f.plugin, f.reason));
         self.done = true;
         self.source = Source::Full(None);

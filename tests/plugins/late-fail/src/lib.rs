@@ -46,7 +46,9 @@ impl Policy for LateFail {
     fn validate(c: &Config) -> Result<(), String> {
         match c.hook.as_str() {
             "event" | "end" | "body" | "complete" => Ok(()),
-            other => Err(format!("hook must be event, end, body or complete, got {other}")),
+            other => Err(format!(
+                "hook must be event, end, body or complete, got {other}"
+            )),
         }
     }
     fn new(c: Config) -> Result<Self, String> {
