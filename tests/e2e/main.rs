@@ -2,6 +2,9 @@
 //! provider upstream on loopback.
 mod common;
 mod config_cli;
+mod coverage_admin;
+mod coverage_policy;
+mod coverage_proxy;
 mod errors;
 mod forwarding;
 mod hot_swap;

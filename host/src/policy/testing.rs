@@ -19,6 +19,7 @@ pub const FIXTURES: &[&str] = &[
     "membomb",
     "trap",
     "state-probe",
+    "late-fail",
 ];
 
 pub fn workspace_dir() -> PathBuf {

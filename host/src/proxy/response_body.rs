@@ -6,6 +6,7 @@
 //! events to the policy chain, and runs the logging phase exactly once: at the
 //! end of the stream, on an upstream error, or when the client goes away.
 
+use super::errors::{error_body, ErrorShape};
 use super::session::{Outcome, Session};
 use crate::policy::SseEvent;
 use crate::stream::decode::Decoder;
@@ -158,14 +159,26 @@ impl ResponseBody {
 
     /// A fail-closed policy failure mid-stream: the status is gone already, so
     /// end the stream with an error event the client's SDK understands.
+    ///
+    /// The event is the provider's own: Anthropic's `event: error` with
+    /// `{"type":"error","error":{..}}`; for OpenAI, the `{"error":{..}}`
+    /// envelope its SDKs raise on, unnamed in a Chat Completions stream (whose
+    /// events have no names) and `event: error` in a Responses stream.
     fn fail_stream(&mut self, f: crate::policy::PolicyFailure) {
         tracing::warn!(plugin = %f.plugin, reason = %f.reason, "policy failed closed mid-stream");
-        let data = serde_json::json!({
-            "type": "error",
-            "error": {"type": "api_error", "message": f.client_message()},
-        })
-        .to_string();
-        self.out.push_back(sse::encode(Some("error"), &data, None));
+        let (shape, kind) = self
+            .session
+            .as_ref()
+            .map(|s| (s.shape, s.scope.ctx.kind))
+            .unwrap_or((ErrorShape::Anthropic, crate::policy::AiKind::Messages));
+        let message = f.client_message();
+        let data = error_body(shape, f.status, "", &message);
+        let name = match (shape, kind) {
+            (ErrorShape::OpenAi, crate::policy::AiKind::Completions) => None,
+            _ => Some("error"),
+        };
+        self.out
+            .push_back(sse::encode(name, &String::from_utf8_lossy(&data), None));
         self.error = Some(format!("policy {} failed: {}", f.plugin, f.reason));
         self.done = true;
         self.source = Source::Full(None);
