@@ -5,6 +5,7 @@ mod config_cli;
 mod errors;
 mod forwarding;
 mod hot_swap;
+mod lang_examples;
 mod plugin_input_validation;
 mod plugin_jwt_auth;
 mod plugin_output_mask;

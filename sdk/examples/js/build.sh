@@ -16,4 +16,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$here/build.mjs" "$here/team-keys.js" "$work/"
 ln -s "$tools/node_modules" "$work/node_modules"
-SLUICE_WIT="$here/../../../wit" node "$work/build.mjs" "$out"
+# The contract: SLUICE_WIT, a wit/ beside this script (scaffolds), or the repo's.
+wit="${SLUICE_WIT:-$here/wit}"
+[ -d "$wit" ] || wit="$here/../../../wit"
+SLUICE_WIT="$wit" node "$work/build.mjs" "$out"

@@ -4,7 +4,9 @@
 # Usage: sdk/examples/python/build.sh [OUT_DIR]   (default: ./out)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-wit="$here/../../../wit"
+# The contract: SLUICE_WIT, a wit/ beside this script (scaffolds), or the repo's.
+wit="${SLUICE_WIT:-$here/wit}"
+[ -d "$wit" ] || wit="$here/../../../wit"
 out="$(mkdir -p "${1:-out}" && cd "${1:-out}" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
