@@ -15,3 +15,4 @@ mod policies;
 mod production_route;
 mod seed_patterns;
 mod streaming;
+mod workbench;
