@@ -124,7 +124,7 @@ export const policy = {
   onResponseHeaders(ctx, status, headers) {
     const team = getAttr('team');
     const ops = noOps();
-    if (team !== undefined) {
+    if (team != null) {
       ops.set = [
         [config.header, team],
         [COUNT_HEADER, getAttr('team.requests') ?? '0'],

@@ -16,6 +16,7 @@ from wit_world import exports
 from wit_world.exports.policy import InitResult
 from wit_world.imports import host
 from wit_world.imports.types import (
+    BodyAction_Continue,
     HeaderOps,
     Hooks,
     HeadersAction_Continue,
@@ -56,7 +57,7 @@ def parse(text):
         raise ValueError("teams: required, a map of team name to a list of API keys")
     owner = {}
     for team, keys in teams.items():
-        if not TEAM_NAME.match(team):
+        if not TEAM_NAME.fullmatch(team):
             raise ValueError(
                 f"teams.{team}: a team name is 1-64 letters, digits, `_`, `.` or `-`"
             )
@@ -71,7 +72,7 @@ def parse(text):
                 )
             owner[k] = team
     header = doc.get("header", "x-sluice-team")
-    if not isinstance(header, str) or not HEADER_NAME.match(header):
+    if not isinstance(header, str) or not HEADER_NAME.fullmatch(header):
         raise ValueError("header: expected a lowercase HTTP header name")
     window = doc.get("windowSeconds", 60)
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 86400:
@@ -138,7 +139,7 @@ class Policy(exports.Policy):
         return HeadersAction_Continue(HeaderOps(set=[(CONFIG.header, team)], add=[], remove=[]))
 
     def on_request_body(self, ctx, headers, body):
-        raise NotImplementedError  # not asked for in init
+        return BodyAction_Continue()  # not asked for in init
 
     def on_response_headers(self, ctx, status, headers):
         team = host.get_attr("team")
@@ -151,7 +152,7 @@ class Policy(exports.Policy):
         return ResponseHeadersAction_Continue(ops)
 
     def on_response_body(self, ctx, status, body):
-        raise NotImplementedError
+        return BodyAction_Continue()
 
     def on_response_event(self, ctx, event):
         return [event]
