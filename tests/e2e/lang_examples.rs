@@ -13,7 +13,8 @@
 use crate::common::*;
 use serde_json::json;
 use sluice_testkit::client::TestClient;
-use sluice_testkit::{run, FakeUpstream};
+use sluice_testkit::gateway::run;
+use sluice_testkit::FakeUpstream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};

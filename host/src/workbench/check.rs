@@ -102,7 +102,7 @@ pub fn check(file: &Path, config: Option<&Path>, json: bool) -> anyhow::Result<E
     let e = engine.engine();
     rep.exports = ty
         .exports(e)
-        .map(|(n, item)| (n.to_owned(), item_names(e, &item)))
+        .map(|(n, item)| (n.to_owned(), item_names(e, &item.ty)))
         .collect();
     rep.imports = ty.imports(e).map(|(n, _)| n.to_owned()).collect();
     if let Some(p) = contract_problem(&rep.exports) {

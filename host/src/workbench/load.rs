@@ -2,7 +2,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
@@ -13,9 +12,6 @@ pub(crate) struct Loaded {
     pub runtime: PolicyRuntime,
     pub plugin: Arc<Plugin>,
     pub name: String,
-    pub size: usize,
-    /// Compile (or cache load) and link.
-    pub load_time: Duration,
     pub recorder: Recorder,
 }
 
@@ -51,7 +47,6 @@ pub(crate) fn load(file: &Path, disk_cache: bool) -> anyhow::Result<Loaded> {
         },
         state,
     )?;
-    let started = Instant::now();
     let plugin = match runtime.load_plugin(&name, &bytes, Limits::default(), FailureMode::Closed) {
         Ok(p) => p,
         Err(e @ PolicyError::Contract { .. }) => {
@@ -63,8 +58,6 @@ pub(crate) fn load(file: &Path, disk_cache: bool) -> anyhow::Result<Loaded> {
         runtime,
         plugin,
         name,
-        size: bytes.len(),
-        load_time: started.elapsed(),
         recorder,
     })
 }
