@@ -110,22 +110,67 @@ fn main() {
     std::fs::write(out, code).unwrap();
 }
 
-/// Fail early and clearly when the wasm target is not installed.
-fn check_target() {
+/// The sysroot of the compiler cargo uses, if it tells.
+fn sysroot() -> Option<PathBuf> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(rustc)
+    Command::new(rustc)
         .args(["--print", "sysroot"])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if let Some(sysroot) = sysroot {
-        if !sysroot.join("lib/rustlib").join(TARGET).exists() {
-            panic!(
-                "the {TARGET} Rust target is not installed; the bundled policies need it.\n\
-                 Run: rustup target add {TARGET}\n\
-                 (or set SLUICE_SKIP_BUNDLED=1 to build without bundled policies)"
-            );
-        }
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+}
+
+fn target_installed(sysroot: &Path) -> bool {
+    sysroot.join("lib/rustlib").join(TARGET).exists()
+}
+
+/// Make sure the wasm target is installed. A fresh machine (or one with
+/// `RUSTUP_AUTO_INSTALL=0`) may have the toolchain without it: install it
+/// through rustup for the toolchain this build runs with, and fail with a
+/// clear message only when that is impossible.
+fn check_target() {
+    let Some(sysroot) = sysroot() else {
+        return; // cargo will report the compiler problem itself
+    };
+    if target_installed(&sysroot) {
+        return;
     }
+    // Inside a rustup-managed build, RUSTUP_TOOLCHAIN names the active
+    // toolchain (from rust-toolchain.toml, an override or the default).
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok();
+    let rustup = std::env::var_os("CARGO_HOME")
+        .map(|h| PathBuf::from(h).join("bin").join("rustup"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("rustup"));
+    let mut cmd = Command::new(&rustup);
+    cmd.args(["target", "add", TARGET]);
+    if let Some(t) = &toolchain {
+        cmd.args(["--toolchain", t]);
+    }
+    println!(
+        "cargo:warning=the {TARGET} target is missing; installing it: {} target add {TARGET}{}",
+        rustup.display(),
+        toolchain
+            .as_deref()
+            .map(|t| format!(" --toolchain {t}"))
+            .unwrap_or_default()
+    );
+    let outcome = match cmd.status() {
+        Ok(s) if s.success() && target_installed(&sysroot) => return,
+        Ok(s) if s.success() => format!(
+            "rustup reported success, but {} still has no {TARGET} target",
+            sysroot.display()
+        ),
+        Ok(s) => format!("`rustup target add {TARGET}` failed ({s}); see its output above"),
+        Err(e) => format!("rustup could not be run ({e}); this toolchain is not managed by rustup"),
+    };
+    panic!(
+        "the {TARGET} Rust target is not installed, and the bundled policies need it.\n\
+         {outcome}.\n\
+         Install the {TARGET} standard library for the compiler at {} (with rustup: \
+         `rustup target add {TARGET}`), or set SLUICE_SKIP_BUNDLED=1 to build without \
+         bundled policies.",
+        sysroot.display()
+    );
 }

@@ -14,3 +14,4 @@ pub mod reload;
 pub mod server;
 pub mod stream;
 pub mod watch;
+pub mod workbench;

@@ -1,7 +1,7 @@
 //! The `sluice` command line.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sluice::app;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,14 +46,34 @@ struct Cli {
 enum Command {
     /// Check the config files and print every problem (exit 1 if any).
     Validate,
+    /// Write, check and try plugins without a gateway (`--config` is then
+    /// the plugin's own config file).
+    Plugin {
+        #[command(subcommand)]
+        cmd: sluice::workbench::PluginCommand,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref(), cli.log_json);
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Some(Command::Validate) => validate(&cli.config),
-        None => serve(cli),
+        Some(Command::Plugin { cmd }) => {
+            sluice::workbench::record::init_logging(cli.log_level.as_deref().unwrap_or("warn"));
+            plugin_config(&matches, &cli.config)
+                .and_then(|config| sluice::workbench::main(cmd, config))
+        }
+        Some(Command::Validate) => {
+            init_logging(cli.log_level.as_deref(), cli.log_json);
+            validate(&cli.config)
+        }
+        None => {
+            init_logging(cli.log_level.as_deref(), cli.log_json);
+            serve(cli)
+        }
     };
     match result {
         Ok(code) => code,
@@ -61,6 +81,21 @@ fn main() -> ExitCode {
             eprintln!("sluice: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// For `sluice plugin`: the one `--config` given on the command line (the
+/// plugin's own config), not the gateway's default config path.
+fn plugin_config(
+    matches: &clap::ArgMatches,
+    config: &[PathBuf],
+) -> anyhow::Result<Option<PathBuf>> {
+    let given = std::iter::successors(Some(matches), |m| m.subcommand().map(|(_, m)| m))
+        .any(|m| m.value_source("config") == Some(clap::parser::ValueSource::CommandLine));
+    match (given, config) {
+        (false, _) => Ok(None),
+        (true, [one]) => Ok(Some(one.clone())),
+        (true, _) => anyhow::bail!("`sluice plugin` takes one --config file (the plugin's config)"),
     }
 }
 

@@ -72,6 +72,27 @@ pub fn load_str(
     finish(loader.files, &mut diags)
 }
 
+/// A plugin's own config from a standalone YAML (or JSON) file, converted to
+/// JSON exactly like the config of an attachment (`sluice plugin check/run`).
+pub fn load_plugin_config(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<serde_json::Value, ConfigErrors> {
+    let file: Arc<str> = path.display().to_string().into();
+    let mut diags = Diags::default();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.error(&Location::file(file), "", format!("cannot read: {e}"));
+            return Err(ConfigErrors(diags.errors));
+        }
+    };
+    match tree::parse(&file, &text, env, &mut diags) {
+        Some(root) if diags.errors.is_empty() => Ok(root.to_json("", &mut Vec::new())),
+        _ => Err(ConfigErrors(diags.errors)),
+    }
+}
+
 /// One parsed file.
 struct SourceFile {
     path: PathBuf,

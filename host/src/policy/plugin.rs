@@ -171,7 +171,36 @@ pub(crate) fn classify(
     } else {
         CallError {
             kind: "trap",
-            reason: format!("{err:#}"),
+            reason: trap_reason(err),
         }
+    }
+}
+
+/// A trap's message, naming the innermost guest function that has a name
+/// (components keep a `name` section unless stripped). The whole wasm
+/// backtrace goes to the debug log.
+fn trap_reason(err: &wasmtime::Error) -> String {
+    let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() else {
+        return format!("{err:#}");
+    };
+    tracing::debug!(backtrace = %bt, "plugin trap backtrace");
+    let cause = match err.downcast_ref::<Trap>() {
+        Some(t) => t.to_string(),
+        None => err.root_cause().to_string(),
+    };
+    let frame = bt.frames().iter().find_map(|f| {
+        f.func_name()
+            .map(|n| (n.to_owned(), f.module().name().map(str::to_owned)))
+    });
+    match frame {
+        Some((func, Some(module))) => format!("{cause} in guest function `{func}` (module `{module}`)"),
+        Some((func, None)) => format!("{cause} in guest function `{func}`"),
+        None => match bt.frames().first() {
+            Some(f) => format!(
+                "{cause} in guest function #{} (no names: the component was stripped)",
+                f.func_index()
+            ),
+            None => cause,
+        },
     }
 }
