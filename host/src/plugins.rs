@@ -134,7 +134,8 @@ pub fn load_declared(
             .map(|m| m as usize)
             .unwrap_or(defaults.memory_bytes),
         hook_deadline: d.deadline.unwrap_or(defaults.hook_deadline),
-        fetch_hosts: None,
+        // Declared plugins reach only what the operator granted.
+        fetch_hosts: Some(d.fetch_hosts.clone()),
     };
     let failure = match d.failure_mode {
         config::FailureMode::Closed => FailureMode::Closed,

@@ -260,7 +260,7 @@ impl PolicyRuntime {
                 .fetch_hosts
                 .into_iter()
                 .filter(|h| {
-                    let ok = allowed.iter().any(|a| a.eq_ignore_ascii_case(h));
+                    let ok = allowed.iter().any(|a| operator_grants(a, h));
                     if !ok {
                         tracing::warn!(plugin = %name, host = %h, "fetch host not allowed by the operator");
                     }
@@ -281,4 +281,17 @@ impl PolicyRuntime {
             self.opts.reuse_instances,
         )))
     }
+}
+
+/// Does operator entry `granted` (`host` or `host:port`) cover the plugin's
+/// requested `host` or `host:port`? A bare host grants every port.
+fn operator_grants(granted: &str, requested: &str) -> bool {
+    if granted.eq_ignore_ascii_case(requested) {
+        return true;
+    }
+    let bare = |s: &str| match s.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h.to_string(),
+        _ => s.to_string(),
+    };
+    !granted.contains(':') && granted.eq_ignore_ascii_case(&bare(requested))
 }
