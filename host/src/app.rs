@@ -64,7 +64,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let connect_timeout = Duration::from_secs(10);
     let upstreams = Upstreams::new(ResolveMap::parse(&options.resolve)?, connect_timeout);
-    let runtime = plugins::runtime(&metrics, upstreams.fetch_client()?)?;
+    let runtime = plugins::runtime_with(
+        &metrics,
+        upstreams.fetch_client()?,
+        crate::policy::pool::LiveLimit {
+            max: cfg.limits.plugin_instances,
+            wait: cfg.limits.plugin_instance_wait,
+        },
+    )?;
     let plugin_set = PluginSet::load(runtime, &cfg)
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;

@@ -181,10 +181,20 @@ pub fn runtime(
     metrics: &crate::metrics::Metrics,
     fetch_client: crate::proxy::client::HttpClient,
 ) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
+    runtime_with(metrics, fetch_client, Default::default())
+}
+
+/// [`runtime`] with the config's cap on running instances per attachment.
+pub fn runtime_with(
+    metrics: &crate::metrics::Metrics,
+    fetch_client: crate::proxy::client::HttpClient,
+    live: policy::pool::LiveLimit,
+) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
     let pm = metrics.with_registry(policy::PolicyMetrics::register);
     let opts = policy::RuntimeOptions {
         metrics: Some(pm),
         fetch_client: Some(fetch_client),
+        live_per_attachment: live,
         ..Default::default()
     };
     Ok(Arc::new(PolicyRuntime::new(

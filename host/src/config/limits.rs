@@ -32,6 +32,13 @@ pub struct Limits {
     /// Request bytes buffered for policies, across all requests at once.
     /// A request that would go beyond it gets `503` with `Retry-After`.
     pub body_buffer_budget: u64,
+    /// Instances of one plugin attachment running at once (each holds up to
+    /// its `memoryLimit`). Read at start; a config reload keeps the old value.
+    pub plugin_instances: usize,
+    /// How long a call waits for a free instance, then fails per the
+    /// plugin's `failureMode`.
+    #[serde(with = "humantime_serde_lite")]
+    pub plugin_instance_wait: Duration,
 }
 
 impl Default for Limits {
@@ -42,6 +49,8 @@ impl Default for Limits {
             max_connections: 1024,
             max_concurrent_streams: 128,
             body_buffer_budget: 256 << 20,
+            plugin_instances: 16,
+            plugin_instance_wait: Duration::from_secs(1),
         }
     }
 }
@@ -62,6 +71,8 @@ const KEYS: &[&str] = &[
     "maxConnections",
     "maxConcurrentStreams",
     "bodyBufferBudget",
+    "pluginInstances",
+    "pluginInstanceWait",
 ];
 
 /// Decode `limits:`; keys not given keep their defaults.
@@ -88,6 +99,10 @@ pub(crate) fn decode_limits(d: &mut Diags, node: &Node, path: &str) -> Option<Li
     }
     if let Some(v) = count(d, m, path, "maxConcurrentStreams", 1, 10_000) {
         l.max_concurrent_streams = v as u32;
+    }
+    positive_duration(d, "pluginInstanceWait", &mut l.plugin_instance_wait);
+    if let Some(v) = count(d, m, path, "pluginInstances", 1, 4096) {
+        l.plugin_instances = v as usize;
     }
     if let Some(n) = get(m, "bodyBufferBudget") {
         let p = join_key(path, "bodyBufferBudget");

@@ -20,6 +20,8 @@ mod types;
 mod units;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};

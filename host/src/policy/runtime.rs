@@ -34,6 +34,9 @@ pub struct RuntimeOptions {
     pub reuse_instances: bool,
     /// Idle instances kept per attachment.
     pub max_idle_per_attachment: usize,
+    /// Instances of one attachment running at once, and how long an extra
+    /// call waits for one.
+    pub live_per_attachment: super::pool::LiveLimit,
     /// Metrics registered in the pipeline's registry; `None`: detached.
     pub metrics: Option<PolicyMetrics>,
     /// The client plugin `fetch`es use (the gateway's, with its trust store
@@ -49,6 +52,7 @@ impl Default for RuntimeOptions {
             pooling: None,
             reuse_instances: true,
             max_idle_per_attachment: 32,
+            live_per_attachment: Default::default(),
             metrics: None,
             fetch_client: None,
         }
@@ -279,6 +283,7 @@ impl PolicyRuntime {
             first,
             self.opts.max_idle_per_attachment,
             self.opts.reuse_instances,
+            self.opts.live_per_attachment,
         )))
     }
 }
