@@ -61,6 +61,13 @@ pub fn load_config(paths: &[PathBuf]) -> anyhow::Result<Config> {
 /// Run until SIGINT/SIGTERM.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let cfg = load_config(&options.config_paths)?;
+    let admin_addr = options.admin.unwrap_or(cfg.admin.address);
+    if !admin_addr.ip().is_loopback() && cfg.admin.token.is_none() {
+        bail!(
+            "admin address {admin_addr} is not loopback: set `admin.token` in the config \
+             (e.g. `token: $SLUICE_ADMIN_TOKEN`) so the admin API is not open to the network"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     let connect_timeout = Duration::from_secs(10);
     let upstreams = Upstreams::new(ResolveMap::parse(&options.resolve)?, connect_timeout);
@@ -133,13 +140,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         )));
     }
 
-    let admin_addr = options.admin.unwrap_or(cfg.admin.address);
-    if !admin_addr.ip().is_loopback() && cfg.admin.token.is_none() {
-        bail!(
-            "admin address {admin_addr} is not loopback: set `admin.token` in the config \
-             (e.g. `token: $SLUICE_ADMIN_TOKEN`) so the admin API is not open to the network"
-        );
-    }
     let admin_listener = TcpListener::bind(admin_addr)
         .await
         .with_context(|| format!("cannot listen on admin address {admin_addr}"))?;

@@ -5,9 +5,11 @@
 //! shutdown stops accepting and lets in-flight requests finish.
 
 use crate::config::TlsFiles;
+use crate::proxy::guard::Sni;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
+use hyper_util::rt::TokioTimer;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -17,8 +19,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use crate::proxy::guard::Sni;
-use hyper_util::rt::TokioTimer;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -193,17 +193,18 @@ pub async fn serve<H, F, B>(
             Some(acceptor) => {
                 let handshake = limits.header_read_timeout;
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
+                    let stream =
+                        match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
                     let sni = stream.get_ref().1.server_name().map(|s| Sni(s.to_string()));
                     let conn = builder.serve_connection(TokioIo::new(stream), service(sni));
                     if let Err(e) = watcher.watch(conn.into_owned()).await {

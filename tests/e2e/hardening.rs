@@ -26,8 +26,7 @@ pub struct Raw {
 
 impl Raw {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
@@ -42,7 +41,13 @@ impl Raw {
 
 /// Send one request with exactly these headers (plus `connection: close`
 /// and a content-length for `body`) and read the whole answer.
-pub async fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Raw {
+pub async fn raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Raw {
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -51,10 +56,13 @@ pub async fn raw(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &
         "connection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     ));
-    let mut s = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr))
-        .await
-        .expect("connect timed out")
-        .expect("connect");
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .expect("connect timed out")
+    .expect("connect");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
@@ -130,22 +138,53 @@ async fn a_route_under_one_bind_is_not_served_on_another() {
     let (a, b) = (gw.addr(14100), gw.addr(14101));
 
     // The key-injecting route answers on its own port...
-    let r = raw(a, "POST", "/claude/v1/messages", &claude("localhost:14100"), MSG).await;
+    let r = raw(
+        a,
+        "POST",
+        "/claude/v1/messages",
+        &claude("localhost:14100"),
+        MSG,
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     let seen = up.last_request().unwrap();
     assert_eq!(seen.header("x-api-key"), Some(PROVIDER_KEY));
     up.clear();
 
     // ...and not on the other one, where nothing reaches the upstream.
-    let r = raw(b, "POST", "/claude/v1/messages", &claude("localhost:14101"), MSG).await;
+    let r = raw(
+        b,
+        "POST",
+        "/claude/v1/messages",
+        &claude("localhost:14101"),
+        MSG,
+    )
+    .await;
     assert_eq!(r.status, 404, "{r:?}");
     assert_eq!(r.json()["type"], "error", "Anthropic error shape: {r:?}");
-    let r = raw(a, "POST", "/free/v1/messages", &claude("localhost:14100"), MSG).await;
+    let r = raw(
+        a,
+        "POST",
+        "/free/v1/messages",
+        &claude("localhost:14100"),
+        MSG,
+    )
+    .await;
     assert_eq!(r.status, 404, "{r:?}");
     assert!(up.requests().is_empty(), "{:?}", up.requests());
-    let r = raw(b, "POST", "/free/v1/messages", &claude("localhost:14101"), MSG).await;
+    let r = raw(
+        b,
+        "POST",
+        "/free/v1/messages",
+        &claude("localhost:14101"),
+        MSG,
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(up.last_request().unwrap().header("x-api-key"), Some("client-key"));
+    assert_eq!(
+        up.last_request().unwrap().header("x-api-key"),
+        Some("client-key")
+    );
 }
 
 #[tokio::test]
@@ -159,7 +198,14 @@ async fn the_guides_top_level_routes_serve_every_bind() {
     let gw = start(&dir, &yaml, &[14110, 14111]).await;
     for port in [14110, 14111] {
         let host = format!("127.0.0.1:{port}");
-        let r = raw(gw.addr(port), "POST", "/claude/v1/messages", &claude(&host), MSG).await;
+        let r = raw(
+            gw.addr(port),
+            "POST",
+            "/claude/v1/messages",
+            &claude(&host),
+            MSG,
+        )
+        .await;
         assert_eq!(r.status, 200, "port {port}: {r:?}");
     }
     assert_eq!(up.requests().len(), 2);
@@ -178,13 +224,31 @@ async fn a_hostname_listener_serves_only_its_host() {
     let a = gw.addr(14120);
     let team = claude("team.sluice.test:14120");
     let local = claude("localhost:14120");
-    assert_eq!(raw(a, "POST", "/team/v1/messages", &team, MSG).await.status, 200);
+    assert_eq!(
+        raw(a, "POST", "/team/v1/messages", &team, MSG).await.status,
+        200
+    );
     assert_eq!(up.requests().len(), 1);
     // The team route is not reachable through the default listener...
-    assert_eq!(raw(a, "POST", "/team/v1/messages", &local, MSG).await.status, 404);
+    assert_eq!(
+        raw(a, "POST", "/team/v1/messages", &local, MSG)
+            .await
+            .status,
+        404
+    );
     // ...nor the default listener's routes through the team hostname.
-    assert_eq!(raw(a, "POST", "/local/v1/messages", &team, MSG).await.status, 404);
-    assert_eq!(raw(a, "POST", "/local/v1/messages", &local, MSG).await.status, 200);
+    assert_eq!(
+        raw(a, "POST", "/local/v1/messages", &team, MSG)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        raw(a, "POST", "/local/v1/messages", &local, MSG)
+            .await
+            .status,
+        200
+    );
     assert_eq!(up.requests().len(), 2);
 }
 
@@ -220,11 +284,20 @@ async fn dns_rebinding_and_browsers_are_refused_honest_clients_are_not() {
     let r = raw(a, "POST", path, &page, MSG).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.json()["error"]["type"], "permission_error");
-    assert!(up.requests().is_empty(), "nothing may reach the provider: {:?}", up.requests());
+    assert!(
+        up.requests().is_empty(),
+        "nothing may reach the provider: {:?}",
+        up.requests()
+    );
 
     // Honest clients: Claude Code (localhost), the SDKs (127.0.0.1, [::1]
     // style), and the browser-access *header* (not an Origin).
-    for host in ["localhost:4060", "127.0.0.1:4060", "LOCALHOST", "[::1]:4060"] {
+    for host in [
+        "localhost:4060",
+        "127.0.0.1:4060",
+        "LOCALHOST",
+        "[::1]:4060",
+    ] {
         let r = raw(a, "POST", path, &claude(host), MSG).await;
         assert_eq!(r.status, 200, "Host {host}: {r:?}");
     }
@@ -277,7 +350,11 @@ async fn listener_client_keys_are_required_and_never_forwarded() {
     assert_eq!(r.status, 200, "{r:?}");
     let seen = up.last_request().unwrap();
     assert_eq!(seen.header("x-api-key"), Some(PROVIDER_KEY));
-    assert!(seen.headers.iter().all(|(_, v)| !v.contains(GW_KEY)), "{:?}", seen.headers);
+    assert!(
+        seen.headers.iter().all(|(_, v)| !v.contains(GW_KEY)),
+        "{:?}",
+        seen.headers
+    );
 
     // An OpenAI SDK sends it as a bearer token.
     let bearer = format!("Bearer {GW_KEY}");
@@ -290,7 +367,10 @@ async fn listener_client_keys_are_required_and_never_forwarded() {
     let r = raw(a, "POST", "/codex/v1/chat/completions", &oh, body).await;
     assert_eq!(r.status, 200, "{r:?}");
     let seen = up.last_request().unwrap();
-    assert_eq!(seen.header("authorization"), Some("Bearer sk-openai-provider"));
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-openai-provider")
+    );
     assert!(seen.headers.iter().all(|(_, v)| !v.contains(GW_KEY)));
 }
 
@@ -321,15 +401,28 @@ async fn clients_cannot_pick_the_bill_when_the_gateway_pays() {
         ("openai-beta", "assistants=v2"),
     ];
     let body = r#"{"model":"gpt-5","messages":[{"role":"user","content":"hi"}]}"#;
-    assert_eq!(raw(a, "POST", "/codex/v1/chat/completions", &h, body).await.status, 200);
+    assert_eq!(
+        raw(a, "POST", "/codex/v1/chat/completions", &h, body)
+            .await
+            .status,
+        200
+    );
     let seen = up.last_request().unwrap();
     assert_eq!(seen.header("openai-organization"), None);
     assert_eq!(seen.header("openai-project"), None);
     assert_eq!(seen.header("anthropic-workspace-id"), None);
     assert_eq!(seen.header("openai-beta"), Some("assistants=v2"));
-    assert_eq!(seen.header("authorization"), Some(format!("Bearer {PROVIDER_KEY}").as_str()));
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {PROVIDER_KEY}").as_str())
+    );
 
-    assert_eq!(raw(a, "POST", "/team/v1/chat/completions", &h, body).await.status, 200);
+    assert_eq!(
+        raw(a, "POST", "/team/v1/chat/completions", &h, body)
+            .await
+            .status,
+        200
+    );
     let seen = up.last_request().unwrap();
     assert_eq!(seen.header("openai-project"), Some("proj-attacker"));
     assert_eq!(seen.header("openai-organization"), None);

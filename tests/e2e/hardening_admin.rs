@@ -9,12 +9,14 @@ use std::path::Path;
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
+/// A gateway whose route runs declared plugin `gate` (the deny fixture);
+/// `spare`, declared but unused, carries `plugin_config` (YAML, indent 4).
 async fn start(dir: &Path, admin: &str, plugin_config: &str) -> (Gateway, FakeUpstream) {
     let up = FakeUpstream::plain().await;
     let gate = dir.join("gate.wasm");
     std::fs::copy(testing::fixture("deny"), &gate).unwrap();
     let yaml = format!(
-        "{admin}plugins:\n- name: gate\n  path: {gate}\n  config:\n{plugin_config}binds:\n- port: 4060\nroutes:\n- name: claude\n  policies:\n    gate: {{message: blocked}}\n  backends:\n  - ai:\n      name: claude\n      provider:\n        anthropic: {{}}\n      hostOverride: http://{addr}\n",
+        "{admin}plugins:\n- name: gate\n  path: {gate}\n- name: spare\n  path: {gate}\n  config:\n{plugin_config}binds:\n- port: 4060\nroutes:\n- name: claude\n  policies:\n    gate: {{message: blocked}}\n  backends:\n  - ai:\n      name: claude\n      provider:\n        anthropic: {{}}\n      hostOverride: http://{addr}\n",
         gate = gate.display(),
         addr = up.addr()
     );
@@ -41,13 +43,24 @@ async fn cross_site_and_filesystem_probing_reloads_are_refused() {
         a,
         "POST",
         "/plugins/gate/reload",
-        &[host[0], ("content-type", "text/plain"), ("origin", "http://evil.example")],
+        &[
+            host[0],
+            ("content-type", "text/plain"),
+            ("origin", "http://evil.example"),
+        ],
         &body,
     )
     .await;
     assert_eq!(r.status, 403, "{r:?}");
     // Same without Origin, but not JSON.
-    let r = raw(a, "POST", "/plugins/gate/reload", &[host[0], ("content-type", "text/plain")], &body).await;
+    let r = raw(
+        a,
+        "POST",
+        "/plugins/gate/reload",
+        &[host[0], ("content-type", "text/plain")],
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 415, "{r:?}");
     let r = raw(a, "POST", "/config/reload", &host, "").await;
     assert_eq!(r.status, 415, "{r:?}");
@@ -56,7 +69,11 @@ async fn cross_site_and_filesystem_probing_reloads_are_refused() {
         a,
         "POST",
         "/plugins/gate/reload",
-        &[host[0], ("content-type", "application/json"), ("origin", "null")],
+        &[
+            host[0],
+            ("content-type", "application/json"),
+            ("origin", "null"),
+        ],
         &body,
     )
     .await;
@@ -71,8 +88,22 @@ async fn cross_site_and_filesystem_probing_reloads_are_refused() {
     let outside = raw(a, "POST", "/plugins/gate/reload", &json, &body).await;
     assert_eq!(outside.status, 403, "{outside:?}");
     let probe = |p: &str| format!(r#"{{"path": "{p}"}}"#);
-    let exists = raw(a, "POST", "/plugins/gate/reload", &json, &probe("/etc/passwd")).await;
-    let missing = raw(a, "POST", "/plugins/gate/reload", &json, &probe("/root/.ssh/id_nope")).await;
+    let exists = raw(
+        a,
+        "POST",
+        "/plugins/gate/reload",
+        &json,
+        &probe("/etc/passwd"),
+    )
+    .await;
+    let missing = raw(
+        a,
+        "POST",
+        "/plugins/gate/reload",
+        &json,
+        &probe("/root/.ssh/id_nope"),
+    )
+    .await;
     let sneaky = format!("{}/../../../etc/passwd", dir.path().display());
     let dotdot = raw(a, "POST", "/plugins/gate/reload", &json, &probe(&sneaky)).await;
     for r in [&exists, &missing, &dotdot] {
@@ -82,13 +113,27 @@ async fn cross_site_and_filesystem_probing_reloads_are_refused() {
     assert!(!exists.body.contains("passwd"), "{}", exists.body);
 
     // The plugin still blocks (nothing was swapped).
-    let r = raw(gw.addr(4060), "POST", "/v1/messages", &crate::hardening::claude("localhost"), crate::hardening::MSG).await;
+    let r = raw(
+        gw.addr(4060),
+        "POST",
+        "/v1/messages",
+        &crate::hardening::claude("localhost"),
+        crate::hardening::MSG,
+    )
+    .await;
     assert_eq!(r.status, 403, "{r:?}");
 
     // Inside the plugin's own directory, a JSON reload from loopback works.
     let inside = dir.path().join("v2.wasm");
     std::fs::copy(&allow, &inside).unwrap();
-    let r = raw(a, "POST", "/plugins/gate/reload", &json, &probe(&inside.display().to_string())).await;
+    let r = raw(
+        a,
+        "POST",
+        "/plugins/gate/reload",
+        &json,
+        &probe(&inside.display().to_string()),
+    )
+    .await;
     assert_ne!(r.status, 403, "{r:?}");
     assert_ne!(r.status, 415, "{r:?}");
 }
@@ -102,29 +147,67 @@ async fn literal_secrets_in_plugin_config_are_redacted_from_get_config() {
         "    message: hi\n    clientSecret: literal-s3cret-value\n    apiKey: literal-api-key-value\n    key: header:x-user\n",
     )
     .await;
-    let r = raw(admin_addr(&gw), "GET", "/config", &[("host", "localhost:15000")], "").await;
+    let r = raw(
+        admin_addr(&gw),
+        "GET",
+        "/config",
+        &[("host", "localhost:15000")],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(!r.body.contains("literal-s3cret-value"), "{}", r.body);
     assert!(!r.body.contains("literal-api-key-value"), "{}", r.body);
-    assert!(r.body.contains("header:x-user"), "non-secret `key` stays: {}", r.body);
+    assert!(
+        r.body.contains("header:x-user"),
+        "non-secret `key` stays: {}",
+        r.body
+    );
     assert!(r.body.contains("\"message\": \"hi\""), "{}", r.body);
 }
 
 #[tokio::test]
 async fn an_admin_token_is_required_when_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let (gw, _up) = start(dir.path(), "admin:\n  token: $ADMIN_TOKEN\n", "    message: hi\n").await;
+    let (gw, _up) = start(
+        dir.path(),
+        "admin:\n  token: $ADMIN_TOKEN\n",
+        "    message: hi\n",
+    )
+    .await;
     let a = admin_addr(&gw);
     let r = raw(a, "GET", "/config", &[("host", "localhost")], "").await;
     assert_eq!(r.status, 401, "{r:?}");
-    let wrong = raw(a, "GET", "/config", &[("host", "localhost"), ("authorization", "Bearer nope")], "").await;
+    let wrong = raw(
+        a,
+        "GET",
+        "/config",
+        &[("host", "localhost"), ("authorization", "Bearer nope")],
+        "",
+    )
+    .await;
     assert_eq!(wrong.status, 401);
     let bearer = format!("Bearer {ADMIN_TOKEN}");
-    let r = raw(a, "GET", "/config", &[("host", "localhost"), ("authorization", &bearer)], "").await;
+    let r = raw(
+        a,
+        "GET",
+        "/config",
+        &[("host", "localhost"), ("authorization", &bearer)],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(!r.body.contains(ADMIN_TOKEN), "the token itself is redacted");
+    assert!(
+        !r.body.contains(ADMIN_TOKEN),
+        "the token itself is redacted"
+    );
     // Liveness probes need no token.
-    assert_eq!(raw(a, "GET", "/healthz", &[("host", "localhost")], "").await.status, 200);
+    assert_eq!(
+        raw(a, "GET", "/healthz", &[("host", "localhost")], "")
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -137,18 +220,38 @@ async fn a_non_loopback_admin_without_a_token_does_not_start() {
         "admin:\n  address: 0.0.0.0:15000\nbinds:\n- port: 4060\nroutes:\n- backends:\n  - host: 127.0.0.1:9\n",
     );
     let out = sluice_testkit::gateway::run(Path::new(BIN), &["validate", "--config", &cfg], &[]);
-    let err = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("open.yaml:2:") && err.contains("admin.address") && err.contains("admin.token"), "{err}");
+    assert!(
+        err.contains("open.yaml:2:")
+            && err.contains("admin.address")
+            && err.contains("admin.token"),
+        "{err}"
+    );
 
     // On the command line: refused before listening.
-    let ok = write(dir.path(), "ok.yaml", "binds:\n- port: 4060\nroutes:\n- backends:\n  - host: 127.0.0.1:9\n");
+    let ok = write(
+        dir.path(),
+        "ok.yaml",
+        "binds:\n- port: 4060\nroutes:\n- backends:\n  - host: 127.0.0.1:9\n",
+    );
     let r = Gateway::start(
         Path::new(BIN),
-        &["--admin", "0.0.0.0:0", "--config", &ok, "--port-map", "4060=0"],
+        &[
+            "--admin",
+            "0.0.0.0:0",
+            "--config",
+            &ok,
+            "--port-map",
+            "4060=0",
+        ],
         &[],
     )
     .await;
     let e = r.err().expect("must not start");
-    assert!(e.contains("not loopback") && e.contains("admin.token"), "{e}");
+    assert!(
+        e.contains("not loopback") && e.contains("admin.token"),
+        "{e}"
+    );
 }

@@ -13,7 +13,8 @@ use sluice::policy::testing;
 use sluice_testkit::FakeUpstream;
 
 fn jwt_auth_wasm() -> std::path::PathBuf {
-    testing::workspace_dir().join("target/plugins/wasm32-wasip2/release/sluice_plugin_jwt_auth.wasm")
+    testing::workspace_dir()
+        .join("target/plugins/wasm32-wasip2/release/sluice_plugin_jwt_auth.wasm")
 }
 
 /// Start with the declared jwt-auth granted `grants`, issuer `issuer`;
@@ -35,7 +36,9 @@ async fn status_with(up: &FakeUpstream, issuer: &str, grants: &str) -> u16 {
     let token = format!("Bearer {}", sign(TEST_RSA_KEY_1, "k1", &claims(issuer)));
     let mut h = claude("localhost");
     h.push(("authorization", &token));
-    raw(gw.addr(4060), "POST", "/claude/v1/messages", &h, MSG).await.status
+    raw(gw.addr(4060), "POST", "/claude/v1/messages", &h, MSG)
+        .await
+        .status
 }
 
 #[tokio::test]
@@ -46,13 +49,19 @@ async fn a_declared_plugin_fetches_only_granted_public_hosts() {
 
     // No grant: the IdP is never contacted.
     assert_ne!(status_with(&up, &idp.issuer, "").await, 200);
-    assert_eq!(idp.hits("/.well-known/openid-configuration") + idp.hits("/jwks.json"), 0);
+    assert_eq!(
+        idp.hits("/.well-known/openid-configuration") + idp.hits("/jwks.json"),
+        0
+    );
 
     // A name that resolves to loopback, even granted, is refused.
     let by_name = format!("http://localhost:{port}");
     let grant = format!("  fetchHosts: ['localhost:{port}']\n");
     assert_ne!(status_with(&up, &by_name, &grant).await, 200);
-    assert_eq!(idp.hits("/.well-known/openid-configuration") + idp.hits("/jwks.json"), 0);
+    assert_eq!(
+        idp.hits("/.well-known/openid-configuration") + idp.hits("/jwks.json"),
+        0
+    );
 
     // The address itself, listed by the operator: allowed.
     let grant = format!("  fetchHosts: ['127.0.0.1:{port}']\n");

@@ -38,7 +38,10 @@ async fn a_slowloris_client_is_cut_off() {
     let mut closed = false;
     for i in 0..60 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if s.write_all(format!("x-slow-{i}: a\r\n").as_bytes()).await.is_err() {
+        if s.write_all(format!("x-slow-{i}: a\r\n").as_bytes())
+            .await
+            .is_err()
+        {
             closed = true;
             break;
         }
@@ -55,7 +58,14 @@ async fn a_slowloris_client_is_cut_off() {
     assert!(closed, "still open after {:?}", started.elapsed());
     assert!(up.requests().is_empty());
     // An honest client on a fresh connection is served.
-    let r = raw(gw.addr(4060), "POST", "/claude/v1/messages", &claude("localhost"), MSG).await;
+    let r = raw(
+        gw.addr(4060),
+        "POST",
+        "/claude/v1/messages",
+        &claude("localhost"),
+        MSG,
+    )
+    .await;
     assert_eq!(r.status, 200);
 }
 
@@ -137,11 +147,21 @@ async fn two_thousand_connections_against_a_cap_of_one_thousand() {
     drop(held);
     let t0 = Instant::now();
     loop {
-        let r = raw(addr, "POST", "/claude/v1/messages", &claude("localhost"), MSG).await;
+        let r = raw(
+            addr,
+            "POST",
+            "/claude/v1/messages",
+            &claude("localhost"),
+            MSG,
+        )
+        .await;
         if r.status == 200 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "never recovered: {r:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "never recovered: {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -171,7 +191,14 @@ async fn concurrent_large_bodies_against_a_small_budget_get_503_not_oom() {
         .map(|_| {
             let body = body.clone();
             tokio::spawn(async move {
-                raw(addr, "POST", "/claude/v1/messages", &claude("localhost"), &body).await
+                raw(
+                    addr,
+                    "POST",
+                    "/claude/v1/messages",
+                    &claude("localhost"),
+                    &body,
+                )
+                .await
             })
         })
         .collect();
@@ -204,7 +231,14 @@ async fn concurrent_large_bodies_against_a_small_budget_get_503_not_oom() {
         (after - before) / 1024
     );
     // The budget is given back: a request is served afterwards.
-    let r = raw(addr, "POST", "/claude/v1/messages", &claude("localhost"), &body).await;
+    let r = raw(
+        addr,
+        "POST",
+        "/claude/v1/messages",
+        &claude("localhost"),
+        &body,
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -214,7 +248,9 @@ async fn an_alias_bomb_is_refused_with_memory_bounded() {
     let mut bomb = String::from("x0: &x0 [a, a, a, a, a, a, a, a, a]\n");
     for i in 1..9 {
         let p = i - 1;
-        bomb.push_str(&format!("x{i}: &x{i} [*x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}]\n"));
+        bomb.push_str(&format!(
+            "x{i}: &x{i} [*x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}, *x{p}]\n"
+        ));
     }
     bomb.push_str("binds:\n- port: 4060\nroutes:\n- name: r\n  matches: *x8\n  backends:\n  - host: 127.0.0.1:9\n");
     let f = write(dir.path(), "bomb.yaml", &bomb);
@@ -227,13 +263,19 @@ async fn an_alias_bomb_is_refused_with_memory_bounded() {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     let all = err.clone() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{all}");
-    assert!(all.contains("bomb.yaml:") && all.contains("aliases expand"), "{all}");
+    assert!(
+        all.contains("bomb.yaml:") && all.contains("aliases expand"),
+        "{all}"
+    );
     let rss: u64 = err
         .lines()
         .find_map(|l| l.strip_prefix("maxrss_kb="))
         .and_then(|v| v.trim().parse().ok())
         .expect("maxrss in /usr/bin/time output");
-    println!("alias bomb (9^9 nodes unexpanded): refused, peak RSS {} MiB", rss / 1024);
+    println!(
+        "alias bomb (9^9 nodes unexpanded): refused, peak RSS {} MiB",
+        rss / 1024
+    );
     assert!(rss < 150 * 1024, "validate used {} MiB", rss / 1024);
     let _ = Path::new(&f);
 }

@@ -131,7 +131,11 @@ pub async fn start_gate(initial: &str, gate_config: &str) -> Setup {
     let gate = dir.path().join("gate.wasm");
     std::fs::copy(testing::fixture(initial), &gate).unwrap();
     // The fixtures' directory is where the tests reload other builds from.
-    let fixtures = testing::fixture(initial).parent().unwrap().display().to_string();
+    let fixtures = testing::fixture(initial)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     let plugins = format!(
         "admin:\n  pluginDirs: ['{fixtures}']\nplugins:\n- name: gate\n  path: {}\n",
         gate.display()

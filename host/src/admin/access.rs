@@ -15,6 +15,7 @@ pub const PATH_REFUSED: &str =
     "path is not inside the plugin's directory or an `admin.pluginDirs` entry";
 
 /// Refuse a request the admin API must not serve.
+#[allow(clippy::result_large_err)]
 pub fn check<B>(
     admin: &Admin,
     req: &Request<B>,
@@ -94,14 +95,21 @@ fn mapped_loopback(ip: IpAddr) -> bool {
 fn loopback_host<B>(req: &Request<B>) -> bool {
     let raw = match req.uri().authority() {
         Some(a) => a.host().to_string(),
-        None => match req.headers().get(header::HOST).and_then(|v| v.to_str().ok()) {
+        None => match req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(h) => h.to_string(),
             None => return true,
         },
     };
     let host = match raw.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or("").to_string(),
-        None => raw.rsplit_once(':').map_or(raw.as_str(), |(h, _)| h).to_string(),
+        None => raw
+            .rsplit_once(':')
+            .map_or(raw.as_str(), |(h, _)| h)
+            .to_string(),
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     host == "localhost"
@@ -177,10 +185,7 @@ mod tests {
         assert_eq!(ok(&other.join("x.wasm"), &[]), Err(PATH_REFUSED));
         assert_eq!(ok(&other.join("missing.wasm"), &[]), Err(PATH_REFUSED));
         assert!(ok(&other.join("x.wasm"), std::slice::from_ref(&other)).is_ok());
-        assert_eq!(
-            ok(&plugins.join("../other/x.wasm"), &[]),
-            Err(PATH_REFUSED)
-        );
+        assert_eq!(ok(&plugins.join("../other/x.wasm"), &[]), Err(PATH_REFUSED));
         assert_eq!(ok(Path::new("gate.wasm"), &[]), Err(PATH_REFUSED));
         assert_eq!(ok(Path::new("/root/.ssh/id_rsa"), &[]), Err(PATH_REFUSED));
         std::os::unix::fs::symlink(other.join("x.wasm"), plugins.join("link.wasm")).unwrap();

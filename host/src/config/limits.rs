@@ -93,7 +93,11 @@ pub(crate) fn decode_limits(d: &mut Diags, node: &Node, path: &str) -> Option<Li
         }
     };
     positive_duration(d, "headerReadTimeout", &mut l.header_read_timeout);
-    positive_duration(d, "http2KeepAliveInterval", &mut l.http2_keep_alive_interval);
+    positive_duration(
+        d,
+        "http2KeepAliveInterval",
+        &mut l.http2_keep_alive_interval,
+    );
     if let Some(v) = count(d, m, path, "maxConnections", 1, 1_000_000) {
         l.max_connections = v as usize;
     }

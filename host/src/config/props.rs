@@ -13,13 +13,52 @@ fn env(name: &str) -> Option<String> {
 /// reach deep into decoding rather than stopping at syntax errors.
 fn yamlish() -> impl Strategy<Value = String> {
     let word = prop::sample::select(vec![
-        "binds", "port", "listeners", "routes", "name", "matches", "path", "pathPrefix",
-        "policies", "backends", "ai", "provider", "anthropic", "openAI", "hostOverride",
-        "backendAuth", "key", "$KEY", "limits", "maxConnections", "admin", "token", "plugins",
-        "hostname", "allowedOrigins", "auth", "keys", "4060", "-1", "1s", "{}", "[]", "*a", "&a",
-        "true", "null", "'x'", "/claude", "127.0.0.1:9",
+        "binds",
+        "port",
+        "listeners",
+        "routes",
+        "name",
+        "matches",
+        "path",
+        "pathPrefix",
+        "policies",
+        "backends",
+        "ai",
+        "provider",
+        "anthropic",
+        "openAI",
+        "hostOverride",
+        "backendAuth",
+        "key",
+        "$KEY",
+        "limits",
+        "maxConnections",
+        "admin",
+        "token",
+        "plugins",
+        "hostname",
+        "allowedOrigins",
+        "auth",
+        "keys",
+        "4060",
+        "-1",
+        "1s",
+        "{}",
+        "[]",
+        "*a",
+        "&a",
+        "true",
+        "null",
+        "'x'",
+        "/claude",
+        "127.0.0.1:9",
     ]);
-    let line = (0usize..4, prop::bool::ANY, word.clone(), prop::option::of(word))
+    let line = (
+        0usize..4,
+        prop::bool::ANY,
+        word.clone(),
+        prop::option::of(word),
+    )
         .prop_map(|(indent, dash, k, v)| {
             let pad = "  ".repeat(indent);
             let dash = if dash { "- " } else { "" };

@@ -683,7 +683,11 @@ mod tests {
         let mut d = Diags::default();
         parse(&Arc::from("t.yaml"), &alias_bomb(), &env, &mut d);
         assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
-        assert!(d.errors[0].message.contains("aliases expand"), "{}", d.errors[0]);
+        assert!(
+            d.errors[0].message.contains("aliases expand"),
+            "{}",
+            d.errors[0]
+        );
         // Modest reuse is fine.
         let (n, d) = parse_ok("a: &x {p: 1}\nb: [*x, *x, *x]\n");
         assert!(d.errors.is_empty());

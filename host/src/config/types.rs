@@ -273,7 +273,10 @@ pub struct Policies {
     pub backend_auth: Option<BackendAuth>,
     /// `backendAuth.passHeaders`: client billing headers kept beside the
     /// injected key (lowercase).
-    #[serde(rename = "backendAuthPassHeaders", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "backendAuthPassHeaders",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub pass_headers: Vec<String>,
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<BackendTls>,
@@ -414,7 +417,8 @@ fn redact_secret_keys(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(o) => {
             for (k, x) in o.iter_mut() {
-                let scalar_or_tree = !matches!(x, serde_json::Value::Null | serde_json::Value::Bool(_));
+                let scalar_or_tree =
+                    !matches!(x, serde_json::Value::Null | serde_json::Value::Bool(_));
                 if scalar_or_tree && secret_like_key(k) {
                     *x = serde_json::Value::String(REDACTED.into());
                 } else {
@@ -453,12 +457,18 @@ pub fn secret_like_key(key: &str) -> bool {
     let named = |w: &str| {
         matches!(
             w,
-            "secret" | "password" | "passwd" | "passphrase" | "credential" | "credentials"
-                | "token" | "apikey" | "pat"
+            "secret"
+                | "password"
+                | "passwd"
+                | "passphrase"
+                | "credential"
+                | "credentials"
+                | "token"
+                | "apikey"
+                | "pat"
         )
     };
-    words.iter().any(|w| named(w))
-        || (words.len() >= 2 && words.last().is_some_and(|w| w == "key"))
+    words.iter().any(|w| named(w)) || (words.len() >= 2 && words.last().is_some_and(|w| w == "key"))
 }
 
 /// A plugin attached to a route by a policy key.
@@ -623,8 +633,14 @@ mod tests {
             secret_pointers: vec![],
         };
         let shown = a.redacted_config().to_string();
-        assert!(!shown.contains("lit-123") && !shown.contains("lit-456"), "{shown}");
-        assert!(shown.contains("header:x-user") && shown.contains("100"), "{shown}");
+        assert!(
+            !shown.contains("lit-123") && !shown.contains("lit-456"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("header:x-user") && shown.contains("100"),
+            "{shown}"
+        );
         // Only the display changes.
         assert_eq!(a.config["p"]["clientSecret"], "lit-123");
     }

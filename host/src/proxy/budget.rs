@@ -13,8 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 /// The process-wide budget; its size follows the running config.
-pub static GLOBAL: LazyLock<Arc<BodyBudget>> =
-    LazyLock::new(|| Arc::new(BodyBudget::new(crate::config::Limits::default().body_buffer_budget)));
+pub static GLOBAL: LazyLock<Arc<BodyBudget>> = LazyLock::new(|| {
+    Arc::new(BodyBudget::new(
+        crate::config::Limits::default().body_buffer_budget,
+    ))
+});
 
 #[derive(Debug)]
 pub struct BodyBudget {
@@ -131,7 +134,10 @@ mod tests {
     use super::*;
     use http_body_util::{Full, StreamBody};
 
-    fn chunks(n: usize, size: usize) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin {
+    fn chunks(
+        n: usize,
+        size: usize,
+    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin {
         let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = (0..n)
             .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![b'x'; size]))))
             .collect();
@@ -141,9 +147,14 @@ mod tests {
     #[tokio::test]
     async fn reserves_and_releases() {
         let b = Arc::new(BodyBudget::new(100));
-        let (bytes, held) = collect(&mut Full::new(Bytes::from_static(b"hello")), Some(5), 50, &b)
-            .await
-            .unwrap();
+        let (bytes, held) = collect(
+            &mut Full::new(Bytes::from_static(b"hello")),
+            Some(5),
+            50,
+            &b,
+        )
+        .await
+        .unwrap();
         assert_eq!(&bytes[..], b"hello");
         assert_eq!(b.used(), 5);
         drop(held);
@@ -155,12 +166,16 @@ mod tests {
         let b = Arc::new(BodyBudget::new(100));
         let first = b.reserve(80).unwrap();
         assert_eq!(
-            collect(&mut chunks(3, 10), None, 1000, &b).await.unwrap_err(),
+            collect(&mut chunks(3, 10), None, 1000, &b)
+                .await
+                .unwrap_err(),
             CollectError::OverBudget
         );
         assert_eq!(b.used(), 80, "a failed collect gives back what it took");
         assert_eq!(
-            collect(&mut chunks(1, 1), Some(30), 1000, &b).await.unwrap_err(),
+            collect(&mut chunks(1, 1), Some(30), 1000, &b)
+                .await
+                .unwrap_err(),
             CollectError::OverBudget
         );
         drop(first);
@@ -169,7 +184,9 @@ mod tests {
             CollectError::TooLarge
         );
         assert_eq!(
-            collect(&mut chunks(1, 1), Some(51), 50, &b).await.unwrap_err(),
+            collect(&mut chunks(1, 1), Some(51), 50, &b)
+                .await
+                .unwrap_err(),
             CollectError::TooLarge
         );
         let (bytes, _held) = collect(&mut chunks(5, 10), None, 50, &b).await.unwrap();

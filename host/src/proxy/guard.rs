@@ -42,13 +42,19 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
 /// Pick the request's listener and apply its access rules.
 pub fn admit<B>(snap: &Snapshot, req: &mut Request<B>) -> Result<Arc<ListenerTable>, Refusal> {
     let Some(BindPort(port)) = req.extensions().get::<BindPort>().copied() else {
-        return Err(refuse(421, "request did not arrive on a configured listener"));
+        return Err(refuse(
+            421,
+            "request did not arrive on a configured listener",
+        ));
     };
     let Some(bind) = snap.binds.get(&port) else {
         return Err(refuse(421, "this port is no longer configured"));
     };
     let host = request_host(req);
-    let sni = req.extensions().get::<Sni>().map(|s| s.0.to_ascii_lowercase());
+    let sni = req
+        .extensions()
+        .get::<Sni>()
+        .map(|s| s.0.to_ascii_lowercase());
     let table = select(bind, sni.as_deref().or(host.as_deref()))
         .ok_or_else(|| refuse(421, "no listener on this port answers for this host"))?;
     if bind.loopback {
@@ -127,19 +133,27 @@ fn is_loopback_name(host: &str) -> bool {
         return true;
     }
     host.parse::<IpAddr>().is_ok_and(|ip| match ip {
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
         IpAddr::V4(v4) => v4.is_loopback(),
     })
 }
 
 /// Browsers send `Origin`; CLIs and SDKs don't. Refuse unless allowed.
 fn check_origin(l: &ListenerTable, h: &HeaderMap) -> Result<(), Refusal> {
-    let origins: Vec<&[u8]> = h.get_all(header::ORIGIN).iter().map(|v| v.as_bytes()).collect();
+    let origins: Vec<&[u8]> = h
+        .get_all(header::ORIGIN)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
     if origins.is_empty() {
         return Ok(());
     }
     let allowed = |o: &[u8]| {
-        let o = String::from_utf8_lossy(o).trim_end_matches('/').to_ascii_lowercase();
+        let o = String::from_utf8_lossy(o)
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
         l.allowed_origins.iter().any(|a| a == "*" || *a == o)
     };
     if origins.len() == 1 && allowed(origins[0]) {
@@ -158,9 +172,9 @@ fn check_client_key(l: &ListenerTable, h: &mut HeaderMap) -> Result<(), Refusal>
         return Ok(());
     }
     let matches = |presented: &str| {
-        l.auth_keys
-            .iter()
-            .fold(false, |hit, k| hit | bool::from(k.expose().as_bytes().ct_eq(presented.as_bytes())))
+        l.auth_keys.iter().fold(false, |hit, k| {
+            hit | bool::from(k.expose().as_bytes().ct_eq(presented.as_bytes()))
+        })
     };
     let api_key = h.get("x-api-key").and_then(|v| v.to_str().ok());
     if api_key.is_some_and(matches) {
@@ -195,7 +209,10 @@ mod tests {
             routes: Vec::new(),
             layers: Vec::new(),
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-            auth_keys: keys.iter().map(|k| crate::config::Secret::new(*k)).collect(),
+            auth_keys: keys
+                .iter()
+                .map(|k| crate::config::Secret::new(*k))
+                .collect(),
         }
     }
 

@@ -14,14 +14,14 @@
 //!
 //! Nothing goes upstream before phases 2-3 have decided.
 
+use super::budget;
 use super::client::UpstreamBody;
 use super::errors::{error_response, ErrorShape};
+use super::guard;
 use super::headers;
 use super::response_body::{Mode, ResponseBody};
 use super::router;
 use super::session::Session;
-use super::budget;
-use super::guard;
 use super::snapshot::{ListenerTable, RouteEntry, Snapshot};
 use super::target::{ai_kind, rewrite_path};
 use crate::config::{AiKind, Provider};
@@ -32,7 +32,7 @@ use crate::stream::usage::UsageReader;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -278,7 +278,9 @@ fn refused(
     tracing::info!(target: "sluice::access", method = %req.method(), path, status = r.status, reason = %r.message, "refused by listener");
     let mut session = unrouted_session(metrics, req, peer, shape);
     session.status = r.status;
-    error_response(shape, r.status, "", &r.message, |b| ResponseBody::full(b, session))
+    error_response(shape, r.status, "", &r.message, |b| {
+        ResponseBody::full(b, session)
+    })
 }
 
 /// A session for a request no route claimed, so it is still logged and counted.

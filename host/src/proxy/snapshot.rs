@@ -6,8 +6,8 @@ use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
 use crate::config::{AiKind, BackendAuth, Config, PathRewrite, Provider, Route, Secret};
-use std::collections::HashMap;
 use crate::policy::Attachment;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
