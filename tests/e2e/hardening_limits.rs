@@ -279,3 +279,53 @@ async fn an_alias_bomb_is_refused_with_memory_bounded() {
     assert!(rss < 150 * 1024, "validate used {} MiB", rss / 1024);
     let _ = Path::new(&f);
 }
+
+#[tokio::test]
+async fn a_second_call_waits_for_the_one_instance_then_fails_open() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spin = sluice::policy::testing::fixture("spin");
+    let yaml = format!(
+        "limits:\n  pluginInstances: 1\n  pluginInstanceWait: 50ms\nplugins:\n- name: spin\n  path: {}\n  deadline: 3s\n  failureMode: open\nbinds:\n- port: 4060\nroutes:\n{}",
+        spin.display(),
+        route("all", "/", &up, false, 0).replace("  policies:\n", "  policies:\n    spin: {}\n"),
+    );
+    let gw = start(&dir, &yaml, &[4060]).await;
+    let addr = gw.addr(4060);
+    // A spins in its only instance until its 3 s deadline...
+    let a = tokio::spawn(async move {
+        raw(addr, "GET", "/spin/forever", &[("host", "localhost")], "").await
+    });
+    let metrics = gw.admin_url("/metrics");
+    let c = sluice_testkit::client::TestClient::new();
+    let t0 = Instant::now();
+    let called = |m: &str| {
+        m.lines().any(|l| {
+            l.starts_with("sluice_policy_calls_total{")
+                && l.contains(r#"plugin="spin""#)
+                && l.contains(r#"hook="request_headers""#)
+                && l.ends_with(" 1")
+        })
+    };
+    while !called(&c.get(&metrics).await.text()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "A never called the plugin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...so B (which would not spin) finds no instance, waits 50 ms, and
+    // skips the plugin (failureMode: open): no `x-spin` upstream.
+    let b = raw(addr, "GET", "/ok", &[("host", "localhost")], "").await;
+    assert_eq!(b.status, 200, "{b:?}");
+    let seen = up.last_request().unwrap();
+    assert_eq!(seen.path, "/ok");
+    assert_eq!(seen.header("x-spin"), None, "B ran in a second instance");
+    let m = c.get(&metrics).await.text();
+    assert!(m.contains(r#"kind="busy""#), "{m}");
+    assert_eq!(a.await.unwrap().status, 200);
+    // With the instance free again, B's path runs the plugin.
+    let b = raw(addr, "GET", "/ok", &[("host", "localhost")], "").await;
+    assert_eq!(b.status, 200);
+    assert!(up.last_request().unwrap().header("x-spin").is_some());
+}
