@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::decode::{as_map, check_keys, duration, get, integer, string, Diags};
+use super::decode::{as_map, check_keys, duration, get, integer, string};
+use super::error::Diags;
 use super::tree::{join_key, Node};
 use super::units::parse_size;
 
