@@ -607,7 +607,6 @@ mod tests {
             "api_key",
             "privateKey",
             "hmac-key",
-            "APIKEY",
         ] {
             assert!(secret_like_key(k), "{k}");
         }

@@ -251,12 +251,13 @@ mod tests {
         let mut f = Framer::new();
         f.push(b"data: ");
         let chunk = vec![b'x'; 1 << 20];
-        for _ in 0..16 {
+        for _ in 0..15 {
             f.push(&chunk);
             assert!(f.next_event().is_none());
         }
         assert!(!f.overflowed());
         f.push(&chunk);
+        f.push(b"x");
         assert!(f.overflowed());
         f.reset();
         assert!(!f.overflowed());
