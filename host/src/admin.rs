@@ -3,15 +3,26 @@
 //! `POST /config/reload`).
 //!
 //! Bound to loopback by default (`admin.address`, 127.0.0.1:15000): it shows
-//! the config, so it is not for the open network.
+//! the config and swaps code, so it is guarded like a credential store:
+//! - with `admin.token`, every request but `/healthz` needs
+//!   `Authorization: Bearer <token>`; without one, only loopback peers
+//!   addressing a loopback `Host` are served (DNS rebinding);
+//! - a request carrying `Origin` (a web page) is refused, and `POST`s need
+//!   `Content-Type: application/json`, which a page cannot send without a
+//!   CORS preflight that this API never answers (CSRF);
+//! - a plugin reload `path` must lie inside the plugin's declared directory
+//!   or `admin.pluginDirs`, and a refusal says nothing about the filesystem.
 
 use crate::app::Gateway;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod access;
 
 /// Largest `POST /plugins/{name}/reload` body accepted (it holds one path).
 const MAX_RELOAD_BODY: usize = 64 * 1024;
@@ -22,7 +33,14 @@ struct ReloadBody {
     path: Option<PathBuf>,
 }
 
-pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    if let Err(refusal) = access::check(&gw.snapshot.load().config.admin, &req, peer) {
+        return refusal;
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/metrics") => text(
@@ -87,6 +105,15 @@ async fn reload_plugin(
             }
         }
     };
+    if let Some(p) = &parsed.path {
+        let config = gw.snapshot.load().config.clone();
+        if let Some(decl) = config.plugins.iter().find(|d| d.name == name) {
+            if let Err(msg) = access::plugin_path_allowed(p, &decl.path, &config.admin.plugin_dirs)
+            {
+                return error(StatusCode::FORBIDDEN, msg.to_string());
+            }
+        }
+    }
     match gw.hot.reload_plugin(&gw, &name, parsed.path).await {
         Ok(outcome) => {
             let status = match outcome {
@@ -104,7 +131,7 @@ async fn reload_plugin(
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+pub(crate) fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
     json(
         status,
         &serde_json::json!({ "result": "error", "reason": message }),

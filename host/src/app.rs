@@ -5,6 +5,7 @@ use crate::config::{self, Config, Protocol};
 use crate::metrics::Metrics;
 use crate::plugins::{self, PluginSet};
 use crate::proxy::client::{ResolveMap, Upstreams};
+use crate::proxy::guard::BindPort;
 use crate::proxy::pipeline;
 use crate::proxy::snapshot::Snapshot;
 use crate::{admin, reload, server, watch};
@@ -60,10 +61,25 @@ pub fn load_config(paths: &[PathBuf]) -> anyhow::Result<Config> {
 /// Run until SIGINT/SIGTERM.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let cfg = load_config(&options.config_paths)?;
+    let admin_addr = options.admin.unwrap_or(cfg.admin.address);
+    if !admin_addr.ip().is_loopback() && cfg.admin.token.is_none() {
+        bail!(
+            "admin address {admin_addr} is not loopback: set `admin.token` in the config \
+             (e.g. `token: $SLUICE_ADMIN_TOKEN`) so the admin API is not open to the network"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     let connect_timeout = Duration::from_secs(10);
     let upstreams = Upstreams::new(ResolveMap::parse(&options.resolve)?, connect_timeout);
-    let runtime = plugins::runtime(&metrics, upstreams.client(&Default::default())?, &cfg.state)?;
+    let runtime = plugins::runtime_with(
+        &metrics,
+        upstreams.fetch_client()?,
+        &cfg.state,
+        crate::policy::pool::LiveLimit {
+            max: cfg.limits.plugin_instances,
+            wait: cfg.limits.plugin_instance_wait,
+        },
+    )?;
     tracing::info!(replica = runtime.state().replica(), "replica");
     // Learn now whether the store answers (logged once if not; never fatal:
     // the store reconnects by itself and the failure mode covers the gap).
@@ -111,14 +127,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         );
         tracing::info!(port = bind.port, %local, tls = tls.is_some(), "listening");
         let gw2 = gw.clone();
-        let handler = move |req, peer| {
+        let bind_port = BindPort(bind.port);
+        let handler = move |mut req: hyper::Request<hyper::body::Incoming>, peer| {
             let gw = gw2.clone();
+            req.extensions_mut().insert(bind_port);
             async move { pipeline::handle(gw.snapshot.load_full(), gw.metrics.clone(), req, peer).await }
         };
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(server::serve(
             listener,
             tls,
+            (&cfg.limits).into(),
             handler,
             async move {
                 let _ = rx.wait_for(|s| *s).await;
@@ -126,17 +145,20 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         )));
     }
 
-    let admin_addr = options.admin.unwrap_or(cfg.admin.address);
     let admin_listener = TcpListener::bind(admin_addr)
         .await
         .with_context(|| format!("cannot listen on admin address {admin_addr}"))?;
     println!("SLUICE_ADMIN addr={}", admin_listener.local_addr()?);
     let gw2 = gw.clone();
-    let admin_handler = move |req, _peer| admin::handle(gw2.clone(), req);
+    let admin_handler = move |req, peer| admin::handle(gw2.clone(), req, peer);
     let mut rx = stop_rx.clone();
     tasks.push(tokio::spawn(server::serve(
         admin_listener,
         None,
+        server::ServeLimits {
+            max_connections: 64,
+            ..(&cfg.limits).into()
+        },
         admin_handler,
         async move {
             let _ = rx.wait_for(|s| *s).await;

@@ -134,7 +134,8 @@ pub fn load_declared(
             .map(|m| m as usize)
             .unwrap_or(defaults.memory_bytes),
         hook_deadline: d.deadline.unwrap_or(defaults.hook_deadline),
-        fetch_hosts: None,
+        // Declared plugins reach only what the operator granted.
+        fetch_hosts: Some(d.fetch_hosts.clone()),
     };
     let failure = match d.failure_mode {
         config::FailureMode::Closed => FailureMode::Closed,
@@ -181,6 +182,16 @@ pub fn runtime(
     fetch_client: crate::proxy::client::HttpClient,
     state: &config::StateConfig,
 ) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
+    runtime_with(metrics, fetch_client, state, Default::default())
+}
+
+/// [`runtime`] with the config's cap on running instances per attachment.
+pub fn runtime_with(
+    metrics: &crate::metrics::Metrics,
+    fetch_client: crate::proxy::client::HttpClient,
+    state: &config::StateConfig,
+    live: policy::pool::LiveLimit,
+) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
     let pm = metrics.with_registry(policy::PolicyMetrics::register);
     let sm = metrics.with_registry(policy::state::StateMetrics::register);
     let store = policy::state::from_config(state, sm)
@@ -188,6 +199,7 @@ pub fn runtime(
     let opts = policy::RuntimeOptions {
         metrics: Some(pm),
         fetch_client: Some(fetch_client),
+        live_per_attachment: live,
         ..Default::default()
     };
     Ok(Arc::new(PolicyRuntime::with_state(

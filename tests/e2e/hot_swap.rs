@@ -130,7 +130,16 @@ pub async fn start_gate(initial: &str, gate_config: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate.wasm");
     std::fs::copy(testing::fixture(initial), &gate).unwrap();
-    let plugins = format!("plugins:\n- name: gate\n  path: {}\n", gate.display());
+    // The fixtures' directory is where the tests reload other builds from.
+    let fixtures = testing::fixture(initial)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let plugins = format!(
+        "admin:\n  pluginDirs: ['{fixtures}']\nplugins:\n- name: gate\n  path: {}\n",
+        gate.display()
+    );
     let text = config_text(&up, &plugins, &format!("    gate: {gate_config}"), false);
     let config = dir.path().join("sluice.yaml");
     std::fs::write(&config, text).unwrap();

@@ -162,7 +162,7 @@ impl Drop for Idp {
 
 impl Idp {
     /// Plain HTTP; the issuer is `http://127.0.0.1:PORT`.
-    async fn plain(jwks: Value) -> Idp {
+    pub(crate) async fn plain(jwks: Value) -> Idp {
         Idp::start(jwks, None, None).await
     }
 
@@ -233,7 +233,7 @@ impl Idp {
         }
     }
 
-    fn hits(&self, path: &str) -> usize {
+    pub(crate) fn hits(&self, path: &str) -> usize {
         self.hits
             .lock()
             .unwrap()

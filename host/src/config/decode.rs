@@ -280,6 +280,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "plugins",
     "admin",
     "state",
+    "limits",
     "include",
 ];
 
@@ -300,6 +301,7 @@ pub(crate) struct FileParts {
     pub routes: Vec<RawRoute>,
     pub admin: Option<(Admin, Location)>,
     pub state: Option<(StateConfig, Location)>,
+    pub limits: Option<(super::limits::Limits, Location)>,
 }
 
 pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) -> FileParts {
@@ -337,8 +339,13 @@ pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) ->
                     decode_routes_list(ctx, items, "routes", None, next_index, &mut parts.routes);
                 }
             }
+            if let Some(n) = get(entries, "limits") {
+                if let Some(l) = super::limits::decode_limits(ctx.d, n, "limits") {
+                    parts.limits = Some((l, n.loc.clone()));
+                }
+            }
             if let Some(n) = get(entries, "admin") {
-                if let Some(a) = decode_admin(ctx.d, n, "admin") {
+                if let Some(a) = decode_admin(ctx, n, "admin") {
                     parts.admin = Some((a, n.loc.clone()));
                 }
             }
@@ -360,10 +367,12 @@ pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) ->
     parts
 }
 
-fn decode_admin(d: &mut Diags, node: &Node, path: &str) -> Option<Admin> {
-    let m = as_map(d, node, path)?;
-    check_keys(d, m, path, &["address"]);
+fn decode_admin(ctx: &mut Ctx, node: &Node, path: &str) -> Option<Admin> {
+    let m = as_map(ctx.d, node, path)?;
+    check_keys(ctx.d, m, path, &["address", "token", "pluginDirs"]);
     let mut admin = Admin::default();
+    decode_admin_access(ctx, m, path, &mut admin);
+    let d = &mut *ctx.d;
     if let Some(n) = get(m, "address") {
         let p = join_key(path, "address");
         let s = string(d, n, &p)?;
@@ -380,6 +389,18 @@ fn decode_admin(d: &mut Diags, node: &Node, path: &str) -> Option<Admin> {
                 );
                 return None;
             }
+        }
+        if !admin.address.ip().is_loopback() && admin.token.is_none() {
+            d.error(
+                &n.loc,
+                &p,
+                format!(
+                    "admin address {} is not loopback: set `admin.token` (e.g. `$SLUICE_ADMIN_TOKEN`) \
+                     so the admin API is not open to the network",
+                    admin.address
+                ),
+            );
+            return None;
         }
     }
     Some(admin)
@@ -471,7 +492,15 @@ fn decode_listener(
         ctx.d,
         m,
         path,
-        &["name", "protocol", "tls", "hostname", "routes"],
+        &[
+            "name",
+            "protocol",
+            "tls",
+            "hostname",
+            "routes",
+            "allowedOrigins",
+            "auth",
+        ],
     );
     let name = match get(m, "name") {
         Some(n) => nonempty(ctx.d, n, &join_key(path, "name")),
@@ -524,6 +553,7 @@ fn decode_listener(
         _ => {}
     }
     let hostname = get(m, "hostname").and_then(|n| nonempty(ctx.d, n, &join_key(path, "hostname")));
+    let (allowed_origins, auth_keys) = decode_listener_access(ctx.d, m, path);
     if let Some(n) = get(m, "routes") {
         let p = join_key(path, "routes");
         if let Some(items) = as_list(ctx.d, n, &p) {
@@ -535,8 +565,94 @@ fn decode_listener(
         name: name?,
         protocol: protocol?,
         tls,
-        hostname,
+        hostname: hostname.map(|h| h.to_ascii_lowercase()),
+        allowed_origins,
+        auth_keys,
     })
+}
+
+/// `admin.token` (a secret) and `admin.pluginDirs` (relative to the file).
+fn decode_admin_access(ctx: &mut Ctx, m: &[(Key, Node)], path: &str, admin: &mut Admin) {
+    if let Some(n) = get(m, "token") {
+        let p = join_key(path, "token");
+        if let Some(t) = nonempty(ctx.d, n, &p) {
+            if t.len() < 16 {
+                ctx.d.error(
+                    &n.loc,
+                    &p,
+                    "admin token is too short (use at least 16 characters, e.g. `openssl rand -hex 32`)",
+                );
+            } else {
+                admin.token = Some(Secret::new(t));
+            }
+        }
+    }
+    if let Some(n) = get(m, "pluginDirs") {
+        let p = join_key(path, "pluginDirs");
+        if let Some(items) = as_list(ctx.d, n, &p) {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(dir) = file_path(ctx, item, &join_index(&p, i)) {
+                    admin.plugin_dirs.push(dir);
+                }
+            }
+        }
+    }
+}
+
+/// `listeners[].allowedOrigins` and `listeners[].auth.keys`.
+fn decode_listener_access(
+    d: &mut Diags,
+    m: &[(Key, Node)],
+    path: &str,
+) -> (Vec<String>, Vec<Secret>) {
+    let mut origins = Vec::new();
+    if let Some(n) = get(m, "allowedOrigins") {
+        let p = join_key(path, "allowedOrigins");
+        if let Some(items) = as_list(d, n, &p) {
+            for (i, item) in items.iter().enumerate() {
+                let ip = join_index(&p, i);
+                if let Some(o) = nonempty(d, item, &ip) {
+                    let o = o.trim_end_matches('/').to_ascii_lowercase();
+                    if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                        d.error(
+                            &item.loc,
+                            &ip,
+                            format!(
+                                "origin {} must be `*` or a scheme and host like `https://app.example.com`",
+                                item.shown()
+                            ),
+                        );
+                    } else {
+                        origins.push(o);
+                    }
+                }
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    if let Some(n) = get(m, "auth") {
+        let p = join_key(path, "auth");
+        if let Some(am) = as_map(d, n, &p) {
+            check_keys(d, am, &p, &["keys"]);
+            match get(am, "keys") {
+                Some(kn) => {
+                    let kp = join_key(&p, "keys");
+                    if let Some(items) = as_list(d, kn, &kp) {
+                        for (i, item) in items.iter().enumerate() {
+                            if let Some(k) = nonempty(d, item, &join_index(&kp, i)) {
+                                keys.push(Secret::new(k));
+                            }
+                        }
+                        if items.is_empty() {
+                            d.error(&kn.loc, &kp, "list at least one key, or drop `auth`");
+                        }
+                    }
+                }
+                None => d.error(&n.loc, &p, "missing required key `keys`"),
+            }
+        }
+    }
+    (origins, keys)
 }
 
 // ---------------------------------------------------------------------------
@@ -619,7 +735,8 @@ fn decode_route(ctx: &mut Ctx, node: &Node, path: &str, index: usize) -> Option<
                 "`backendAuth` is given both at route level and under `policies`; keep one",
             );
         } else {
-            policies.backend_auth = super::policies::decode_backend_auth(ctx.d, n, &p);
+            policies.backend_auth =
+                super::policies::decode_backend_auth(ctx.d, n, &p, &mut policies.pass_headers);
         }
     }
 

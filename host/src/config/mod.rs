@@ -11,6 +11,7 @@
 mod decode;
 mod env;
 mod error;
+mod limits;
 mod plugins;
 mod policies;
 mod state;
@@ -20,6 +21,8 @@ mod types;
 mod units;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +31,7 @@ use std::sync::Arc;
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 pub use policies::{BUNDLED_PLUGINS, HOST_KEYS, PLUGIN_KEYS};
+pub use limits::Limits;
 pub use types::*;
 
 use decode::{as_list, get, nonempty, Ctx, FileParts};
@@ -213,6 +217,7 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         plugins: Vec::new(),
         admin: Admin::default(),
         state: StateConfig::default(),
+        limits: Limits::default(),
         sources: files.iter().map(|f| f.path.clone()).collect(),
         secret_values: Vec::new(),
     };
@@ -254,12 +259,16 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         all.routes.extend(parts.routes);
         set_once(diags, &mut all.admin, parts.admin, "admin");
         set_once(diags, &mut all.state, parts.state, "state");
+        set_once(diags, &mut all.limits, parts.limits, "limits");
     }
     if let Some((a, _)) = all.admin {
         config.admin = a;
     }
     if let Some((s, _)) = all.state {
         config.state = s;
+    }
+    if let Some((l, _)) = all.limits {
+        config.limits = l;
     }
 
     // 3. Binds: top-level listeners apply to every bind; default listener.

@@ -21,6 +21,7 @@ const DECL_KEYS: &[&str] = &[
     "memoryLimit",
     "deadline",
     "failureMode",
+    "fetchHosts",
 ];
 
 /// Decode one file's `plugins:` list. `seen` holds names declared so far
@@ -149,6 +150,7 @@ fn decode_decl(
         )?,
         None => FailureMode::Closed,
     };
+    let fetch_hosts = decode_fetch_hosts(ctx, m, path, &mut ok);
     if !ok {
         return None;
     }
@@ -159,7 +161,48 @@ fn decode_decl(
         memory_limit,
         deadline,
         failure_mode,
+        fetch_hosts,
         location: node.loc.clone(),
         secret_pointers,
     })
+}
+
+/// `fetchHosts: [api.example.com, "127.0.0.1:9000"]`: `host` or `host:port`.
+fn decode_fetch_hosts(
+    ctx: &mut Ctx,
+    m: &[(super::tree::Key, Node)],
+    path: &str,
+    ok: &mut bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(n) = get(m, "fetchHosts") else {
+        return out;
+    };
+    let p = join_key(path, "fetchHosts");
+    let Some(items) = as_list(ctx.d, n, &p) else {
+        *ok = false;
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let ip = join_index(&p, i);
+        let Some(h) = nonempty(ctx.d, item, &ip) else {
+            *ok = false;
+            continue;
+        };
+        let h = h.trim().to_ascii_lowercase();
+        if h.contains("://") || h.contains('/') || h.contains('@') {
+            ctx.d.error(
+                &item.loc,
+                &ip,
+                format!(
+                    "fetch host {} must be a host or host:port, without scheme or path",
+                    item.shown()
+                ),
+            );
+            *ok = false;
+            continue;
+        }
+        out.push(h);
+    }
+    out
 }

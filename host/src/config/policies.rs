@@ -139,9 +139,24 @@ impl HostOverrides {
     }
 }
 
-pub(crate) fn decode_backend_auth(d: &mut Diags, node: &Node, path: &str) -> Option<BackendAuth> {
+pub(crate) fn decode_backend_auth(
+    d: &mut Diags,
+    node: &Node,
+    path: &str,
+    pass_headers: &mut Vec<String>,
+) -> Option<BackendAuth> {
     let m = as_map(d, node, path)?;
-    check_keys(d, m, path, &["key", "passthrough"]);
+    check_keys(d, m, path, &["key", "passthrough", "passHeaders"]);
+    if let Some(n) = get(m, "passHeaders") {
+        *pass_headers = decode_pass_headers(d, n, &join_key(path, "passHeaders"));
+        if get(m, "key").is_none() {
+            d.error(
+                &n.loc,
+                &join_key(path, "passHeaders"),
+                "`passHeaders` only applies with `key` (passthrough forwards every header)",
+            );
+        }
+    }
     match (get(m, "key"), get(m, "passthrough")) {
         (Some(k), None) => {
             nonempty(d, k, &join_key(path, "key")).map(|s| BackendAuth::Key(Secret::new(s)))
@@ -322,7 +337,9 @@ pub(crate) fn decode_policies(ctx: &mut Ctx, node: &Node, path: &str) -> (Polici
         match k.name.as_str() {
             "hostOverride" | "pathPrefix" | "pathOverride" => {}
             "urlRewrite" => pol.url_rewrite = decode_url_rewrite(ctx.d, v, &p),
-            "backendAuth" => pol.backend_auth = decode_backend_auth(ctx.d, v, &p),
+            "backendAuth" => {
+                pol.backend_auth = decode_backend_auth(ctx.d, v, &p, &mut pol.pass_headers)
+            }
             "backendTLS" => pol.backend_tls = decode_backend_tls(ctx, v, &p),
             "timeout" => pol.timeout = decode_timeouts(ctx.d, v, &p),
             "ai" => pol.ai = decode_ai(ctx.d, v, &p, &mut att),
@@ -438,4 +455,33 @@ fn decode_plugin_list(ctx: &mut Ctx, node: &Node, path: &str, att: &mut Attachme
         }
         att.add_whole(&name, join_index("plugins", i), &item.loc, get(m, "config"));
     }
+}
+
+/// `backendAuth.passHeaders: [OpenAI-Organization]`: billing headers the
+/// client may still choose when the gateway injects its key.
+fn decode_pass_headers(d: &mut Diags, node: &Node, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(items) = super::decode::as_list(d, node, path) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let ip = super::tree::join_index(path, i);
+        let Some(h) = nonempty(d, item, &ip) else {
+            continue;
+        };
+        let h = h.trim().to_ascii_lowercase();
+        if !crate::proxy::billing::is_billing_header(&h) {
+            d.error(
+                &item.loc,
+                &ip,
+                format!(
+                    "{} is not a billing header the gateway drops (expected e.g. `OpenAI-Organization`, `OpenAI-Project`, `anthropic-workspace-id`)",
+                    item.shown()
+                ),
+            );
+            continue;
+        }
+        out.push(h);
+    }
+    out
 }

@@ -242,10 +242,28 @@ struct Builder<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     diags: &'a mut Diags,
     frames: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     root_prefix: &'static str,
     documents: usize,
+    /// Nodes copied in by aliases so far (see [`MAX_ALIAS_NODES`]).
+    alias_nodes: usize,
+    alias_overflow: bool,
+}
+
+/// Most nodes aliases may copy into one file. A few levels of aliases of
+/// aliases ("billion laughs") grow exponentially; real configs reuse a
+/// handful of small anchors, far below this.
+pub(crate) const MAX_ALIAS_NODES: usize = 100_000;
+
+/// Number of nodes in a tree.
+fn node_count(n: &Node) -> usize {
+    1 + match &n.kind {
+        Kind::Seq(items) => items.iter().map(node_count).sum(),
+        Kind::Map(entries) => entries.iter().map(|(_, v)| 1 + node_count(v)).sum(),
+        _ => 0,
+    }
 }
 
 impl Builder<'_> {
@@ -272,7 +290,8 @@ impl Builder<'_> {
 
     fn finish_node(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = node_count(&node);
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         self.attach(node);
     }
@@ -472,8 +491,27 @@ impl MarkedEventReceiver for Builder<'_> {
                 );
             }
             Event::Alias(id) => {
+                if self.alias_overflow {
+                    return;
+                }
                 let node = match self.anchors.get(&id) {
-                    Some(n) => n.clone(),
+                    Some((_, size)) if self.alias_nodes + size > MAX_ALIAS_NODES => {
+                        self.alias_overflow = true;
+                        let path = self.path();
+                        self.diags.error(
+                            &loc,
+                            &path,
+                            format!(
+                                "YAML aliases expand to more than {MAX_ALIAS_NODES} nodes; \
+                                 refusing the file (an alias bomb?)"
+                            ),
+                        );
+                        return;
+                    }
+                    Some((n, size)) => {
+                        self.alias_nodes += size;
+                        n.clone()
+                    }
                     None => {
                         let path = self.path();
                         self.diags.error(&loc, &path, "unknown YAML alias");
@@ -504,6 +542,8 @@ pub(crate) fn parse(
         root: None,
         root_prefix: "",
         documents: 0,
+        alias_nodes: 0,
+        alias_overflow: false,
     };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
@@ -624,5 +664,33 @@ mod tests {
             n.to_json("", &mut Vec::new()),
             serde_json::json!({"a": {"p": 1}, "b": {"p": 1}})
         );
+    }
+
+    /// "Billion laughs": nine levels of nine aliases would be 9^9 nodes.
+    pub(crate) fn alias_bomb() -> String {
+        let mut t = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            t.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        t
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut d = Diags::default();
+        parse(&Arc::from("t.yaml"), &alias_bomb(), &env, &mut d);
+        assert_eq!(d.errors.len(), 1, "{:?}", d.errors);
+        assert!(
+            d.errors[0].message.contains("aliases expand"),
+            "{}",
+            d.errors[0]
+        );
+        // Modest reuse is fine.
+        let (n, d) = parse_ok("a: &x {p: 1}\nb: [*x, *x, *x]\n");
+        assert!(d.errors.is_empty());
+        assert_eq!(n.to_json("", &mut Vec::new())["b"][2]["p"], 1);
     }
 }

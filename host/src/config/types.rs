@@ -72,6 +72,8 @@ pub struct Config {
     pub plugins: Vec<PluginDecl>,
     pub admin: Admin,
     pub state: StateConfig,
+    /// Resource limits (`limits:`).
+    pub limits: super::limits::Limits,
     /// Every file loaded, in load order (includes after their includer).
     pub sources: Vec<PathBuf>,
     /// Every scalar that came from environment expansion, so that dumps can
@@ -126,14 +128,23 @@ impl fmt::Debug for Config {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Admin {
     pub address: SocketAddr,
+    /// Bearer token every admin request must carry. Without one the admin
+    /// listener must be (and only accepts) loopback.
+    pub token: Option<Secret>,
+    /// Extra directories `POST /plugins/{name}/reload` may load a `path` from
+    /// (besides the directory of the plugin's declared path).
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
         Admin {
             address: SocketAddr::from(([127, 0, 0, 1], 15000)),
+            token: None,
+            plugin_dirs: Vec::new(),
         }
     }
 }
@@ -215,8 +226,15 @@ pub struct Listener {
     pub name: String,
     pub protocol: Protocol,
     pub tls: Option<TlsFiles>,
-    /// Optional hostname (SNI / Host) this listener answers for.
+    /// Optional hostname (SNI / Host) this listener answers for; a leading
+    /// `*.` matches any subdomain.
     pub hostname: Option<String>,
+    /// Browser origins allowed to call this listener (`Origin` header); any
+    /// other request carrying an `Origin` is refused with 403. `*` allows all.
+    pub allowed_origins: Vec<String>,
+    /// Gateway client keys (`auth.keys`): when non-empty, every request on
+    /// this listener must present one as `x-api-key` or `Authorization: Bearer`.
+    pub auth_keys: Vec<Secret>,
 }
 
 impl Listener {
@@ -226,6 +244,8 @@ impl Listener {
             protocol: Protocol::Http,
             tls: None,
             hostname: None,
+            allowed_origins: Vec::new(),
+            auth_keys: Vec::new(),
         }
     }
 }
@@ -304,6 +324,13 @@ pub enum ValueMatch {
 pub struct Policies {
     pub url_rewrite: Option<UrlRewrite>,
     pub backend_auth: Option<BackendAuth>,
+    /// `backendAuth.passHeaders`: client billing headers kept beside the
+    /// injected key (lowercase).
+    #[serde(
+        rename = "backendAuthPassHeaders",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub pass_headers: Vec<String>,
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<BackendTls>,
     pub timeout: Option<Timeouts>,
@@ -424,7 +451,8 @@ pub enum FailureMode {
     Open,
 }
 
-/// Replace the given JSON pointers in a copy of `v` by `"<redacted>"`.
+/// Replace the given JSON pointers in a copy of `v` by `"<redacted>"`, and
+/// every value under a key that names a secret (see [`secret_like_key`]).
 fn redact_pointers(v: &serde_json::Value, pointers: &[String]) -> serde_json::Value {
     let mut v = v.clone();
     for p in pointers {
@@ -432,7 +460,68 @@ fn redact_pointers(v: &serde_json::Value, pointers: &[String]) -> serde_json::Va
             *x = serde_json::Value::String(REDACTED.into());
         }
     }
+    redact_secret_keys(&mut v);
     v
+}
+
+/// Display-only scrub of plugin configs: a secret written literally (not
+/// through `$ENV`) must not show in `GET /config` or logs either.
+fn redact_secret_keys(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                let scalar_or_tree =
+                    !matches!(x, serde_json::Value::Null | serde_json::Value::Bool(_));
+                if scalar_or_tree && secret_like_key(k) {
+                    *x = serde_json::Value::String(REDACTED.into());
+                } else {
+                    redact_secret_keys(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_secret_keys),
+        _ => {}
+    }
+}
+
+/// Does a config key name a secret? By whole words (camelCase, `_`, `-`):
+/// `secret`, `clientSecret`, `password`, `token`, `bearerToken`,
+/// `credentials`, `apiKey`, `privateKey`, `signing_key`. Not `key` alone
+/// (rate-limit's identity selector), not `keys` (public JWKS), not
+/// `tokensPerDay` or `maxTokens` (amounts).
+pub fn secret_like_key(key: &str) -> bool {
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for c in key.chars() {
+        if c == '_' || c == '-' || c == '.' {
+            if !cur.is_empty() {
+                words.push(std::mem::take(&mut cur));
+            }
+        } else if c.is_uppercase() && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+            cur.extend(c.to_lowercase());
+        } else {
+            cur.extend(c.to_lowercase());
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    let named = |w: &str| {
+        matches!(
+            w,
+            "secret"
+                | "password"
+                | "passwd"
+                | "passphrase"
+                | "credential"
+                | "credentials"
+                | "token"
+                | "apikey"
+                | "pat"
+        )
+    };
+    words.iter().any(|w| named(w)) || (words.len() >= 2 && words.last().is_some_and(|w| w == "key"))
 }
 
 /// A plugin attached to a route by a policy key.
@@ -493,6 +582,10 @@ pub struct PluginDecl {
     /// Per-call deadline (`deadline: 50ms`).
     pub deadline: Option<Duration>,
     pub failure_mode: FailureMode,
+    /// Hosts (`host` or `host:port`) the plugin may reach with `fetch`,
+    /// granted by the operator. Empty: none (bundled jwt-auth also gets its
+    /// configured issuer and JWKS hosts).
+    pub fetch_hosts: Vec<String>,
     pub location: Location,
     /// JSON pointers into `config` of values that came from the environment.
     pub secret_pointers: Vec<String>,
@@ -521,7 +614,7 @@ impl fmt::Debug for PluginDecl {
 impl Serialize for PluginDecl {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("PluginDecl", 7)?;
+        let mut st = s.serialize_struct("PluginDecl", 8)?;
         st.serialize_field("name", &self.name)?;
         st.serialize_field("path", &self.path)?;
         st.serialize_field("config", &self.redacted_config())?;
@@ -533,6 +626,7 @@ impl Serialize for PluginDecl {
                 .map(|d| humantime::format_duration(d).to_string()),
         )?;
         st.serialize_field("failureMode", &self.failure_mode)?;
+        st.serialize_field("fetchHosts", &self.fetch_hosts)?;
         st.serialize_field("location", &self.location)?;
         st.end()
     }
@@ -551,6 +645,56 @@ mod tests {
         assert_eq!(s.expose(), "sk-live-123");
         let auth = BackendAuth::Key(s);
         assert!(!format!("{auth:?}").contains("sk-live"));
+    }
+
+    #[test]
+    fn secret_like_keys() {
+        for k in [
+            "secret",
+            "clientSecret",
+            "password",
+            "token",
+            "bearer_token",
+            "credentials",
+            "apiKey",
+            "api_key",
+            "privateKey",
+            "hmac-key",
+        ] {
+            assert!(secret_like_key(k), "{k}");
+        }
+        for k in [
+            "key",
+            "keys",
+            "tokensPerDay",
+            "maxTokens",
+            "tokensPerFill",
+            "keyHeader",
+            "issuer",
+            "jwks",
+            "value",
+        ] {
+            assert!(!secret_like_key(k), "{k}");
+        }
+        let a = PluginAttachment {
+            plugin: "p".into(),
+            config: serde_json::json!({"p": {"clientSecret": "lit-123", "key": "header:x-user",
+                "tokensPerDay": 100, "nested": [{"apiKey": "lit-456"}], "token": null}}),
+            keys: vec![],
+            location: Location::new("a".into(), 1, 1),
+            secret_pointers: vec![],
+        };
+        let shown = a.redacted_config().to_string();
+        assert!(
+            !shown.contains("lit-123") && !shown.contains("lit-456"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("header:x-user") && shown.contains("100"),
+            "{shown}"
+        );
+        // Only the display changes.
+        assert_eq!(a.config["p"]["clientSecret"], "lit-123");
     }
 
     #[test]

@@ -16,9 +16,9 @@
 //! [`super::RuntimeOptions::reuse_instances`] turns it off.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use wasmtime::Store;
 
 use super::bindings::{types::Hooks, PolicyPlugin};
@@ -57,6 +57,29 @@ pub struct Attachment {
     max_idle: usize,
     reuse: bool,
     hook_metrics: Vec<HookMetrics>,
+    /// Instances checked out for a call right now (each is live memory),
+    /// at most `live.max`; a call beyond it waits up to `live.wait`.
+    busy: Mutex<usize>,
+    freed: Condvar,
+    live: LiveLimit,
+}
+
+/// The cap on instances of one attachment running at once.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveLimit {
+    pub max: usize,
+    /// How long an extra call waits for a free instance before failing
+    /// (then the plugin's `failureMode` decides).
+    pub wait: Duration,
+}
+
+impl Default for LiveLimit {
+    fn default() -> Self {
+        LiveLimit {
+            max: 16,
+            wait: Duration::from_secs(1),
+        }
+    }
 }
 
 impl std::fmt::Debug for Attachment {
@@ -78,6 +101,7 @@ impl Attachment {
         first: Instance,
         max_idle: usize,
         reuse: bool,
+        live: LiveLimit,
     ) -> Self {
         let m = &plugin.env.metrics;
         let hook_metrics = HOOKS
@@ -100,9 +124,43 @@ impl Attachment {
             hooks,
             fetch_hosts,
             idle: Mutex::new(if reuse { vec![first] } else { Vec::new() }),
-            max_idle,
+            max_idle: max_idle.min(live.max),
             reuse,
+            busy: Mutex::new(0),
+            freed: Condvar::new(),
+            live,
         }
+    }
+
+    /// Take a slot for one call, waiting up to `live.wait` for one.
+    fn acquire(&self) -> Result<(), CallError> {
+        let deadline = Instant::now() + self.live.wait;
+        let mut busy = self.busy.lock();
+        while *busy >= self.live.max {
+            if self.freed.wait_until(&mut busy, deadline).timed_out() && *busy >= self.live.max {
+                return Err(CallError {
+                    kind: "busy",
+                    reason: format!(
+                        "all {} instances busy for {:?}",
+                        self.live.max, self.live.wait
+                    ),
+                });
+            }
+        }
+        *busy += 1;
+        Ok(())
+    }
+
+    fn release(&self) {
+        let mut busy = self.busy.lock();
+        *busy = busy.saturating_sub(1);
+        drop(busy);
+        self.freed.notify_one();
+    }
+
+    /// Calls running right now.
+    pub fn busy_instances(&self) -> usize {
+        *self.busy.lock()
     }
 
     pub fn name(&self) -> &str {
@@ -172,6 +230,18 @@ impl Attachment {
         let hm = &self.hook_metrics[HOOKS.iter().position(|h| *h == hook).unwrap_or(0)];
         hm.calls.inc();
         let started = Instant::now();
+        if let Err(e) = self.acquire() {
+            self.count_failure(hook, &e);
+            return Err(e);
+        }
+        // Released however the call ends (a panic included).
+        struct Slot<'a>(&'a Attachment);
+        impl Drop for Slot<'_> {
+            fn drop(&mut self) {
+                self.0.release();
+            }
+        }
+        let _slot = Slot(self);
         let mut inst = match self.checkout() {
             Ok(i) => i,
             Err(e) => {

@@ -34,6 +34,9 @@ pub struct RuntimeOptions {
     pub reuse_instances: bool,
     /// Idle instances kept per attachment.
     pub max_idle_per_attachment: usize,
+    /// Instances of one attachment running at once, and how long an extra
+    /// call waits for one.
+    pub live_per_attachment: super::pool::LiveLimit,
     /// Metrics registered in the pipeline's registry; `None`: detached.
     pub metrics: Option<PolicyMetrics>,
     /// The client plugin `fetch`es use (the gateway's, with its trust store
@@ -49,6 +52,7 @@ impl Default for RuntimeOptions {
             pooling: None,
             reuse_instances: true,
             max_idle_per_attachment: 32,
+            live_per_attachment: Default::default(),
             metrics: None,
             fetch_client: None,
         }
@@ -280,7 +284,7 @@ impl PolicyRuntime {
                 .fetch_hosts
                 .into_iter()
                 .filter(|h| {
-                    let ok = allowed.iter().any(|a| a.eq_ignore_ascii_case(h));
+                    let ok = allowed.iter().any(|a| operator_grants(a, h));
                     if !ok {
                         tracing::warn!(plugin = %name, host = %h, "fetch host not allowed by the operator");
                     }
@@ -299,6 +303,20 @@ impl PolicyRuntime {
             first,
             self.opts.max_idle_per_attachment,
             self.opts.reuse_instances,
+            self.opts.live_per_attachment,
         )))
     }
+}
+
+/// Does operator entry `granted` (`host` or `host:port`) cover the plugin's
+/// requested `host` or `host:port`? A bare host grants every port.
+fn operator_grants(granted: &str, requested: &str) -> bool {
+    if granted.eq_ignore_ascii_case(requested) {
+        return true;
+    }
+    let bare = |s: &str| match s.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h.to_string(),
+        _ => s.to_string(),
+    };
+    !granted.contains(':') && granted.eq_ignore_ascii_case(&bare(requested))
 }

@@ -63,22 +63,95 @@ impl ResolveMap {
 pub struct ResolveConnector {
     inner: HttpConnector,
     pins: ResolveMap,
+    /// For plugin fetches: a name resolving to loopback, link-local or
+    /// private addresses is refused (pins and IP literals, both chosen by
+    /// the operator's allow-lists, are taken as given).
+    public_only: bool,
 }
 
 impl tower_service::Service<Uri> for ResolveConnector {
     type Response = <HttpConnector as tower_service::Service<Uri>>::Response;
-    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let target = pinned(&self.pins, &uri).unwrap_or(uri);
-        let fut = self.inner.call(target);
-        Box::pin(fut)
+        if let Some(target) = pinned(&self.pins, &uri) {
+            let fut = self.inner.call(target);
+            return Box::pin(async move { fut.await.map_err(Into::into) });
+        }
+        let literal = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .is_some_and(|h| h.parse::<std::net::IpAddr>().is_ok());
+        if !self.public_only || literal {
+            let fut = self.inner.call(uri);
+            return Box::pin(async move { fut.await.map_err(Into::into) });
+        }
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            let target = public_target(&uri).await?;
+            inner.call(target).await.map_err(Into::into)
+        })
     }
+}
+
+/// Is `ip` an address a plugin must not reach by name (loopback, private,
+/// link-local, unique-local, unspecified, multicast, CGNAT)?
+pub fn special_address(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return special_address(IpAddr::V4(v4));
+            }
+            let seg = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg & 0xffc0) == 0xfe80
+                || (seg & 0xfe00) == 0xfc00
+        }
+    }
+}
+
+/// Resolve `uri`'s host and connect only to a public address, so the check
+/// and the connection use the same address (no DNS rebinding in between).
+async fn public_target(uri: &Uri) -> Result<Uri, String> {
+    let host = uri.host().ok_or("no host")?;
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let addr = addrs
+        .iter()
+        .find(|a| !special_address(a.ip()))
+        .ok_or_else(|| {
+            format!("{host} resolves only to loopback, private or link-local addresses; list the address in fetchHosts to allow it")
+        })?;
+    Uri::builder()
+        .scheme("http")
+        .authority(addr.to_string())
+        .path_and_query("/")
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn pinned(pins: &ResolveMap, uri: &Uri) -> Option<Uri> {
@@ -127,6 +200,18 @@ impl Upstreams {
         if let Some(c) = clients.get(key) {
             return Ok(c.clone());
         }
+        let client = self.build(key, false)?;
+        clients.insert(key.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// A client for plugin fetches: names that resolve to loopback, private
+    /// or link-local addresses are refused (see [`special_address`]).
+    pub fn fetch_client(&self) -> Result<HttpClient, ClientError> {
+        self.build(&TlsKey::default(), true)
+    }
+
+    fn build(&self, key: &TlsKey, public_only: bool) -> Result<HttpClient, ClientError> {
         let mut roots = base_roots().clone();
         if let Some(path) = &key.extra_root {
             add_pem_file(&mut roots, path)?;
@@ -150,12 +235,11 @@ impl Upstreams {
             .wrap_connector(ResolveConnector {
                 inner: http,
                 pins: self.pins.clone(),
+                public_only,
             });
-        let client = Client::builder(TokioExecutor::new())
+        Ok(Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector);
-        clients.insert(key.clone(), client.clone());
-        Ok(client)
+            .build(connector))
     }
 }
 

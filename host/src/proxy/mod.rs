@@ -1,6 +1,9 @@
 //! The proxy: routing, forwarding and the request pipeline.
+pub mod billing;
+pub mod budget;
 pub mod client;
 pub mod errors;
+pub mod guard;
 pub mod headers;
 pub mod pipeline;
 pub mod response_body;

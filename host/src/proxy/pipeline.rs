@@ -14,13 +14,15 @@
 //!
 //! Nothing goes upstream before phases 2-3 have decided.
 
+use super::budget;
 use super::client::UpstreamBody;
 use super::errors::{error_response, ErrorShape};
+use super::guard;
 use super::headers;
 use super::response_body::{Mode, ResponseBody};
 use super::router;
 use super::session::Session;
-use super::snapshot::{RouteEntry, Snapshot};
+use super::snapshot::{ListenerTable, RouteEntry, Snapshot};
 use super::target::{ai_kind, rewrite_path};
 use crate::config::{AiKind, Provider};
 use crate::metrics::Metrics;
@@ -30,7 +32,7 @@ use crate::stream::usage::UsageReader;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,11 +45,15 @@ pub const MAX_BUFFERED_BODY: usize = 32 << 20;
 pub async fn handle(
     snap: Arc<Snapshot>,
     metrics: Arc<Metrics>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
-    // Phase 1: route.
-    let (mut session, route, prefix_len) = match route(&snap, &metrics, &req, peer) {
+    // Phase 1: route (on the listener the request arrived on, if it admits it).
+    let listener = match guard::admit(&snap, &mut req) {
+        Ok(l) => l,
+        Err(r) => return refused(&metrics, &req, peer, r),
+    };
+    let (mut session, route, prefix_len) = match route(&listener, &metrics, &req, peer) {
         Ok(s) => s,
         Err(resp) => return resp,
     };
@@ -76,20 +82,21 @@ pub async fn handle(
     // (nothing to decide on at headers) always gets it.
     let body_only = wants.contains(policy::Hooks::REQUEST_BODY)
         && !wants.contains(policy::Hooks::REQUEST_HEADERS);
+    let mut _held_body = None;
     let body: UpstreamBody = if need_body || body_only {
-        let mut bytes = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e) => {
-                return if e
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    session.error(413, "", "request body too large for the gateway's policies")
-                } else {
-                    session.error(400, "", "could not read the request body")
-                };
-            }
-        };
+        let declared = body.size_hint().exact();
+        let mut body = body;
+        let mut bytes =
+            match budget::collect(&mut body, declared, MAX_BUFFERED_BODY, &budget::GLOBAL).await {
+                Ok((b, held)) => {
+                    _held_body = Some(held);
+                    b
+                }
+                Err(e) => {
+                    discard(body);
+                    return body_refused(session, e);
+                }
+            };
         note_request_body(&mut session.scope.ctx, &bytes);
         let chain = session.chain.clone();
         match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
@@ -152,6 +159,26 @@ pub async fn handle(
     response_body_filter(session, wants, parts, body).await
 }
 
+/// Phase 3 could not buffer the body.
+fn body_refused(session: Session, e: budget::CollectError) -> Response<ResponseBody> {
+    match e {
+        budget::CollectError::TooLarge => {
+            session.error(413, "", "request body too large for the gateway's policies")
+        }
+        budget::CollectError::OverBudget => {
+            let mut r = session.error(
+                503,
+                "",
+                "the gateway is buffering too many request bodies; retry shortly",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        budget::CollectError::Read => session.error(400, "", "could not read the request body"),
+    }
+}
+
 /// Most of a refused request's body the gateway reads and throws away, so the
 /// client finishes sending and sees the answer instead of a broken pipe.
 const MAX_DISCARD: usize = 64 << 20;
@@ -179,7 +206,7 @@ fn discard(body: Incoming) {
 /// Phase 1: choose the route; build the session and the request's chain.
 #[allow(clippy::result_large_err)]
 fn route(
-    snap: &Snapshot,
+    snap: &ListenerTable,
     metrics: &Arc<Metrics>,
     req: &Request<Incoming>,
     peer: SocketAddr,
@@ -236,6 +263,24 @@ fn route(
         first_byte: None,
     };
     Ok((session, route, hit.prefix_len))
+}
+
+/// A request its listener refused (Host, Origin, client key), in the error
+/// shape the client speaks; logged and counted like an unrouted one.
+fn refused(
+    metrics: &Arc<Metrics>,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+    r: guard::Refusal,
+) -> Response<ResponseBody> {
+    let path = req.uri().path();
+    let shape = ErrorShape::guess(path, req.headers());
+    tracing::info!(target: "sluice::access", method = %req.method(), path, status = r.status, reason = %r.message, "refused by listener");
+    let mut session = unrouted_session(metrics, req, peer, shape);
+    session.status = r.status;
+    error_response(shape, r.status, "", &r.message, |b| {
+        ResponseBody::full(b, session)
+    })
 }
 
 /// A session for a request no route claimed, so it is still logged and counted.
@@ -298,6 +343,7 @@ fn upstream_request(
     parts.version = Version::HTTP_11;
     headers::prepare_request(&mut parts.headers, peer.ip());
     if let Some(key) = &t.key {
+        super::billing::drop_billing_headers(&mut parts.headers, &route.pass_headers);
         headers::inject_key(&mut parts.headers, t.provider, key);
     }
     if !parts.headers.contains_key("x-request-id") {

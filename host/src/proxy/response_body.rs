@@ -106,6 +106,11 @@ impl ResponseBody {
                 while let Some(ev) = self.framer.next_event() {
                     self.usage.on_event(&ev);
                 }
+                if self.framer.overflowed() {
+                    // Only observing: keep forwarding, stop buffering.
+                    tracing::warn!("upstream SSE event over the size cap; usage not read");
+                    self.framer.reset();
+                }
                 self.out.push_back(data);
             }
             Mode::ObserveJson { decoder } => {
@@ -122,8 +127,29 @@ impl ResponseBody {
                 while let Some(ev) = self.framer.next_event() {
                     self.filter_event(ev);
                 }
+                if self.framer.overflowed() && !self.done {
+                    self.framer.reset();
+                    self.end_with_error(&format!(
+                        "upstream event larger than {} bytes",
+                        sse::MAX_PENDING_EVENT
+                    ));
+                }
             }
         }
+    }
+
+    /// End a stream the gateway cannot continue with an error event.
+    fn end_with_error(&mut self, message: &str) {
+        tracing::warn!(%message, "ending the stream");
+        let data = serde_json::json!({
+            "type": "error",
+            "error": {"type": "api_error", "message": message},
+        })
+        .to_string();
+        self.out.push_back(sse::encode(Some("error"), &data, None));
+        self.error = Some(message.to_string());
+        self.done = true;
+        self.source = Source::Full(None);
     }
 
     /// Pass one whole event through the chain and queue what comes out.

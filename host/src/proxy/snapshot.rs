@@ -5,8 +5,9 @@ use super::client::{ClientError, HttpClient, TlsKey, Upstreams};
 use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
-use crate::config::{AiKind, BackendAuth, Config, PathRewrite, Provider, Route};
+use crate::config::{AiKind, BackendAuth, Config, PathRewrite, Provider, Route, Secret};
 use crate::policy::Attachment;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct RouteEntry {
     pub request_timeout: Duration,
     pub attachments: Vec<Arc<Attachment>>,
     pub shape: ErrorShape,
+    /// `backendAuth.passHeaders`: billing headers kept beside the injected key.
+    pub pass_headers: Vec<String>,
 }
 
 /// A policy layer: a route entry without backends.
@@ -34,9 +37,39 @@ pub struct LayerEntry {
 
 /// Everything a request needs, behind one pointer.
 pub struct Snapshot {
+    /// Per listening port (the bind's configured port): its listeners, each
+    /// with its own route table.
+    pub binds: HashMap<u16, BindTable>,
+    pub config: Arc<Config>,
+}
+
+/// The listeners sharing one port.
+pub struct BindTable {
+    /// Bound to a loopback address: `Host` must then name loopback or a
+    /// configured hostname (DNS rebinding).
+    pub loopback: bool,
+    /// Listeners with a `hostname` first, in config order, then the others.
+    pub listeners: Vec<Arc<ListenerTable>>,
+}
+
+/// One listener: what it answers for, who may call it, and its routes.
+pub struct ListenerTable {
+    pub name: String,
+    /// Lowercase; `*.example.com` matches subdomains.
+    pub hostname: Option<String>,
+    /// The routes served here: top-level routes plus the listener's own.
     pub routes: Vec<(MatchSet, Arc<RouteEntry>)>,
     pub layers: Vec<(MatchSet, Arc<LayerEntry>)>,
-    pub config: Arc<Config>,
+    pub allowed_origins: Vec<String>,
+    pub auth_keys: Vec<Secret>,
+}
+
+/// Does `route` apply to listener `listener` on bind `port`?
+fn serves(route: &Route, port: u16, listener: &str) -> bool {
+    match &route.listener {
+        None => true,
+        Some(r) => r.listener == listener && r.port.is_none_or(|p| p == port),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +97,7 @@ impl Snapshot {
         };
         let mut routes = Vec::new();
         for r in &config.routes {
-            let matches = MatchSet::compile(&r.matches).map_err(|m| err(r, m))?;
+            MatchSet::compile(&r.matches).map_err(|m| err(r, m))?;
             let backend = r
                 .backends
                 .first()
@@ -89,7 +122,7 @@ impl Snapshot {
                 _ => ErrorShape::OpenAi,
             };
             routes.push((
-                matches,
+                r,
                 Arc::new(RouteEntry {
                     name: r.name.clone(),
                     target,
@@ -105,24 +138,59 @@ impl Snapshot {
                         .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
                     attachments: plugins.attach(r).map_err(|m| err(r, m))?,
                     shape,
+                    pass_headers: p.pass_headers.clone(),
                 }),
             ));
         }
         let mut layers = Vec::new();
         for l in &config.layers {
-            let matches = MatchSet::compile(&l.matches).map_err(|m| err(l, m))?;
+            MatchSet::compile(&l.matches).map_err(|m| err(l, m))?;
             layers.push((
-                matches,
+                l,
                 Arc::new(LayerEntry {
                     name: l.name.clone(),
                     attachments: plugins.attach(l).map_err(|m| err(l, m))?,
                 }),
             ));
         }
-        Ok(Snapshot {
-            routes,
-            layers,
-            config,
-        })
+        let mut binds = HashMap::new();
+        for b in &config.binds {
+            let mut listeners = Vec::new();
+            for l in &b.listeners {
+                let mut table = ListenerTable {
+                    name: l.name.clone(),
+                    hostname: l.hostname.clone(),
+                    routes: Vec::new(),
+                    layers: Vec::new(),
+                    allowed_origins: l.allowed_origins.clone(),
+                    auth_keys: l.auth_keys.clone(),
+                };
+                // Compiled again per listener: a MatchSet is small, and each
+                // table stays a plain slice for `router::select`.
+                for (r, entry) in &routes {
+                    if serves(r, b.port, &l.name) {
+                        let m = MatchSet::compile(&r.matches).map_err(|m| err(r, m))?;
+                        table.routes.push((m, entry.clone()));
+                    }
+                }
+                for (r, entry) in &layers {
+                    if serves(r, b.port, &l.name) {
+                        let m = MatchSet::compile(&r.matches).map_err(|m| err(r, m))?;
+                        table.layers.push((m, entry.clone()));
+                    }
+                }
+                listeners.push(Arc::new(table));
+            }
+            listeners.sort_by_key(|l| l.hostname.is_none());
+            binds.insert(
+                b.port,
+                BindTable {
+                    loopback: b.address.is_loopback(),
+                    listeners,
+                },
+            );
+        }
+        super::budget::GLOBAL.set_limit(config.limits.body_buffer_budget);
+        Ok(Snapshot { binds, config })
     }
 }

@@ -2,3 +2,5 @@
 pub mod decode;
 pub mod sse;
 pub mod usage;
+#[cfg(test)]
+mod props;

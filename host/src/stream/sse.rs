@@ -57,6 +57,10 @@ pub fn encode(event: Option<&str>, data: &str, id: Option<&str>) -> Bytes {
     Bytes::from(out)
 }
 
+/// Most bytes one event may span before the framer gives up on it. Large
+/// enough for OpenAI's `response.completed`, which repeats the whole output.
+pub const MAX_PENDING_EVENT: usize = 16 << 20;
+
 /// Incremental framer: push chunks, pull whole events.
 #[derive(Debug, Default)]
 pub struct Framer {
@@ -78,6 +82,18 @@ impl Framer {
     /// Bytes received but not yet part of a whole event.
     pub fn pending(&self) -> usize {
         self.buf.len()
+    }
+
+    /// More than [`MAX_PENDING_EVENT`] bytes without an event ending: the
+    /// upstream is not speaking SSE (or is hostile); stop buffering.
+    pub fn overflowed(&self) -> bool {
+        self.buf.len() > MAX_PENDING_EVENT
+    }
+
+    /// Drop what is buffered (after an overflow).
+    pub fn reset(&mut self) {
+        self.buf = BytesMut::new();
+        self.line_start = 0;
     }
 
     /// The next complete event, if the buffer holds one.
@@ -228,5 +244,24 @@ mod tests {
         let ev = all(&[b"data: a\r\r", b"data: b\r", b"\r"]);
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[1].data, "b");
+    }
+
+    #[test]
+    fn an_event_that_never_ends_overflows() {
+        let mut f = Framer::new();
+        f.push(b"data: ");
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..15 {
+            f.push(&chunk);
+            assert!(f.next_event().is_none());
+        }
+        assert!(!f.overflowed());
+        f.push(&chunk);
+        f.push(b"x");
+        assert!(f.overflowed());
+        f.reset();
+        assert!(!f.overflowed());
+        f.push(b"data: ok\n\n");
+        assert_eq!(f.next_event().unwrap().data, "ok");
     }
 }
