@@ -23,8 +23,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use sluice_sdk::config::{kind, object, only_keys};
+use sluice_sdk::pii::{Builtin, BUILTIN_NAMES};
+
 use crate::masker::{Masker, Rule};
-use crate::patterns::{Builtin, BUILTIN_NAMES};
 
 /// The attachment's config as the host passes it: keyed by the YAML key(s).
 #[derive(Debug, Deserialize)]
@@ -143,32 +145,6 @@ fn dedup(v: &mut Vec<RuleSpec>) {
             true
         }
     });
-}
-
-fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, String> {
-    v.as_object()
-        .ok_or_else(|| format!("`{path}` must be a mapping, got {}", kind(v)))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-fn only_keys(m: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), String> {
-    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!(
-            "unknown key `{path}.{k}` (expected one of: {})",
-            allowed.join(", ")
-        )),
-        None => Ok(()),
-    }
 }
 
 fn builtins(name: &Value, path: &str) -> Result<&'static [Builtin], String> {

@@ -24,6 +24,7 @@
 //! `set`/`add` directly under `transformations.request`/`.response` are CEL
 //! expressions, as in agentgateway. Bodies are always CEL.
 
+use sluice_sdk::config::object;
 use serde_json::{Map, Value};
 
 use crate::expr::Expression;
@@ -113,12 +114,6 @@ pub fn parse(v: &Value) -> Result<Config, String> {
     Ok(cfg)
 }
 
-fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, String> {
-    match v {
-        Value::Object(o) => Ok(o),
-        _ => Err(format!("`{path}` must be an object")),
-    }
-}
 
 fn transformation(v: &Value, path: &str, side: &mut Side) -> Result<(), String> {
     for (key, val) in object(v, path)? {
