@@ -85,22 +85,76 @@ pub fn encode(s: &str) -> String {
     q[1..q.len() - 1].to_owned()
 }
 
+/// Decoded characters of complete raw string content, each with its raw
+/// byte range (a character, or a whole escape sequence).
+fn segments(raw: &str) -> Vec<(char, usize, usize)> {
+    let mut out = Vec::new();
+    let mut esc_start = None;
+    for (i, c) in raw.char_indices() {
+        let end = i + c.len_utf8();
+        match esc_start {
+            Some(st) => match decode(&raw[st..end]) {
+                Esc::Incomplete => {}
+                Esc::Char(ch) => {
+                    out.push((ch, st, end));
+                    esc_start = None;
+                }
+                Esc::Invalid => {
+                    out.push(('\u{fffd}', st, end));
+                    esc_start = None;
+                }
+            },
+            None if c == '\\' => esc_start = Some(i),
+            None => out.push((c, i, end)),
+        }
+    }
+    out
+}
+
 /// The state of one JSON-stream channel.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct JsonStream {
     pub lex: Lex,
-    /// Decoded string text held back (could still become a match).
+    /// Raw string content held back (complete characters and escapes that
+    /// could still become part of a match).
     pub held: String,
     /// The last character already sent in the current string.
     pub ctx: Option<char>,
 }
 
 impl JsonStream {
+    /// Mask the raw string content `raw`; with `flush` everything is sent,
+    /// otherwise a tail that could still grow into a match is kept in
+    /// `self.held`. Unmasked text is sent exactly as it came (same escapes).
+    fn settle(&mut self, m: &Masker, raw: &str, flush: bool) -> String {
+        let segs = segments(raw);
+        let decoded: String = segs.iter().map(|s| s.0).collect();
+        let step = m.step(self.ctx, &decoded, flush);
+        let cut = decoded.len() - step.held.len();
+        // The raw offset of decoded byte `cut`.
+        let mut at = 0;
+        let mut raw_cut = raw.len();
+        for (c, start, _) in &segs {
+            if at == cut {
+                raw_cut = *start;
+                break;
+            }
+            at += c.len_utf8();
+        }
+        self.ctx = step.ctx;
+        self.held = raw[raw_cut..].to_owned();
+        if step.emit == decoded[..cut] {
+            raw[..raw_cut].to_owned()
+        } else {
+            encode(&step.emit)
+        }
+    }
+
     /// Feed a piece; returns the JSON text to send now. With `flush`, text
     /// held inside an unterminated string is sent too.
     pub fn feed(&mut self, m: &Masker, piece: &str, flush: bool) -> String {
         let mut out = String::with_capacity(piece.len());
-        let mut pending = std::mem::take(&mut self.held);
+        let mut raw = std::mem::take(&mut self.held);
         for c in piece.chars() {
             if !self.lex.in_str {
                 out.push(c);
@@ -112,40 +166,39 @@ impl JsonStream {
             }
             if !self.lex.esc.is_empty() {
                 self.lex.esc.push(c);
-                match decode(&self.lex.esc) {
-                    Esc::Incomplete => {}
-                    Esc::Char(ch) => {
-                        pending.push(ch);
-                        self.lex.esc.clear();
-                    }
-                    Esc::Invalid => {
-                        pending.push('\u{fffd}');
-                        self.lex.esc.clear();
-                    }
+                if !matches!(decode(&self.lex.esc), Esc::Incomplete) {
+                    raw.push_str(&std::mem::take(&mut self.lex.esc));
                 }
                 continue;
             }
             match c {
                 '\\' => self.lex.esc.push(c),
                 '"' => {
-                    let step = m.step(self.ctx, &pending, true);
-                    out.push_str(&encode(&step.emit));
+                    out.push_str(&self.settle(m, &raw, true));
+                    raw.clear();
+                    self.held.clear();
                     out.push('"');
-                    pending.clear();
                     self.lex.in_str = false;
                     self.ctx = None;
                 }
-                _ => pending.push(c),
+                _ => raw.push(c),
             }
         }
-        if self.lex.in_str && !pending.is_empty() {
-            let step = m.step(self.ctx, &pending, flush);
-            out.push_str(&encode(&step.emit));
-            self.ctx = step.ctx;
-            pending = step.held;
+        if self.lex.in_str && !raw.is_empty() {
+            out.push_str(&self.settle(m, &raw, flush));
+        } else {
+            self.held = raw;
         }
-        self.held = pending;
         out
+    }
+
+    /// Send whatever is held (the stream ended inside a string).
+    pub fn finish(&mut self, m: &Masker) -> String {
+        let raw = std::mem::take(&mut self.held);
+        if raw.is_empty() {
+            return String::new();
+        }
+        self.settle(m, &raw, true)
     }
 }
 
@@ -194,6 +247,12 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&all).unwrap(), want);
         // Nothing was held longer than needed outside strings.
         assert_eq!(outs[0], "{");
+        // Without PII the document passes exactly as sent, escapes included.
+        let clean = r#"{"a": "v1\n \u00e9 \"q\" \ud83d\ude00", "b": [1, "x"]}"#;
+        for i in 1..clean.len() {
+            let (_, all) = run(&[&clean[..i], &clean[i..]]);
+            assert_eq!(all, clean, "split at {i}");
+        }
     }
 
     #[test]

@@ -117,16 +117,25 @@ fn flush(m: &Masker, key: &str) -> Option<(String, Option<String>)> {
     if old.text.is_empty() {
         return None;
     }
-    let masked = m.mask_after(&old.text, old.ctx);
-    let emit = if old.lex.is_some() {
-        crate::jsonstr::encode(&masked)
-    } else {
-        masked.into_owned()
-    };
-    let new = Tail {
-        ctx: old.text.chars().next_back(),
+    let mut new = Tail {
         text: String::new(),
         ..old.clone()
+    };
+    let emit = match &old.lex {
+        Some(lex) => {
+            let mut js = JsonStream {
+                lex: lex.clone(),
+                held: old.text.clone(),
+                ctx: old.ctx,
+            };
+            let out = js.finish(m);
+            new.ctx = js.ctx;
+            out
+        }
+        None => {
+            new.ctx = old.text.chars().next_back();
+            m.mask_after(&old.text, old.ctx).into_owned()
+        }
     };
     save(key, &old, &new);
     Some((emit, old.meta))
