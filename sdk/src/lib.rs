@@ -38,6 +38,7 @@ mod ops;
 mod policy;
 #[doc(hidden)]
 pub mod pii;
+pub mod prompt_guard;
 pub mod rt;
 pub mod sse;
 

@@ -7,7 +7,8 @@ use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 use sluice_sdk::ai::{normalize, normalize_keep_case};
 use sluice_sdk::config::{self as cfg, object, Path};
-use sluice_sdk::pii::{Builtin, BUILTIN_NAMES};
+use sluice_sdk::pii::Builtin;
+use sluice_sdk::prompt_guard::{self, GuardAction, GuardRule};
 
 /// What a matching rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,9 @@ pub struct Rule {
     pub action: Action,
     pub scope: Scope,
     pub rejection: Rejection,
+    /// What a masking regex match becomes (`<MASKED>`, `<NAME>`, or the
+    /// rule's `replacement`).
+    pub replacement: String,
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +147,7 @@ impl Rule {
                 out.push_str(&text[last..]);
                 Cow::Owned(out)
             }
-            Matcher::Regex(re) => re.replace_all(text, "<MASKED>"),
+            Matcher::Regex(re) => re.replace_all(text, regex::NoExpand(&self.replacement)),
             Matcher::Literal(_) => Cow::Borrowed(text),
         }
     }
@@ -265,6 +269,7 @@ fn parse_input_validation(v: &Value, at: &str, s: &mut Settings) -> Result<(), S
             action: Action::Reject,
             scope: Scope::Joined,
             rejection: rejection.clone(),
+            replacement: String::new(),
         });
     };
     if let Some(p) = obj.get("blockPatterns") {
@@ -330,223 +335,67 @@ fn parse_input_validation(v: &Value, at: &str, s: &mut Settings) -> Result<(), S
     Ok(())
 }
 
+/// agentgateway's `promptGuard`, parsed by the SDK (`sluice_sdk::prompt_guard`);
+/// this plugin implements its `request` guards.
 fn parse_prompt_guard(v: &Value, at: &str, s: &mut Settings) -> Result<(), String> {
-    let obj = object(v, at)?;
-    for (k, val) in obj {
-        match k.as_str() {
-            "request" => {
-                let here = format!("{at}.request");
-                let guards: Vec<&Value> = match val {
-                    Value::Object(_) => vec![val],
-                    _ => list(val, &here)?,
-                };
-                let mut n = 0;
-                for (i, g) in guards.into_iter().enumerate() {
-                    parse_guard(g, &format!("{here}[{i}]"), &mut n, s)?;
-                }
-            }
-            // Response guards belong to the output side (output-mask).
-            "response" => {}
-            _ => {
-                return Err(format!(
-                    "unknown key `{at}.{k}` (expected request, response)"
-                ))
+    let pg = prompt_guard::parse(v, at)?;
+    let mut n = 0;
+    for g in pg.request {
+        let action = match g.action {
+            GuardAction::Reject => Action::Reject,
+            GuardAction::Mask => Action::Mask,
+        };
+        let rejection = rejection(g.rejection.as_ref());
+        for rule in &g.rules {
+            let replacement = rule.replacement();
+            let found: Vec<(Matcher, String)> = match rule {
+                GuardRule::Builtin { name, builtins } => builtins
+                    .iter()
+                    .map(|b| (Matcher::builtin(*b), format!("builtin {name}")))
+                    .collect(),
+                GuardRule::Pattern { pattern, at, .. } => vec![(
+                    Matcher::Regex(compile(pattern, false, at.as_str())?),
+                    format!("pattern {pattern:?}"),
+                )],
+            };
+            for (matcher, shown) in found {
+                n += 1;
+                s.rules.push(Rule {
+                    label: format!("promptGuard rule {n} ({shown})"),
+                    matcher,
+                    action,
+                    scope: Scope::Each,
+                    rejection: rejection.clone(),
+                    replacement: replacement.clone(),
+                });
             }
         }
     }
     Ok(())
 }
 
-fn parse_guard(v: &Value, at: &str, n: &mut usize, s: &mut Settings) -> Result<(), String> {
-    let obj = object(v, at)?;
-    let mut rejection = Rejection {
+/// A guard's rejection: a JSON body is sent as is; plain text is wrapped by
+/// the host in the provider's error shape, which clients parse.
+fn rejection(r: Option<&prompt_guard::Rejection>) -> Rejection {
+    let mut out = Rejection {
         status: 400,
         message: None,
         body: None,
         headers: vec![],
     };
-    if let Some(r) = obj.get("rejection") {
-        rejection = parse_rejection(r, &format!("{at}.rejection"))?;
+    let Some(r) = r else { return out };
+    if let Some(st) = r.status {
+        out.status = st;
     }
-    let mut regex = None;
-    for (k, val) in obj {
-        match k.as_str() {
-            "rejection" => {}
-            "regex" => regex = Some(val),
-            "webhook" | "openAIModeration" | "bedrockGuardrails" | "googleModelArmor" => {
-                return Err(format!(
-                    "`{at}.{k}`: this guard type is not supported by sluice (only `regex` guards are)"
-                ))
-            }
-            _ => return Err(format!("unknown key `{at}.{k}` (expected regex, rejection)")),
+    if let Some(body) = &r.body {
+        if serde_json::from_str::<Value>(body).is_ok_and(|v| v.is_object()) {
+            out.body = Some(body.clone());
+        } else {
+            out.message = Some(body.trim().to_owned());
         }
     }
-    let at = format!("{at}.regex");
-    let regex = object(regex.ok_or_else(|| format!("`{at}` is required"))?, &at)?;
-    let mut action = Action::Reject;
-    let mut found: Vec<(Matcher, String)> = Vec::new();
-    for (k, val) in regex {
-        let here = format!("{at}.{k}");
-        match k.as_str() {
-            "action" => {
-                action = match val.as_str().map(str::to_ascii_lowercase).as_deref() {
-                    Some("reject") => Action::Reject,
-                    Some("mask") => Action::Mask,
-                    _ => return Err(format!("`{here}` must be `reject` or `mask`")),
-                }
-            }
-            "rules" => {
-                for (i, r) in list(val, &here)?.into_iter().enumerate() {
-                    let rh = format!("{here}[{i}]");
-                    let ro = object(r, &rh)?;
-                    if ro.len() != 1 {
-                        return Err(format!(
-                            "`{rh}` must have exactly one of `pattern`, `builtin`"
-                        ));
-                    }
-                    let (rk, rv) = ro.iter().next().unwrap();
-                    let text = rv
-                        .as_str()
-                        .ok_or_else(|| format!("`{rh}.{rk}` must be a string"))?;
-                    match rk.as_str() {
-                        "pattern" | "regex" => found.push((
-                            Matcher::Regex(compile(text, false, &format!("{rh}.{rk}"))?),
-                            format!("pattern {text:?}"),
-                        )),
-                        "builtin" => found.extend(builtin(text, &format!("{rh}.builtin"))?),
-                        _ => {
-                            return Err(format!(
-                                "unknown key `{rh}.{rk}` (expected pattern, builtin)"
-                            ))
-                        }
-                    }
-                }
-            }
-            // The Kubernetes CRD spelling.
-            "matches" => {
-                for (i, r) in list(val, &here)?.into_iter().enumerate() {
-                    let rh = format!("{here}[{i}]");
-                    let text = r
-                        .as_str()
-                        .ok_or_else(|| format!("`{rh}` must be a string"))?;
-                    found.push((
-                        Matcher::Regex(compile(text, false, &rh)?),
-                        format!("pattern {text:?}"),
-                    ));
-                }
-            }
-            "builtins" => {
-                for (i, r) in list(val, &here)?.into_iter().enumerate() {
-                    let rh = format!("{here}[{i}]");
-                    let text = r
-                        .as_str()
-                        .ok_or_else(|| format!("`{rh}` must be a string"))?;
-                    found.extend(builtin(text, &rh)?);
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown key `{here}` (expected action, rules, matches, builtins)"
-                ))
-            }
-        }
-    }
-    if found.is_empty() {
-        return Err(format!("`{at}` has no rules"));
-    }
-    for (matcher, shown) in found {
-        *n += 1;
-        s.rules.push(Rule {
-            label: format!("promptGuard rule {n} ({shown})"),
-            matcher,
-            action,
-            scope: Scope::Each,
-            rejection: rejection.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// One config name can stand for several detectors (`ipAddress`).
-fn builtin(name: &str, at: &str) -> Result<Vec<(Matcher, String)>, String> {
-    let found = Builtin::parse(name).ok_or_else(|| {
-        format!("`{at}`: unknown builtin `{name}` (expected {BUILTIN_NAMES})")
-    })?;
-    Ok(found
-        .iter()
-        .map(|b| (Matcher::builtin(*b), format!("builtin {name}")))
-        .collect())
-}
-
-fn parse_rejection(v: &Value, at: &str) -> Result<Rejection, String> {
-    let obj = object(v, at)?;
-    let mut r = Rejection {
-        status: 400,
-        message: None,
-        body: None,
-        headers: vec![],
-    };
-    for (k, val) in obj {
-        let here = format!("{at}.{k}");
-        match k.as_str() {
-            "status" => r.status = status(val, &here)?,
-            "body" => {
-                let body = val
-                    .as_str()
-                    .ok_or_else(|| format!("`{here}` must be a string"))?;
-                // A JSON body is sent as is; plain text is wrapped by the host
-                // in the provider's error shape, which clients parse.
-                if serde_json::from_str::<Value>(body).is_ok_and(|v| v.is_object()) {
-                    r.body = Some(body.to_owned());
-                } else {
-                    r.message = Some(body.trim().to_owned());
-                }
-            }
-            "headers" => {
-                let ho = object(val, &here)?;
-                for (op, hv) in ho {
-                    if op != "set" && op != "add" {
-                        return Err(format!("unknown key `{here}.{op}` (expected set, add)"));
-                    }
-                    let pairs: Vec<(String, String)> = match hv {
-                        Value::Object(m) => m
-                            .iter()
-                            .map(|(n, v)| {
-                                Ok((
-                                    n.clone(),
-                                    v.as_str()
-                                        .map(str::to_owned)
-                                        .unwrap_or_else(|| v.to_string()),
-                                ))
-                            })
-                            .collect::<Result<_, String>>()?,
-                        Value::Array(items) => items
-                            .iter()
-                            .map(|it| {
-                                let name = it.get("name").and_then(Value::as_str);
-                                let value = it.get("value").and_then(Value::as_str);
-                                match (name, value) {
-                                    (Some(n), Some(v)) => Ok((n.to_owned(), v.to_owned())),
-                                    _ => Err(format!(
-                                        "`{here}.{op}` entries need `name` and `value`"
-                                    )),
-                                }
-                            })
-                            .collect::<Result<_, String>>()?,
-                        _ => return Err(format!("`{here}.{op}` must be a map of header: value")),
-                    };
-                    r.headers
-                        .extend(pairs.into_iter().map(|(n, v)| (n.to_ascii_lowercase(), v)));
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "unknown key `{here}` (expected status, body, headers)"
-                ))
-            }
-        }
-    }
-    Ok(r)
+    out.headers = r.headers.clone();
+    out
 }
 
 #[cfg(test)]
@@ -639,11 +488,12 @@ mod tests {
         // Patterns are case-sensitive as written, like agentgateway's.
         assert!(fires(&s.rules[0], "my SSN"));
         assert!(!fires(&s.rules[0], "my ssn"));
-        // A single guard object instead of a list.
+        // A single guard object instead of a list; no action masks, as in
+        // agentgateway (one promptGuard parser for both sides: the SDK's).
         let s =
             parse(&json!({"promptGuard": {"request": {"regex": {"rules": [{"builtin": "ssn"}]}}}}))
                 .unwrap();
-        assert_eq!(s.rules[0].action, Action::Reject);
+        assert_eq!(s.rules[0].action, Action::Mask);
         // Only a response section: nothing to do on requests.
         let s = parse(
             &json!({"promptGuard": {"response": [{"regex": {"rules": [{"builtin": "email"}]}}]}}),
@@ -740,7 +590,7 @@ mod tests {
             ),
             (
                 json!({"promptGuard": {"request": [{"regex": {"rules": []}}]}}),
-                "no rules",
+                "no patterns",
             ),
             (
                 json!({"promptGuard": {"request": [{"regex": {"rules": [{"pattern": "["}]}}]}}),
