@@ -388,7 +388,11 @@ fn chat_chunk(m: &Masker, ev: SseEvent, mut v: Value) -> Vec<SseEvent> {
         if !fed_content {
             droppable = false;
         }
-        if let Some(calls) = choice["delta"]["tool_calls"].as_array_mut() {
+        let calls = choice
+            .get_mut("delta")
+            .and_then(|d| d.get_mut("tool_calls"))
+            .and_then(Value::as_array_mut);
+        if let Some(calls) = calls {
             for (j, call) in calls.iter_mut().enumerate() {
                 let n = call["index"].as_u64().unwrap_or(j as u64);
                 let Some(text) = call["function"]["arguments"].as_str().map(str::to_owned) else {
