@@ -320,7 +320,7 @@ fn response_only_prompt_guard_has_no_hooks() {
 #[test]
 fn both_keys_together() {
     let p = policy(json!({"inputValidation": {"maxRequestBodySize": 100},
-        "promptGuard": {"request": [{"regex": {"rules": [{"builtin": "ssn"}]}}]}}));
+        "promptGuard": {"request": [{"regex": {"action": "reject", "rules": [{"builtin": "ssn"}]}}]}}));
     assert_eq!(
         refused(&body(&p, &format!("{{\"input\":\"{}\"}}", "x".repeat(200)))).map(|r| r.0),
         Some(413)

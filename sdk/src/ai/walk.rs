@@ -69,8 +69,7 @@ fn skip_string(key: &str, value: &str, parent: &Map<String, Value>) -> bool {
 
 /// `data:image/png;base64,...` and the like.
 pub fn is_base64_data_url(s: &str) -> bool {
-    s.len() > 5
-        && s[..5].eq_ignore_ascii_case("data:")
+    s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:"))
         && s.find(',').is_some_and(|comma| s[..comma].ends_with(";base64"))
 }
 
