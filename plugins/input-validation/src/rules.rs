@@ -601,7 +601,7 @@ mod tests {
                 "rejection.code",
             ),
             (json!({"promptGuard": {"other": []}}), "promptGuard.other"),
-            (json!([1]), "mapping"),
+            (json!([1]), "object"),
         ] {
             let err = match parse(&cfg) {
                 Ok(_) => panic!("{cfg} was accepted"),
