@@ -324,7 +324,7 @@ fn no_over_holding() {
     let out = p.on_response_event(&c, delta("1. Open the settings"));
     assert_eq!(out[0].json().unwrap()["delta"]["text"], "1. Open the ");
     let held = mock::with(|h| h.attrs.get("output-mask.tail.a0").cloned()).unwrap();
-    assert!(held.contains("settings") && held.len() < 40, "{held}");
+    assert!(held.contains("settings") && held.len() < 80, "{held}");
     let out = p.on_response_event(&c, delta(" menu. "));
     assert_eq!(out[0].json().unwrap()["delta"]["text"], "settings menu. ");
     assert_eq!(mock::with(|h| h.attrs["output-mask.open"].clone()), "[]");
