@@ -128,7 +128,10 @@ pub fn object<'a>(v: &'a Value, at: impl Into<Path>) -> Result<&'a Map<String, V
 }
 
 /// A mapping, or nothing (`null` reads as an empty mapping).
-pub fn object_or_empty<'a>(v: &'a Value, at: impl Into<Path>) -> Result<Option<&'a Map<String, Value>>> {
+pub fn object_or_empty<'a>(
+    v: &'a Value,
+    at: impl Into<Path>,
+) -> Result<Option<&'a Map<String, Value>>> {
     let at = &at.into();
     match v {
         Value::Null => Ok(None),
@@ -140,7 +143,11 @@ pub fn object_or_empty<'a>(v: &'a Value, at: impl Into<Path>) -> Result<Option<&
 pub fn list<'a>(v: &'a Value, at: impl Into<Path>) -> Result<Vec<(Path, &'a Value)>> {
     let at = &at.into();
     match v {
-        Value::Array(a) => Ok(a.iter().enumerate().map(|(i, x)| (at.index(i), x)).collect()),
+        Value::Array(a) => Ok(a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (at.index(i), x))
+            .collect()),
         Value::Null => Ok(Vec::new()),
         other => Err(at.error(format!("must be a list, got {}", kind(other)))),
     }
@@ -252,8 +259,14 @@ mod tests {
         assert_eq!(size(&json!("1MiB"), &at), Ok(1_048_576));
         assert_eq!(size(&json!(42), &at), Ok(42));
         assert!(size(&json!(-1), &at).is_err());
-        assert!(size(&json!("1XB"), &at).unwrap_err().to_string().starts_with("`k`: "));
-        assert_eq!(duration(&json!("1h30m"), &at, false), Ok(Duration::from_secs(5400)));
+        assert!(size(&json!("1XB"), &at)
+            .unwrap_err()
+            .to_string()
+            .starts_with("`k`: "));
+        assert_eq!(
+            duration(&json!("1h30m"), &at, false),
+            Ok(Duration::from_secs(5400))
+        );
         assert_eq!(duration(&json!(30), &at, true), Ok(Duration::from_secs(30)));
         assert!(duration(&json!(30), &at, false).is_err());
         assert_eq!(status(&json!("403"), &at, 400..=599), Ok(403));

@@ -35,9 +35,9 @@ pub mod ai;
 pub mod config;
 pub mod host;
 mod ops;
-mod policy;
 #[doc(hidden)]
 pub mod pii;
+mod policy;
 pub mod prompt_guard;
 pub mod rt;
 pub mod sse;

@@ -152,9 +152,9 @@ pub fn parse(v: &Value, at: impl Into<Path>) -> Result<PromptGuard> {
 fn guard(v: &Value, at: Path) -> Result<Guard> {
     let g = object(v, &at)?;
     if let Some(other) = OTHER_GUARDS.iter().find(|k| g.contains_key(**k)) {
-        return Err(at.key(other).error(
-            "this guard type is not supported by sluice (only `regex` guards are)",
-        ));
+        return Err(at
+            .key(other)
+            .error("this guard type is not supported by sluice (only `regex` guards are)"));
     }
     only_keys(g, &at, &["regex", "rejection"])?;
     let rat = at.key("regex");
@@ -259,9 +259,7 @@ fn pattern(r: &Map<String, Value>, at: &Path) -> Result<GuardRule> {
         (Some(p), None) => ("pattern", p),
         (None, Some(p)) => ("regex", p),
         (Some(_), Some(_)) => return Err(at.error("give `pattern` or `regex`, not both")),
-        (None, None) => {
-            return Err(at.error("a rule needs exactly one of `builtin`, `pattern`"))
-        }
+        (None, None) => return Err(at.error("a rule needs exactly one of `builtin`, `pattern`")),
     };
     let pat_at = at.key(key);
     let pattern = nonempty(string(pat, &pat_at)?, &pat_at)?;
@@ -354,7 +352,13 @@ mod tests {
         assert_eq!(g.at.as_str(), "promptGuard.request[0]");
         let rej = g.rejection.as_ref().unwrap();
         assert_eq!(rej.status, Some(403));
-        assert_eq!(rej.headers, [("x-reason".into(), "pii".into()), ("x-a".into(), "b".into())]);
+        assert_eq!(
+            rej.headers,
+            [
+                ("x-reason".into(), "pii".into()),
+                ("x-a".into(), "b".into())
+            ]
+        );
         // No action: agentgateway masks.
         assert_eq!(pg.request[1].action, GuardAction::Mask);
         assert_eq!(pg.request[1].rules.len(), 4);
@@ -368,15 +372,42 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         for (v, needle) in [
-            (json!({"request": [{"webhook": {}}]}), "promptGuard.request[0].webhook"),
-            (json!({"request": [{"regex": {"action": "log", "rules": [{"builtin": "ssn"}]}}]}), "promptGuard.request[0].regex.action"),
-            (json!({"request": [{"regex": {"rules": [{"builtin": "iban"}]}}]}), "iban"),
-            (json!({"request": [{"regex": {"rules": []}}]}), "no patterns"),
-            (json!({"request": [{"regex": {"rules": [{"pattern": ""}]}}]}), "rules[0].pattern"),
-            (json!({"request": [{"regex": {"rules": [{"builtin": "ssn"}]}, "rejection": {"code": 1}}]}), "rejection.code"),
-            (json!({"request": [{"regex": {"rules": [{"builtin": "ssn"}]}, "rejection": {"status": 200}}]}), "rejection.status"),
-            (json!({"request": [{"regex": {"rules": [{"builtin": "ssn"}]}, "rejection": {"headers": {"remove": ["x"]}}}]}), "headers.remove"),
-            (json!({"response": [{"regex": {"builtins": ["Foo"]}}]}), "promptGuard.response[0].regex.builtins[0]"),
+            (
+                json!({"request": [{"webhook": {}}]}),
+                "promptGuard.request[0].webhook",
+            ),
+            (
+                json!({"request": [{"regex": {"action": "log", "rules": [{"builtin": "ssn"}]}}]}),
+                "promptGuard.request[0].regex.action",
+            ),
+            (
+                json!({"request": [{"regex": {"rules": [{"builtin": "iban"}]}}]}),
+                "iban",
+            ),
+            (
+                json!({"request": [{"regex": {"rules": []}}]}),
+                "no patterns",
+            ),
+            (
+                json!({"request": [{"regex": {"rules": [{"pattern": ""}]}}]}),
+                "rules[0].pattern",
+            ),
+            (
+                json!({"request": [{"regex": {"rules": [{"builtin": "ssn"}]}, "rejection": {"code": 1}}]}),
+                "rejection.code",
+            ),
+            (
+                json!({"request": [{"regex": {"rules": [{"builtin": "ssn"}]}, "rejection": {"status": 200}}]}),
+                "rejection.status",
+            ),
+            (
+                json!({"request": [{"regex": {"rules": [{"builtin": "ssn"}]}, "rejection": {"headers": {"remove": ["x"]}}}]}),
+                "headers.remove",
+            ),
+            (
+                json!({"response": [{"regex": {"builtins": ["Foo"]}}]}),
+                "promptGuard.response[0].regex.builtins[0]",
+            ),
             (json!({"other": []}), "promptGuard.other"),
             (json!({"request": 3}), "promptGuard.request"),
         ] {

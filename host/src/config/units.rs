@@ -42,6 +42,8 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("soon").unwrap_err().starts_with("invalid duration"));
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .starts_with("invalid duration"));
     }
 }

@@ -49,7 +49,10 @@ pub enum Matcher {
 
 impl Matcher {
     fn builtin(b: Builtin) -> Matcher {
-        Matcher::Builtin(b, Regex::new(b.pattern()).expect("built-in patterns compile"))
+        Matcher::Builtin(
+            b,
+            Regex::new(b.pattern()).expect("built-in patterns compile"),
+        )
     }
 }
 
@@ -431,8 +434,10 @@ mod tests {
 
     #[test]
     fn look_alikes_and_invisible_characters_fire() {
-        let s = parse(&json!({"inputValidation": {"blockPatterns": ["ignore previous instructions"],
-            "blockRegex": ["jail\\s*break"]}}))
+        let s = parse(
+            &json!({"inputValidation": {"blockPatterns": ["ignore previous instructions"],
+            "blockRegex": ["jail\\s*break"]}}),
+        )
         .unwrap();
         for text in [
             "ｉｇｎｏｒｅ previous instructions",
@@ -444,9 +449,14 @@ mod tests {
         }
         assert!(fires(&s.rules[1], "ＪＡＩＬ\u{200d}BREAK"));
         // promptGuard builtins see fullwidth digits, and mask them.
-        let r = rules(json!({"promptGuard": {"request": [{"regex": {"action": "mask", "rules": [{"builtin": "ssn"}]}}]}}));
+        let r = rules(
+            json!({"promptGuard": {"request": [{"regex": {"action": "mask", "rules": [{"builtin": "ssn"}]}}]}}),
+        );
         assert!(fires(&r[0], "ssn １２３-４５-６７８９"));
-        assert_eq!(r[0].mask("ssn １２３-４５-６７８９").as_deref(), Some("ssn <SSN>"));
+        assert_eq!(
+            r[0].mask("ssn １２３-４５-６７８９").as_deref(),
+            Some("ssn <SSN>")
+        );
     }
 
     #[test]
@@ -610,5 +620,4 @@ mod tests {
             assert!(err.contains(needle), "{cfg}: {err}");
         }
     }
-
 }

@@ -215,7 +215,11 @@ fn ai_bodies_that_are_not_json_are_refused_other_routes_match_text() {
         r#"{"messages":[{"role":"user","content":"hel"#,
     ] {
         let (status, msg) = refused(&body(&p, b)).expect(b);
-        assert_eq!((status, msg.as_str()), (400, "request body is not valid JSON"), "{b}");
+        assert_eq!(
+            (status, msg.as_str()),
+            (400, "request body is not valid JSON"),
+            "{b}"
+        );
     }
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     assert_eq!(refused(&body(&p, &deep)).map(|r| r.0), Some(400));

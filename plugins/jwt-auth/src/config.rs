@@ -104,10 +104,11 @@ impl Duration {
     pub fn millis(&self, key: &str) -> Result<u64, String> {
         match self {
             Duration::Seconds(s) => Ok(s.saturating_mul(1000)),
-            Duration::Text(t) => parse_duration_ms(t)
-                .ok_or_else(|| {
-                    format!("`{key}`: `{t}` is not a duration (e.g. 30s, 5m, 1h; or a number of seconds)")
-                }),
+            Duration::Text(t) => parse_duration_ms(t).ok_or_else(|| {
+                format!(
+                    "`{key}`: `{t}` is not a duration (e.g. 30s, 5m, 1h; or a number of seconds)"
+                )
+            }),
         }
     }
 }

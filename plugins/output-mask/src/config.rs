@@ -275,7 +275,8 @@ fn parse_prompt_guard(v: &Value, specs: &mut Specs) -> Result<(), String> {
                 }
                 GuardRule::Pattern { pattern, at, .. } => {
                     let replacement = r.replacement();
-                    Rule::custom(pattern, replacement.clone()).map_err(|e| format!("`{at}`: {e}"))?;
+                    Rule::custom(pattern, replacement.clone())
+                        .map_err(|e| format!("`{at}`: {e}"))?;
                     out.push(RuleSpec::Custom {
                         pattern: pattern.clone(),
                         replacement,
@@ -429,8 +430,9 @@ mod tests {
         .unwrap();
         assert_eq!(s, Specs::default());
         // One parser for both sides: an unsupported guard anywhere is refused.
-        let e = specs(json!({"promptGuard": {"request": [{"webhook": {"target": {"host": "x"}}}]}}))
-            .unwrap_err();
+        let e =
+            specs(json!({"promptGuard": {"request": [{"webhook": {"target": {"host": "x"}}}]}}))
+                .unwrap_err();
         assert!(e.contains("promptGuard.request[0].webhook"), "{e}");
         // With a response section, request mask guards apply to prompts.
         let s = specs(json!({"promptGuard": {

@@ -61,10 +61,12 @@ mod tests {
 
     #[test]
     fn anthropic_answer_every_text() {
-        let v = rw(json!({"id": "msg_a", "content": [{"type": "text", "text": "hi a@b.io"},
+        let v = rw(
+            json!({"id": "msg_a", "content": [{"type": "text", "text": "hi a@b.io"},
                 {"type": "tool_use", "id": "t", "name": "Write", "input": {"content": "to a@b.io", "n": 1}},
                 {"type": "thinking", "thinking": "mail a@b.io", "signature": "a@b.io"}],
-                "usage": {"input_tokens": 1}}));
+                "usage": {"input_tokens": 1}}),
+        );
         assert_eq!(v["content"][0]["text"], "hi <EMAIL>");
         assert_eq!(v["content"][1]["input"]["content"], "to <EMAIL>");
         assert_eq!(v["content"][1]["input"]["n"], 1);
@@ -75,13 +77,20 @@ mod tests {
 
     #[test]
     fn openai_answers_every_text() {
-        let v = rw(json!({"id": "c", "choices": [{"index": 0, "message": {"role": "assistant",
+        let v = rw(
+            json!({"id": "c", "choices": [{"index": 0, "message": {"role": "assistant",
                 "content": "a@b.io", "refusal": "no a@b.io",
-                "tool_calls": [{"id": "call", "function": {"name": "f", "arguments": "{\"to\":\"a@b.io\"}"}}]}}]}));
+                "tool_calls": [{"id": "call", "function": {"name": "f", "arguments": "{\"to\":\"a@b.io\"}"}}]}}]}),
+        );
         let msg = &v["choices"][0]["message"];
         assert_eq!(msg["content"], "<EMAIL>");
         assert_eq!(msg["refusal"], "no <EMAIL>");
-        let args: Value = serde_json::from_str(msg["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).unwrap();
+        let args: Value = serde_json::from_str(
+            msg["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(args, json!({"to": "<EMAIL>"}));
         let v = rw(json!({"id": "resp_1", "output": [
                 {"type": "reasoning", "id": "r", "summary": [{"type": "summary_text", "text": "s a@b.io"}], "encrypted_content": "a@b.io"},
@@ -102,6 +111,9 @@ mod tests {
         );
         assert!(rewrite(b"not json", &email()).is_none());
         assert!(rewrite(br#"{"content":[{"type":"text","text":"X"}]}"#, &email()).is_none());
-        assert!(any_text(br#"{"input":[{"type":"function_call_output","output":"a@b.io"}]}"#, &email()));
+        assert!(any_text(
+            br#"{"input":[{"type":"function_call_output","output":"a@b.io"}]}"#,
+            &email()
+        ));
     }
 }

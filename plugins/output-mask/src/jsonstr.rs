@@ -237,7 +237,8 @@ mod tests {
                 continue;
             }
             let (_, all) = run(&[&doc[..i], &doc[i..]]);
-            let got: Value = serde_json::from_str(&all).unwrap_or_else(|e| panic!("split {i}: {e}: {all}"));
+            let got: Value =
+                serde_json::from_str(&all).unwrap_or_else(|e| panic!("split {i}: {e}: {all}"));
             assert_eq!(got, want, "split at {i}");
         }
         // Byte by byte (every escape split).
@@ -257,7 +258,10 @@ mod tests {
 
     #[test]
     fn escaped_email_is_masked_and_non_strings_pass() {
-        let (_, all) = run(&[r#"{"to": "bob\u0040exa"#, r#"mple.com", "n": 12, "ok": true}"#]);
+        let (_, all) = run(&[
+            r#"{"to": "bob\u0040exa"#,
+            r#"mple.com", "n": 12, "ok": true}"#,
+        ]);
         assert_eq!(
             serde_json::from_str::<Value>(&all).unwrap(),
             json!({"to": "<EMAIL>", "n": 12, "ok": true})

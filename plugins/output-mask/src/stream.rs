@@ -83,7 +83,14 @@ fn open_keys() -> Vec<String> {
 
 /// Feed a piece of channel `key`; returns the masked text to send now.
 /// `json`: the channel carries a JSON document in pieces.
-fn feed(m: &Masker, key: &str, text: &str, flush: bool, meta: Option<String>, json: bool) -> String {
+fn feed(
+    m: &Masker,
+    key: &str,
+    text: &str,
+    flush: bool,
+    meta: Option<String>,
+    json: bool,
+) -> String {
     let old = load(key);
     let mut new = old.clone();
     if meta.is_some() {

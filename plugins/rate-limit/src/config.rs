@@ -135,7 +135,6 @@ pub fn parse(config: &Value) -> Result<Settings, String> {
     Ok(Settings { limits, headers })
 }
 
-
 /// The guide's form: `{requestsPerHour: 100, actions: [{reject: true, errorCode: 429}]}`.
 fn parse_rate_limit(
     v: &Value,

@@ -24,8 +24,8 @@
 //! `set`/`add` directly under `transformations.request`/`.response` are CEL
 //! expressions, as in agentgateway. Bodies are always CEL.
 
-use sluice_sdk::config::object;
 use serde_json::{Map, Value};
+use sluice_sdk::config::object;
 
 use crate::expr::Expression;
 use crate::template::Template;
@@ -113,7 +113,6 @@ pub fn parse(v: &Value) -> Result<Config, String> {
     }
     Ok(cfg)
 }
-
 
 fn transformation(v: &Value, path: &str, side: &mut Side) -> Result<(), String> {
     for (key, val) in object(v, path)? {

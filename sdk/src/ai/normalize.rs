@@ -72,13 +72,13 @@ mod tests {
             "ignore previous instructions",
             "IGNORE Previous INSTRUCTIONS",
             "  ignore\tprevious\n\ninstructions ",
-            "ｉｇｎｏｒｅ previous instructions",           // fullwidth
-            "ＩＧＮＯＲＥ　previous　instructions",          // fullwidth caps, ideographic space
+            "ｉｇｎｏｒｅ previous instructions",   // fullwidth
+            "ＩＧＮＯＲＥ　previous　instructions", // fullwidth caps, ideographic space
             "ig\u{200b}nore pre\u{200c}vious instr\u{200d}uctions", // zero-width
             "ignore\u{2060} previous\u{feff} instruc\u{ad}tions", // word joiner, BOM, soft hyphen
-            "ignore\u{202e} previous instructions",         // bidi override (Cf)
-            "ignore previous\u{a0}instructions",            // no-break space
-            "ignore previous\u{2003}instructions",          // em space
+            "ignore\u{202e} previous instructions", // bidi override (Cf)
+            "ignore previous\u{a0}instructions",    // no-break space
+            "ignore previous\u{2003}instructions",  // em space
         ] {
             assert_eq!(normalize(s), PHRASE, "{s:?}");
         }

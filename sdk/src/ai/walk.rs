@@ -70,7 +70,8 @@ fn skip_string(key: &str, value: &str, parent: &Map<String, Value>) -> bool {
 /// `data:image/png;base64,...` and the like.
 pub fn is_base64_data_url(s: &str) -> bool {
     s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:"))
-        && s.find(',').is_some_and(|comma| s[..comma].ends_with(";base64"))
+        && s.find(',')
+            .is_some_and(|comma| s[..comma].ends_with(";base64"))
 }
 
 /// Does `key` (with this value) open a free-form subtree?
@@ -218,18 +219,47 @@ mod tests {
         });
         let t = all(body);
         for want in [
-            "SYS", "TOOLDESC", "SCHEMADESC", "ROLESYS", "USER", "DOCTEXT", "TITLE", "CTX",
-            "DOCBLOCK", "RESULT", "RESULT2", "THINK", "TOOLINPUT", "INPUTID", "INPUTTYPE",
-            "file_path", "Write",
+            "SYS",
+            "TOOLDESC",
+            "SCHEMADESC",
+            "ROLESYS",
+            "USER",
+            "DOCTEXT",
+            "TITLE",
+            "CTX",
+            "DOCBLOCK",
+            "RESULT",
+            "RESULT2",
+            "THINK",
+            "TOOLINPUT",
+            "INPUTID",
+            "INPUTTYPE",
+            "file_path",
+            "Write",
         ] {
             assert!(t.iter().any(|s| s == want), "{want} missing from {t:?}");
         }
         for skipped in [
-            "claude-sonnet-4-5", "user_abc", "ephemeral", "1h", "iVBORw0KGgo=", "JVBERi0=",
-            "toolu_1", "c2ln", "b3BhcXVl", "image/png", "base64", "user", "assistant",
-            "tool_result", "auto",
+            "claude-sonnet-4-5",
+            "user_abc",
+            "ephemeral",
+            "1h",
+            "iVBORw0KGgo=",
+            "JVBERi0=",
+            "toolu_1",
+            "c2ln",
+            "b3BhcXVl",
+            "image/png",
+            "base64",
+            "user",
+            "assistant",
+            "tool_result",
+            "auto",
         ] {
-            assert!(!t.iter().any(|s| s == skipped), "{skipped} should be skipped: {t:?}");
+            assert!(
+                !t.iter().any(|s| s == skipped),
+                "{skipped} should be skipped: {t:?}"
+            );
         }
     }
 
@@ -248,13 +278,37 @@ mod tests {
                 {"role": "tool", "tool_call_id": "call_1", "content": "TOOLOUT"}],
             "tools": [{"type": "function", "function": {"name": "f", "description": "FDESC",
                 "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": "PDESC"}}}}}]}));
-        for want in ["SYS", "DEV", "Q", "REFUSAL", "ARG", "ARG2", "q", "TOOLOUT", "FDESC", "PDESC", "end-user-1"] {
+        for want in [
+            "SYS",
+            "DEV",
+            "Q",
+            "REFUSAL",
+            "ARG",
+            "ARG2",
+            "q",
+            "TOOLOUT",
+            "FDESC",
+            "PDESC",
+            "end-user-1",
+        ] {
             assert!(t.iter().any(|s| s == want), "{want} missing from {t:?}");
         }
-        for skipped in ["gpt-4o", "data:image/png;base64,AAAA", "UklGRg==", "call_1", "system"] {
-            assert!(!t.iter().any(|s| s == skipped), "{skipped} should be skipped: {t:?}");
+        for skipped in [
+            "gpt-4o",
+            "data:image/png;base64,AAAA",
+            "UklGRg==",
+            "call_1",
+            "system",
+        ] {
+            assert!(
+                !t.iter().any(|s| s == skipped),
+                "{skipped} should be skipped: {t:?}"
+            );
         }
-        assert_eq!(all(json!({"model": "emb", "input": ["E1", "E2"]})), ["E1", "E2"]);
+        assert_eq!(
+            all(json!({"model": "emb", "input": ["E1", "E2"]})),
+            ["E1", "E2"]
+        );
         assert_eq!(all(json!({"model": "emb", "input": "E"})), ["E"]);
         assert_eq!(all(json!({"prompt": ["P1"], "suffix": "S"})), ["P1", "S"]);
     }
@@ -284,28 +338,58 @@ mod tests {
                 {"type": "web_search_call", "action": {"type": "search", "query": "QUERY"}},
                 {"type": "item_reference", "id": "msg_1"}]}));
         for want in [
-            "INSTR", "SHELLDESC", "PATCHDESC", "GRAMMAR", "DEVTEXT", "USERTEXT", "FNAME", "ASSIST",
-            "SUMMARY", "CMD", "FCOUT", "PATCHIN", "PATCHOUT", "LSCMD", "LSOUT", "QUERY", "command",
+            "INSTR",
+            "SHELLDESC",
+            "PATCHDESC",
+            "GRAMMAR",
+            "DEVTEXT",
+            "USERTEXT",
+            "FNAME",
+            "ASSIST",
+            "SUMMARY",
+            "CMD",
+            "FCOUT",
+            "PATCHIN",
+            "PATCHOUT",
+            "LSCMD",
+            "LSOUT",
+            "QUERY",
+            "command",
         ] {
             assert!(t.iter().any(|s| s == want), "{want} missing from {t:?}");
         }
-        for skipped in ["gpt-5-codex", "resp_1", "rs_1", "gAAAA", "c1", "msg_1", "data:image/jpeg;base64,/9j/"] {
-            assert!(!t.iter().any(|s| s == skipped), "{skipped} should be skipped: {t:?}");
+        for skipped in [
+            "gpt-5-codex",
+            "resp_1",
+            "rs_1",
+            "gAAAA",
+            "c1",
+            "msg_1",
+            "data:image/jpeg;base64,/9j/",
+        ] {
+            assert!(
+                !t.iter().any(|s| s == skipped),
+                "{skipped} should be skipped: {t:?}"
+            );
         }
     }
 
     #[test]
     fn responses_and_messages_answers() {
-        let t = all(json!({"id": "msg_1", "type": "message", "role": "assistant", "stop_reason": "end_turn",
+        let t = all(
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "stop_reason": "end_turn",
             "content": [{"type": "text", "text": "ANSWER"}, {"type": "thinking", "thinking": "THOUGHT", "signature": "s"},
                 {"type": "tool_use", "id": "t", "name": "n", "input": {"q": "TOOLQ"}}],
-            "usage": {"input_tokens": 3}}));
+            "usage": {"input_tokens": 3}}),
+        );
         assert_eq!(t, ["ANSWER", "THOUGHT", "n", "q", "TOOLQ"]);
-        let t = all(json!({"id": "resp_1", "object": "response", "status": "completed", "output": [
+        let t = all(
+            json!({"id": "resp_1", "object": "response", "status": "completed", "output": [
             {"type": "reasoning", "id": "rs", "summary": [{"type": "summary_text", "text": "RSUM"}]},
             {"type": "message", "id": "m", "status": "completed", "role": "assistant",
              "content": [{"type": "output_text", "text": "OUT", "annotations": []}, {"type": "refusal", "refusal": "NO"}]},
-            {"type": "function_call", "id": "fc", "call_id": "c", "name": "f", "arguments": "{\"a\":\"FARG\"}"}]}));
+            {"type": "function_call", "id": "fc", "call_id": "c", "name": "f", "arguments": "{\"a\":\"FARG\"}"}]}),
+        );
         assert_eq!(t, ["RSUM", "OUT", "NO", "f", "a", "FARG"]);
     }
 
@@ -321,10 +405,18 @@ mod tests {
         });
         assert_eq!(v["id"], "x@y.io");
         assert_eq!(v["content"][0]["text"], "mail <EMAIL>");
-        let args = v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
-        assert_eq!(serde_json::from_str::<Value>(args).unwrap(), json!({"to": "<EMAIL>", "n": 1}));
+        let args = v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(args).unwrap(),
+            json!({"to": "<EMAIL>", "n": 1})
+        );
         // Unchanged arguments keep their exact text.
-        assert_eq!(v["choices"][0]["message"]["tool_calls"][1]["function"]["arguments"], "{\"keep\": \"as is\"}");
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][1]["function"]["arguments"],
+            "{\"keep\": \"as is\"}"
+        );
     }
 
     #[test]
@@ -337,7 +429,10 @@ mod tests {
         let ro: Vec<String> = texts(&body);
         // The read-only walk adds the free-form subtree's keys.
         let keys = ["properties", "id", "description"];
-        let ro_strings: Vec<String> = ro.into_iter().filter(|s| !keys.contains(&s.as_str())).collect();
+        let ro_strings: Vec<String> = ro
+            .into_iter()
+            .filter(|s| !keys.contains(&s.as_str()))
+            .collect();
         assert_eq!(seen, ro_strings);
         assert_eq!(seen, ["S", "D", "X", "T"]);
     }

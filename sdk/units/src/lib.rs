@@ -36,7 +36,9 @@ use std::time::Duration;
 /// value itself, and callers prefix the key path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
-    #[error("`{0}` is not a size (examples: 1MB = 1,000,000 bytes, 1MiB = 1,048,576, 512KiB, 4096)")]
+    #[error(
+        "`{0}` is not a size (examples: 1MB = 1,000,000 bytes, 1MiB = 1,048,576, 512KiB, 4096)"
+    )]
     Size(String),
     #[error("size `{0}` is too large")]
     SizeTooLarge(String),
@@ -152,7 +154,9 @@ mod tests {
 
     #[test]
     fn bad_sizes() {
-        for s in ["", "MB", "12XB", "1PB", "-1", "1..5MB", ".5MB", "1.MB", "1e3"] {
+        for s in [
+            "", "MB", "12XB", "1PB", "-1", "1..5MB", ".5MB", "1.MB", "1e3",
+        ] {
             assert!(parse_size(s).is_err(), "{s}");
         }
         assert!(matches!(
