@@ -52,8 +52,9 @@ fn read_manifest(manifest: &Path) -> Option<Manifest> {
         for v in arr {
             let key = v.as_str().unwrap_or_else(|| {
                 panic!(
-                    "{}: [package.metadata.sluice] keys must be strings, got {v}",
-                    manifest.display()
+                    "{}: [package.metadata.sluice] keys must be strings, got {}",
+                    manifest.display(),
+                    v.type_name()
                 )
             });
             keys.push(key.to_owned());
