@@ -5,6 +5,16 @@
 //!
 //! Crate `plugins/rate-limit` = package `sluice-plugin-rate-limit` = bundled
 //! name `rate-limit`. Set `SLUICE_SKIP_BUNDLED=1` to embed nothing.
+//!
+//! Also generates `$OUT_DIR/plugin_keys.rs`, the host's table of policy keys
+//! handed to bundled plugins, from what each plugin declares in its
+//! manifest (always, even with `SLUICE_SKIP_BUNDLED`: config decoding
+//! needs it):
+//!
+//! ```toml
+//! [package.metadata.sluice]
+//! keys = ["rateLimit", "localRateLimit"]   # YAML keys under `policies:`
+//! ```
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,19 +23,77 @@ use std::process::Command;
 const TARGET: &str = "wasm32-wasip2";
 const PREFIX: &str = "sluice-plugin-";
 
-fn package_name(manifest: &Path) -> Option<String> {
+/// What build.rs reads from a plugin's `Cargo.toml`.
+struct Manifest {
+    package: String,
+    /// `[package.metadata.sluice] keys`.
+    keys: Vec<String>,
+}
+
+fn read_manifest(manifest: &Path) -> Option<Manifest> {
     let text = std::fs::read_to_string(manifest).ok()?;
-    let mut in_package = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_package = line == "[package]";
-        } else if in_package && line.starts_with("name") {
-            let value = line.split_once('=')?.1.trim().trim_matches('"');
-            return Some(value.to_owned());
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: invalid TOML: {e}", manifest.display()));
+    let package = doc.get("package")?;
+    let name = package.get("name")?.as_str()?.to_owned();
+    let mut keys = Vec::new();
+    if let Some(k) = package
+        .get("metadata")
+        .and_then(|m| m.get("sluice"))
+        .and_then(|s| s.get("keys"))
+    {
+        let arr = k.as_array().unwrap_or_else(|| {
+            panic!(
+                "{}: [package.metadata.sluice] keys must be a list of strings",
+                manifest.display()
+            )
+        });
+        for v in arr {
+            let key = v.as_str().unwrap_or_else(|| {
+                panic!(
+                    "{}: [package.metadata.sluice] keys must be strings, got {}",
+                    manifest.display(),
+                    v.type_name()
+                )
+            });
+            keys.push(key.to_owned());
         }
     }
-    None
+    Some(Manifest {
+        package: name,
+        keys,
+    })
+}
+
+/// `plugin_keys.rs`: `BUNDLED_PLUGINS` (the plugins that answer to policy
+/// keys) and `PLUGIN_KEYS` (key, plugin name).
+fn keys_table(manifests: &[(String, Manifest)]) -> String {
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    let mut code = String::from(
+        "/// Bundled plugins that answer to policy keys (from their manifests).\n\
+         pub const BUNDLED_PLUGINS: &[&str] = &[\n",
+    );
+    for (name, m) in manifests {
+        if !m.keys.is_empty() {
+            writeln!(code, "    {name:?},").unwrap();
+        }
+    }
+    code.push_str(
+        "];\n\n/// Policy keys whose subtree is handed to a bundled plugin.\n\
+         pub const PLUGIN_KEYS: &[(&str, &str)] = &[\n",
+    );
+    for (name, m) in manifests {
+        for key in &m.keys {
+            if let Some((_, other)) = seen.iter().find(|(k, _)| k == key) {
+                panic!("policy key `{key}` is declared by both plugins/{other} and plugins/{name}");
+            }
+            seen.push((key, name));
+            writeln!(code, "    ({key:?}, {name:?}),").unwrap();
+        }
+    }
+    code.push_str("];\n");
+    code
 }
 
 fn main() {
@@ -37,26 +105,35 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=SLUICE_SKIP_BUNDLED");
 
-    let mut plugins: Vec<(String, String)> = Vec::new(); // (bundled name, package)
-    if std::env::var_os("SLUICE_SKIP_BUNDLED").is_none() {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.join("plugins"))
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        for dir in dirs {
-            let manifest = dir.join("Cargo.toml");
-            let Some(pkg) = package_name(&manifest) else {
-                continue;
-            };
-            match pkg.strip_prefix(PREFIX) {
-                Some(name) => plugins.push((name.to_owned(), pkg.clone())),
-                None => println!(
-                    "cargo:warning=plugins/{}: package `{pkg}` is not named `{PREFIX}<name>`; not bundled",
-                    dir.file_name().unwrap().to_string_lossy()
-                ),
-            }
+    let mut manifests: Vec<(String, Manifest)> = Vec::new(); // (bundled name, manifest)
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(ws.join("plugins"))
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    for dir in dirs {
+        let Some(m) = read_manifest(&dir.join("Cargo.toml")) else {
+            continue;
+        };
+        match m.package.strip_prefix(PREFIX) {
+            Some(name) => manifests.push((name.to_owned(), m)),
+            None => println!(
+                "cargo:warning=plugins/{}: package `{}` is not named `{PREFIX}<name>`; not bundled",
+                dir.file_name().unwrap().to_string_lossy(),
+                m.package
+            ),
         }
     }
+    let keys_out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("plugin_keys.rs");
+    std::fs::write(keys_out, keys_table(&manifests)).unwrap();
+
+    let plugins: Vec<(String, String)> = if std::env::var_os("SLUICE_SKIP_BUNDLED").is_none() {
+        manifests
+            .iter()
+            .map(|(name, m)| (name.clone(), m.package.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
 
     let target_dir = ws.join("target").join("plugins");
     if !plugins.is_empty() {

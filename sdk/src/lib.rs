@@ -4,8 +4,10 @@
 //! wit-bindgen. On top of it this crate offers an idiomatic layer: implement
 //! [`Policy`] (typed config, default no-op hooks) and export it with
 //! [`export_policy!`]. Helpers cover headers ([`HeaderOps`], [`header`]),
-//! immediate responses ([`Respond`]), AI request bodies ([`ai`]), SSE events
-//! ([`sse`]) and the host imports ([`host`]).
+//! immediate responses ([`Respond`]), AI bodies ([`ai`]: the one text walker
+//! and normalisation), SSE events ([`sse`]), config reading ([`config`]),
+//! sizes and durations ([`units`]), PII detectors ([`pii`]) and the host
+//! imports ([`host`]).
 //!
 //! ```ignore
 //! use sluice_sdk::prelude::*;
@@ -30,12 +32,21 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod ai;
+pub mod config;
 pub mod host;
 mod ops;
-mod policy;
 #[doc(hidden)]
+pub mod pii;
+mod policy;
+pub mod prompt_guard;
 pub mod rt;
 pub mod sse;
+
+/// Sizes and durations: the one grammar of host and plugins (`1MB` =
+/// 1,000,000 bytes, `1MiB` = 1,048,576; `30s`, `1h30m`). See [`sluice_units`].
+pub mod units {
+    pub use sluice_units::*;
+}
 
 /// Raw bindings generated from `wit/` by wit-bindgen.
 pub mod bindings {

@@ -88,14 +88,14 @@ async fn guide_file_blocks_patterns_in_prompt_text_and_names_the_rule() {
 }
 
 #[tokio::test]
-async fn guide_file_refuses_bodies_over_one_mebibyte_with_413() {
+async fn guide_file_refuses_bodies_over_one_megabyte_with_413() {
     let s = start(&[&config("input-validation.yaml")]).await;
-    // 1MB is 1,048,576 bytes: a body of exactly that size passes…
+    // 1MB is 1,000,000 bytes (sluice_sdk::units): a body of exactly that size passes…
     let prefix = r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":""#;
     let suffix = r#""}]}"#;
-    let pad = 1_048_576 - prefix.len() - suffix.len();
+    let pad = 1_000_000 - prefix.len() - suffix.len();
     let body = format!("{prefix}{}{suffix}", "a".repeat(pad));
-    assert_eq!(body.len(), 1_048_576);
+    assert_eq!(body.len(), 1_000_000);
     let r = claude_raw(&s, body.into_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     // …one byte more is refused from its Content-Length.

@@ -1,40 +1,28 @@
-//! Human-friendly quantities in host-owned fields: byte sizes (`64MiB`) and
-//! durations (`50ms`, via `humantime`).
+//! Human-friendly quantities in host-owned fields: byte sizes (`64MiB`,
+//! `1MB` = 1,000,000 bytes) and durations (`50ms`).
+//!
+//! The grammar is `sluice-units` (re-exported to plugins as
+//! `sluice_sdk::units`), so a size or duration means the same thing in a
+//! host field and in a plugin's config. This module only words the errors
+//! for the loader, which already prefixes file, line, key and value.
 
 use std::time::Duration;
 
-/// Parse `123`, `64MiB`, `1MB`, `512KiB`, `2GB`... into bytes.
-/// Decimal units (KB, MB, GB) are powers of 1000, binary ones (KiB, MiB,
-/// GiB) powers of 1024.
+use sluice_units::UnitError;
+
+/// Parse `123`, `64MiB`, `1MB`, `512KiB`, `2GB`... into bytes. Decimal units
+/// (KB, MB, GB) are powers of 1000, binary ones (KiB, MiB, GiB) powers of 1024.
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    if num.is_empty() {
-        return Err("expected a size like `64MiB` or `1048576`".into());
-    }
-    let n: u64 = num.parse().map_err(|_| "size is too large".to_string())?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "KiB" | "Ki" => 1 << 10,
-        "MiB" | "Mi" => 1 << 20,
-        "GiB" | "Gi" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` (use B, KB, MB, GB, KiB, MiB or GiB)"
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| "size is too large".into())
+    sluice_units::parse_size(s).map_err(|e| e.to_string())
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration ({e}); expected e.g. `50ms`, `30s`, `2m`"))
+    sluice_units::parse_duration(s).map_err(|e| match e {
+        UnitError::Duration(_, why) => {
+            format!("invalid duration ({why}); expected e.g. `50ms`, `30s`, `2m`")
+        }
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -54,6 +42,8 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .starts_with("invalid duration"));
     }
 }

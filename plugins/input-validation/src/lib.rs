@@ -3,7 +3,7 @@
 //! ```yaml
 //! policies:
 //!   inputValidation:                 # the guide's form
-//!     maxRequestBodySize: 1MB        # binary units: 1MB = 1,048,576 bytes (see `size`)
+//!     maxRequestBodySize: 1MB        # sluice_sdk::units: 1MB = 1,000,000 bytes, 1MiB = 1,048,576
 //!     blockPatterns:                 # case-insensitive phrases in the prompt text
 //!     - "ignore previous instructions"
 //!     - regex: "disregard\\s+all"    # or a regex (case-insensitive)
@@ -22,20 +22,23 @@
 //!
 //! Size: a `Content-Length` over the limit is refused with 413 at the request
 //! headers, without reading the body; without one, the body is read and its
-//! length checked. Patterns are matched against the prompt text the model
-//! sees (see [`prompt`]) after JSON decoding, never the raw JSON, so escapes
-//! (`\n`, `\u0069`) cannot hide a phrase; a body that is not JSON is matched
-//! as text. Refusals name the rule, never the matched text.
+//! length checked. Patterns are matched against every string the model
+//! reads (`sluice_sdk::ai::walk`: tool definitions, tool inputs and
+//! results, documents, system prompts, Responses items of every type),
+//! decoded and normalised (`sluice_sdk::ai::normalize`: NFKC, case folded,
+//! format characters removed, whitespace collapsed), never the raw JSON, so
+//! escapes (`\u0069`), fullwidth letters and zero-width characters cannot
+//! hide a phrase. A body on an AI route that is not valid JSON is refused
+//! (400): there is no raw-text fallback for what claims to be JSON. Only on
+//! non-AI routes is a non-JSON body matched as (normalised) text.
+//! Refusals name the rule, never the matched text.
 
-pub mod json;
-pub mod prompt;
 pub mod rules;
-pub mod size;
 
 use serde_json::Value;
+use sluice_sdk::ai;
 use sluice_sdk::prelude::*;
 
-use json::Json;
 use rules::{Action, Prepared, Rejection, Rule, Settings};
 
 pub struct InputValidation {
@@ -78,8 +81,8 @@ fn reject(rule: &Rule) -> Respond {
 
 impl InputValidation {
     /// Run the rules in config order; masks rewrite the texts later rules see.
-    fn check_json(&self, doc: &mut Json) -> Result<bool, Respond> {
-        let mut texts = prompt::texts(doc);
+    fn check_json(&self, doc: &mut Value) -> Result<bool, Respond> {
+        let mut texts = ai::texts(doc);
         let mut prepared = Prepared::new(&texts);
         let mut changed = false;
         for rule in &self.settings.rules {
@@ -91,7 +94,7 @@ impl InputValidation {
                 }
                 Action::Mask => {
                     let mut hit = false;
-                    prompt::for_each_text(doc, &mut |s| {
+                    ai::for_each_text_mut(doc, &mut |s| {
                         if let Some(masked) = rule.mask(s) {
                             *s = masked;
                             hit = true;
@@ -101,7 +104,7 @@ impl InputValidation {
                         host::metric_counter("input_masked", 1);
                         host::debug(&format!("masked by {}", rule.label));
                         changed = true;
-                        texts = prompt::texts(doc);
+                        texts = ai::texts(doc);
                         prepared = Prepared::new(&texts);
                     }
                 }
@@ -162,14 +165,24 @@ impl Policy for InputValidation {
         if self.settings.rules.is_empty() || body.is_empty() {
             return BodyAction::Continue;
         }
-        match Json::parse(&body) {
-            Some(mut doc) => match self.check_json(&mut doc) {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(mut doc) => match self.check_json(&mut doc) {
                 Err(r) => r.into(),
-                Ok(true) => BodyAction::Replace(doc.to_bytes()),
+                Ok(true) => BodyAction::Replace(serde_json::to_vec(&doc).unwrap_or(body)),
                 Ok(false) => BodyAction::Continue,
             },
-            None => {
-                // Not JSON: match the text as is; masking needs structure.
+            Err(_) if ai::kind_carries_json(ctx.kind) => {
+                // What the provider would parse differently is refused, never
+                // guessed at (the host already refuses most of it).
+                host::info("refused a request body that is not valid JSON");
+                Respond::status(400)
+                    .message("request body is not valid JSON")
+                    .error_type("invalid_request_error")
+                    .into()
+            }
+            Err(_) => {
+                // Not JSON on a non-AI route: match the (normalised) text as
+                // is; masking needs structure.
                 let text = String::from_utf8_lossy(&body);
                 let texts = [text.as_ref()];
                 let prepared = Prepared::new(&texts);

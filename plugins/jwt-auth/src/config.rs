@@ -104,24 +104,19 @@ impl Duration {
     pub fn millis(&self, key: &str) -> Result<u64, String> {
         match self {
             Duration::Seconds(s) => Ok(s.saturating_mul(1000)),
-            Duration::Text(t) => parse_duration_ms(t)
-                .ok_or_else(|| format!("`{key}`: `{t}` is not a duration (e.g. 30s, 5m, 1h)")),
+            Duration::Text(t) => parse_duration_ms(t).ok_or_else(|| {
+                format!(
+                    "`{key}`: `{t}` is not a duration (e.g. 30s, 5m, 1h; or a number of seconds)"
+                )
+            }),
         }
     }
 }
 
+/// Text durations use the SDK's one grammar (`500ms`, `30s`, `5m`, `1h`);
+/// a bare number of seconds is written as a YAML number.
 fn parse_duration_ms(t: &str) -> Option<u64> {
-    let t = t.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split].parse().ok()?;
-    let mult = match t[split..].trim() {
-        "" | "s" => 1000,
-        "ms" => 1,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return None,
-    };
-    n.checked_mul(mult)
+    sluice_sdk::units::parse_duration_ms(t).ok()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -645,7 +640,9 @@ mod tests {
         assert_eq!(parse_duration_ms("500ms"), Some(500));
         assert_eq!(parse_duration_ms("2m"), Some(120_000));
         assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
-        assert_eq!(parse_duration_ms("7"), Some(7_000));
+        assert_eq!(parse_duration_ms("1h30m"), Some(5_400_000));
+        // A unit is required in text (numbers of seconds are YAML numbers).
+        assert_eq!(parse_duration_ms("7"), None);
         assert_eq!(parse_duration_ms("x"), None);
     }
 }

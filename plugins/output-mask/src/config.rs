@@ -23,8 +23,11 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use sluice_sdk::config::{kind, object, only_keys};
+use sluice_sdk::pii::{Builtin, BUILTIN_NAMES};
+use sluice_sdk::prompt_guard::{self, default_replacement, Guard, GuardAction, GuardRule};
+
 use crate::masker::{Masker, Rule};
-use crate::patterns::{Builtin, BUILTIN_NAMES};
 
 /// The attachment's config as the host passes it: keyed by the YAML key(s).
 #[derive(Debug, Deserialize)]
@@ -145,32 +148,6 @@ fn dedup(v: &mut Vec<RuleSpec>) {
     });
 }
 
-fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, String> {
-    v.as_object()
-        .ok_or_else(|| format!("`{path}` must be a mapping, got {}", kind(v)))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-fn only_keys(m: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), String> {
-    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!(
-            "unknown key `{path}.{k}` (expected one of: {})",
-            allowed.join(", ")
-        )),
-        None => Ok(()),
-    }
-}
-
 fn builtins(name: &Value, path: &str) -> Result<&'static [Builtin], String> {
     let s = name
         .as_str()
@@ -178,27 +155,6 @@ fn builtins(name: &Value, path: &str) -> Result<&'static [Builtin], String> {
     Builtin::parse(s).ok_or_else(|| {
         format!("`{path}`: unknown pattern `{s}` (built-in patterns: {BUILTIN_NAMES})")
     })
-}
-
-/// `<NAME>` from a rule name, `<MASKED>` without one.
-fn default_replacement(name: Option<&str>) -> String {
-    match name {
-        Some(n) if !n.trim().is_empty() => {
-            let n: String = n
-                .trim()
-                .chars()
-                .map(|c| {
-                    if c.is_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            format!("<{n}>")
-        }
-        _ => "<MASKED>".to_owned(),
-    }
 }
 
 /// `{regex|pattern: "...", replacement?: "...", name?: "..."}`.
@@ -305,213 +261,53 @@ fn parse_output_filter(v: &Value, specs: &mut Specs) -> Result<(), String> {
     Ok(())
 }
 
-/// Guard types agentgateway knows that this plugin does not implement.
-const OTHER_GUARDS: [&str; 6] = [
-    "webhook",
-    "openAIModeration",
-    "bedrockGuardrails",
-    "googleModelArmor",
-    "azureContentSafety",
-    "moderation",
-];
-
-#[derive(Debug, PartialEq)]
-enum Action {
-    Mask,
-    Reject,
-}
-
+/// agentgateway's `promptGuard`, parsed by the SDK (`sluice_sdk::prompt_guard`);
+/// this plugin implements its `response` guards, and its `request` mask
+/// guards when the same attachment also guards responses.
 fn parse_prompt_guard(v: &Value, specs: &mut Specs) -> Result<(), String> {
-    let m = object(v, "promptGuard")?;
-    only_keys(m, "promptGuard", &["request", "response"])?;
-    if let Some(resp) = m.get("response").filter(|v| !v.is_null()) {
-        for (path, guard) in guards(resp, "promptGuard.response")? {
-            let g = object(guard, &path)?;
-            if let Some(other) = OTHER_GUARDS.iter().find(|k| g.contains_key(**k)) {
-                return Err(format!(
-                    "`{path}.{other}`: not supported by the output-mask plugin (it implements `regex` guards)"
-                ));
+    let pg = prompt_guard::parse(v, "promptGuard")?;
+    let compile = |g: &Guard| -> Result<Vec<RuleSpec>, String> {
+        let mut out = Vec::new();
+        for r in &g.rules {
+            match r {
+                GuardRule::Builtin { builtins, .. } => {
+                    out.extend(builtins.iter().map(|b| RuleSpec::Builtin(*b)))
+                }
+                GuardRule::Pattern { pattern, at, .. } => {
+                    let replacement = r.replacement();
+                    Rule::custom(pattern, replacement.clone())
+                        .map_err(|e| format!("`{at}`: {e}"))?;
+                    out.push(RuleSpec::Custom {
+                        pattern: pattern.clone(),
+                        replacement,
+                    });
+                }
             }
-            only_keys(g, &path, &["regex", "rejection"])?;
-            let regex = g
-                .get("regex")
-                .ok_or_else(|| format!("`{path}`: a guard needs `regex`"))?;
-            let (action, rules, old_rejection) = regex_guard(regex, &format!("{path}.regex"))?;
-            match action {
-                Action::Mask => specs.response.extend(rules),
-                Action::Reject => {
-                    specs.response_reject.extend(rules);
-                    let rej = match g.get("rejection") {
-                        Some(r) => Some(rejection(r, &format!("{path}.rejection"))?),
-                        None => old_rejection,
-                    };
-                    if specs.rejection.is_none() {
-                        specs.rejection = rej;
-                    }
+        }
+        Ok(out)
+    };
+    for g in &pg.response {
+        let rules = compile(g)?;
+        match g.action {
+            GuardAction::Mask => specs.response.extend(rules),
+            GuardAction::Reject => {
+                specs.response_reject.extend(rules);
+                if specs.rejection.is_none() {
+                    specs.rejection = g.rejection.as_ref().map(|r| Rejection {
+                        status: r.status.unwrap_or(403),
+                        body: r.body.clone(),
+                        headers: r.headers.clone(),
+                    });
                 }
             }
         }
     }
-    // The request side belongs to the prompt-guard request policy; here only
-    // its `mask` regex guards are used (prompts masked before they leave), and
-    // only when this attachment also guards responses.
     if !specs.response.is_empty() || !specs.response_reject.is_empty() {
-        if let Some(req) = m.get("request").filter(|v| !v.is_null()) {
-            for (path, guard) in guards(req, "promptGuard.request")? {
-                // Errors here are the request policy's to report.
-                let Some(regex) = guard.get("regex") else {
-                    continue;
-                };
-                if let Ok((Action::Mask, rules, _)) = regex_guard(regex, &format!("{path}.regex")) {
-                    specs.request.extend(rules);
-                }
-            }
+        for g in pg.request.iter().filter(|g| g.action == GuardAction::Mask) {
+            specs.request.extend(compile(g)?);
         }
     }
     Ok(())
-}
-
-/// A guard list (`- regex: ...`) or a single guard (the older `regex: ...`).
-fn guards<'a>(v: &'a Value, path: &str) -> Result<Vec<(String, &'a Value)>, String> {
-    match v {
-        Value::Array(items) => Ok(items
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (format!("{path}[{i}]"), g))
-            .collect()),
-        Value::Object(_) => Ok(vec![(path.to_owned(), v)]),
-        other => Err(format!(
-            "`{path}` must be a list of guards, got {}",
-            kind(other)
-        )),
-    }
-}
-
-/// `{action, rules?, builtins?, matches?}` → action, rules, and the old-style
-/// `action: {reject: {response: {...}}}` rejection if any.
-fn regex_guard(
-    v: &Value,
-    path: &str,
-) -> Result<(Action, Vec<RuleSpec>, Option<Rejection>), String> {
-    let m = object(v, path)?;
-    only_keys(m, path, &["action", "rules", "builtins", "matches"])?;
-    let mut old_rejection = None;
-    let action = match m.get("action") {
-        // agentgateway's default action is `mask`.
-        None | Some(Value::Null) => Action::Mask,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("mask") => Action::Mask,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("reject") => Action::Reject,
-        Some(Value::Object(o)) if o.len() == 1 && o.contains_key("mask") => Action::Mask,
-        Some(Value::Object(o)) if o.len() == 1 && o.contains_key("reject") => {
-            let r = &o["reject"];
-            if let Some(resp) = r.get("response") {
-                old_rejection = Some(rejection(resp, &format!("{path}.action.reject.response"))?);
-            }
-            Action::Reject
-        }
-        Some(other) => {
-            return Err(format!(
-                "`{path}.action` must be `mask` or `reject`, got {}",
-                match other {
-                    Value::String(s) => format!("`{s}`"),
-                    v => kind(v).to_owned(),
-                }
-            ))
-        }
-    };
-    let mut rules = Vec::new();
-    if let Some(list) = m.get("rules") {
-        let items = list
-            .as_array()
-            .ok_or_else(|| format!("`{path}.rules` must be a list"))?;
-        for (i, item) in items.iter().enumerate() {
-            let p = format!("{path}.rules[{i}]");
-            let r = object(item, &p)?;
-            if let Some(b) = r.get("builtin") {
-                only_keys(r, &p, &["builtin", "name"])?;
-                rules.extend(
-                    builtins(b, &format!("{p}.builtin"))?
-                        .iter()
-                        .map(|b| RuleSpec::Builtin(*b)),
-                );
-            } else {
-                rules.push(custom(item, &p)?);
-            }
-        }
-    }
-    if let Some(list) = m.get("builtins") {
-        let items = list
-            .as_array()
-            .ok_or_else(|| format!("`{path}.builtins` must be a list"))?;
-        for (i, item) in items.iter().enumerate() {
-            rules.extend(
-                builtins(item, &format!("{path}.builtins[{i}]"))?
-                    .iter()
-                    .map(|b| RuleSpec::Builtin(*b)),
-            );
-        }
-    }
-    if let Some(list) = m.get("matches") {
-        let items = list
-            .as_array()
-            .ok_or_else(|| format!("`{path}.matches` must be a list"))?;
-        for (i, item) in items.iter().enumerate() {
-            let p = format!("{path}.matches[{i}]");
-            match item {
-                Value::String(s) => {
-                    let item = serde_json::json!({ "pattern": s });
-                    rules.push(custom(&item, &p)?);
-                }
-                other => rules.push(custom(other, &p)?),
-            }
-        }
-    }
-    if rules.is_empty() {
-        return Err(format!(
-            "`{path}` has no patterns (give `builtins`, `rules` or `matches`)"
-        ));
-    }
-    Ok((action, rules, old_rejection))
-}
-
-/// `{status?, body?, headers?: {set?, add?}}`.
-fn rejection(v: &Value, path: &str) -> Result<Rejection, String> {
-    let m = object(v, path)?;
-    only_keys(m, path, &["status", "body", "headers"])?;
-    let mut r = Rejection::default();
-    if let Some(s) = m.get("status") {
-        r.status = s
-            .as_u64()
-            .and_then(|s| u16::try_from(s).ok())
-            .filter(|s| (100..=599).contains(s))
-            .ok_or_else(|| format!("`{path}.status` must be an HTTP status code"))?;
-    }
-    match m.get("body") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => r.body = Some(s.clone()),
-        Some(other) => {
-            return Err(format!(
-                "`{path}.body` must be a string, got {}",
-                kind(other)
-            ))
-        }
-    }
-    if let Some(h) = m.get("headers") {
-        let h = object(h, &format!("{path}.headers"))?;
-        only_keys(h, &format!("{path}.headers"), &["set", "add", "remove"])?;
-        for op in ["set", "add"] {
-            if let Some(pairs) = h.get(op) {
-                let pairs = object(pairs, &format!("{path}.headers.{op}"))?;
-                for (k, v) in pairs {
-                    let v = v
-                        .as_str()
-                        .ok_or_else(|| format!("`{path}.headers.{op}.{k}` must be a string"))?;
-                    r.headers.push((k.to_ascii_lowercase(), v.to_owned()));
-                }
-            }
-        }
-    }
-    Ok(r)
 }
 
 #[cfg(test)]
@@ -629,11 +425,15 @@ mod tests {
     #[test]
     fn request_only_prompt_guard_does_nothing() {
         let s = specs(json!({"promptGuard": {"request": [
-            {"regex": {"action": "mask", "builtins": ["email"]}},
-            {"webhook": {"target": {"host": "x"}}}
+            {"regex": {"action": "mask", "builtins": ["email"]}}
         ]}}))
         .unwrap();
         assert_eq!(s, Specs::default());
+        // One parser for both sides: an unsupported guard anywhere is refused.
+        let e =
+            specs(json!({"promptGuard": {"request": [{"webhook": {"target": {"host": "x"}}}]}}))
+                .unwrap_err();
+        assert!(e.contains("promptGuard.request[0].webhook"), "{e}");
         // With a response section, request mask guards apply to prompts.
         let s = specs(json!({"promptGuard": {
             "request": [{"regex": {"action": "mask", "builtins": ["ssn"]}},

@@ -1,263 +1,119 @@
-//! Where the text lives in AI JSON bodies, so only text is masked.
-//!
-//! Ids, usage, tool inputs, signatures and everything else are left alone:
-//! masking a tool call's JSON arguments or an encrypted reasoning blob would
-//! corrupt it.
+//! JSON bodies: every text the client receives (or, for `maskRequest`, the
+//! model reads) goes through the SDK walker (`sluice_sdk::ai::walk`): answer
+//! text, thinking, tool-use input string values, OpenAI tool-call
+//! `arguments` (decoded, masked, re-encoded), refusals, Responses output
+//! items and reasoning summaries. Ids, signatures, encrypted reasoning and
+//! the other skip-listed fields are never rewritten, so nothing opaque is
+//! corrupted.
 
 use serde_json::Value;
+use sluice_sdk::ai;
 
-/// A walker: calls the visitor on every text field of a body.
-pub type Walk = fn(&mut Value, &mut dyn FnMut(&mut String));
+use crate::masker::Masker;
 
-/// Call `f` on every assistant text of a non-streaming response:
-/// Anthropic `content[].text` (type `text`), OpenAI chat
-/// `choices[].message.content` (string or text parts) and legacy
-/// `choices[].text`, Responses `output[].content[].text` (type `output_text`).
-pub fn response_texts(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    let Some(obj) = v.as_object_mut() else {
-        return;
-    };
-    if let Some(Value::Array(blocks)) = obj.get_mut("content") {
-        for b in blocks {
-            text_of_type(b, &["text"], f);
-        }
-    }
-    if let Some(Value::Array(choices)) = obj.get_mut("choices") {
-        for c in choices {
-            if let Some(msg) = c.get_mut("message") {
-                match msg.get_mut("content") {
-                    Some(Value::String(s)) => f(s),
-                    Some(Value::Array(parts)) => {
-                        for p in parts {
-                            text_of_type(p, &["text", "output_text"], f);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(Value::String(s)) = c.get_mut("text") {
-                f(s);
-            }
-        }
-    }
-    if let Some(Value::Array(items)) = obj.get_mut("output") {
-        for item in items {
-            responses_item_texts(item, f);
-        }
-    }
-}
-
-/// The `output_text` parts of a Responses output item of type `message`.
-pub fn responses_item_texts(item: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    if item.get("type").and_then(Value::as_str) != Some("message") {
-        return;
-    }
-    if let Some(Value::Array(parts)) = item.get_mut("content") {
-        for p in parts {
-            text_of_type(p, &["output_text"], f);
-        }
-    }
-}
-
-/// `f(block.text)` when `block.type` is one of `types`.
-pub fn text_of_type(block: &mut Value, types: &[&str], f: &mut dyn FnMut(&mut String)) {
-    let ok = block
-        .get("type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| types.contains(&t));
-    if ok {
-        if let Some(Value::String(s)) = block.get_mut("text") {
-            f(s);
-        }
-    }
-}
-
-/// Call `f` on every prompt text of a request: `system`, `instructions`,
-/// `prompt`, `messages[].content` and `input` (strings or text parts, and
-/// the content of Anthropic `tool_result` blocks).
-pub fn request_texts(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    let Some(obj) = v.as_object_mut() else {
-        return;
-    };
-    for key in ["system", "instructions", "prompt"] {
-        if let Some(v) = obj.get_mut(key) {
-            content(v, f);
-        }
-    }
-    if let Some(Value::Array(msgs)) = obj.get_mut("messages") {
-        for m in msgs {
-            if let Some(c) = m.get_mut("content") {
-                content(c, f);
-            }
-        }
-    }
-    match obj.get_mut("input") {
-        Some(Value::String(s)) => f(s),
-        Some(Value::Array(items)) => {
-            for item in items {
-                match item {
-                    Value::String(s) => f(s),
-                    Value::Object(_) => {
-                        if let Some(c) = item.get_mut("content") {
-                            content(c, f);
-                        } else {
-                            text_of_type(item, &["input_text", "output_text", "text"], f);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A message content: a string or a list of blocks.
-fn content(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    match v {
-        Value::String(s) => f(s),
-        Value::Array(blocks) => {
-            for b in blocks {
-                match b.get("type").and_then(Value::as_str) {
-                    Some("tool_result") => {
-                        if let Some(c) = b.get_mut("content") {
-                            content(c, f);
-                        }
-                    }
-                    _ => text_of_type(b, &["text", "input_text", "output_text"], f),
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Rewrite the texts of `body` with `mask`; `None` when nothing changed (or
-/// the body is not JSON), so untouched bodies are passed as they came.
-pub fn rewrite(body: &[u8], walk: Walk, mask: &dyn Fn(&str) -> Option<String>) -> Option<Vec<u8>> {
-    let mut v: Value = serde_json::from_slice(body).ok()?;
+/// Mask every text of `v` in place; whether anything changed.
+pub fn mask_value(m: &Masker, v: &mut Value) -> bool {
     let mut changed = false;
-    walk(&mut v, &mut |s: &mut String| {
-        if let Some(m) = mask(s) {
-            *s = m;
+    ai::for_each_text_mut(v, &mut |s: &mut String| {
+        if let std::borrow::Cow::Owned(o) = m.mask(s) {
+            *s = o;
             changed = true;
         }
     });
-    if changed {
+    changed
+}
+
+/// Rewrite the texts of `body`; `None` when nothing changed (or the body is
+/// not JSON), so untouched bodies are passed as they came.
+pub fn rewrite(body: &[u8], m: &Masker) -> Option<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(body).ok()?;
+    if mask_value(m, &mut v) {
         serde_json::to_vec(&v).ok()
     } else {
         None
     }
 }
 
-/// Whether any text of `body` satisfies `pred`.
-pub fn any_text(body: &[u8], walk: Walk, pred: &dyn Fn(&str) -> bool) -> bool {
-    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+/// Whether any text of `body` matches the masker's rules.
+pub fn any_text(body: &[u8], m: &Masker) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return false;
     };
     let mut hit = false;
-    walk(&mut v, &mut |s: &mut String| hit = hit || pred(s));
+    ai::for_each_text(&v, &mut |s| hit = hit || m.is_match(s));
     hit
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::masker::Rule;
     use serde_json::json;
+    use sluice_sdk::pii::Builtin;
 
-    fn upper(s: &str) -> Option<String> {
-        (s.to_uppercase() != s).then(|| s.to_uppercase())
+    fn email() -> Masker {
+        Masker::new(vec![Rule::builtin(Builtin::Email)]).unwrap()
     }
 
-    fn rw(v: Value, walk: Walk) -> Value {
-        serde_json::from_slice(&rewrite(v.to_string().as_bytes(), walk, &upper).unwrap()).unwrap()
+    fn rw(v: Value) -> Value {
+        serde_json::from_slice(&rewrite(v.to_string().as_bytes(), &email()).unwrap()).unwrap()
     }
 
     #[test]
-    fn anthropic_response() {
+    fn anthropic_answer_every_text() {
         let v = rw(
-            json!({"id": "msg_a", "content": [{"type": "text", "text": "hi"},
-                {"type": "tool_use", "id": "t", "input": {"text": "keep"}},
-                {"type": "thinking", "thinking": "x", "signature": "sig"}],
+            json!({"id": "msg_a", "content": [{"type": "text", "text": "hi a@b.io"},
+                {"type": "tool_use", "id": "t", "name": "Write", "input": {"content": "to a@b.io", "n": 1}},
+                {"type": "thinking", "thinking": "mail a@b.io", "signature": "a@b.io"}],
                 "usage": {"input_tokens": 1}}),
-            response_texts,
         );
-        assert_eq!(v["content"][0]["text"], "HI");
-        assert_eq!(v["content"][1]["input"]["text"], "keep");
+        assert_eq!(v["content"][0]["text"], "hi <EMAIL>");
+        assert_eq!(v["content"][1]["input"]["content"], "to <EMAIL>");
+        assert_eq!(v["content"][1]["input"]["n"], 1);
+        assert_eq!(v["content"][2]["thinking"], "mail <EMAIL>");
+        assert_eq!(v["content"][2]["signature"], "a@b.io");
         assert_eq!(v["id"], "msg_a");
     }
 
     #[test]
-    fn openai_responses() {
+    fn openai_answers_every_text() {
         let v = rw(
-            json!({"id": "c", "choices": [{"index": 0, "message": {"role": "assistant", "content": "a"}},
-                {"index": 1, "message": {"content": [{"type": "text", "text": "b"}],
-                 "tool_calls": [{"function": {"arguments": "{\"x\":\"y\"}"}}]}}]}),
-            response_texts,
+            json!({"id": "c", "choices": [{"index": 0, "message": {"role": "assistant",
+                "content": "a@b.io", "refusal": "no a@b.io",
+                "tool_calls": [{"id": "call", "function": {"name": "f", "arguments": "{\"to\":\"a@b.io\"}"}}]}}]}),
         );
-        assert_eq!(v["choices"][0]["message"]["content"], "A");
-        assert_eq!(v["choices"][1]["message"]["content"][0]["text"], "B");
-        assert_eq!(
-            v["choices"][1]["message"]["tool_calls"][0]["function"]["arguments"],
-            "{\"x\":\"y\"}"
-        );
-        let v = rw(
-            json!({"id": "resp_1", "output": [
-                {"type": "reasoning", "id": "r", "summary": [{"type": "summary_text", "text": "s"}]},
-                {"type": "message", "id": "m", "content": [{"type": "output_text", "text": "t", "annotations": []}]},
-                {"type": "function_call", "arguments": "{}", "call_id": "c"}]}),
-            response_texts,
-        );
-        assert_eq!(v["output"][1]["content"][0]["text"], "T");
-        assert_eq!(v["output"][0]["summary"][0]["text"], "s");
-    }
-
-    #[test]
-    fn key_order_is_kept() {
-        let body = br#"{"z":1,"content":[{"type":"text","text":"x"}],"a":2}"#;
-        let out = rewrite(body, response_texts, &upper).unwrap();
-        assert_eq!(
-            out,
-            br#"{"z":1,"content":[{"type":"text","text":"X"}],"a":2}"#
-        );
-    }
-
-    #[test]
-    fn untouched_or_non_json() {
-        assert!(rewrite(b"not json", response_texts, &upper).is_none());
-        assert!(rewrite(
-            br#"{"content":[{"type":"text","text":"X"}]}"#,
-            response_texts,
-            &upper
+        let msg = &v["choices"][0]["message"];
+        assert_eq!(msg["content"], "<EMAIL>");
+        assert_eq!(msg["refusal"], "no <EMAIL>");
+        let args: Value = serde_json::from_str(
+            msg["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
         )
-        .is_none());
+        .unwrap();
+        assert_eq!(args, json!({"to": "<EMAIL>"}));
+        let v = rw(json!({"id": "resp_1", "output": [
+                {"type": "reasoning", "id": "r", "summary": [{"type": "summary_text", "text": "s a@b.io"}], "encrypted_content": "a@b.io"},
+                {"type": "message", "id": "m", "content": [{"type": "output_text", "text": "t a@b.io", "annotations": []}]},
+                {"type": "function_call", "arguments": "{\"q\":\"a@b.io\"}", "call_id": "c"}]}));
+        assert_eq!(v["output"][0]["summary"][0]["text"], "s <EMAIL>");
+        assert_eq!(v["output"][0]["encrypted_content"], "a@b.io");
+        assert_eq!(v["output"][1]["content"][0]["text"], "t <EMAIL>");
+        assert_eq!(v["output"][2]["arguments"], "{\"q\":\"<EMAIL>\"}");
     }
 
     #[test]
-    fn request_shapes() {
-        let v = rw(
-            json!({"system": [{"type": "text", "text": "s", "cache_control": {}}],
-                "messages": [{"role": "user", "content": "u"},
-                  {"role": "user", "content": [{"type": "text", "text": "b"},
-                    {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "r"}]},
-                    {"type": "image", "source": {"data": "abc"}}]},
-                  {"role": "assistant", "content": [{"type": "tool_use", "input": {"q": "keep"}}]}],
-                "metadata": {"user_id": "id"}}),
-            request_texts,
+    fn key_order_is_kept_and_untouched_bodies_pass() {
+        let body = br#"{"z":1,"content":[{"type":"text","text":"a@b.io"}],"a":2}"#;
+        assert_eq!(
+            rewrite(body, &email()).unwrap(),
+            br#"{"z":1,"content":[{"type":"text","text":"<EMAIL>"}],"a":2}"#
         );
-        assert_eq!(v["system"][0]["text"], "S");
-        assert_eq!(v["messages"][0]["content"], "U");
-        assert_eq!(v["messages"][1]["content"][1]["content"][0]["text"], "R");
-        assert_eq!(v["messages"][1]["content"][2]["source"]["data"], "abc");
-        assert_eq!(v["messages"][2]["content"][0]["input"]["q"], "keep");
-        assert_eq!(v["metadata"]["user_id"], "id");
-        let v = rw(
-            json!({"instructions": "i", "input": [{"role": "user", "content": [{"type": "input_text", "text": "q"}]},
-                {"type": "function_call_output", "call_id": "c", "output": "o"}]}),
-            request_texts,
-        );
-        assert_eq!(v["instructions"], "I");
-        assert_eq!(v["input"][0]["content"][0]["text"], "Q");
-        assert_eq!(v["input"][1]["output"], "o");
+        assert!(rewrite(b"not json", &email()).is_none());
+        assert!(rewrite(br#"{"content":[{"type":"text","text":"X"}]}"#, &email()).is_none());
+        assert!(any_text(
+            br#"{"input":[{"type":"function_call_output","output":"a@b.io"}]}"#,
+            &email()
+        ));
     }
 }

@@ -5,20 +5,24 @@
 //! and by agentgateway's `ai.promptGuard` regex guards (see [`config`]).
 //! Masks read `<EMAIL>`, `<PHONE>`, `<SSN>`, `<CREDIT_CARD>`, `<IP_ADDRESS>`.
 //!
-//! - JSON responses (`on_response_body`): only assistant text is rewritten
-//!   ([`json`]); ids, usage and tool inputs stay byte-for-byte the same
-//!   values, and error or non-JSON bodies pass unchanged.
-//! - SSE streams (`on_response_event`/`on_response_end`): text deltas are
-//!   masked as they go, holding back only a tail that could still grow into a
-//!   match, so a secret split across deltas is still caught ([`masker`],
-//!   [`stream`]).
+//! - JSON responses (`on_response_body`): every text the client receives,
+//!   through the SDK walker ([`json`]): answer text, thinking, tool-use
+//!   input values, tool-call arguments, refusals, Responses output items and
+//!   reasoning summaries. Ids, signatures and encrypted reasoning stay the
+//!   same values; error or non-JSON bodies pass unchanged.
+//! - SSE streams (`on_response_event`/`on_response_end`): text, thinking,
+//!   refusal and tool-argument deltas of all three formats are masked as
+//!   they go, holding back only a tail that could still grow into a match,
+//!   so a secret split across deltas is still caught ([`masker`],
+//!   [`stream`]); streamed tool-argument JSON is masked inside its strings
+//!   without breaking its escapes ([`jsonstr`]).
 //! - Requests (`maskRequest: true`, or a promptGuard `request` mask guard):
 //!   prompt texts are masked before the body goes upstream.
 
 pub mod config;
 pub mod json;
+pub mod jsonstr;
 pub mod masker;
-pub mod patterns;
 pub mod stream;
 
 use sluice_sdk::prelude::*;
@@ -71,7 +75,7 @@ impl Policy for OutputMask {
         let Some(m) = &self.plan.request else {
             return BodyAction::Continue;
         };
-        match json::rewrite(&body, json::request_texts, &|s| owned(m.mask(s))) {
+        match json::rewrite(&body, m) {
             Some(new) => {
                 host::metric_counter("output_mask_requests_masked", 1);
                 BodyAction::Replace(new)
@@ -85,7 +89,7 @@ impl Policy for OutputMask {
             return BodyAction::Continue;
         }
         if let Some((r, rejection)) = &self.plan.reject {
-            if json::any_text(&body, json::response_texts, &|s| r.is_match(s)) {
+            if json::any_text(&body, r) {
                 host::metric_counter("output_mask_responses_rejected", 1);
                 let mut resp = Respond::status(rejection.status)
                     .message("The response was rejected due to inappropriate content")
@@ -102,7 +106,7 @@ impl Policy for OutputMask {
         let Some(m) = &self.plan.response else {
             return BodyAction::Continue;
         };
-        match json::rewrite(&body, json::response_texts, &|s| owned(m.mask(s))) {
+        match json::rewrite(&body, m) {
             Some(new) => {
                 host::metric_counter("output_mask_responses_masked", 1);
                 BodyAction::Replace(new)
@@ -123,14 +127,6 @@ impl Policy for OutputMask {
             Some(m) => stream::on_end(m),
             None => Vec::new(),
         }
-    }
-}
-
-/// `Some(new)` when masking changed the text.
-fn owned(c: std::borrow::Cow<'_, str>) -> Option<String> {
-    match c {
-        std::borrow::Cow::Owned(s) => Some(s),
-        std::borrow::Cow::Borrowed(_) => None,
     }
 }
 

@@ -21,7 +21,7 @@ use regex::Regex;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Anchored, Input, MatchKind};
 
-use crate::patterns::Builtin;
+use sluice_sdk::pii::Builtin;
 
 /// The most characters a stream may hold back at once (unless a complete
 /// match straddles the cut, which is then held whole).

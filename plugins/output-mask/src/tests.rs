@@ -166,9 +166,10 @@ fn json_bodies_mask_text_only() {
         "Mail <EMAIL> or <PHONE>, SSN <SSN>"
     );
     assert_eq!(
-        v["content"][1]["input"]["to"], "bob@example.com",
-        "tool inputs untouched"
+        v["content"][1]["input"]["to"], "<EMAIL>",
+        "tool inputs are text the client receives"
     );
+    assert_eq!(v["content"][1]["id"], "toolu_1");
     assert_eq!(v["usage"], body["usage"]);
     assert_eq!(v["id"], "msg_1");
 
@@ -323,7 +324,7 @@ fn no_over_holding() {
     let out = p.on_response_event(&c, delta("1. Open the settings"));
     assert_eq!(out[0].json().unwrap()["delta"]["text"], "1. Open the ");
     let held = mock::with(|h| h.attrs.get("output-mask.tail.a0").cloned()).unwrap();
-    assert!(held.contains("settings") && held.len() < 40, "{held}");
+    assert!(held.contains("settings") && held.len() < 80, "{held}");
     let out = p.on_response_event(&c, delta(" menu. "));
     assert_eq!(out[0].json().unwrap()["delta"]["text"], "settings menu. ");
     assert_eq!(mock::with(|h| h.attrs["output-mask.open"].clone()), "[]");
@@ -389,9 +390,10 @@ fn concurrent_blocks_and_other_deltas() {
     assert_eq!(anthropic_text(&out, 1), "First <EMAIL> and");
     assert_eq!(anthropic_text(&out, 2), "Second <PHONE> ok");
     let raw: String = out.iter().map(|e| e.data.clone()).collect();
+    assert!(raw.contains("hmm"), "clean thinking passes");
     assert!(
-        raw.contains("hmm") && raw.contains(r#"{\"to\": \"x@y.io\"}"#),
-        "thinking and tool JSON untouched"
+        raw.contains(r#"{\"to\": \"<EMAIL>\"}"#) && !raw.contains("x@y.io"),
+        "tool JSON is masked inside its strings: {raw}"
     );
     // Each block's flush comes before its own stop.
     let pos = |f: &dyn Fn(&Value) -> bool| {
@@ -686,4 +688,225 @@ fn prompt_guard_response_mask_and_reject() {
         anthropic_stream(&["this is TOP SEC", "RET ok"]),
     );
     assert_eq!(anthropic_text(&out, 0), "this is <MASKED> ok");
+}
+
+fn thinking_and_tool_json_stream() -> Vec<SseEvent> {
+    let d = |i: u64, delta: Value| {
+        named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": i, "delta": delta}),
+        )
+    };
+    vec![
+        named(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "m"}}),
+        ),
+        named(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": ""}}),
+        ),
+        d(
+            0,
+            json!({"type": "thinking_delta", "thinking": "user bob@exa"}),
+        ),
+        d(0, json!({"type": "thinking_delta", "thinking": "mple.com"})),
+        d(0, json!({"type": "signature_delta", "signature": "sig"})),
+        named(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        named(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "tool_use", "id": "t", "name": "Write", "input": {}}}),
+        ),
+        d(
+            1,
+            json!({"type": "input_json_delta", "partial_json": "{\"content\": \"SSN 123-4"}),
+        ),
+        d(
+            1,
+            json!({"type": "input_json_delta", "partial_json": "5-6789, mail a\\u0040b.io"}),
+        ),
+        d(
+            1,
+            json!({"type": "input_json_delta", "partial_json": "\"}"}),
+        ),
+        named(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        named("message_stop", json!({"type": "message_stop"})),
+    ]
+}
+
+fn concat(out: &[SseEvent], index: u64, ty: &str, field: &str) -> String {
+    out.iter()
+        .filter_map(|e| e.json())
+        .filter(|v| {
+            v["type"] == "content_block_delta" && v["index"] == index && v["delta"]["type"] == ty
+        })
+        .map(|v| v["delta"][field].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn thinking_and_streamed_tool_json_are_masked() {
+    let p = guide();
+    let out = run(&p, AiKind::Messages, thinking_and_tool_json_stream());
+    assert_eq!(
+        concat(&out, 0, "thinking_delta", "thinking"),
+        "user <EMAIL>"
+    );
+    assert_eq!(concat(&out, 0, "signature_delta", "signature"), "sig");
+    let json_text = concat(&out, 1, "input_json_delta", "partial_json");
+    let v: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(v, json!({"content": "SSN <SSN>, mail <EMAIL>"}));
+    assert_eq!(names(&out).last().unwrap(), "message_stop");
+    // Flushes come before their block's stop.
+    let stop1 = out
+        .iter()
+        .position(|e| {
+            e.json()
+                .is_some_and(|v| v["type"] == "content_block_stop" && v["index"] == 1)
+        })
+        .unwrap();
+    let last1 = out
+        .iter()
+        .rposition(|e| {
+            e.json()
+                .is_some_and(|v| v["type"] == "content_block_delta" && v["index"] == 1)
+        })
+        .unwrap();
+    assert!(last1 < stop1);
+}
+
+#[test]
+fn chat_tool_call_arguments_and_refusal_are_masked() {
+    let p = guide();
+    let ch = |delta: Value, finish: Value| {
+        sse::event(
+            None,
+            &json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+        )
+    };
+    let events = vec![
+        ch(
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call", "type": "function",
+            "function": {"name": "f", "arguments": ""}}]}),
+            Value::Null,
+        ),
+        ch(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"to\":\"bob@ex"}}]}),
+            Value::Null,
+        ),
+        ch(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "ample.com\"}"}}]}),
+            Value::Null,
+        ),
+        ch(json!({"refusal": "no, 555-12"}), Value::Null),
+        ch(json!({"refusal": "3-4567"}), Value::Null),
+        ch(json!({}), json!("tool_calls")),
+        SseEvent {
+            event: None,
+            data: "[DONE]".into(),
+            id: None,
+        },
+    ];
+    let out = run(&p, AiKind::Completions, events);
+    let args: String = out
+        .iter()
+        .filter_map(|e| e.json())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"to": "<EMAIL>"})
+    );
+    let refusal: String = out
+        .iter()
+        .filter_map(|e| e.json())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["refusal"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(refusal, "no, <PHONE>");
+    assert_eq!(out.last().unwrap().data, "[DONE]");
+}
+
+#[test]
+fn responses_reasoning_and_arguments_are_masked() {
+    let p = guide();
+    let e = |name: &str, mut v: Value| {
+        v["type"] = json!(name);
+        named(name, v)
+    };
+    let events = vec![
+        e(
+            "response.reasoning_summary_text.delta",
+            json!({"item_id": "rs", "output_index": 0, "summary_index": 0, "delta": "SSN 123-4"}),
+        ),
+        e(
+            "response.reasoning_summary_text.delta",
+            json!({"item_id": "rs", "output_index": 0, "summary_index": 0, "delta": "5-6789"}),
+        ),
+        e(
+            "response.reasoning_summary_text.done",
+            json!({"item_id": "rs", "output_index": 0, "summary_index": 0, "text": "SSN 123-45-6789"}),
+        ),
+        e(
+            "response.function_call_arguments.delta",
+            json!({"item_id": "fc", "output_index": 1, "delta": "{\"a\":\"x@y"}),
+        ),
+        e(
+            "response.function_call_arguments.delta",
+            json!({"item_id": "fc", "output_index": 1, "delta": ".io\"}"}),
+        ),
+        e(
+            "response.function_call_arguments.done",
+            json!({"item_id": "fc", "output_index": 1, "arguments": "{\"a\":\"x@y.io\"}"}),
+        ),
+        e(
+            "response.refusal.delta",
+            json!({"item_id": "m", "output_index": 2, "content_index": 0, "delta": "call 555-123-"}),
+        ),
+        e(
+            "response.refusal.done",
+            json!({"item_id": "m", "output_index": 2, "content_index": 0, "refusal": "call 555-123-4567"}),
+        ),
+        e("response.completed", json!({"response": {"output": []}})),
+    ];
+    let out = run(&p, AiKind::Responses, events);
+    let cat = |ty: &str| -> String {
+        out.iter()
+            .filter_map(|e| e.json())
+            .filter(|v| v["type"] == ty)
+            .map(|v| v["delta"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(cat("response.reasoning_summary_text.delta"), "SSN <SSN>");
+    assert_eq!(
+        serde_json::from_str::<Value>(&cat("response.function_call_arguments.delta")).unwrap(),
+        json!({"a": "<EMAIL>"})
+    );
+    // The refusal delta was cut before its end; the flushed tail precedes `.done`.
+    assert_eq!(cat("response.refusal.delta"), "call 555-123-");
+    let done: Vec<Value> = out
+        .iter()
+        .filter_map(|e| e.json())
+        .filter(|v| v["type"].as_str().unwrap().ends_with(".done"))
+        .collect();
+    assert_eq!(done[0]["text"], "SSN <SSN>");
+    assert_eq!(done[1]["arguments"], "{\"a\":\"<EMAIL>\"}");
+    assert_eq!(done[2]["refusal"], "call <PHONE>");
+    assert_eq!(names(&out).last().unwrap(), "response.completed");
 }

@@ -53,46 +53,9 @@ fn parse_count_str(s: &str) -> Result<u64, String> {
 }
 
 /// Parse a duration such as `1s`, `60s`, `500ms`, `1m`, `1h30m`, `1d`
-/// (agentgateway's `fillInterval`). A unit is required.
+/// (agentgateway's `fillInterval`): the SDK's one grammar. A unit is required.
 pub fn parse_duration_ms(s: &str) -> Result<u64, String> {
-    let bad = || format!("`{s}` is not a duration (examples: 1s, 60s, 500ms, 1m, 1h)");
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut total: u64 = 0;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let ms = match unit {
-            "ms" => 1.0,
-            "s" => 1_000.0,
-            "m" => 60_000.0,
-            "h" => 3_600_000.0,
-            "d" => 86_400_000.0,
-            _ => return Err(bad()),
-        };
-        let add = n * ms;
-        if add.fract() != 0.0 {
-            return Err(format!(
-                "`{s}`: durations are counted in whole milliseconds"
-            ));
-        }
-        total = total.checked_add(add as u64).ok_or_else(bad)?;
-    }
-    Ok(total)
+    sluice_sdk::units::parse_duration_ms(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -125,10 +88,9 @@ mod tests {
         assert_eq!(parse_duration_ms("1m").unwrap(), 60_000);
         assert_eq!(parse_duration_ms("1h30m").unwrap(), 5_400_000);
         assert_eq!(parse_duration_ms("1d").unwrap(), 86_400_000);
-        assert_eq!(parse_duration_ms("1.5s").unwrap(), 1_500);
         assert!(parse_duration_ms("60").is_err());
         assert!(parse_duration_ms("s").is_err());
-        assert!(parse_duration_ms("1w").is_err());
+        assert!(parse_duration_ms("1x").is_err());
         assert!(parse_duration_ms("").is_err());
     }
 }

@@ -6,6 +6,8 @@
 
 use serde_json::{Map, Value};
 
+use sluice_sdk::config::object;
+
 use crate::amount::{parse_count, parse_duration_ms};
 use crate::key::KeyPart;
 
@@ -151,11 +153,6 @@ pub fn parse(config: &Value) -> Result<Settings, String> {
         return Err("rate-limit: no limit configured".into());
     }
     Ok(Settings { limits, headers })
-}
-
-fn object<'a>(v: &'a Value, at: &str) -> Result<&'a Map<String, Value>, String> {
-    v.as_object()
-        .ok_or_else(|| format!("`{at}` must be an object, got {v}"))
 }
 
 /// The guide's form: `{requestsPerHour: 100, actions: [{reject: true, errorCode: 429}]}`.

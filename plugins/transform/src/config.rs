@@ -25,6 +25,7 @@
 //! expressions, as in agentgateway. Bodies are always CEL.
 
 use serde_json::{Map, Value};
+use sluice_sdk::config::object;
 
 use crate::expr::Expression;
 use crate::template::Template;
@@ -111,13 +112,6 @@ pub fn parse(v: &Value) -> Result<Config, String> {
         }
     }
     Ok(cfg)
-}
-
-fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, String> {
-    match v {
-        Value::Object(o) => Ok(o),
-        _ => Err(format!("`{path}` must be an object")),
-    }
 }
 
 fn transformation(v: &Value, path: &str, side: &mut Side) -> Result<(), String> {

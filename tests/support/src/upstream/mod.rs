@@ -462,6 +462,9 @@ fn respond(state: &Arc<State>, rec: &RecordedRequest, script: &Script) -> Respon
     if let Some((status, body)) = &script.status_override {
         return json_resp(*status, body.clone().into_bytes());
     }
+    if let Some(events) = &script.sse_events {
+        return sse_response(state.clone(), rec.index, events.clone(), script, gzip);
+    }
     let body = rec.json();
     let ctx = wire::Ctx {
         body: &body,

@@ -33,6 +33,10 @@ pub struct Script {
     pub output_tokens: u64,
     /// Extra response headers.
     pub headers: Vec<(String, String)>,
+    /// Answer a request with exactly these SSE events `(event name, data)`
+    /// instead of the generated stream (for thinking, tool-call and other
+    /// shapes the generator does not produce).
+    pub sse_events: Option<Vec<(Option<String>, String)>>,
 }
 
 impl Default for Script {
@@ -49,6 +53,7 @@ impl Default for Script {
             input_tokens: 11,
             output_tokens: 7,
             headers: Vec::new(),
+            sse_events: None,
         }
     }
 }
@@ -108,6 +113,20 @@ impl Script {
 
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Answer with exactly these SSE events (see [`Script::sse_events`]).
+    pub fn sse<N: Into<String>, D: Into<String>>(
+        mut self,
+        events: impl IntoIterator<Item = (Option<N>, D)>,
+    ) -> Self {
+        self.sse_events = Some(
+            events
+                .into_iter()
+                .map(|(n, d)| (n.map(Into::into), d.into()))
+                .collect(),
+        );
         self
     }
 

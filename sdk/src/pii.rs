@@ -1,10 +1,13 @@
-//! The built-in PII detectors: a candidate regex plus a validator.
+//! The built-in PII detectors (`email`, `phone`, `ssn`, `creditCard`,
+//! `ipAddress`, `caSin`): a candidate regex plus a validator. Shared by every
+//! plugin that finds PII (output-mask, input-validation's promptGuard), so a
+//! detector means the same thing on both sides of the gateway.
 //!
 //! The `regex` crate has no look-around, so each detector is split in two: an
-//! ASCII-only candidate pattern (also fed to the streaming viability DFA, see
-//! `masker.rs`) and a validator that checks what a regex cannot: word
-//! boundaries against the surrounding text, the Luhn checksum of card numbers,
-//! octet ranges, SSN area/group/serial rules, and a real IPv6 parse.
+//! ASCII-only candidate pattern (a plugin compiles it with its own regex
+//! engine, e.g. into a streaming DFA) and a validator [`Builtin::accept`]
+//! that checks what a regex cannot: word boundaries against the surrounding
+//! text, the Luhn checksum of card numbers, octet ranges, SSN area/group/serial rules, and a real IPv6 parse.
 
 use std::net::Ipv6Addr;
 use std::str::FromStr;
