@@ -2,9 +2,13 @@
 pub mod client;
 pub mod errors;
 pub mod headers;
+pub mod path;
 pub mod pipeline;
+pub mod request_body;
+pub mod request_decode;
 pub mod response_body;
 pub mod router;
 pub mod session;
 pub mod snapshot;
+pub mod strict_json;
 pub mod target;

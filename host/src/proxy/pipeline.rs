@@ -2,9 +2,13 @@
 //!
 //! Like Pingora's `ProxyHttp`, the phases are the request flow:
 //!
+//! 0. **canonical request**: hop-by-hop headers dropped and the path normalised
+//!    (`path.rs`), so routing, policies and the upstream read the same request.
 //! 1. **route**: pick the route and the policy layers that wrap it; 404 otherwise.
 //! 2. **request_filter**: policies see the request headers (deny, edit, ask for the body).
-//! 3. **request_body_filter**: only if a policy asked: buffer the body, policies see it whole.
+//! 3. **request_body_filter**: only if a policy asked: buffer the body, undo its
+//!    `Content-Encoding`, check strict JSON on JSON kinds (`request_body.rs`),
+//!    policies see it whole and decoded.
 //! 4. **upstream_request**: rewrite the path, pick the origin, forward or inject credentials.
 //! 5. **upstream**: send it, with the route's timeout; 502/504 in the provider's shape.
 //! 6. **response_filter**: policies see the response headers.
@@ -17,6 +21,8 @@
 use super::client::UpstreamBody;
 use super::errors::{error_response, ErrorShape};
 use super::headers;
+use super::path;
+use super::request_body;
 use super::response_body::{Mode, ResponseBody};
 use super::router;
 use super::session::Session;
@@ -43,9 +49,14 @@ pub const MAX_BUFFERED_BODY: usize = 32 << 20;
 pub async fn handle(
     snap: Arc<Snapshot>,
     metrics: Arc<Metrics>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
+    // Phase 0: one canonical request for everything after.
+    if let Err(resp) = canonical_request(&metrics, &mut req, peer) {
+        return resp;
+    }
+
     // Phase 1: route.
     let (mut session, route, prefix_len) = match route(&snap, &metrics, &req, peer) {
         Ok(s) => s,
@@ -74,21 +85,13 @@ pub async fn handle(
     // Phase 3: request_body_filter.
     // A policy asks for the body with `need-body`; one with only a body hook
     // (nothing to decide on at headers) always gets it.
-    let body_only = wants.contains(policy::Hooks::REQUEST_BODY)
-        && !wants.contains(policy::Hooks::REQUEST_HEADERS);
-    let body: UpstreamBody = if need_body || body_only {
-        let mut bytes = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e) => {
-                return if e
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    session.error(413, "", "request body too large for the gateway's policies")
-                } else {
-                    session.error(400, "", "could not read the request body")
-                };
-            }
+    let body: UpstreamBody = if need_body || session.chain.body_without_headers() {
+        let kind = session.scope.ctx.kind;
+        let read =
+            request_body::read_for_policies(body, &mut parts.headers, kind, MAX_BUFFERED_BODY);
+        let mut bytes = match read.await {
+            Ok(b) => b,
+            Err(r) => return session.error(r.status, r.error_type, &r.message),
         };
         note_request_body(&mut session.scope.ctx, &bytes);
         let chain = session.chain.clone();
@@ -174,6 +177,43 @@ fn discard(body: Incoming) {
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
     });
+}
+
+/// Phase 0: drop hop-by-hop headers (and those the client's `Connection`
+/// names) before any policy runs, so a client cannot remove a header a policy
+/// sets; normalise the path so routing, policies and the upstream see one path.
+#[allow(clippy::result_large_err)]
+fn canonical_request(
+    metrics: &Arc<Metrics>,
+    req: &mut Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<(), Response<ResponseBody>> {
+    headers::strip_hop_by_hop(req.headers_mut());
+    let normalized = match path::normalize(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => {
+            let shape = ErrorShape::guess(req.uri().path(), req.headers());
+            let msg = e.to_string();
+            tracing::info!(target: "sluice::access", method = %req.method(), status = 400, error = %msg, "bad path");
+            let mut session = unrouted_session(metrics, req, peer, shape);
+            session.status = 400;
+            return Err(error_response(shape, 400, "invalid_request_error", &msg, |b| {
+                ResponseBody::full(b, session)
+            }));
+        }
+    };
+    if normalized != req.uri().path() {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{normalized}?{q}"),
+            None => normalized,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = pq.parse().ok();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    Ok(())
 }
 
 /// Phase 1: choose the route; build the session and the request's chain.
@@ -297,6 +337,11 @@ fn upstream_request(
         .map_err(|e| format!("cannot build the upstream URI: {e}"))?;
     parts.version = Version::HTTP_11;
     headers::prepare_request(&mut parts.headers, peer.ip());
+    let w = session.chain.wants();
+    if w.intersects(policy::Hooks::RESPONSE_BODY | policy::Hooks::RESPONSE_EVENTS) {
+        // A response policy must read the answer: ask only for what we decode.
+        headers::limit_accept_encoding(&mut parts.headers);
+    }
     if let Some(key) = &t.key {
         headers::inject_key(&mut parts.headers, t.provider, key);
     }
@@ -332,7 +377,14 @@ async fn response_body_filter(
     };
     let readable = !matches!(encoding, Encoding::Unknown);
     if rewrites && !readable {
-        tracing::warn!(route = %session.route_name(), "response encoding unknown: policies skip its body");
+        // Fail closed: a policy that must read the body never gets skipped.
+        tracing::warn!(route = %session.route_name(), "response encoding unknown: refused, its policies cannot read it");
+        discard(body);
+        return session.error(
+            502,
+            "",
+            "the upstream answered in a content-encoding the gateway's policies cannot read",
+        );
     }
     let decoder = match encoding {
         Encoding::Known(d) => Some(d),
