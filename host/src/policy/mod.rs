@@ -44,5 +44,5 @@ pub use runtime::{PolicyRuntime, RuntimeOptions};
 pub use state::{MemoryState, SharedState, WindowCount};
 pub use types::{
     AiKind, Completion, Hooks, ImmediateResponse, Provider, RequestContext, RequestScope, SseEvent,
-    Usage,
+    TokenUsage, Usage,
 };

@@ -37,7 +37,6 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -265,10 +264,7 @@ fn route(
         started: Instant::now(),
         route: Some(route.clone()),
         chain: Arc::new(Chain::new(attachments)),
-        scope: RequestScope {
-            ctx,
-            attrs: HashMap::new(),
-        },
+        scope: RequestScope::new(ctx),
         shape: route.shape,
         status: 0,
         short_circuited: false,
@@ -289,8 +285,7 @@ fn unrouted_session(
         started: Instant::now(),
         route: None,
         chain: Arc::new(Chain::new(Vec::new())),
-        scope: RequestScope {
-            ctx: RequestContext {
+        scope: RequestScope::new(RequestContext {
                 request_id: request_id(req),
                 route: String::new(),
                 backend: String::new(),
@@ -300,11 +295,9 @@ fn unrouted_session(
                 path: req.uri().path().to_string(),
                 query: req.uri().query().map(str::to_string),
                 client_ip: peer.ip().to_string(),
-                model: None,
-                streaming: false,
-            },
-            attrs: HashMap::new(),
-        },
+            model: None,
+            streaming: false,
+        }),
         shape,
         status: 404,
         short_circuited: true,
