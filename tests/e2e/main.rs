@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `sluice` binary between real clients and a fake
 //! provider upstream on loopback.
+mod bypass_request;
 mod common;
 mod config_cli;
 mod errors;

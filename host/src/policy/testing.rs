@@ -18,6 +18,7 @@ pub const FIXTURES: &[&str] = &[
     "spin",
     "membomb",
     "trap",
+    "body-only",
 ];
 
 pub fn workspace_dir() -> PathBuf {
