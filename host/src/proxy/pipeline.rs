@@ -331,8 +331,12 @@ fn upstream_request(
     parts.version = Version::HTTP_11;
     headers::prepare_request(&mut parts.headers, peer.ip());
     let w = session.chain.wants();
-    if w.intersects(policy::Hooks::RESPONSE_BODY | policy::Hooks::RESPONSE_EVENTS) {
-        // A response policy must read the answer: ask only for what we decode.
+    if w.contains(policy::Hooks::RESPONSE_BODY)
+        || w.contains(policy::Hooks::RESPONSE_EVENTS)
+        || w.contains(policy::Hooks::COMPLETE)
+    {
+        // A response policy must read the answer (and a completion hook its
+        // usage): ask only for what the host decodes.
         headers::limit_accept_encoding(&mut parts.headers);
     }
     if let Some(key) = &t.key {

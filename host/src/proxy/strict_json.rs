@@ -87,7 +87,9 @@ fn classify(e: &serde_json::Error) -> StrictJsonError {
         .map(|(r, _)| r)
         .unwrap_or(&full)
         .to_string();
-    if reason.contains("surrogate") {
+    // serde_json reports a leading surrogate not followed by `\u` as an
+    // "unexpected end of hex escape": that is a lone surrogate too.
+    if reason.contains("surrogate") || reason.contains("end of hex escape") {
         StrictJsonError::LoneSurrogate { line, column }
     } else if reason.contains("trailing characters") {
         StrictJsonError::TrailingData { line, column }
@@ -122,8 +124,8 @@ struct Node<'a> {
     found: &'a Cell<Option<StrictJsonError>>,
 }
 
-impl Node<'_> {
-    fn child(&self) -> Node<'_> {
+impl<'a> Node<'a> {
+    fn child(&self) -> Node<'a> {
         Node {
             depth: self.depth + 1,
             found: self.found,
