@@ -52,9 +52,6 @@ pub async fn read_for_policies(
     kind: policy::AiKind,
     cap: usize,
 ) -> Result<Bytes, Refusal> {
-    // An unknown coding is refused before reading anything.
-    let codings = request_decode::codings(headers.get_all(header::CONTENT_ENCODING).iter())
-        .map_err(decode_refusal)?;
     let raw = match Limited::new(body, cap).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
@@ -67,6 +64,9 @@ pub async fn read_for_policies(
             )
         }
     };
+    // Read first (bounded), so a refused client still sees the answer.
+    let codings = request_decode::codings(headers.get_all(header::CONTENT_ENCODING).iter())
+        .map_err(decode_refusal)?;
     let bytes = if codings.is_empty() {
         raw
     } else {
