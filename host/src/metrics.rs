@@ -149,7 +149,10 @@ mod tests {
     fn model_labels_are_truncated_and_bounded() {
         let m = Metrics::new();
         assert_eq!(m.model_label(None), "");
-        assert_eq!(m.model_label(Some("claude-sonnet-4-5")), "claude-sonnet-4-5");
+        assert_eq!(
+            m.model_label(Some("claude-sonnet-4-5")),
+            "claude-sonnet-4-5"
+        );
         let long = "x".repeat(4096);
         assert_eq!(m.model_label(Some(&long)).len(), MAX_MODEL_LABEL);
         for i in 0..100 {
@@ -157,7 +160,10 @@ mod tests {
             assert!(i < MAX_MODELS - 2 || l == "other", "{i}: {l}");
         }
         // Known ones keep their label.
-        assert_eq!(m.model_label(Some("claude-sonnet-4-5")), "claude-sonnet-4-5");
+        assert_eq!(
+            m.model_label(Some("claude-sonnet-4-5")),
+            "claude-sonnet-4-5"
+        );
         assert_eq!(m.model_label(Some("model-0")), "model-0");
     }
 }

@@ -162,7 +162,11 @@ async fn compressed_prompts_are_decoded_before_input_validation() {
         .await;
         assert_refused(&r, 400, "input rule 1");
     }
-    assert_eq!(s.up.requests().len(), 0, "nothing blocked may reach upstream");
+    assert_eq!(
+        s.up.requests().len(),
+        0,
+        "nothing blocked may reach upstream"
+    );
 
     // Honest compressed prompts pass, forwarded decoded with a fixed length.
     let clean = prompt("Refactor this function please");
@@ -179,7 +183,11 @@ async fn compressed_prompts_are_decoded_before_input_validation() {
         assert_eq!(reqs.len(), i + 1);
         let got = &reqs[i];
         assert_eq!(got.header("content-encoding"), None, "{enc}");
-        assert_eq!(got.body.as_ref(), &clean[..], "{enc}: decoded body upstream");
+        assert_eq!(
+            got.body.as_ref(),
+            &clean[..],
+            "{enc}: decoded body upstream"
+        );
         assert_eq!(
             got.header("content-length"),
             Some(clean.len().to_string().as_str()),
@@ -284,7 +292,10 @@ async fn h2c_and_chunked_bodies_are_decoded_too() {
     }
     chunked.extend(b"0\r\n\r\n");
     let mut hs = RAW_ANTHROPIC.to_vec();
-    hs.extend([("content-encoding", "zstd"), ("transfer-encoding", "chunked")]);
+    hs.extend([
+        ("content-encoding", "zstd"),
+        ("transfer-encoding", "chunked"),
+    ]);
     let (status, text) = raw(
         s.gw.addr(4060),
         raw_request("POST", "/claude/v1/messages", &hs, &chunked),
@@ -469,7 +480,10 @@ async fn the_path_is_normalised_once_for_routing_plugins_and_upstream() {
     let (status, text) = raw(addr, post).await;
     assert_eq!(status, 200, "{text}");
     let got = s.up.last_request().unwrap();
-    assert_eq!(got.path, "/admin/v1/messages", "upstream sees the normalised path");
+    assert_eq!(
+        got.path, "/admin/v1/messages",
+        "upstream sees the normalised path"
+    );
     assert_eq!(got.query.as_deref(), Some("a=%2F&b=.."), "query untouched");
     assert_eq!(got.header("x-seen-path"), Some("/claude/admin/v1/messages"));
 
@@ -486,7 +500,12 @@ async fn the_path_is_normalised_once_for_routing_plugins_and_upstream() {
         assert!(text.contains("no secrets here"), "{p}: {text}");
     }
     // Encoded separators are ambiguous: refused.
-    for p in ["/claude/secret%2Fx", "/claude/a%2fb", "/claude/a%5Cb", "/claude/a%00"] {
+    for p in [
+        "/claude/secret%2Fx",
+        "/claude/a%2fb",
+        "/claude/a%5Cb",
+        "/claude/a%00",
+    ] {
         let (status, text) = raw(addr, get(p)).await;
         assert_eq!(status, 400, "{p}: {text}");
         assert!(text.contains("invalid_request_error"), "{p}: {text}");
@@ -558,8 +577,7 @@ async fn cache_tokens_count_against_token_limits() {
     s.up.set_script(Script::default().status(200, answer.to_string()));
     let r = post(&s, "/claude/v1/messages", &anthropic(&[]), prompt("hi")).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    s.gw
-        .wait_for_log("cache_read_tokens=90000", Duration::from_secs(10))
+    s.gw.wait_for_log("cache_read_tokens=90000", Duration::from_secs(10))
         .await
         .unwrap();
     // The charge lands when the first exchange completes: poll for the refusal.

@@ -85,7 +85,12 @@ pub fn limit_accept_encoding(h: &mut HeaderMap) {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|t| {
-            let coding = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let coding = t
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             DECODABLE.contains(&coding.as_str()) || coding == "identity"
         })
         .map(str::to_string)
@@ -145,7 +150,10 @@ mod tests {
     #[test]
     fn accept_encoding_keeps_only_decodable_codings() {
         let mut h = HeaderMap::new();
-        h.append("accept-encoding", "gzip, compress;q=0.5, BR".parse().unwrap());
+        h.append(
+            "accept-encoding",
+            "gzip, compress;q=0.5, BR".parse().unwrap(),
+        );
         h.append("accept-encoding", "snappy, zstd;q=0.1".parse().unwrap());
         limit_accept_encoding(&mut h);
         assert_eq!(h["accept-encoding"], "gzip, BR, zstd;q=0.1");

@@ -196,9 +196,13 @@ fn canonical_request(
             tracing::info!(target: "sluice::access", method = %req.method(), status = 400, error = %msg, "bad path");
             let mut session = unrouted_session(metrics, req, peer, shape);
             session.status = 400;
-            return Err(error_response(shape, 400, "invalid_request_error", &msg, |b| {
-                ResponseBody::full(b, session)
-            }));
+            return Err(error_response(
+                shape,
+                400,
+                "invalid_request_error",
+                &msg,
+                |b| ResponseBody::full(b, session),
+            ));
         }
     };
     if normalized != req.uri().path() {
@@ -286,15 +290,15 @@ fn unrouted_session(
         route: None,
         chain: Arc::new(Chain::new(Vec::new())),
         scope: RequestScope::new(RequestContext {
-                request_id: request_id(req),
-                route: String::new(),
-                backend: String::new(),
-                provider: policy::Provider::None,
-                kind: policy::AiKind::Passthrough,
-                method: req.method().to_string(),
-                path: req.uri().path().to_string(),
-                query: req.uri().query().map(str::to_string),
-                client_ip: peer.ip().to_string(),
+            request_id: request_id(req),
+            route: String::new(),
+            backend: String::new(),
+            provider: policy::Provider::None,
+            kind: policy::AiKind::Passthrough,
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().map(str::to_string),
+            client_ip: peer.ip().to_string(),
             model: None,
             streaming: false,
         }),

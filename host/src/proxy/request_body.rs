@@ -56,7 +56,9 @@ pub async fn read_for_policies(
         Ok(c) => c.to_bytes(),
         Err(e) => {
             return Err(
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     Refusal::new(413, "", "request body too large for the gateway's policies")
                 } else {
                     Refusal::new(400, "", "could not read the request body")

@@ -200,7 +200,10 @@ mod tests {
         let bomb = zstd(&vec![b'a'; 20 << 20]);
         assert!(bomb.len() < 4096, "{}", bomb.len());
         let c = [Coding::Zstd];
-        assert_eq!(decode(&bomb, &c, 1 << 20), Err(DecodeError::TooLarge(1 << 20)));
+        assert_eq!(
+            decode(&bomb, &c, 1 << 20),
+            Err(DecodeError::TooLarge(1 << 20))
+        );
         assert_eq!(decode(&bomb, &c, 20 << 20).unwrap().len(), 20 << 20);
         // Exactly at the cap passes; one byte less refuses.
         assert!(decode(&bomb, &c, (20 << 20) - 1).is_err());

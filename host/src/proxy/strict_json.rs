@@ -262,7 +262,9 @@ mod tests {
             StrictJsonError::DuplicateKey { key, .. } if key == "\"content\""
         ));
         assert!(matches!(
-            err(r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}"#),
+            err(
+                r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a","text":"b"}]}]}"#
+            ),
             StrictJsonError::DuplicateKey { .. }
         ));
         // The same key spelt with an escape is the same key.

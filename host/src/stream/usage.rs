@@ -126,7 +126,8 @@ impl UsageReader {
             return;
         }
         let get = |k: &str| u.get(k).and_then(Value::as_u64);
-        let detail = |outer: &str, k: &str| u.get(outer).and_then(|d| d.get(k)).and_then(Value::as_u64);
+        let detail =
+            |outer: &str, k: &str| u.get(outer).and_then(|d| d.get(k)).and_then(Value::as_u64);
         let input = get("input_tokens").or_else(|| get("prompt_tokens"));
         let output = get("output_tokens").or_else(|| get("completion_tokens"));
         // OpenAI counts cached tokens inside the prompt count, in a details object.
@@ -140,7 +141,10 @@ impl UsageReader {
             (Some(i), Some(c)) => Some(i.saturating_sub(c)),
             (i, _) => i,
         };
-        if [uncached, output, cache_read, cache_write].iter().all(Option::is_none) {
+        if [uncached, output, cache_read, cache_write]
+            .iter()
+            .all(Option::is_none)
+        {
             return;
         }
         let e = self.entry();
@@ -247,7 +251,10 @@ mod tests {
     fn anthropic_cache_tokens_are_counted_apart() {
         let mut r = UsageReader::new();
         r.on_event(&ev(Some("message_start"), r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":3,"cache_creation_input_tokens":1200,"cache_read_input_tokens":90000,"output_tokens":1}}}"#));
-        r.on_event(&ev(Some("message_delta"), r#"{"type":"message_delta","usage":{"output_tokens":40}}"#));
+        r.on_event(&ev(
+            Some("message_delta"),
+            r#"{"type":"message_delta","usage":{"output_tokens":40}}"#,
+        ));
         let u = r.usage().unwrap();
         assert_eq!(
             u,
@@ -267,11 +274,27 @@ mod tests {
         let mut r = UsageReader::new();
         r.on_json(br#"{"model":"gpt-x","usage":{"prompt_tokens":1000,"completion_tokens":50,"prompt_tokens_details":{"cached_tokens":800},"completion_tokens_details":{"reasoning_tokens":30}}}"#);
         let u = r.usage().unwrap();
-        assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens), (200, 800, 50, 30));
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.output_tokens,
+                u.reasoning_tokens
+            ),
+            (200, 800, 50, 30)
+        );
         assert_eq!(u.all_input(), 1000);
         let mut r = UsageReader::new();
         r.on_event(&ev(Some("response.completed"), r#"{"type":"response.completed","response":{"model":"gpt-5","usage":{"input_tokens":500,"input_tokens_details":{"cached_tokens":480},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":4}}}}"#));
         let u = r.usage().unwrap();
-        assert_eq!((u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens), (20, 480, 9, 4));
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.output_tokens,
+                u.reasoning_tokens
+            ),
+            (20, 480, 9, 4)
+        );
     }
 }
