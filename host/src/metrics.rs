@@ -1,15 +1,24 @@
 //! Prometheus metrics of the gateway itself (policies add their own).
 //!
 //! Served on the admin listener at `/metrics`. Labels are route, provider and
-//! model, with status on the request counter; all are bounded by the config or
-//! by what providers answer, so the cardinality stays small.
+//! model, with status on the request counter. Routes and providers are bounded
+//! by the config. The model label comes from the provider's answer (never the
+//! client's body), cut to [`MAX_MODEL_LABEL`] characters, and only the first
+//! [`MAX_MODELS`] distinct models get their own series: later ones are `other`.
+//! So no client can grow `/metrics` without bound.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
 use std::sync::Mutex;
+
+/// Longest model label, in characters.
+pub const MAX_MODEL_LABEL: usize = 64;
+/// Distinct model labels kept before new ones are counted as `other`.
+pub const MAX_MODELS: usize = 32;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -44,6 +53,7 @@ pub struct Metrics {
     pub duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub ttfb: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub tokens: Family<TokenLabels, Counter>,
+    models: Mutex<HashSet<String>>,
     registry: Mutex<Registry>,
 }
 
@@ -75,7 +85,7 @@ impl Metrics {
         );
         registry.register(
             "tokens",
-            "Tokens reported by providers, by direction (input/output)",
+            "Tokens reported by providers, by direction (input: uncached, cache_read, cache_write, output)",
             tokens.clone(),
         );
         Metrics {
@@ -83,8 +93,31 @@ impl Metrics {
             duration,
             ttfb,
             tokens,
+            models: Mutex::new(HashSet::new()),
             registry: Mutex::new(registry),
         }
+    }
+
+    /// The `model` label for a model the provider named: truncated, and
+    /// `other` once [`MAX_MODELS`] distinct ones have been seen.
+    pub fn model_label(&self, model: Option<&str>) -> String {
+        let Some(m) = model.filter(|m| !m.is_empty()) else {
+            return String::new();
+        };
+        let m: String = m
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_MODEL_LABEL)
+            .collect();
+        let mut seen = self.models.lock().expect("model labels poisoned");
+        if seen.contains(&m) {
+            return m;
+        }
+        if seen.len() >= MAX_MODELS {
+            return "other".to_string();
+        }
+        seen.insert(m.clone());
+        m
     }
 
     /// Let another part of the host (the policy runtime) register its metrics.
@@ -105,5 +138,32 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_labels_are_truncated_and_bounded() {
+        let m = Metrics::new();
+        assert_eq!(m.model_label(None), "");
+        assert_eq!(
+            m.model_label(Some("claude-sonnet-4-5")),
+            "claude-sonnet-4-5"
+        );
+        let long = "x".repeat(4096);
+        assert_eq!(m.model_label(Some(&long)).len(), MAX_MODEL_LABEL);
+        for i in 0..100 {
+            let l = m.model_label(Some(&format!("model-{i}")));
+            assert!(i < MAX_MODELS - 2 || l == "other", "{i}: {l}");
+        }
+        // Known ones keep their label.
+        assert_eq!(
+            m.model_label(Some("claude-sonnet-4-5")),
+            "claude-sonnet-4-5"
+        );
+        assert_eq!(m.model_label(Some("model-0")), "model-0");
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::{Bucket, BucketTake, FetchResponse, Level, WindowCount};
+use crate::{Bucket, BucketTake, FetchResponse, Level, TokenUsage, WindowCount};
 
 #[cfg(target_arch = "wasm32")]
 use crate::bindings::sluice::policy::host as imp;
@@ -80,13 +80,20 @@ pub fn fetch(url: &str, cache: Duration) -> Result<FetchResponse, String> {
     imp::fetch(url, cache.as_millis() as u64)
 }
 
+/// The exchange's tokens split by kind (uncached input, cache read, cache
+/// write, output, reasoning), in `on_complete`; `None` elsewhere or without
+/// usage. `Completion::usage.input_tokens` already counts every input token.
+pub fn usage_details() -> Option<TokenUsage> {
+    imp::usage_details()
+}
+
 /// The native stand-in for the host, for plugin unit tests.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    use crate::{Bucket, BucketTake, FetchResponse, Level, WindowCount};
+    use crate::{Bucket, BucketTake, FetchResponse, Level, TokenUsage, WindowCount};
 
     /// What the mock host holds; reset it between tests with [`reset`].
     #[derive(Default)]
@@ -101,6 +108,8 @@ pub mod mock {
         pub now_ms: u64,
         /// Canned fetch answers by URL.
         pub fetch: HashMap<String, FetchResponse>,
+        /// What `usage_details` answers.
+        pub usage: Option<TokenUsage>,
     }
 
     thread_local! {
@@ -196,6 +205,9 @@ pub mod mock {
     }
     pub(super) fn metric_histogram(name: &str, value: f64) {
         with(|h| *h.metrics.entry(name.to_owned()).or_default() += value)
+    }
+    pub(super) fn usage_details() -> Option<TokenUsage> {
+        with(|h| h.usage)
     }
     pub(super) fn fetch(url: &str, _cache_ms: u64) -> Result<FetchResponse, String> {
         with(|h| {

@@ -63,7 +63,7 @@ pub use bindings::exports::sluice::policy::policy::InitResult;
 pub use bindings::sluice::policy::host::{Bucket, BucketTake, FetchResponse, Level, WindowCount};
 pub use bindings::sluice::policy::types::{
     AiKind, BodyAction, Completion, HeadersAction, Hooks, ImmediateResponse, Provider,
-    RequestContext, ResponseHeadersAction, SseEvent, Usage,
+    RequestContext, ResponseHeadersAction, SseEvent, TokenUsage, Usage,
 };
 pub use ops::{header, header_all, HeaderOps, Respond};
 pub use policy::Policy;

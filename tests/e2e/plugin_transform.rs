@@ -246,8 +246,10 @@ async fn production_body_transformation_strips_context_management_only() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+/// On a JSON kind the host's strict-JSON rule refuses the body (400) before the
+/// transformation sees it; nothing goes upstream either way.
 #[tokio::test]
-async fn body_that_is_not_json_fails_with_a_500_api_error() {
+async fn body_that_is_not_json_is_refused_before_the_transformation() {
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
     let route = write(
@@ -264,15 +266,15 @@ async fn body_that_is_not_json_fails_with_a_500_api_error() {
             b"this is not json".to_vec(),
         )
         .await;
-    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.status, 400, "{}", r.text());
     let j = r.json();
     assert_eq!(j["type"], "error");
-    assert_eq!(j["error"]["type"], "api_error");
+    assert_eq!(j["error"]["type"], "invalid_request_error");
     assert!(
         j["error"]["message"]
             .as_str()
             .unwrap_or_default()
-            .starts_with("transformation failed"),
+            .starts_with("request body is not valid JSON"),
         "{j}"
     );
     assert_eq!(up.requests().len(), before, "nothing may go upstream");

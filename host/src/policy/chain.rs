@@ -32,6 +32,7 @@ pub enum HeadersOutcome {
 pub struct Chain {
     atts: Arc<[Arc<Attachment>]>,
     wants: Hooks,
+    body_without_headers: bool,
 }
 
 type Step<R> = Result<Option<R>, PolicyFailure>;
@@ -39,10 +40,22 @@ type Step<R> = Result<Option<R>, PolicyFailure>;
 impl Chain {
     pub fn new(atts: Vec<Arc<Attachment>>) -> Self {
         let wants = atts.iter().fold(Hooks::empty(), |h, a| h | a.hooks());
+        let body_without_headers = atts.iter().any(|a| {
+            let h = a.hooks();
+            h.contains(Hooks::REQUEST_BODY) && !h.contains(Hooks::REQUEST_HEADERS)
+        });
         Chain {
             atts: atts.into(),
             wants,
+            body_without_headers,
         }
+    }
+
+    /// Some attachment declared a request-body hook but no headers hook: it
+    /// has no `need-body` to ask with, so it always gets the body, whatever
+    /// the other attachments declared (decided per attachment, not on the union).
+    pub fn body_without_headers(&self) -> bool {
+        self.body_without_headers
     }
 
     /// Union of every attachment's hooks: skip whole phases cheaply.

@@ -45,5 +45,5 @@ pub use runtime::{PolicyRuntime, RuntimeOptions};
 pub use state::{MemoryState, SharedState, StateStore, WindowCount};
 pub use types::{
     AiKind, Completion, Hooks, ImmediateResponse, Provider, RequestContext, RequestScope, SseEvent,
-    Usage,
+    TokenUsage, Usage,
 };

@@ -257,6 +257,7 @@ impl Attachment {
             data.call = CallData {
                 request_id: scope.ctx.request_id.clone(),
                 attrs: std::mem::take(&mut scope.attrs),
+                usage: scope.usage,
             };
             data.wait_credit = std::time::Duration::ZERO;
         }

@@ -20,6 +20,7 @@ pub const FIXTURES: &[&str] = &[
     "trap",
     "state-probe",
     "late-fail",
+    "body-only",
 ];
 
 pub fn workspace_dir() -> PathBuf {

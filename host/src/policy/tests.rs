@@ -96,6 +96,17 @@ fn deny_and_continue() {
 }
 
 #[test]
+fn body_only_hook_is_decided_per_attachment() {
+    let rewrite = attach("header-rewrite", json!({}));
+    let body_only = attach("body-only", json!({"needle": "x"}));
+    let body_rewrite = attach("body-rewrite", json!({"field": "a", "value": 1}));
+    assert!(Chain::new(vec![rewrite.clone(), body_only.clone()]).body_without_headers());
+    assert!(Chain::new(vec![body_only]).body_without_headers());
+    // A plugin with both hooks asks with `need-body` instead.
+    assert!(!Chain::new(vec![rewrite, body_rewrite]).body_without_headers());
+}
+
+#[test]
 fn header_ops_remove_set_add() {
     let att = attach(
         "header-rewrite",

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::bindings::types as wit;
 
-pub use wit::{AiKind, Completion, Hooks, Provider, RequestContext, SseEvent, Usage};
+pub use wit::{AiKind, Completion, Hooks, Provider, RequestContext, SseEvent, TokenUsage, Usage};
 
 /// Per-request state carried through every hook of one exchange.
 ///
@@ -20,6 +20,8 @@ pub use wit::{AiKind, Completion, Hooks, Provider, RequestContext, SseEvent, Usa
 pub struct RequestScope {
     pub ctx: RequestContext,
     pub attrs: HashMap<String, String>,
+    /// The token split, once the response is over (`host.usage-details`).
+    pub usage: Option<TokenUsage>,
 }
 
 impl RequestScope {
@@ -27,6 +29,7 @@ impl RequestScope {
         RequestScope {
             ctx,
             attrs: HashMap::new(),
+            usage: None,
         }
     }
 }

@@ -71,6 +71,39 @@ pub fn inject_key(h: &mut HeaderMap, provider: Option<Provider>, key: &Secret) {
     }
 }
 
+/// Codings the host can decode in a response (see `stream::decode`).
+const DECODABLE: [&str; 5] = ["gzip", "x-gzip", "deflate", "br", "zstd"];
+
+/// Keep only the `Accept-Encoding` codings the host can decode, so a response
+/// policy never meets a body it cannot read. Quality values are kept; with
+/// nothing left the header is removed (identity).
+pub fn limit_accept_encoding(h: &mut HeaderMap) {
+    let kept: Vec<String> = h
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| {
+            let coding = t
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            DECODABLE.contains(&coding.as_str()) || coding == "identity"
+        })
+        .map(str::to_string)
+        .collect();
+    h.remove(header::ACCEPT_ENCODING);
+    if kept.is_empty() {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+        h.insert(header::ACCEPT_ENCODING, v);
+    }
+}
+
 /// Prepare response headers for the client.
 pub fn prepare_response(h: &mut HeaderMap) {
     strip_hop_by_hop(h);
@@ -112,6 +145,32 @@ mod tests {
         assert!(h.get("host").is_none());
         assert_eq!(h["anthropic-beta"], "a,b,c");
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+    }
+
+    #[test]
+    fn accept_encoding_keeps_only_decodable_codings() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "accept-encoding",
+            "gzip, compress;q=0.5, BR".parse().unwrap(),
+        );
+        h.append("accept-encoding", "snappy, zstd;q=0.1".parse().unwrap());
+        limit_accept_encoding(&mut h);
+        assert_eq!(h["accept-encoding"], "gzip, BR, zstd;q=0.1");
+        let mut h = HeaderMap::new();
+        h.insert("accept-encoding", "compress, snappy".parse().unwrap());
+        limit_accept_encoding(&mut h);
+        assert!(h.get("accept-encoding").is_none());
+    }
+
+    #[test]
+    fn connection_named_headers_go_before_policies_see_them() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "x-gateway-version, close".parse().unwrap());
+        h.insert("x-gateway-version", "client".parse().unwrap());
+        h.insert("te", "trailers".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

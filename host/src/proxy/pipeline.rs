@@ -2,9 +2,13 @@
 //!
 //! Like Pingora's `ProxyHttp`, the phases are the request flow:
 //!
+//! 0. **canonical request**: hop-by-hop headers dropped and the path normalised
+//!    (`path.rs`), so routing, policies and the upstream read the same request.
 //! 1. **route**: pick the route and the policy layers that wrap it; 404 otherwise.
 //! 2. **request_filter**: policies see the request headers (deny, edit, ask for the body).
-//! 3. **request_body_filter**: only if a policy asked: buffer the body, policies see it whole.
+//! 3. **request_body_filter**: only if a policy asked: buffer the body, undo its
+//!    `Content-Encoding`, check strict JSON on JSON kinds (`request_body.rs`),
+//!    policies see it whole and decoded.
 //! 4. **upstream_request**: rewrite the path, pick the origin, forward or inject credentials.
 //! 5. **upstream**: send it, with the route's timeout; 502/504 in the provider's shape.
 //! 6. **response_filter**: policies see the response headers.
@@ -19,6 +23,8 @@ use super::client::UpstreamBody;
 use super::errors::{error_response, ErrorShape};
 use super::guard;
 use super::headers;
+use super::path;
+use super::request_body;
 use super::response_body::{Mode, ResponseBody};
 use super::router;
 use super::session::Session;
@@ -48,6 +54,11 @@ pub async fn handle(
     mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
+    // Phase 0: one canonical request for everything after.
+    if let Err(resp) = canonical_request(&metrics, &mut req, peer) {
+        return resp;
+    }
+
     // Phase 1: route (on the listener the request arrived on, if it admits it).
     let listener = match guard::admit(&snap, &mut req) {
         Ok(l) => l,
@@ -80,13 +91,11 @@ pub async fn handle(
     // Phase 3: request_body_filter.
     // A policy asks for the body with `need-body`; one with only a body hook
     // (nothing to decide on at headers) always gets it.
-    let body_only = wants.contains(policy::Hooks::REQUEST_BODY)
-        && !wants.contains(policy::Hooks::REQUEST_HEADERS);
     let mut _held_body = None;
-    let body: UpstreamBody = if need_body || body_only {
+    let body: UpstreamBody = if need_body || session.chain.body_without_headers() {
         let declared = body.size_hint().exact();
         let mut body = body;
-        let mut bytes =
+        let raw =
             match budget::collect(&mut body, declared, MAX_BUFFERED_BODY, &budget::GLOBAL).await {
                 Ok((b, held)) => {
                     _held_body = Some(held);
@@ -97,6 +106,13 @@ pub async fn handle(
                     return body_refused(session, e);
                 }
             };
+        let kind = session.scope.ctx.kind;
+        let decoded =
+            request_body::decode_for_policies(raw, &mut parts.headers, kind, MAX_BUFFERED_BODY);
+        let mut bytes = match decoded.await {
+            Ok(b) => b,
+            Err(r) => return session.error(r.status, r.error_type, &r.message),
+        };
         note_request_body(&mut session.scope.ctx, &bytes);
         let chain = session.chain.clone();
         match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
@@ -203,6 +219,47 @@ fn discard(body: Incoming) {
     });
 }
 
+/// Phase 0: drop hop-by-hop headers (and those the client's `Connection`
+/// names) before any policy runs, so a client cannot remove a header a policy
+/// sets; normalise the path so routing, policies and the upstream see one path.
+#[allow(clippy::result_large_err)]
+fn canonical_request(
+    metrics: &Arc<Metrics>,
+    req: &mut Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<(), Response<ResponseBody>> {
+    headers::strip_hop_by_hop(req.headers_mut());
+    let normalized = match path::normalize(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => {
+            let shape = ErrorShape::guess(req.uri().path(), req.headers());
+            let msg = e.to_string();
+            tracing::info!(target: "sluice::access", method = %req.method(), status = 400, error = %msg, "bad path");
+            let mut session = unrouted_session(metrics, req, peer, shape);
+            session.status = 400;
+            return Err(error_response(
+                shape,
+                400,
+                "invalid_request_error",
+                &msg,
+                |b| ResponseBody::full(b, session),
+            ));
+        }
+    };
+    if normalized != req.uri().path() {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{normalized}?{q}"),
+            None => normalized,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = pq.parse().ok();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    Ok(())
+}
+
 /// Phase 1: choose the route; build the session and the request's chain.
 #[allow(clippy::result_large_err)]
 fn route(
@@ -252,10 +309,7 @@ fn route(
         started: Instant::now(),
         route: Some(route.clone()),
         chain: Arc::new(Chain::new(attachments)),
-        scope: RequestScope {
-            ctx,
-            attrs: HashMap::new(),
-        },
+        scope: RequestScope::new(ctx),
         shape: route.shape,
         status: 0,
         short_circuited: false,
@@ -294,22 +348,19 @@ fn unrouted_session(
         started: Instant::now(),
         route: None,
         chain: Arc::new(Chain::new(Vec::new())),
-        scope: RequestScope {
-            ctx: RequestContext {
-                request_id: request_id(req),
-                route: String::new(),
-                backend: String::new(),
-                provider: policy::Provider::None,
-                kind: policy::AiKind::Passthrough,
-                method: req.method().to_string(),
-                path: req.uri().path().to_string(),
-                query: req.uri().query().map(str::to_string),
-                client_ip: peer.ip().to_string(),
-                model: None,
-                streaming: false,
-            },
-            attrs: HashMap::new(),
-        },
+        scope: RequestScope::new(RequestContext {
+            request_id: request_id(req),
+            route: String::new(),
+            backend: String::new(),
+            provider: policy::Provider::None,
+            kind: policy::AiKind::Passthrough,
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().map(str::to_string),
+            client_ip: peer.ip().to_string(),
+            model: None,
+            streaming: false,
+        }),
         shape,
         status: 404,
         short_circuited: true,
@@ -342,6 +393,15 @@ fn upstream_request(
         .map_err(|e| format!("cannot build the upstream URI: {e}"))?;
     parts.version = Version::HTTP_11;
     headers::prepare_request(&mut parts.headers, peer.ip());
+    let w = session.chain.wants();
+    if w.contains(policy::Hooks::RESPONSE_BODY)
+        || w.contains(policy::Hooks::RESPONSE_EVENTS)
+        || w.contains(policy::Hooks::COMPLETE)
+    {
+        // A response policy must read the answer (and a completion hook its
+        // usage): ask only for what the host decodes.
+        headers::limit_accept_encoding(&mut parts.headers);
+    }
     if let Some(key) = &t.key {
         super::billing::drop_billing_headers(&mut parts.headers, &route.pass_headers);
         headers::inject_key(&mut parts.headers, t.provider, key);
@@ -378,7 +438,14 @@ async fn response_body_filter(
     };
     let readable = !matches!(encoding, Encoding::Unknown);
     if rewrites && !readable {
-        tracing::warn!(route = %session.route_name(), "response encoding unknown: policies skip its body");
+        // Fail closed: a policy that must read the body never gets skipped.
+        tracing::warn!(route = %session.route_name(), "response encoding unknown: refused, its policies cannot read it");
+        discard(body);
+        return session.error(
+            502,
+            "",
+            "the upstream answered in a content-encoding the gateway's policies cannot read",
+        );
     }
     let decoder = match encoding {
         Encoding::Known(d) => Some(d),

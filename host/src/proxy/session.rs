@@ -103,10 +103,19 @@ impl Session {
             .map(|t| t - self.started)
             .unwrap_or(duration);
         let usage = outcome.usage;
+        // `completion.usage` (0.1.0) counts every input token; the split is
+        // offered through `host.usage-details`.
+        self.scope.usage = usage.map(|u| policy::TokenUsage {
+            input_tokens: u.input_tokens,
+            cache_read_tokens: u.cache_read_tokens,
+            cache_write_tokens: u.cache_write_tokens,
+            output_tokens: u.output_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+        });
         let summary = Completion {
             status: self.status,
             usage: usage.map(|u| policy::Usage {
-                input_tokens: u.input_tokens,
+                input_tokens: u.all_input(),
                 output_tokens: u.output_tokens,
             }),
             ttfb_ms: ttfb.as_millis() as u64,
@@ -117,12 +126,17 @@ impl Session {
         self.chain.complete(&mut self.scope, &summary);
 
         let ctx = &self.scope.ctx;
-        let model = outcome
+        // The label comes from the provider's answer, never the client's body,
+        // and the metrics bound it; the log line keeps what the client asked.
+        let model = self.metrics.model_label(outcome.model.as_deref());
+        let logged_model: String = outcome
             .model
             .as_deref()
             .or(ctx.model.as_deref())
             .unwrap_or("")
-            .to_string();
+            .chars()
+            .take(crate::metrics::MAX_MODEL_LABEL)
+            .collect();
         let provider = provider_label(ctx.provider);
         tracing::info!(
             target: "sluice::access",
@@ -133,10 +147,14 @@ impl Session {
             kind = ?ctx.kind,
             method = %ctx.method,
             path = %ctx.path,
-            model = %model,
+            model = %logged_model,
             status = self.status,
             input_tokens = usage.map(|u| u.input_tokens),
             output_tokens = usage.map(|u| u.output_tokens),
+            cache_read_tokens = usage.map(|u| u.cache_read_tokens),
+            cache_write_tokens = usage.map(|u| u.cache_write_tokens),
+            reasoning_tokens = usage.map(|u| u.reasoning_tokens),
+            total_input_tokens = usage.map(|u| u.all_input()),
             duration_ms = duration.as_secs_f64() * 1000.0,
             ttfb_ms = ttfb.as_secs_f64() * 1000.0,
             bytes = outcome.bytes,
@@ -163,7 +181,16 @@ impl Session {
             .observe(duration.as_secs_f64());
         m.ttfb.get_or_create(&rl).observe(ttfb.as_secs_f64());
         if let Some(u) = usage {
-            for (direction, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+            let directions = [
+                ("input", u.input_tokens),
+                ("cache_read", u.cache_read_tokens),
+                ("cache_write", u.cache_write_tokens),
+                ("output", u.output_tokens),
+            ];
+            for (direction, n) in directions {
+                if n == 0 && direction.starts_with("cache") {
+                    continue;
+                }
                 m.tokens
                     .get_or_create(&TokenLabels {
                         route: route.clone(),

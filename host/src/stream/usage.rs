@@ -7,11 +7,28 @@
 use super::sse::Event;
 use serde_json::Value;
 
-/// Token counts of one exchange.
+/// Token counts of one exchange, every kind apart, the same for every provider.
+///
+/// `input_tokens` is the uncached part only: Anthropic reports it that way,
+/// and OpenAI's prompt count (which includes cached tokens) is split here, so
+/// [`Usage::all_input`] is every input token whichever provider answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     pub input_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
     pub output_tokens: u64,
+    /// Part of `output_tokens` (OpenAI `reasoning_tokens`).
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    /// Every input token: uncached, cache reads and cache writes.
+    pub fn all_input(&self) -> u64 {
+        self.input_tokens
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
 }
 
 /// Accumulates usage and the model name from a response.
@@ -109,18 +126,40 @@ impl UsageReader {
             return;
         }
         let get = |k: &str| u.get(k).and_then(Value::as_u64);
+        let detail =
+            |outer: &str, k: &str| u.get(outer).and_then(|d| d.get(k)).and_then(Value::as_u64);
         let input = get("input_tokens").or_else(|| get("prompt_tokens"));
         let output = get("output_tokens").or_else(|| get("completion_tokens"));
-        if input.is_none() && output.is_none() {
+        // OpenAI counts cached tokens inside the prompt count, in a details object.
+        let openai_cached = detail("prompt_tokens_details", "cached_tokens")
+            .or_else(|| detail("input_tokens_details", "cached_tokens"));
+        let cache_read = openai_cached.or_else(|| get("cache_read_input_tokens"));
+        let cache_write = get("cache_creation_input_tokens");
+        let reasoning = detail("completion_tokens_details", "reasoning_tokens")
+            .or_else(|| detail("output_tokens_details", "reasoning_tokens"));
+        let uncached = match (input, openai_cached) {
+            (Some(i), Some(c)) => Some(i.saturating_sub(c)),
+            (i, _) => i,
+        };
+        if [uncached, output, cache_read, cache_write]
+            .iter()
+            .all(Option::is_none)
+        {
             return;
         }
         let e = self.entry();
         // Anthropic repeats or refines counts in later events: keep the largest.
-        if let Some(i) = input {
-            e.input_tokens = e.input_tokens.max(i);
-        }
-        if let Some(o) = output {
-            e.output_tokens = e.output_tokens.max(o);
+        let fields = [
+            (&mut e.input_tokens, uncached),
+            (&mut e.output_tokens, output),
+            (&mut e.cache_read_tokens, cache_read),
+            (&mut e.cache_write_tokens, cache_write),
+            (&mut e.reasoning_tokens, reasoning),
+        ];
+        for (slot, v) in fields {
+            if let Some(v) = v {
+                *slot = (*slot).max(v);
+            }
         }
     }
 }
@@ -146,7 +185,8 @@ mod tests {
             r.usage(),
             Some(Usage {
                 input_tokens: 25,
-                output_tokens: 15
+                output_tokens: 15,
+                ..Usage::default()
             })
         );
         assert_eq!(r.model(), Some("claude-x"));
@@ -165,7 +205,8 @@ mod tests {
             r.usage(),
             Some(Usage {
                 input_tokens: 9,
-                output_tokens: 3
+                output_tokens: 3,
+                ..Usage::default()
             })
         );
         assert_eq!(r.model(), Some("gpt-x"));
@@ -183,7 +224,8 @@ mod tests {
             r.usage(),
             Some(Usage {
                 input_tokens: 7,
-                output_tokens: 2
+                output_tokens: 2,
+                ..Usage::default()
             })
         );
     }
@@ -196,11 +238,63 @@ mod tests {
             r.usage(),
             Some(Usage {
                 input_tokens: 4,
-                output_tokens: 5
+                output_tokens: 5,
+                ..Usage::default()
             })
         );
         let mut r = UsageReader::new();
         r.on_json(br#"{"input_tokens": 12}"#);
         assert_eq!(r.usage(), None, "count_tokens is a count, not usage");
+    }
+
+    #[test]
+    fn anthropic_cache_tokens_are_counted_apart() {
+        let mut r = UsageReader::new();
+        r.on_event(&ev(Some("message_start"), r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":3,"cache_creation_input_tokens":1200,"cache_read_input_tokens":90000,"output_tokens":1}}}"#));
+        r.on_event(&ev(
+            Some("message_delta"),
+            r#"{"type":"message_delta","usage":{"output_tokens":40}}"#,
+        ));
+        let u = r.usage().unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                input_tokens: 3,
+                cache_read_tokens: 90000,
+                cache_write_tokens: 1200,
+                output_tokens: 40,
+                reasoning_tokens: 0
+            }
+        );
+        assert_eq!(u.all_input(), 91203);
+    }
+
+    #[test]
+    fn openai_cached_and_reasoning_tokens() {
+        let mut r = UsageReader::new();
+        r.on_json(br#"{"model":"gpt-x","usage":{"prompt_tokens":1000,"completion_tokens":50,"prompt_tokens_details":{"cached_tokens":800},"completion_tokens_details":{"reasoning_tokens":30}}}"#);
+        let u = r.usage().unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.output_tokens,
+                u.reasoning_tokens
+            ),
+            (200, 800, 50, 30)
+        );
+        assert_eq!(u.all_input(), 1000);
+        let mut r = UsageReader::new();
+        r.on_event(&ev(Some("response.completed"), r#"{"type":"response.completed","response":{"model":"gpt-5","usage":{"input_tokens":500,"input_tokens_details":{"cached_tokens":480},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":4}}}}"#));
+        let u = r.usage().unwrap();
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.output_tokens,
+                u.reasoning_tokens
+            ),
+            (20, 480, 9, 4)
+        );
     }
 }

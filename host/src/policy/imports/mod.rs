@@ -39,6 +39,8 @@ pub struct HostEnv {
 pub struct CallData {
     pub request_id: String,
     pub attrs: HashMap<String, String>,
+    /// The exchange's token split, during `on-complete`.
+    pub usage: Option<types::TokenUsage>,
 }
 
 /// What a plugin instance's `Store` holds.
@@ -138,5 +140,8 @@ impl Host for HostState {
     }
     fn fetch(&mut self, url: String, cache_ms: u64) -> R<Result<FetchResponse, String>> {
         Ok(fetch::fetch(self, &url, cache_ms))
+    }
+    fn usage_details(&mut self) -> Option<types::TokenUsage> {
+        self.call.usage
     }
 }
