@@ -618,12 +618,12 @@ async fn client_model_names_cannot_grow_metrics() {
     for i in 0..100 {
         assert_eq!(send(i).await.status, 200);
     }
-    let metrics = || c.get(&s.gw.admin_url("/metrics"));
-    let first = metrics().await.text();
+    let metrics_url = s.gw.admin_url("/metrics");
+    let first = c.get(&metrics_url).await.text();
     for i in 100..200 {
         assert_eq!(send(i).await.status, 200);
     }
-    let second = metrics().await.text();
+    let second = c.get(&metrics_url).await.text();
     assert!(!second.contains(&"x".repeat(100)), "long model label kept");
     assert!(second.contains("model=\"other\""), "{second}");
     assert!(

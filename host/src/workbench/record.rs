@@ -12,6 +12,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
+use crate::policy::state::{Bucket, BucketTake, StateFuture};
 use crate::policy::{MemoryState, SharedState, WindowCount};
 
 /// One host call, as printed by `sluice plugin run`.
@@ -99,31 +100,51 @@ impl RecordingState {
 }
 
 impl SharedState for RecordingState {
-    fn incr(&self, key: &str, delta: i64, window: Duration) -> WindowCount {
-        let c = self.inner.incr(key, delta, window);
-        self.rec.push(HostCall::IncrCounter {
-            key: key.to_owned(),
-            delta,
-            window_ms: window.as_millis() as u64,
-            total: c.total,
-        });
-        c
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
     }
-    fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
-        let v = self.inner.kv_get(key);
-        self.rec.push(HostCall::KvGet {
-            key: key.to_owned(),
-            found: v.is_some(),
-        });
-        v
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.inner.runtime()
     }
-    fn kv_set(&self, key: &str, val: Vec<u8>, ttl: Duration) {
+    fn incr(&self, key: String, delta: i64, window: Duration) -> StateFuture<WindowCount> {
+        let fut = self.inner.incr(key.clone(), delta, window);
+        let rec = self.rec.clone();
+        Box::pin(async move {
+            let c = fut.await?;
+            rec.push(HostCall::IncrCounter {
+                key,
+                delta,
+                window_ms: window.as_millis() as u64,
+                total: c.total,
+            });
+            Ok(c)
+        })
+    }
+    fn take(&self, key: String, bucket: Bucket, n: u64, drain: bool) -> StateFuture<BucketTake> {
+        self.inner.take(key, bucket, n, drain)
+    }
+    fn kv_get(&self, key: String) -> StateFuture<Option<Vec<u8>>> {
+        let fut = self.inner.kv_get(key.clone());
+        let rec = self.rec.clone();
+        Box::pin(async move {
+            let v = fut.await?;
+            rec.push(HostCall::KvGet {
+                key,
+                found: v.is_some(),
+            });
+            Ok(v)
+        })
+    }
+    fn kv_set(&self, key: String, val: Vec<u8>, ttl: Duration) -> StateFuture<()> {
         self.rec.push(HostCall::KvSet {
-            key: key.to_owned(),
+            key: key.clone(),
             bytes: val.len(),
             ttl_ms: ttl.as_millis() as u64,
         });
         self.inner.kv_set(key, val, ttl)
+    }
+    fn ping(&self) -> StateFuture<()> {
+        self.inner.ping()
     }
 }
 

@@ -4,7 +4,7 @@
 //! Parsed by hand from JSON (not derived) so every error names the exact key
 //! the operator wrote, e.g. `rateLimit.actions[0].errorCode`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use sluice_sdk::config::object;
 

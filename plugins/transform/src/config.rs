@@ -24,7 +24,7 @@
 //! `set`/`add` directly under `transformations.request`/`.response` are CEL
 //! expressions, as in agentgateway. Bodies are always CEL.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sluice_sdk::config::object;
 
 use crate::expr::Expression;

@@ -141,7 +141,7 @@ impl Host for HostState {
     fn fetch(&mut self, url: String, cache_ms: u64) -> R<Result<FetchResponse, String>> {
         Ok(fetch::fetch(self, &url, cache_ms))
     }
-    fn usage_details(&mut self) -> Option<types::TokenUsage> {
-        self.call.usage
+    fn usage_details(&mut self) -> R<Option<types::TokenUsage>> {
+        Ok(self.call.usage)
     }
 }
