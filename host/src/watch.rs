@@ -206,10 +206,11 @@ mod tests {
             })
         };
         // Without the upper bound this never returns; 20 s tells the two apart.
-        let (changed, waited) = tokio::time::timeout(Duration::from_secs(20), settle(p.clone(), &mut rx))
-            .await
-            .expect("the debounce never settled under a steady stream of events")
-            .unwrap();
+        let (changed, waited) =
+            tokio::time::timeout(Duration::from_secs(20), settle(p.clone(), &mut rx))
+                .await
+                .expect("the debounce never settled under a steady stream of events")
+                .unwrap();
         assert!(changed.contains(&p));
         assert!(waited >= MAX_DELAY, "{waited:?}");
         feeder.abort();

@@ -110,11 +110,17 @@ async fn assert_refused(s: &Setup, row: &str, path: &str, body: Vec<u8>) {
     );
     let msg = v["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("input rule") || msg.contains("JSON") || msg.contains("json"),
+        msg.contains("input rule")
+            || msg.contains("JSON")
+            || msg.contains("json")
+            || msg.starts_with("request body"),
         "row {row}: {msg}"
     );
+    // The refusal may name the operator's rule (its configured pattern), but
+    // never repeats what the client sent.
+    let without_rule = msg.replace("(\"ignore previous instructions\")", "");
     assert!(
-        !msg.contains("previous instructions"),
+        !without_rule.contains("previous instructions"),
         "row {row} echoes the prompt: {msg}"
     );
     assert_eq!(

@@ -589,7 +589,11 @@ async fn swaps_under_load(s: &Setup, swaps: usize, allow: &[u8], deny: &[u8]) ->
         }));
     }
     for i in 0..swaps {
-        let (bytes, want) = if i % 2 == 0 { (allow, 200) } else { (deny, 403) };
+        let (bytes, want) = if i % 2 == 0 {
+            (allow, 200)
+        } else {
+            (deny, 403)
+        };
         replace_file(&s.gate, bytes);
         wait_status(&c, &url, want, Duration::from_secs(30)).await;
     }
@@ -610,7 +614,10 @@ async fn ten_swaps_under_load_fail_no_request() {
     let allow = testing::fixture_bytes(ALLOW);
     let (total, failed) = swaps_under_load(&s, 10, &allow, &deny).await;
     assert!(total > 40, "too few requests under load: {total}");
-    assert_eq!(failed, 0, "{failed} of {total} requests failed during 10 swaps");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {total} requests failed during 10 swaps"
+    );
     assert_eq!(row(&plugins(&s.gw).await, "gate")["version"], 11);
 }
 

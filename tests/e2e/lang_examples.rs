@@ -120,7 +120,13 @@ fn build(lang: Lang) -> Option<PathBuf> {
     );
     let wasm = out.join(lang.wasm());
     let size = std::fs::metadata(&wasm)
-        .unwrap_or_else(|e| panic!("{} did not produce {}: {e}", script.display(), wasm.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} did not produce {}: {e}",
+                script.display(),
+                wasm.display()
+            )
+        })
         .len();
     println!(
         "{lang:?}: built {} ({size} bytes) in {:.1?}",
@@ -239,14 +245,13 @@ async fn team_keys_through_the_gateway(lang: Lang) {
 
     // Another team counts on its own.
     let r = c
-        .post_json(
-            &claude,
-            &h(&[("x-api-key", "beta-key")]),
-            &anthropic_body(),
-        )
+        .post_json(&claude, &h(&[("x-api-key", "beta-key")]), &anthropic_body())
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(up.last_request().unwrap().header("x-sluice-team"), Some("beta"));
+    assert_eq!(
+        up.last_request().unwrap().header("x-sluice-team"),
+        Some("beta")
+    );
     assert_eq!(r.header("x-sluice-team-requests"), Some("1"));
     let forwarded = up.requests().len();
     assert_eq!(forwarded, 3);
@@ -283,7 +288,11 @@ async fn team_keys_through_the_gateway(lang: Lang) {
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "invalid_api_key", "{}", r.text());
     assert_eq!(r.json()["error"]["message"], "unknown API key");
-    assert_eq!(up.requests().len(), forwarded, "a refused request went upstream");
+    assert_eq!(
+        up.requests().len(),
+        forwarded,
+        "a refused request went upstream"
+    );
 
     // The counter is the host's: the next alpha request sees 3.
     let r = c

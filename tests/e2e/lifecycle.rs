@@ -85,7 +85,10 @@ fn a_port_that_cannot_be_bound_stops_startup_with_the_reason_and_no_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("cannot listen"), "{err}");
-    assert!(!err.contains("panicked"), "a panic on a failed bind:\n{err}");
+    assert!(
+        !err.contains("panicked"),
+        "a panic on a failed bind:\n{err}"
+    );
     assert!(!err.contains(ANTHROPIC_KEY), "{err}");
     drop(taken);
 }
@@ -123,7 +126,11 @@ async fn the_compile_cache_carries_over_between_runs_in_its_own_directory() {
 
     // Second run on the same directory: loaded, not compiled.
     let second = start().await;
-    assert!(!compiled(&second), "recompiled despite a warm cache:\n{}", second.logs());
+    assert!(
+        !compiled(&second),
+        "recompiled despite a warm cache:\n{}",
+        second.logs()
+    );
     assert!(
         second.logs().contains("component loaded from cache"),
         "{}",
@@ -137,5 +144,8 @@ async fn the_compile_cache_carries_over_between_runs_in_its_own_directory() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.header("x-ratelimit-limit").is_some(), "the cached plugin did not run");
+    assert!(
+        r.header("x-ratelimit-limit").is_some(),
+        "the cached plugin did not run"
+    );
 }

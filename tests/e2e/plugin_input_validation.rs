@@ -205,7 +205,7 @@ fn invalid_input_validation_config_is_rejected_naming_the_key() {
     let f = write(
         dir.path(),
         "bad.yaml",
-        "binds:\n- port: 4060\n  listeners:\n  - name: default\n    protocol: HTTP\nroutes:\n- name: r\n  policies:\n    inputValidation:\n      maxRequestBodySize: 1TB\n  backends:\n  - ai:\n      name: r\n      provider:\n        anthropic: {}\n      hostOverride: http://127.0.0.1:9\n",
+        "binds:\n- port: 4060\n  listeners:\n  - name: default\n    protocol: HTTP\nroutes:\n- name: r\n  policies:\n    inputValidation:\n      maxRequestBodySize: lots\n  backends:\n  - ai:\n      name: r\n      provider:\n        anthropic: {}\n      hostOverride: http://127.0.0.1:9\n",
     );
     let out = sluice_testkit::gateway::run(
         std::path::Path::new(BIN),

@@ -183,8 +183,17 @@ async fn token_limit_charges_usage_and_refuses_when_spent() {
     assert_eq!(r.header("x-ratelimit-remaining"), Some("12"));
     wait_access_lines(&s.gw, 2, Duration::from_secs(10)).await;
     let r = claude(&c, &s.gw, &[]).await;
-    assert_eq!(r.status, 429, "the spent token budget must refuse: {}", r.text());
-    assert_eq!(s.up.requests().len(), 2, "the refused request went upstream");
+    assert_eq!(
+        r.status,
+        429,
+        "the spent token budget must refuse: {}",
+        r.text()
+    );
+    assert_eq!(
+        s.up.requests().len(),
+        2,
+        "the refused request went upstream"
+    );
     assert_eq!(r.json()["error"]["type"], "rate_limit_error");
     assert!(r.text().contains("30 tokens per hour"), "{}", r.text());
 }

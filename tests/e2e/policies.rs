@@ -241,7 +241,11 @@ async fn failure_mode(gw: &Gateway, up: &FakeUpstream, name: &str) {
     assert_eq!(closed.status, 500, "{name} closed: {}", closed.text());
     assert_eq!(closed.json()["type"], "error", "{}", closed.text());
     assert_eq!(closed.json()["error"]["type"], "api_error");
-    assert_eq!(up.requests().len(), before, "{name} closed: nothing goes upstream");
+    assert_eq!(
+        up.requests().len(),
+        before,
+        "{name} closed: nothing goes upstream"
+    );
     let open = c
         .post_json(&gw.url(4400, "/v1/messages"), &open_h, &body())
         .await;
@@ -291,7 +295,11 @@ async fn failures_fail_closed_or_open_and_the_gateway_keeps_serving() {
         ("trap-open", "trap"),
     ] {
         assert_eq!(
-            metric(&m, "sluice_policy_traps_total", &[("plugin", plugin), ("kind", kind)]),
+            metric(
+                &m,
+                "sluice_policy_traps_total",
+                &[("plugin", plugin), ("kind", kind)]
+            ),
             Some(1.0),
             "{plugin}: {m}"
         );

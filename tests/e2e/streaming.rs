@@ -69,16 +69,34 @@ async fn usage_from_streams_and_json_reaches_log_and_metrics() {
         .await
         .unwrap();
     let m = c.get(&gw.admin_url("/metrics")).await.text();
-    let tokens = |dir| metric(&m, "sluice_tokens_total", &[("route", "claude-agent"), ("direction", dir)]);
+    let tokens = |dir| {
+        metric(
+            &m,
+            "sluice_tokens_total",
+            &[("route", "claude-agent"), ("direction", dir)],
+        )
+    };
     assert_eq!(tokens("input"), Some(246.0), "{m}");
     assert_eq!(tokens("output"), Some(90.0), "{m}");
     assert_eq!(
-        metric(&m, "sluice_requests_total", &[("route", "claude-agent"), ("provider", "anthropic"), ("status", "200")]),
+        metric(
+            &m,
+            "sluice_requests_total",
+            &[
+                ("route", "claude-agent"),
+                ("provider", "anthropic"),
+                ("status", "200")
+            ]
+        ),
         Some(2.0),
         "{m}"
     );
     assert_eq!(
-        metric(&m, "sluice_ttfb_seconds_count", &[("route", "claude-agent")]),
+        metric(
+            &m,
+            "sluice_ttfb_seconds_count",
+            &[("route", "claude-agent")]
+        ),
         Some(2.0),
         "{m}"
     );
@@ -132,10 +150,17 @@ async fn gzip_json_passes_through_untouched_and_usage_is_still_read() {
         if metric(&m, "sluice_tokens_total", &[("direction", "output")]) == Some(18.0) {
             break m;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "usage of the gzip stream not counted:\n{m}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "usage of the gzip stream not counted:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(metric(&m, "sluice_tokens_total", &[("direction", "input")]), Some(62.0), "{m}");
+    assert_eq!(
+        metric(&m, "sluice_tokens_total", &[("direction", "input")]),
+        Some(62.0),
+        "{m}"
+    );
 }
 
 #[tokio::test]

@@ -45,9 +45,13 @@ fn check_prints_exports_hooks_size_and_compile_time() {
     let o = sluice(&["plugin", "check", p(&wasm), "--config", &cfg], dir.path());
     let out = text(&o);
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("world: sluice:policy/policy-plugin@0.1.0 (ok)"), "{out}");
     assert!(
-        out.contains("export: sluice:policy/policy@0.1.0 (validate, init, on-request-headers"),
+        out.contains("world: sluice:policy/policy-plugin@0.1.0 (ok)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("export: sluice:policy/policy@0.1.0 (")
+            && out.contains("validate, init, on-request-headers"),
         "{out}"
     );
     assert!(out.contains("import: sluice:policy/host@0.1.0"), "{out}");
@@ -215,10 +219,7 @@ fn run_replays_a_codex_stream_through_the_event_hook() {
         .filter(|s| s["hook"] == "response-event")
         .count();
     assert_eq!(events, 10, "one step per event of the stream: {v:#}");
-    assert!(
-        steps.iter().any(|s| s["hook"] == "response-end"),
-        "{v:#}"
-    );
+    assert!(steps.iter().any(|s| s["hook"] == "response-end"), "{v:#}");
 }
 
 #[test]
@@ -249,16 +250,38 @@ fn new_rust_plugin_builds_and_its_snapshot_test_passes() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("add-team");
     let o = sluice(
-        &["plugin", "new", "add-team", "--lang", "rust", "--dir", p(&plugin)],
+        &[
+            "plugin",
+            "new",
+            "add-team",
+            "--lang",
+            "rust",
+            "--dir",
+            p(&plugin),
+        ],
         dir.path(),
     );
     assert!(o.status.success(), "{}", text(&o));
-    for f in ["Cargo.toml", "src/lib.rs", "wit/policy.wit", "build.sh", "test.sh"] {
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "wit/policy.wit",
+        "build.sh",
+        "test.sh",
+    ] {
         assert!(plugin.join(f).exists(), "scaffold lacks {f}");
     }
     // A second `new` into the same place refuses and writes nothing.
     let o = sluice(
-        &["plugin", "new", "add-team", "--lang", "rust", "--dir", p(&plugin)],
+        &[
+            "plugin",
+            "new",
+            "add-team",
+            "--lang",
+            "rust",
+            "--dir",
+            p(&plugin),
+        ],
         dir.path(),
     );
     assert!(!o.status.success());
@@ -296,11 +319,7 @@ fn new_rust_plugin_builds_and_its_snapshot_test_passes() {
     assert!(second.contains("test: ok"), "{second}");
 
     // The snapshot catches a change of behaviour.
-    std::fs::write(
-        plugin.join("config.yaml"),
-        "value: something else\n",
-    )
-    .unwrap();
+    std::fs::write(plugin.join("config.yaml"), "value: something else\n").unwrap();
     let o = Command::new("bash")
         .arg(plugin.join("test.sh"))
         .env("SLUICE", BIN)
@@ -308,5 +327,9 @@ fn new_rust_plugin_builds_and_its_snapshot_test_passes() {
         .env("XDG_CACHE_HOME", dir.path())
         .output()
         .unwrap();
-    assert!(!o.status.success(), "the snapshot test missed a change:\n{}", text(&o));
+    assert!(
+        !o.status.success(),
+        "the snapshot test missed a change:\n{}",
+        text(&o)
+    );
 }

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
-pub use policies::{BUNDLED_PLUGINS, HOST_KEYS, PLUGIN_KEYS};
 pub use limits::Limits;
+pub use policies::{BUNDLED_PLUGINS, HOST_KEYS, PLUGIN_KEYS};
 pub use types::*;
 
 use decode::{as_list, get, nonempty, Ctx, FileParts};

@@ -497,7 +497,13 @@ mod keys_tests {
         bundled.sort();
         assert_eq!(
             bundled,
-            ["input-validation", "jwt-auth", "output-mask", "rate-limit", "transform"]
+            [
+                "input-validation",
+                "jwt-auth",
+                "output-mask",
+                "rate-limit",
+                "transform"
+            ]
         );
         for (k, _) in PLUGIN_KEYS {
             assert!(!HOST_KEYS.contains(k), "{k} is a host key");

@@ -193,7 +193,9 @@ fn trap_reason(err: &wasmtime::Error) -> String {
             .map(|n| (n.to_owned(), f.module().name().map(str::to_owned)))
     });
     match frame {
-        Some((func, Some(module))) => format!("{cause} in guest function `{func}` (module `{module}`)"),
+        Some((func, Some(module))) => {
+            format!("{cause} in guest function `{func}` (module `{module}`)")
+        }
         Some((func, None)) => format!("{cause} in guest function `{func}`"),
         None => match bt.frames().first() {
             Some(f) => format!(

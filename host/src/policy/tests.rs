@@ -320,8 +320,11 @@ fn counters_are_shared_across_threads() {
     m.plugin.counter("counter", "requests", 3);
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
     assert!(
-        sluice_testkit::metrics::metric(&text, "sluice_plugin_requests_total", &[("plugin", "counter")])
-            == Some(3.0),
+        sluice_testkit::metrics::metric(
+            &text,
+            "sluice_plugin_requests_total",
+            &[("plugin", "counter")]
+        ) == Some(3.0),
         "{text}"
     );
 }
@@ -513,7 +516,10 @@ fn hooks_not_declared_are_not_called() {
     chain.request_headers(&mut s, &mut rh).unwrap();
     assert_eq!(values(&rh, "x-trap"), ["survived"]);
     let mut body = Bytes::from_static(b"{}");
-    assert_eq!(chain.request_body(&mut s, &mut rh, &mut body).unwrap(), None);
+    assert_eq!(
+        chain.request_body(&mut s, &mut rh, &mut body).unwrap(),
+        None
+    );
     let mut rh = HeaderMap::new();
     assert_eq!(chain.response_headers(&mut s, 200, &mut rh).unwrap(), None);
     let mut rbody = Bytes::from_static(b"{}");

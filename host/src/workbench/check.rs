@@ -39,7 +39,9 @@ pub struct CheckReport {
 
 fn item_names(engine: &wasmtime::Engine, item: &ComponentItem) -> Vec<String> {
     match item {
-        ComponentItem::ComponentInstance(i) => i.exports(engine).map(|(n, _)| n.to_owned()).collect(),
+        ComponentItem::ComponentInstance(i) => {
+            i.exports(engine).map(|(n, _)| n.to_owned()).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -75,7 +77,8 @@ pub fn check(file: &Path, config: Option<&Path>, json: bool) -> anyhow::Result<E
             .unwrap_or_else(|| "{} (no --config given)".into()),
         ..CheckReport::default()
     };
-    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
     rep.size_bytes = bytes.len();
     if let Err(e) = load::kind_of(&bytes) {
         rep.problems.push(e);
@@ -132,7 +135,8 @@ pub fn check(file: &Path, config: Option<&Path>, json: bool) -> anyhow::Result<E
             rep.validate = msg.clone();
             // Without a config, `{}` being refused says nothing about the
             // component: report it, but do not fail.
-            if config.is_some() || !matches!(err, crate::policy::PolicyError::InvalidConfig { .. }) {
+            if config.is_some() || !matches!(err, crate::policy::PolicyError::InvalidConfig { .. })
+            {
                 rep.problems.push(msg);
             }
         }
@@ -162,7 +166,11 @@ fn print_text(r: &CheckReport) {
         r.size_bytes as f64 / (1 << 20) as f64
     );
     if r.compile_ms > 0 {
-        println!("compile: {} ms (no cache; load: {})", r.compile_ms, load_avg());
+        println!(
+            "compile: {} ms (no cache; load: {})",
+            r.compile_ms,
+            load_avg()
+        );
     }
     if !r.world.is_empty() {
         println!("world: {} (ok)", r.world);

@@ -113,8 +113,8 @@ fn header_map(pairs: &[(String, String)]) -> anyhow::Result<HeaderMap> {
     for (k, v) in pairs {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| anyhow::anyhow!("invalid header name {k:?}"))?;
-        let value =
-            HeaderValue::from_str(v).map_err(|_| anyhow::anyhow!("invalid value for header {k}"))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| anyhow::anyhow!("invalid value for header {k}"))?;
         m.append(name, value);
     }
     Ok(m)
@@ -144,7 +144,10 @@ fn diff_headers(before: &HeaderMap, after: &HeaderMap) -> Vec<HeaderEdit> {
         .collect()
 }
 
-fn diff_attrs(before: &HashMap<String, String>, after: &HashMap<String, String>) -> BTreeMap<String, String> {
+fn diff_attrs(
+    before: &HashMap<String, String>,
+    after: &HashMap<String, String>,
+) -> BTreeMap<String, String> {
     after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(v))
@@ -261,8 +264,9 @@ pub fn replay(
     if short_circuit.is_none() && need_body && hooks.contains(Hooks::REQUEST_BODY) {
         let mut body = req.body.clone();
         let before = headers.clone();
-        let (out, mut step) =
-            r.step("request-body", |c, s| c.request_body(s, &mut headers, &mut body));
+        let (out, mut step) = r.step("request-body", |c, s| {
+            c.request_body(s, &mut headers, &mut body)
+        });
         step.headers = diff_headers(&before, &headers);
         match out {
             Ok(None) if body != req.body => {
@@ -522,4 +526,3 @@ pub fn run(
         ExitCode::SUCCESS
     })
 }
-

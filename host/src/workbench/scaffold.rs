@@ -88,11 +88,23 @@ fn files(name: &str, lang: Lang) -> Vec<File> {
             "JavaScript",
             example_note,
             vec![
-                ("team-keys.js", example!("js/team-keys.js").to_string(), false),
+                (
+                    "team-keys.js",
+                    example!("js/team-keys.js").to_string(),
+                    false,
+                ),
                 ("build.mjs", example!("js/build.mjs").to_string(), false),
                 ("build.sh", example!("js/build.sh").to_string(), true),
-                ("package.json", example!("js/package.json").to_string(), false),
-                ("package-lock.json", example!("js/package-lock.json").to_string(), false),
+                (
+                    "package.json",
+                    example!("js/package.json").to_string(),
+                    false,
+                ),
+                (
+                    "package-lock.json",
+                    example!("js/package-lock.json").to_string(),
+                    false,
+                ),
                 (".gitignore", "out/\nnode_modules/\n".to_string(), false),
             ],
         ),
@@ -105,9 +117,21 @@ fn files(name: &str, lang: Lang) -> Vec<File> {
                 ("json.c", example!("c/json.c").to_string(), false),
                 ("json.h", example!("c/json.h").to_string(), false),
                 ("build.sh", example!("c/build.sh").to_string(), true),
-                ("adapter/Cargo.toml", example!("c/adapter/Cargo.toml").to_string(), false),
-                ("adapter/Cargo.lock", example!("c/adapter/Cargo.lock").to_string(), false),
-                ("adapter/lib.rs", example!("c/adapter/lib.rs").to_string(), false),
+                (
+                    "adapter/Cargo.toml",
+                    example!("c/adapter/Cargo.toml").to_string(),
+                    false,
+                ),
+                (
+                    "adapter/Cargo.lock",
+                    example!("c/adapter/Cargo.lock").to_string(),
+                    false,
+                ),
+                (
+                    "adapter/lib.rs",
+                    example!("c/adapter/lib.rs").to_string(),
+                    false,
+                ),
                 (".gitignore", "out/\n".to_string(), false),
             ],
         ),
@@ -138,7 +162,9 @@ fn valid_name(name: &str) -> bool {
 /// be empty.
 pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     if !valid_name(name) {
-        bail!("plugin name {name:?}: use lowercase letters, digits and `-`, starting with a letter");
+        bail!(
+            "plugin name {name:?}: use lowercase letters, digits and `-`, starting with a letter"
+        );
     }
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     if dir.exists()
@@ -147,7 +173,10 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
             .next()
             .is_some()
     {
-        bail!("{} already exists and is not empty; nothing written", dir.display());
+        bail!(
+            "{} already exists and is not empty; nothing written",
+            dir.display()
+        );
     }
     for (rel, text, exec) in files(name, lang) {
         write(&dir.join(rel), &text, exec)?;
@@ -159,7 +188,8 @@ pub fn new(name: &str, lang: Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitC
 
 fn write(path: &Path, text: &str, exec: bool) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
@@ -189,8 +219,17 @@ mod tests {
     fn every_scaffold_has_a_build_a_test_and_the_contract() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             let f = files("demo", lang);
-            for needed in ["build.sh", "test.sh", "wit/policy.wit", "config.yaml", "request.json"] {
-                assert!(f.iter().any(|(p, _, _)| *p == needed), "{lang:?} lacks {needed}");
+            for needed in [
+                "build.sh",
+                "test.sh",
+                "wit/policy.wit",
+                "config.yaml",
+                "request.json",
+            ] {
+                assert!(
+                    f.iter().any(|(p, _, _)| *p == needed),
+                    "{lang:?} lacks {needed}"
+                );
             }
             assert!(
                 f.iter().all(|(_, s, _)| !s.contains("{{")),

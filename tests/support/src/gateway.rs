@@ -59,7 +59,10 @@ fn hermetic_env(envs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         "XDG_CACHE_HOME".into(),
         run_cache_dir().as_os_str().to_owned(),
     )];
-    out.extend(envs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+    out.extend(
+        envs.iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+    );
     out
 }
 

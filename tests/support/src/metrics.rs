@@ -32,7 +32,10 @@ pub fn samples(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
     text.lines()
         .filter_map(parse_sample)
         .filter(|(n, ls, _)| {
-            *n == name && labels.iter().all(|(k, v)| ls.iter().any(|(lk, lv)| lk == k && lv == v))
+            *n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| ls.iter().any(|(lk, lv)| lk == k && lv == v))
         })
         .map(|(_, _, v)| v)
         .collect()
@@ -56,12 +59,24 @@ mod tests {
 
     #[test]
     fn exact_names_labels_and_values() {
-        assert_eq!(metric(TEXT, "sluice_tokens_total", &[("direction", "output")]), Some(180.0));
-        assert_eq!(metric(TEXT, "sluice_tokens_total", &[("direction", "input")]), Some(18.0));
+        assert_eq!(
+            metric(TEXT, "sluice_tokens_total", &[("direction", "output")]),
+            Some(180.0)
+        );
+        assert_eq!(
+            metric(TEXT, "sluice_tokens_total", &[("direction", "input")]),
+            Some(18.0)
+        );
         assert_eq!(metric(TEXT, "sluice_tokens_total", &[]), Some(198.0));
         // The HELP line is not a sample.
         assert_eq!(metric(TEXT, "sluice_ttfb_seconds", &[]), None);
-        assert_eq!(metric(TEXT, "sluice_ttfb_seconds_count", &[("route", "r")]), Some(2.0));
-        assert_eq!(metric(TEXT, "sluice_tokens_total", &[("direction", "out")]), None);
+        assert_eq!(
+            metric(TEXT, "sluice_ttfb_seconds_count", &[("route", "r")]),
+            Some(2.0)
+        );
+        assert_eq!(
+            metric(TEXT, "sluice_tokens_total", &[("direction", "out")]),
+            None
+        );
     }
 }

@@ -146,7 +146,10 @@ impl Fetcher {
             .map_err(|e| e.to_string())?;
         let client = self.client.clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        let rt = self.rt.as_ref().expect("the fetch runtime lives as long as the fetcher");
+        let rt = self
+            .rt
+            .as_ref()
+            .expect("the fetch runtime lives as long as the fetcher");
         rt.spawn(async move {
             let result = async {
                 let resp = client.request(req).await.map_err(|e| e.to_string())?;

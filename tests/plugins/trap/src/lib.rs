@@ -27,7 +27,12 @@ impl Policy for Trap {
     fn on_request_body(&self, _: &RequestContext, _: &Headers, _: Vec<u8>) -> BodyAction {
         panic!("trap fixture: undeclared hook on-request-body called")
     }
-    fn on_response_headers(&self, _: &RequestContext, _: u16, _: &Headers) -> ResponseHeadersAction {
+    fn on_response_headers(
+        &self,
+        _: &RequestContext,
+        _: u16,
+        _: &Headers,
+    ) -> ResponseHeadersAction {
         panic!("trap fixture: undeclared hook on-response-headers called")
     }
     fn on_response_body(&self, _: &RequestContext, _: u16, _: Vec<u8>) -> BodyAction {
