@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use crate::{Bucket, BucketTake, FetchResponse, Level, TokenUsage, WindowCount};
+use crate::{
+    Bucket, BucketTake, FetchResponse, Level, PublicKey, SignatureScheme, TokenUsage, WindowCount,
+};
 
 #[cfg(target_arch = "wasm32")]
 use crate::bindings::sluice::policy::host as imp;
@@ -87,13 +89,29 @@ pub fn usage_details() -> Option<TokenUsage> {
     imp::usage_details()
 }
 
+/// Does `signature` over `message` verify under `key`? Checked natively by
+/// the host (RSA in a guest is ~50x slower) and remembered for a reused
+/// token; false for a bad signature and for a key that does not fit
+/// `scheme`. Deciding which key and which claims stays with the plugin.
+pub fn verify_signature(
+    scheme: SignatureScheme,
+    key: &PublicKey,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    imp::verify_signature(scheme, key, message, signature)
+}
+
 /// The native stand-in for the host, for plugin unit tests.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    use crate::{Bucket, BucketTake, FetchResponse, Level, TokenUsage, WindowCount};
+    use crate::{
+        Bucket, BucketTake, FetchResponse, Level, PublicKey, SignatureScheme, TokenUsage,
+        WindowCount,
+    };
 
     /// What the mock host holds; reset it between tests with [`reset`].
     #[derive(Default)]
@@ -208,6 +226,48 @@ pub mod mock {
     }
     pub(super) fn usage_details() -> Option<TokenUsage> {
         with(|h| h.usage)
+    }
+    /// The same native checks as the gateway (`ring`), without its cache.
+    pub(super) fn verify_signature(
+        scheme: SignatureScheme,
+        key: &PublicKey,
+        message: &[u8],
+        sig: &[u8],
+    ) -> bool {
+        use ring::signature::{self as s, RsaPublicKeyComponents, UnparsedPublicKey};
+        use SignatureScheme as S;
+        fn strip(b: &[u8]) -> &[u8] {
+            &b[b.iter().position(|x| *x != 0).unwrap_or(b.len())..]
+        }
+        let rsa = |params: &'static s::RsaParameters| match key {
+            PublicKey::Rsa(k) => RsaPublicKeyComponents {
+                n: strip(&k.n),
+                e: strip(&k.e),
+            }
+            .verify(params, message, sig)
+            .is_ok(),
+            _ => false,
+        };
+        let point = |alg: &'static dyn s::VerificationAlgorithm| match key {
+            PublicKey::EcPoint(p) => UnparsedPublicKey::new(alg, p).verify(message, sig).is_ok(),
+            _ => false,
+        };
+        match scheme {
+            S::RsaPkcs1Sha256 => rsa(&s::RSA_PKCS1_2048_8192_SHA256),
+            S::RsaPkcs1Sha384 => rsa(&s::RSA_PKCS1_2048_8192_SHA384),
+            S::RsaPkcs1Sha512 => rsa(&s::RSA_PKCS1_2048_8192_SHA512),
+            S::RsaPssSha256 => rsa(&s::RSA_PSS_2048_8192_SHA256),
+            S::RsaPssSha384 => rsa(&s::RSA_PSS_2048_8192_SHA384),
+            S::RsaPssSha512 => rsa(&s::RSA_PSS_2048_8192_SHA512),
+            S::EcdsaP256Sha256 => point(&s::ECDSA_P256_SHA256_FIXED),
+            S::EcdsaP384Sha384 => point(&s::ECDSA_P384_SHA384_FIXED),
+            S::Ed25519 => match key {
+                PublicKey::Ed25519(x) => UnparsedPublicKey::new(&s::ED25519, x)
+                    .verify(message, sig)
+                    .is_ok(),
+                _ => false,
+            },
+        }
     }
     pub(super) fn fetch(url: &str, _cache_ms: u64) -> Result<FetchResponse, String> {
         with(|h| {

@@ -60,7 +60,9 @@ pub mod bindings {
 }
 
 pub use bindings::exports::sluice::policy::policy::InitResult;
-pub use bindings::sluice::policy::host::{Bucket, BucketTake, FetchResponse, Level, WindowCount};
+pub use bindings::sluice::policy::host::{
+    Bucket, BucketTake, FetchResponse, Level, PublicKey, RsaPublicKey, SignatureScheme, WindowCount,
+};
 pub use bindings::sluice::policy::types::{
     AiKind, BodyAction, Completion, HeadersAction, Hooks, ImmediateResponse, Provider,
     RequestContext, ResponseHeadersAction, SseEvent, TokenUsage, Usage,

@@ -118,6 +118,7 @@ impl PolicyRuntime {
                 Some(c) => Fetcher::new(c),
                 None => Fetcher::default(),
             }),
+            verified: Default::default(),
         });
         Ok(PolicyRuntime {
             engine,

@@ -6,10 +6,12 @@
 //! - [`client`]: HTTP/SSE test clients and request bodies that mimic real agents.
 //! - [`metrics`]: exact reads of the gateway's `/metrics` text.
 //! - [`sse`]: the SSE formatter and parser shared by both sides.
+//! - [`idp`]: an OIDC identity provider (discovery + JWKS) and test RSA keys.
 //! - [`redis`]: a throwaway `redis-server` per test, stoppable and restartable.
 
 pub mod client;
 pub mod gateway;
+pub mod idp;
 pub mod metrics;
 pub mod pki;
 pub mod redis;
@@ -18,6 +20,7 @@ pub mod upstream;
 
 pub use client::{Resp, TimedEvent};
 pub use gateway::{ClosedPort, Gateway};
+pub use idp::Idp;
 pub use pki::TestPki;
 pub use redis::RedisServer;
 pub use sse::{SseEvent, SseParser};

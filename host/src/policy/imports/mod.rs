@@ -8,7 +8,9 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::host::{Bucket, BucketTake, FetchResponse, Host, Level, WindowCount};
+use super::bindings::host::{
+    Bucket, BucketTake, FetchResponse, Host, Level, PublicKey, SignatureScheme, WindowCount,
+};
 use super::bindings::types;
 use super::metrics::PolicyMetrics;
 use super::state::{Clock, StateStore};
@@ -16,6 +18,7 @@ use super::state::{Clock, StateStore};
 pub mod attrs;
 pub mod clock;
 pub mod counters;
+pub mod crypto;
 pub mod fetch;
 pub mod kv;
 pub mod limits;
@@ -32,6 +35,8 @@ pub struct HostEnv {
     pub clock: Arc<dyn Clock>,
     pub metrics: PolicyMetrics,
     pub fetcher: Arc<Fetcher>,
+    /// Signatures that verified, so a reused token costs one RSA check.
+    pub verified: crypto::VerifiedCache,
 }
 
 /// Per-call data: swapped in for one hook call, swapped out afterwards.
@@ -143,5 +148,20 @@ impl Host for HostState {
     }
     fn usage_details(&mut self) -> R<Option<types::TokenUsage>> {
         Ok(self.call.usage)
+    }
+    fn verify_signature(
+        &mut self,
+        scheme: SignatureScheme,
+        key: PublicKey,
+        message: Vec<u8>,
+        signature: Vec<u8>,
+    ) -> R<bool> {
+        Ok(crypto::verify(
+            &self.env.verified,
+            scheme,
+            &key,
+            &message,
+            &signature,
+        ))
     }
 }

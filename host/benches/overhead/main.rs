@@ -1,0 +1,532 @@
+//! The performance harness (issue 10): the guide's production route, the
+//! no-policy route and SSE streaming, against a bare hyper proxy, nginx and
+//! Envoy, measured side by side in one run.
+//!
+//! ```text
+//! cargo bench --workspace --bench overhead
+//! ```
+//!
+//! Every proxy is a child process pinned to CPU 0; this process (the load
+//! generator and the fake upstream) runs on CPU 1. The primary figure is the
+//! proxy's own CPU time (user + system, from `/proc`, its whole process
+//! tree) per request or per stream, so the load generator and upstream
+//! never count. Each figure is the median of `BENCH_PASSES` (3) interleaved
+//! passes. Targets are printed beside the ratios; nothing here is a test.
+//!
+//! The production route is `config/production-route.yaml` with the guide's
+//! `rate-limit.yaml`, `input-validation.yaml` and `output-filter.yaml`
+//! layers, verbatim but for two edits the bench must make: the backend gets
+//! `hostOverride` (the fake upstream, plain HTTP like every peer's), and the
+//! two `requestsPerHour` limits are raised so the load is not refused (the
+//! counters are still taken on every request). The JWT is RS256, verified
+//! against a JWKS found by OIDC discovery from the issuer, over TLS.
+//!
+//! Knobs: `BENCH_PASSES`, `BENCH_REQUESTS` (JSON requests per pass, 20000),
+//! `BENCH_STREAMS` (SSE streams per pass, 4000), `BENCH_HOLD` (open streams
+//! in the memory scenario, 1000), `BENCH_ONLY` (substring of target names).
+
+mod load;
+mod peers;
+mod upstream;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use load::Headers;
+use peers::Peer;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--bare-proxy") {
+        peers::bare_proxy_main(args[2].parse().unwrap(), args[3].parse().unwrap());
+        return;
+    }
+    // The load generator and upstream get the core the proxies don't.
+    let _ = std::process::Command::new("taskset")
+        .args(["-cp", "1", &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn guide(name: &str) -> String {
+    std::fs::read_to_string(repo().join("config").join(name)).unwrap()
+}
+
+/// The guide's production route with the bench's two edits (see the top).
+fn production_files(dir: &Path, up: std::net::SocketAddr) -> Vec<PathBuf> {
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let route = guide("production-route.yaml");
+    let provider = "      provider:\n        anthropic: {}\n";
+    assert!(
+        route.contains(provider),
+        "production-route.yaml changed shape"
+    );
+    let route = route
+        .replace(
+            provider,
+            &format!("{provider}      hostOverride: http://{up}\n"),
+        )
+        .replace("requestsPerHour: 200", "requestsPerHour: 1000000000");
+    let limit =
+        guide("rate-limit.yaml").replace("requestsPerHour: 100", "requestsPerHour: 1000000000");
+    assert!(route.contains("1000000000") && limit.contains("1000000000"));
+    // A masking-only route beside it, for the SSE masking scenario.
+    let mask = format!(
+        r#"binds:
+- port: 4900
+routes:
+- name: mask
+  matches:
+  - path:
+      pathPrefix: /mask
+  policies:
+    urlRewrite:
+      path:
+        prefix: /
+    outputFilter:
+      maskPatterns: [email, phone, ssn]
+  backends:
+  - ai:
+      name: mask
+      provider:
+        anthropic: {{}}
+      hostOverride: http://{up}
+"#
+    );
+    vec![
+        write("binds-and-mask.yaml", mask),
+        write("production-route.yaml", route),
+        write("rate-limit.yaml", limit),
+        repo().join("config/input-validation.yaml"),
+        repo().join("config/output-filter.yaml"),
+    ]
+}
+
+fn plain_file(dir: &Path, up: std::net::SocketAddr) -> PathBuf {
+    let p = dir.join("plain.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"binds:
+- port: 4900
+routes:
+- name: plain
+  matches:
+  - path:
+      pathPrefix: /plain
+  policies:
+    urlRewrite:
+      path:
+        prefix: /
+  backends:
+  - ai:
+      name: plain
+      provider:
+        anthropic: {{}}
+      hostOverride: http://{up}
+"#
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// A ~1 KB Claude-Code-like `/v1/messages` body.
+fn body(stream: bool) -> Bytes {
+    let text = "Refactor the gateway's request pipeline so every phase reads top to bottom. \
+                Keep the modules small and explain why in doc comments. "
+        .repeat(6);
+    Bytes::from(
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": stream,
+            "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+            "system": [{"type": "text", "text": "You are a careful coding agent."}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]})
+        .to_string(),
+    )
+}
+
+/// One row: a peer and what to send it.
+struct Target {
+    name: String,
+    pid: u32,
+    url: String,
+    headers: Headers,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+async fn cpu_per(t: &Target, body: &Bytes, n: usize, conc: usize) -> (f64, f64) {
+    load::run(&t.url, &t.headers, body, conc * 8, conc).await; // warm: pools, instances
+    let before = load::cpu_seconds(t.pid);
+    let wall = load::run(&t.url, &t.headers, body, n, conc).await;
+    let cpu = load::cpu_seconds(t.pid) - before;
+    (cpu * 1e6 / n as f64, n as f64 / wall.as_secs_f64())
+}
+
+async fn run() {
+    let passes = knob("BENCH_PASSES", 3);
+    let n_json = knob("BENCH_REQUESTS", 20_000);
+    let n_sse = knob("BENCH_STREAMS", 4_000);
+    let hold = knob("BENCH_HOLD", 1_000);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let conc = 64;
+
+    let up = upstream::Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+
+    // The identity provider of the production route, over TLS.
+    let pki = sluice_testkit::TestPki::new();
+    let ca = pki.write_ca(dir.path());
+    let jwks = json!({"keys": [sluice_testkit::idp::public_jwk(sluice_testkit::idp::TEST_RSA_KEY_1, "k1")]});
+    let idp = sluice_testkit::Idp::tls(jwks, &pki, "auth.yourcompany.com").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = sluice_testkit::idp::sign(
+        sluice_testkit::idp::TEST_RSA_KEY_1,
+        "k1",
+        &json!({"iss": idp.issuer, "aud": ["agentgateway"], "sub": "bench", "email": "dev@yourcompany.com",
+            "iat": now, "exp": now + 7200}),
+    );
+    let pins = vec![format!("auth.yourcompany.com:443={}", idp.addr)];
+    let cache_s = cache.to_str().unwrap().to_owned();
+    let ca_s = ca.to_str().unwrap().to_owned();
+    let envs = [
+        ("XDG_CACHE_HOME", cache_s.as_str()),
+        ("SSL_CERT_FILE", ca_s.as_str()),
+    ];
+
+    let plain_headers: Headers = vec![
+        ("x-api-key".into(), "sk-bench".into()),
+        ("content-type".into(), "application/json".into()),
+        ("anthropic-version".into(), "2023-06-01".into()),
+    ];
+    let mut auth_headers = plain_headers[1..].to_vec();
+    auth_headers.push(("authorization".into(), format!("Bearer {token}")));
+
+    // The peers.
+    let bare = peers::bare(up.addr).await;
+    let nginx = peers::nginx(dir.path(), up.addr).await;
+    let envoy = peers::envoy(dir.path(), up.addr).await;
+    let plain_cfg = plain_file(dir.path(), up.addr);
+    let (plain, _) = peers::sluice("sluice, no policies", &[&plain_cfg], &[], &envs).await;
+    let prod_files = production_files(dir.path(), up.addr);
+    let prod_refs: Vec<&Path> = prod_files.iter().map(PathBuf::as_path).collect();
+    // First start compiles the plugins into the cache; the second is the
+    // warm start the target is about.
+    let (cold, cold_start) = peers::sluice("cold", &prod_refs, &pins, &envs).await;
+    drop(cold);
+    let (prod, warm_start) =
+        peers::sluice("sluice, production route", &prod_refs, &pins, &envs).await;
+    let idle_prod = load::rss_mb(prod.child.id());
+    let idle_plain = load::rss_mb(plain.child.id());
+    let redis = peers::installed("redis-server").then(sluice_testkit::RedisServer::start);
+    let prod_redis = match &redis {
+        Some(r) => {
+            let state = dir.path().join("state.yaml");
+            std::fs::write(
+                &state,
+                format!("state:\n  redis:\n    url: {}\n    timeout: 1s\n", r.url()),
+            )
+            .unwrap();
+            let mut files = prod_refs.clone();
+            files.push(&state);
+            Some(
+                peers::sluice("  same, Redis state", &files, &pins, &envs)
+                    .await
+                    .0,
+            )
+        }
+        None => {
+            println!("(redis-server not installed: no Redis-state row)");
+            None
+        }
+    };
+
+    // Smoke checks: each route answers, the policies are really on.
+    let json_body = body(false);
+    let sse_body = body(true);
+    let ok = peers::check(&prod.base, "/claude/v1/messages", &auth_headers, &json_body).await;
+    assert_eq!(ok.0, 200, "production route: {}", ok.1);
+    let refused = peers::check(
+        &prod.base,
+        "/claude/v1/messages",
+        &plain_headers,
+        &json_body,
+    )
+    .await;
+    assert_eq!(
+        refused.0, 401,
+        "production route without a JWT: {}",
+        refused.1
+    );
+    let masked = peers::check(&prod.base, "/mask/v1/messages", &plain_headers, &json_body).await;
+    assert_eq!(masked.0, 200, "masking route: {}", masked.1);
+
+    let row = |p: &Peer, path: &str, h: &Headers| Target {
+        name: p.name.clone(),
+        pid: p.child.id(),
+        url: format!("{}{path}", p.base),
+        headers: h.clone(),
+    };
+    let mut json_targets = vec![row(&bare, "/v1/messages", &plain_headers)];
+    let mut sse_targets = vec![row(&bare, "/v1/messages", &plain_headers)];
+    for p in [&nginx, &envoy].into_iter().flatten() {
+        json_targets.push(row(p, "/v1/messages", &plain_headers));
+        sse_targets.push(row(p, "/v1/messages", &plain_headers));
+    }
+    json_targets.push(row(&plain, "/plain/v1/messages", &plain_headers));
+    sse_targets.push(row(&plain, "/plain/v1/messages", &plain_headers));
+    let mut mask = row(&prod, "/mask/v1/messages", &plain_headers);
+    mask.name = "sluice, output masking only".into();
+    sse_targets.push(mask);
+    json_targets.push(row(&prod, "/claude/v1/messages", &auth_headers));
+    sse_targets.push(row(&prod, "/claude/v1/messages", &auth_headers));
+    if let Some(p) = &prod_redis {
+        json_targets.push(row(p, "/claude/v1/messages", &auth_headers));
+    }
+    json_targets.retain(|t| t.name.contains(&only) || t.name == "bare hyper proxy");
+    sse_targets
+        .retain(|t| t.name.contains(&only) || t.name == "bare hyper proxy" || t.name == "nginx");
+
+    println!(
+        "\nbody {} bytes; JSON: {n_json} requests x {passes} passes at c={conc}; SSE: {n_sse} streams of {} events x {passes} passes",
+        json_body.len(),
+        upstream::SSE_EVENTS
+    );
+    let mut json_cpu = vec![Vec::new(); json_targets.len()];
+    let mut json_rps = vec![Vec::new(); json_targets.len()];
+    let mut sse_cpu = vec![Vec::new(); sse_targets.len()];
+    for pass in 0..passes {
+        for (i, t) in json_targets.iter().enumerate() {
+            let (cpu, rps) = cpu_per(t, &json_body, n_json, conc).await;
+            json_cpu[i].push(cpu);
+            json_rps[i].push(rps);
+        }
+        for (i, t) in sse_targets.iter().enumerate() {
+            let (cpu, _) = cpu_per(t, &sse_body, n_sse, conc).await;
+            sse_cpu[i].push(cpu);
+        }
+        eprintln!("pass {} of {passes} done", pass + 1);
+    }
+    let lat_n = 2000;
+    let mut json_p50 = Vec::new();
+    for t in &json_targets {
+        json_p50.push(load::p50(&t.url, &t.headers, &json_body, lat_n, false).await);
+    }
+    let mut sse_ttfb = Vec::new();
+    for t in &sse_targets {
+        sse_ttfb.push(load::p50(&t.url, &t.headers, &sse_body, lat_n / 2, true).await);
+    }
+
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("\nJSON /v1/messages, c={conc} (CPU of the proxy per request), p50 at c=1");
+    println!(
+        "{:<34} {:>11} {:>8} {:>9} {:>10} {:>12}",
+        "target", "CPU µs/req", "× bare", "req/s", "p50 µs", "p50 +µs bare"
+    );
+    let bare_cpu = median(&mut json_cpu[0].clone());
+    let bare_p50 = us(json_p50[0]);
+    let mut results = Vec::new();
+    for (i, t) in json_targets.iter().enumerate() {
+        let cpu = median(&mut json_cpu[i]);
+        let rps = median(&mut json_rps[i]);
+        let p = us(json_p50[i]);
+        println!(
+            "{:<34} {:>11.1} {:>7.2}× {:>9.0} {:>10.0} {:>12.0}",
+            t.name,
+            cpu,
+            cpu / bare_cpu,
+            rps,
+            p,
+            p - bare_p50
+        );
+        results.push((t.name.clone(), cpu / bare_cpu, p - bare_p50, p / bare_p50));
+    }
+    let base_sse = sse_targets
+        .iter()
+        .position(|t| t.name == "nginx")
+        .unwrap_or(0);
+    let base_name = sse_targets[base_sse].name.clone();
+    println!("\nSSE, {} events per stream, c={conc} (CPU of the proxy per stream), time to first byte at c=1", upstream::SSE_EVENTS);
+    println!(
+        "{:<34} {:>13} {:>10} {:>10}",
+        "target",
+        "CPU µs/stream",
+        format!("× {base_name}"),
+        "TTFB µs"
+    );
+    let sse_base = median(&mut sse_cpu[base_sse].clone());
+    let mut sse_results = Vec::new();
+    for (i, t) in sse_targets.iter().enumerate() {
+        let cpu = median(&mut sse_cpu[i]);
+        println!(
+            "{:<34} {:>13.1} {:>9.2}× {:>10.0}",
+            t.name,
+            cpu,
+            cpu / sse_base,
+            us(sse_ttfb[i])
+        );
+        sse_results.push((t.name.clone(), cpu / sse_base));
+    }
+
+    // Memory: idle, then `hold` streams open through the masking route.
+    println!("\nMemory (RSS, MB)");
+    println!(
+        "{:<34} {:>8} {:>14} {:>12}",
+        "target",
+        "idle",
+        format!("{hold} streams"),
+        "after close"
+    );
+    let mut mem_rows: Vec<(&str, u32, String, f64)> = vec![(
+        "bare hyper proxy",
+        bare.child.id(),
+        format!("{}/v1/messages", bare.base),
+        f64::NAN,
+    )];
+    for p in [&nginx, &envoy].into_iter().flatten() {
+        mem_rows.push((
+            p.name.as_str(),
+            p.child.id(),
+            format!("{}/v1/messages", p.base),
+            f64::NAN,
+        ));
+    }
+    mem_rows.push((
+        "sluice, no policies",
+        plain.child.id(),
+        format!("{}/plain/v1/messages", plain.base),
+        idle_plain,
+    ));
+    mem_rows.push((
+        "sluice, 5 guide policies (masking)",
+        prod.child.id(),
+        format!("{}/mask/v1/messages", prod.base),
+        idle_prod,
+    ));
+    let mut hold_headers = plain_headers.clone();
+    hold_headers.push(("x-bench-hold".into(), "1".into()));
+    let mut mem_results = Vec::new();
+    for (name, pid, url, idle) in mem_rows {
+        let idle = if idle.is_nan() {
+            load::rss_mb(pid)
+        } else {
+            idle
+        };
+        let tasks = load::open_streams(&url, &hold_headers, &sse_body, hold).await;
+        let open = load::rss_mb(pid);
+        up.release();
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = load::rss_mb(pid);
+        println!("{name:<34} {idle:>8.1} {open:>14.1} {after:>12.1}");
+        mem_results.push((name.to_owned(), idle, open, after));
+    }
+    println!(
+        "\nStartup, production route: {:.0} ms cold (compiling the plugins), {:.0} ms with a warm compile cache",
+        us(cold_start) / 1000.0,
+        us(warm_start) / 1000.0
+    );
+
+    // The issue's targets, each with how far off it is.
+    println!("\nTargets (issue 10)");
+    let find = |name: &str| results.iter().find(|r| r.0 == name);
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    if let Some(r) = find("sluice, production route") {
+        println!(
+            "  production route CPU ≤ 2× bare: {:.2}× — {}",
+            r.1,
+            verdict(r.1 <= 2.0)
+        );
+        println!(
+            "  production route p50 added ≤ 100 µs: {:.0} µs — {}",
+            r.2,
+            verdict(r.2 <= 100.0)
+        );
+    }
+    if let Some(r) = find("sluice, no policies") {
+        println!(
+            "  no-policy CPU ≤ 1.15× bare: {:.2}× — {}",
+            r.1,
+            verdict(r.1 <= 1.15)
+        );
+        println!(
+            "  no-policy p50 ≤ 1.15× bare: {:.2}× — {}",
+            r.3,
+            verdict(r.3 <= 1.15)
+        );
+    }
+    if base_name == "nginx" {
+        for (name, limit) in [
+            ("sluice, no policies", 1.5),
+            ("sluice, output masking only", 3.0),
+        ] {
+            if let Some(r) = sse_results.iter().find(|r| r.0 == name) {
+                println!(
+                    "  {name}: SSE CPU ≤ {limit}× nginx: {:.2}× — {}",
+                    r.1,
+                    verdict(r.1 <= limit)
+                );
+            }
+        }
+    }
+    if let Some(m) = mem_results.iter().find(|m| m.0.starts_with("sluice, 5")) {
+        println!(
+            "  RSS idle with the five policies ≤ 30 MB: {:.1} — {}",
+            m.1,
+            verdict(m.1 <= 30.0)
+        );
+        println!(
+            "  RSS at {hold} masked streams ≤ 60 MB: {:.1} — {}",
+            m.2,
+            verdict(m.2 <= 60.0)
+        );
+        println!(
+            "  RSS returned after close (≤ idle + 10 MB): {:.1} — {}",
+            m.3,
+            verdict(m.3 <= m.1 + 10.0)
+        );
+    }
+    println!(
+        "  ready ≤ 300 ms with a warm cache: {:.0} ms — {}",
+        us(warm_start) / 1000.0,
+        verdict(warm_start <= Duration::from_millis(300))
+    );
+    drop(idp);
+    drop(redis);
+}
