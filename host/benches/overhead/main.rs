@@ -23,7 +23,8 @@
 //!
 //! Knobs: `BENCH_PASSES`, `BENCH_REQUESTS` (JSON requests per pass, 20000),
 //! `BENCH_STREAMS` (SSE streams per pass, 4000), `BENCH_HOLD` (open streams
-//! in the memory scenario, 1000), `BENCH_ONLY` (substring of target names).
+//! in the memory scenario, 1000), `BENCH_ONLY` (substring of target names),
+//! `BENCH_PERF=<seconds>` (profile the production route with `perf` instead).
 
 mod load;
 mod peers;
@@ -246,10 +247,24 @@ async fn run() {
     let prod_refs: Vec<&Path> = prod_files.iter().map(PathBuf::as_path).collect();
     // First start compiles the plugins into the cache; the second is the
     // warm start the target is about.
-    let (cold, cold_start) = peers::sluice("cold", &prod_refs, &pins, &envs).await;
-    drop(cold);
+    // (Under BENCH_PERF the profiled instance compiles its plugins itself,
+    // in a cache of its own: wasmtime names guest code in the perf map only
+    // when it compiles it, not when it loads it from the cache.)
+    let cold_start = if std::env::var_os("BENCH_PERF").is_none() {
+        let (cold, took) = peers::sluice("cold", &prod_refs, &pins, &envs).await;
+        drop(cold);
+        took
+    } else {
+        Duration::ZERO
+    };
+    let perf_cache = dir.path().join("perf-cache").to_str().unwrap().to_owned();
+    let mut prod_envs = envs.to_vec();
+    if std::env::var_os("BENCH_PERF").is_some() {
+        prod_envs[0].1 = perf_cache.as_str();
+        prod_envs.push(("SLUICE_WASM_PERFMAP", "1"));
+    }
     let (prod, warm_start) =
-        peers::sluice("sluice, production route", &prod_refs, &pins, &envs).await;
+        peers::sluice("sluice, production route", &prod_refs, &pins, &prod_envs).await;
     let idle_prod = load::rss_mb(prod.child.id());
     let idle_plain = load::rss_mb(plain.child.id());
     let redis = peers::installed("redis-server").then(sluice_testkit::RedisServer::start);
@@ -295,6 +310,36 @@ async fn run() {
     let masked = peers::check(&prod.base, "/mask/v1/messages", &plain_headers, &json_body).await;
     assert_eq!(masked.0, 200, "masking route: {}", masked.1);
 
+    // `BENCH_PERF=<seconds>`: profile the production route under load
+    // with `perf record` (guest code named through wasmtime's perf map)
+    // instead of measuring; the profile lands in target/perf-production.data.
+    if let Some(secs) = std::env::var("BENCH_PERF")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let out = repo().join("target/perf-production.data");
+        let mut perf = std::process::Command::new("perf")
+            .args(["record", "-F", "4000", "--call-graph", "dwarf,16384", "-o"])
+            .arg(&out)
+            .args([
+                "-p",
+                &prod.child.id().to_string(),
+                "--",
+                "sleep",
+                &secs.to_string(),
+            ])
+            .spawn()
+            .expect("perf (apt-get install linux-perf)");
+        let url = format!("{}/claude/v1/messages", prod.base);
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            load::run(&url, &auth_headers, &json_body, 2000, conc).await;
+        }
+        perf.wait().unwrap();
+        println!("profile: perf report -i {} --no-children", out.display());
+        return;
+    }
+
     let row = |p: &Peer, path: &str, h: &Headers| Target {
         name: p.name.clone(),
         pid: p.child.id(),
@@ -329,11 +374,15 @@ async fn run() {
     let mut json_cpu = vec![Vec::new(); json_targets.len()];
     let mut json_rps = vec![Vec::new(); json_targets.len()];
     let mut sse_cpu = vec![Vec::new(); sse_targets.len()];
+    let mut breakdown = String::new();
     for pass in 0..passes {
         for (i, t) in json_targets.iter().enumerate() {
             let (cpu, rps) = cpu_per(t, &json_body, n_json, conc).await;
             json_cpu[i].push(cpu);
             json_rps[i].push(rps);
+        }
+        if pass == 0 {
+            breakdown = peers::get_text(&format!("{}/metrics", prod.admin)).await;
         }
         for (i, t) in sse_targets.iter().enumerate() {
             let (cpu, _) = cpu_per(t, &sse_body, n_sse, conc).await;
@@ -401,6 +450,30 @@ async fn run() {
         );
         sse_results.push((t.name.clone(), cpu / sse_base));
     }
+
+    // Where the production route's policy time goes, from Sluice's own
+    // per-hook histograms after the first pass's JSON requests (wall time
+    // per call, lowering and lifting included).
+    let hooks = peers::hook_times(&breakdown);
+    let requests = hooks
+        .iter()
+        .find(|h| h.0 == "jwt-auth" && h.1 == "request_headers")
+        .map_or(1.0, |h| h.3);
+    println!("\nProduction route, JSON: policy hook calls (Sluice's own histograms, wall µs)");
+    println!(
+        "{:<20} {:<18} {:>10} {:>10} {:>12}",
+        "plugin", "hook", "µs/call", "calls", "µs/request"
+    );
+    let mut total = 0.0;
+    for (plugin, hook, mean, calls) in hooks {
+        let per_req = mean * calls / requests;
+        total += per_req;
+        println!("{plugin:<20} {hook:<18} {mean:>10.1} {calls:>10.0} {per_req:>12.1}");
+    }
+    println!(
+        "{:<20} {:<18} {:>10} {:>10} {:>12.1}",
+        "all hooks", "", "", "", total
+    );
 
     // Memory: idle, then `hold` streams open through the masking route.
     println!("\nMemory (RSS, MB)");

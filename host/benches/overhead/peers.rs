@@ -24,6 +24,8 @@ pub struct Peer {
     pub child: Child,
     /// `http://ip:port`, no trailing slash.
     pub base: String,
+    /// Sluice's admin address, `http://ip:port` (empty for other peers).
+    pub admin: String,
 }
 
 impl Drop for Peer {
@@ -81,6 +83,7 @@ pub async fn bare(upstream: SocketAddr) -> Peer {
         name: "bare hyper proxy".into(),
         child,
         base: format!("http://{addr}"),
+        admin: String::new(),
     }
 }
 
@@ -169,6 +172,7 @@ http {{
         name: "nginx".into(),
         child,
         base: format!("http://{addr}"),
+        admin: String::new(),
     })
 }
 
@@ -239,6 +243,7 @@ pub async fn envoy(dir: &Path, upstream: SocketAddr) -> Option<Peer> {
         name: "Envoy, no filters".into(),
         child,
         base: format!("http://{addr}"),
+        admin: String::new(),
     })
 }
 
@@ -279,10 +284,14 @@ pub async fn sluice(
     let mut lines =
         tokio::io::BufReader::new(tokio::process::ChildStdout::from_std(stdout).unwrap()).lines();
     let mut addr = None;
+    let mut admin = None;
     let ready = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.strip_prefix("SLUICE_LISTENING port=4900 addr=") {
                 addr = rest.split_whitespace().next().map(str::to_owned);
+            }
+            if let Some(rest) = line.strip_prefix("SLUICE_ADMIN addr=") {
+                admin = Some(format!("http://{}", rest.trim()));
             }
             if line == "SLUICE_READY" {
                 return;
@@ -302,6 +311,7 @@ pub async fn sluice(
                 "http://{}",
                 addr.expect("no SLUICE_LISTENING line for port 4900")
             ),
+            admin: admin.unwrap_or_default(),
         },
         took,
     )
@@ -328,4 +338,62 @@ pub async fn check(
     let status = resp.status().as_u16();
     let text = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&text).into_owned())
+}
+
+/// GET a text page (the admin API's `/metrics`).
+pub async fn get_text(url: &str) -> String {
+    let client: Client<HttpConnector, http_body_util::Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let resp = client
+        .request(
+            Request::get(url)
+                .body(http_body_util::Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// Mean wall time per call of each (plugin, hook), from
+/// `sluice_policy_hook_duration_seconds` sum and count: where a Sluice
+/// request's policy time goes. Sorted by total time, largest first.
+pub fn hook_times(metrics: &str) -> Vec<(String, String, f64, f64)> {
+    let mut sums = std::collections::BTreeMap::<(String, String), (f64, f64)>::new();
+    for line in metrics.lines() {
+        let (series, is_sum) = if let Some(r) =
+            line.strip_prefix("sluice_policy_hook_duration_seconds_sum{")
+        {
+            (r, true)
+        } else if let Some(r) = line.strip_prefix("sluice_policy_hook_duration_seconds_count{") {
+            (r, false)
+        } else {
+            continue;
+        };
+        let Some((labels, value)) = series.split_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let e = sums.entry((label("plugin"), label("hook"))).or_default();
+        let v: f64 = value.trim().parse().unwrap_or(0.0);
+        if is_sum {
+            e.0 += v
+        } else {
+            e.1 += v
+        }
+    }
+    let mut out: Vec<_> = sums
+        .into_iter()
+        .filter(|(_, (_, n))| *n > 0.0)
+        .map(|((p, h), (sum, n))| (p, h, sum * 1e6 / n, n))
+        .collect();
+    out.sort_by(|a, b| (b.2 * b.3).partial_cmp(&(a.2 * a.3)).unwrap());
+    out
 }

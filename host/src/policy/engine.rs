@@ -43,6 +43,11 @@ pub(crate) fn build_engine(pooling: Option<&PoolingOptions>) -> Result<Engine, P
     let mut cfg = Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
+    // `SLUICE_WASM_PERFMAP=1` names guest functions for `perf` (a
+    // /tmp/perf-<pid>.map), so a profile shows which plugin code is hot.
+    if std::env::var_os("SLUICE_WASM_PERFMAP").is_some_and(|v| v == "1") {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if let Some(p) = pooling {
         let mut pool = PoolingAllocationConfig::default();
         let n = p.max_instances;

@@ -187,9 +187,25 @@ pub fn claims(
     rules: &ClaimRules,
     now_s: u64,
 ) -> Result<Map<String, Value>, Failure> {
-    let Value::Object(claims) = b64_json(token.payload, "bad payload")? else {
-        return Err(Failure::Malformed("payload is not a JSON object"));
-    };
+    let claims = decode_claims(token)?;
+    check_claims(&claims, rules, now_s)?;
+    Ok(claims)
+}
+
+/// The payload as a JSON object (call only once the signature verified).
+pub fn decode_claims(token: &Token) -> Result<Map<String, Value>, Failure> {
+    match b64_json(token.payload, "bad payload")? {
+        Value::Object(claims) => Ok(claims),
+        _ => Err(Failure::Malformed("payload is not a JSON object")),
+    }
+}
+
+/// Check exp, nbf, iss and aud of decoded claims at `now_s`.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    rules: &ClaimRules,
+    now_s: u64,
+) -> Result<(), Failure> {
     let now = now_s as f64;
     let leeway = rules.leeway_s as f64;
     match claims.get("exp") {
@@ -227,7 +243,7 @@ pub fn claims(
             return Err(Failure::AudienceMismatch);
         }
     }
-    Ok(claims)
+    Ok(())
 }
 
 /// Issuers compare equal with or without one trailing slash (IdPs differ).

@@ -81,12 +81,31 @@ impl From<Failure> for AuthError {
 /// A JWKS document's bytes and the keys parsed from it.
 type ParsedJwks = (Vec<u8>, Rc<Vec<Key>>);
 
+/// A token this instance verified, with the key set it verified against
+/// (`None`: the static keys) and its decoded claims.
+struct Verified {
+    token: String,
+    keys: Option<Rc<Vec<Key>>>,
+    claims: Map<String, Value>,
+}
+
+/// Tokens remembered per instance: agents reuse one JWT for hours.
+const REMEMBERED: usize = 8;
+
 pub struct JwtAuth {
     s: Settings,
     /// Parsed remote JWKS, memoized by the document's bytes. Only a parse
     /// cache: the document itself always comes from the host, so a recycled
     /// instance loses nothing and a stale entry can't be served.
     parsed: RefCell<Option<ParsedJwks>>,
+    /// The discovery document's bytes and the `jwks_uri` it vouched for.
+    discovered: RefCell<Option<(Vec<u8>, String)>>,
+    /// Tokens whose signature verified, newest first. A memo, like
+    /// `parsed`: an entry counts only for the same token under the very key
+    /// set it verified against (the keys come fresh from the host on every
+    /// request, so a rotated JWKS is a different set and a miss), and its
+    /// claims (exp, nbf, iss, aud) are checked again every time.
+    verified: RefCell<Vec<Verified>>,
 }
 
 impl Policy for JwtAuth {
@@ -100,6 +119,8 @@ impl Policy for JwtAuth {
         Ok(JwtAuth {
             s: config::compile(config)?,
             parsed: RefCell::new(None),
+            discovered: RefCell::new(None),
+            verified: RefCell::new(Vec::new()),
         })
     }
 
@@ -162,8 +183,14 @@ impl JwtAuth {
         let s = &self.s;
         let t = jwt::parse(token, &s.algorithms)?;
         let statics: Vec<&Key> = s.static_keys.iter().collect();
-        let verified = match &s.remote {
-            None => jwt::verify(&t, &statics),
+        let now_s = host::now_ms() / 1000;
+        let (verified, keys) = match &s.remote {
+            None => {
+                if let Some(claims) = self.recall(token, None, now_s)? {
+                    return Ok(claims);
+                }
+                (jwt::verify(&t, &statics), None)
+            }
             Some(remote) => {
                 let url = match self.jwks_url(remote) {
                     Ok(u) => u,
@@ -173,6 +200,9 @@ impl JwtAuth {
                     Ok(k) => k,
                     Err(e) => return self.statics_or(&t, &statics, e),
                 };
+                if let Some(claims) = self.recall(token, Some(&remote_keys), now_s)? {
+                    return Ok(claims);
+                }
                 let all: Vec<&Key> = statics.iter().copied().chain(remote_keys.iter()).collect();
                 match jwt::verify(&t, &all) {
                     Err(Failure::UnknownKid) if self.may_refresh(&url) => {
@@ -181,21 +211,58 @@ impl JwtAuth {
                             Ok(fresh) => {
                                 let all: Vec<&Key> =
                                     statics.iter().copied().chain(fresh.iter()).collect();
-                                jwt::verify(&t, &all)
+                                (jwt::verify(&t, &all), Some(fresh))
                             }
                             Err(e) => {
                                 host::warn(&format!("JWKS refresh failed: {e}"));
-                                Err(Failure::UnknownKid)
+                                (Err(Failure::UnknownKid), None)
                             }
                         }
                     }
-                    other => other,
+                    other => (other, Some(remote_keys)),
                 }
             }
         };
         verified?;
-        let now_s = host::now_ms() / 1000;
-        Ok(jwt::claims(&t, &s.rules, now_s)?)
+        let claims = jwt::decode_claims(&t)?;
+        jwt::check_claims(&claims, &s.rules, now_s)?;
+        self.remember(token, keys, &claims);
+        Ok(claims)
+    }
+
+    /// The claims of `token` if this instance verified it under exactly
+    /// `keys` before; the claim checks run again at `now_s`.
+    fn recall(
+        &self,
+        token: &str,
+        keys: Option<&Rc<Vec<Key>>>,
+        now_s: u64,
+    ) -> Result<Option<Map<String, Value>>, Failure> {
+        let memo = self.verified.borrow();
+        let same_keys = |k: &Option<Rc<Vec<Key>>>| match (k, keys) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        };
+        let Some(v) = memo.iter().find(|v| v.token == token && same_keys(&v.keys)) else {
+            return Ok(None);
+        };
+        jwt::check_claims(&v.claims, &self.s.rules, now_s)?;
+        Ok(Some(v.claims.clone()))
+    }
+
+    fn remember(&self, token: &str, keys: Option<Rc<Vec<Key>>>, claims: &Map<String, Value>) {
+        let mut memo = self.verified.borrow_mut();
+        memo.retain(|v| v.token != token);
+        memo.insert(
+            0,
+            Verified {
+                token: token.to_owned(),
+                keys,
+                claims: claims.clone(),
+            },
+        );
+        memo.truncate(REMEMBERED);
     }
 
     /// Remote keys are unavailable: a token the static keys verify still
@@ -218,7 +285,14 @@ impl JwtAuth {
             Remote::Jwks(u) => return Ok(u.clone()),
             Remote::Discovery { url, issuer } => (url, issuer),
         };
-        let doc = self.fetch_json(url)?;
+        let body = self.cached_get(url, false)?;
+        if let Some((seen, uri)) = &*self.discovered.borrow() {
+            if *seen == body {
+                return Ok(uri.clone());
+            }
+        }
+        let doc: Value =
+            serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
         let jwks_uri = doc
             .get("jwks_uri")
             .and_then(Value::as_str)
@@ -239,12 +313,8 @@ impl JwtAuth {
                 "{url}: jwks_uri host `{host}` is not the issuer's; add it to `jwksHosts`"
             ));
         }
+        *self.discovered.borrow_mut() = Some((body, jwks_uri.to_owned()));
         Ok(jwks_uri.to_owned())
-    }
-
-    fn fetch_json(&self, url: &str) -> Result<Value, String> {
-        let body = self.cached_get(url, false)?;
-        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
     }
 
     /// GET `url` through the host, cached in host KV for `cacheTtl`; `force`

@@ -675,3 +675,57 @@ fn guide_config_validates_through_the_sdk() {
             .unwrap_err();
     assert!(e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn a_remembered_token_is_checked_again_and_dies_with_its_keys() {
+    let p = discovery_policy(json!({}));
+    canned(
+        "https://idp.test/.well-known/openid-configuration",
+        200,
+        &json!({"issuer": ISS, "jwks_uri": JWKS_URL}),
+    );
+    canned(JWKS_URL, 200, &all_jwks());
+    let mut claims = good_claims();
+    claims["exp"] = json!(NOW + 60);
+    let token = rs256(&claims);
+    ok(&p, &bearer(&token));
+    ok(&p, &bearer(&token)); // answered from the memo
+    assert_eq!(p.verified.borrow().len(), 1);
+
+    // Time passes: the remembered token expires like any other.
+    mock::with(|h| h.now_ms = (NOW + 3600) * 1000);
+    mock::with(|h| h.attrs.clear()); // a new request
+    assert_401(&p, &token, "token expired");
+    mock::with(|h| h.now_ms = NOW * 1000);
+    ok(&p, &bearer(&token));
+
+    // The IdP rotates its keys (the cached document changes): the token
+    // verified under the old set is not taken on the memo's word.
+    let k = keys();
+    let rotated = json!({"keys": [k.p256.jwk, k.ed.jwk]});
+    mock::with(|h| {
+        h.kv.insert(
+            format!("jwt-auth:doc:{JWKS_URL}"),
+            rotated.to_string().into_bytes(),
+        )
+    });
+    canned(JWKS_URL, 200, &rotated);
+    mock::with(|h| h.attrs.clear()); // a new request
+    assert_401(&p, &token, "unknown signing key id");
+}
+
+#[test]
+fn a_forged_signature_is_never_remembered() {
+    let p = inline_policy(json!({}));
+    let good = rs256(&good_claims());
+    let (head, sig) = good.rsplit_once('.').unwrap();
+    let mut forged_sig = sig.to_owned().into_bytes();
+    forged_sig[10] = if forged_sig[10] == b'A' { b'B' } else { b'A' };
+    let forged = format!("{head}.{}", String::from_utf8(forged_sig).unwrap());
+    mock::with(|h| h.attrs.clear()); // a new request
+    assert_401(&p, &forged, "signature invalid");
+    assert!(p.verified.borrow().is_empty());
+    ok(&p, &bearer(&good));
+    mock::with(|h| h.attrs.clear()); // a new request
+    assert_401(&p, &forged, "signature invalid");
+}
