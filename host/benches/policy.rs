@@ -1,7 +1,7 @@
 //! Policy runtime costs: reused instances vs instantiate-per-call, per-hook
 //! cost, and a whole chain.
 //!
-//! Run: `cargo bench -p sluice --bench policy`
+//! Run: `cargo bench --workspace --bench policy`
 //! (builds the fixture plugins in `tests/plugins/*` first).
 
 use std::sync::{Arc, OnceLock};
