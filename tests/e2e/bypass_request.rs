@@ -197,7 +197,6 @@ async fn compressed_prompts_are_decoded_before_input_validation() {
 }
 
 #[tokio::test]
-#[ignore = "known gap: a 20 MiB decoded body makes input-validation fail closed (500) instead of 413; see the issue note"]
 async fn decompression_bombs_are_measured_decoded() {
     let s = start(&[&config("input-validation.yaml")]).await;
     // 20 MiB of prompt in well under 1 KB: the plugin's 1MB applies to what it decodes to.
@@ -229,6 +228,124 @@ async fn decompression_bombs_are_measured_decoded() {
     .await;
     assert_refused(&r, 413, "exceeds the gateway's limit");
     assert_eq!(s.up.requests().len(), 0);
+}
+
+/// A layer with only a size limit decides at the headers, on
+/// `Content-Length`: the host must show it the decoded length, or a
+/// compressed (or chunked) body walks past it.
+#[tokio::test]
+async fn a_size_limit_alone_is_not_walked_past_by_compression() {
+    let layer = "- name: size-only\n  matches:\n  - path:\n      pathPrefix: /claude\n  policies:\n    inputValidation:\n      maxRequestBodySize: 1MB\n";
+    let s = start(&[layer]).await;
+    let mut big = prompt("").to_vec();
+    big.truncate(big.len() - 4);
+    big.extend(std::iter::repeat_n(b'a', 2_000_000));
+    big.extend(br#""}]}"#);
+    for (enc, body) in encodings(&big) {
+        assert!(body.len() < 64 << 10, "{enc}: {}", body.len());
+        let r = post(
+            &s,
+            "/claude/v1/messages",
+            &anthropic(&[("content-encoding", enc)]),
+            body,
+        )
+        .await;
+        assert_refused(&r, 413, "over the limit of 1000000 bytes");
+        assert_eq!(r.json()["error"]["type"], "request_too_large", "{enc}");
+    }
+    // Chunked, not encoded, no Content-Length: the same limit.
+    let mut chunked = Vec::new();
+    for c in big.chunks(64 << 10) {
+        chunked.extend(format!("{:x}\r\n", c.len()).bytes());
+        chunked.extend(c);
+        chunked.extend(b"\r\n");
+    }
+    chunked.extend(b"0\r\n\r\n");
+    let mut hs = RAW_ANTHROPIC.to_vec();
+    hs.push(("transfer-encoding", "chunked"));
+    let (status, text) = raw(
+        s.gw.addr(4060),
+        raw_request("POST", "/claude/v1/messages", &hs, &chunked),
+    )
+    .await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("request_too_large"), "{text}");
+    assert_eq!(
+        s.up.requests().len(),
+        0,
+        "nothing over the limit went upstream"
+    );
+
+    // Under the limit, compressed: forwarded decoded, with its real length.
+    let clean = prompt("hello there");
+    let r = post(
+        &s,
+        "/claude/v1/messages",
+        &anthropic(&[("content-encoding", "zstd")]),
+        zstd(&clean),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = s.up.last_request().unwrap();
+    assert_eq!(got.body.as_ref(), &clean[..]);
+    assert_eq!(got.header("content-encoding"), None);
+    assert_eq!(
+        got.header("content-length"),
+        Some(clean.len().to_string().as_str())
+    );
+    assert_eq!(s.up.requests().len(), 1);
+}
+
+/// What a body inflates to is held against the shared body budget: a
+/// compressed body whose decoded size does not fit gets 503 with
+/// `Retry-After`, like a plain body that does not fit, and goes nowhere.
+#[tokio::test]
+async fn the_decoded_body_counts_against_the_shared_budget() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), up.addr());
+    let text = std::fs::read_to_string(&serving).unwrap();
+    let limited = write(
+        dir.path(),
+        "serving.yaml",
+        &format!("limits:\n  bodyBufferBudget: 1MiB\n{text}"),
+    );
+    assert_eq!(limited, serving);
+    let gw = gateway(
+        &[&serving, &config("input-validation.yaml")],
+        &[4060],
+        &[],
+        &[],
+    )
+    .await;
+    // 900 KB decoded: under the plugin's 1MB and the host's cap, but the
+    // decoder's output buffer (grown by doubling) does not fit in 1 MiB.
+    let mut plain = prompt("").to_vec();
+    plain.truncate(plain.len() - 4);
+    plain.extend(std::iter::repeat_n(b'a', 900_000));
+    plain.extend(br#""}]}"#);
+    let r = TestClient::new()
+        .post_bytes(
+            &gw.url(4060, "/claude/v1/messages"),
+            &anthropic(&[("content-encoding", "zstd")]),
+            zstd(&plain),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"), "{:?}", r.headers);
+    assert_eq!(r.json()["type"], "error", "{}", r.text());
+    assert_eq!(up.requests().len(), 0);
+    // The budget was given back: an honest compressed request is served.
+    let clean = prompt("hello there");
+    let r = TestClient::new()
+        .post_bytes(
+            &gw.url(4060, "/claude/v1/messages"),
+            &anthropic(&[("content-encoding", "zstd")]),
+            zstd(&clean),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.last_request().unwrap().body.as_ref(), &clean[..]);
 }
 
 #[tokio::test]

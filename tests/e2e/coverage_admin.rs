@@ -145,7 +145,6 @@ async fn healthz_answers_ok_and_touches_nothing_upstream() {
 }
 
 #[tokio::test]
-#[ignore = "known gap: the codex request of this setup gets 401 since the integration; see the issue note"]
 async fn get_config_redacts_env_secrets_and_backend_keys() {
     const KEY: &str = "sk-ant-api03-redaction-probe-7f3a";
     const OAI: &str = "sk-proj-redaction-probe-19c2";
@@ -165,7 +164,10 @@ async fn get_config_redacts_env_secrets_and_backend_keys() {
         up.addr(),
         "    backendAuth:\n      key: ${OPENAI_API_KEY}\n",
     );
-    let jwt_layer = "- name: jwt\n  matches:\n  - path:\n      pathPrefix: /codex\n  policies:\n    jwtAuth:\n      secret: $JWT_SECRET\n      mode: optional\n";
+    // The JWT layer reads its own header: the client's `Authorization:
+    // Bearer k` is the provider credential that backendAuth replaces, and
+    // jwt-auth (even `optional`) refuses a present token that is not a JWT.
+    let jwt_layer = "- name: jwt\n  matches:\n  - path:\n      pathPrefix: /codex\n  policies:\n    jwtAuth:\n      secret: $JWT_SECRET\n      mode: optional\n      header: x-gateway-token\n";
     let cfg = write(
         dir.path(),
         "s.yaml",
@@ -195,6 +197,21 @@ async fn get_config_redacts_env_secrets_and_backend_keys() {
         up.last_request().unwrap().header("authorization"),
         Some(format!("Bearer {OAI}").as_str())
     );
+    // The JWT layer is live on /codex: a token that is not a JWT is refused
+    // there, before anything goes upstream.
+    let refused = c
+        .post_json(
+            &gw.url(4060, "/codex/v1/chat/completions"),
+            &h(&[
+                ("authorization", "Bearer k"),
+                ("x-gateway-token", "not-a-jwt"),
+            ]),
+            &chat_body(),
+        )
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["type"], "authentication_error");
+    assert_eq!(up.requests().len(), 2, "{:?}", up.requests());
 
     let r = admin_get(&gw, "/config").await;
     assert_eq!(r.status, 200);

@@ -5,10 +5,11 @@
 use crate::common::*;
 use crate::hardening::{claude, raw, route, start, MSG};
 use sluice_testkit::FakeUpstream;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Peak resident memory of process `pid`, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -280,55 +281,94 @@ async fn an_alias_bomb_is_refused_with_memory_bounded() {
     let _ = Path::new(&f);
 }
 
+/// A one-shot HTTP server the `spin` fixture's `/hold` fetch blocks on:
+/// `arrived` fires once the plugin's request is in (so its instance is
+/// busy), and the answer goes out only when the test sends on `release`.
+async fn hold_server() -> (
+    SocketAddr,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (arrived_tx, arrived) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let Ok(Ok((mut s, _))) =
+            tokio::time::timeout(Duration::from_secs(30), listener.accept()).await
+        else {
+            return;
+        };
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = arrived_tx.send(());
+        // Bounded: a test that never releases still ends (the fetch fails).
+        let _ = tokio::time::timeout(Duration::from_secs(30), release_rx).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await;
+    });
+    (addr, arrived, release)
+}
+
 #[tokio::test]
-#[ignore = "races: A can finish before B arrives on a busy machine; needs a fixture that holds the instance until released"]
 async fn a_second_call_waits_for_the_one_instance_then_fails_open() {
     let up = FakeUpstream::plain().await;
+    let (hold, arrived, release) = hold_server().await;
     let dir = tempfile::tempdir().unwrap();
     let spin = sluice::policy::testing::fixture("spin");
     let yaml = format!(
-        "limits:\n  pluginInstances: 1\n  pluginInstanceWait: 50ms\nplugins:\n- name: spin\n  path: {}\n  deadline: 3s\n  failureMode: open\nbinds:\n- port: 4060\nroutes:\n{}",
+        "limits:\n  pluginInstances: 1\n  pluginInstanceWait: 50ms\nplugins:\n- name: spin\n  path: {}\n  deadline: 3s\n  failureMode: open\n  fetchHosts: ['{hold}']\nbinds:\n- port: 4060\nroutes:\n{}",
         spin.display(),
-        route("all", "/", &up, false, 0).replace("  policies:\n", "  policies:\n    spin: {}\n"),
+        route("all", "/", &up, false, 0).replace(
+            "  policies:\n",
+            &format!("  policies:\n    spin: {{hold: 'http://{hold}/hold'}}\n")
+        ),
     );
     let gw = start(&dir, &yaml, &[4060]).await;
     let addr = gw.addr(4060);
-    // A spins in its only instance until its 3 s deadline...
-    let a = tokio::spawn(async move {
-        raw(addr, "GET", "/spin/forever", &[("host", "localhost")], "").await
-    });
-    let metrics = gw.admin_url("/metrics");
-    let c = sluice_testkit::client::TestClient::new();
-    let t0 = Instant::now();
-    let called = |m: &str| {
-        m.lines().any(|l| {
-            l.starts_with("sluice_policy_calls_total{")
-                && l.contains(r#"plugin="spin""#)
-                && l.contains(r#"hook="request_headers""#)
-                && l.ends_with(" 1")
-        })
-    };
-    while !called(&c.get(&metrics).await.text()) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "A never called the plugin"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // A takes the only instance and blocks in its fetch of the hold server...
+    let a =
+        tokio::spawn(async move { raw(addr, "GET", "/hold", &[("host", "localhost")], "").await });
+    tokio::time::timeout(Duration::from_secs(10), arrived)
+        .await
+        .unwrap_or_else(|_| panic!("A's plugin never fetched the hold URL\n{}", gw.logs()))
+        .expect("hold server gone");
     // ...so B (which would not spin) finds no instance, waits 50 ms, and
     // skips the plugin (failureMode: open): no `x-spin` upstream.
     let b = raw(addr, "GET", "/ok", &[("host", "localhost")], "").await;
     // The fake upstream answers 404 for /ok: the request got through.
     assert_eq!(b.status, 404, "{b:?}");
+    assert_eq!(up.requests().len(), 1, "only B is upstream yet");
     let seen = up.last_request().unwrap();
     assert_eq!(seen.path, "/ok");
     assert_eq!(seen.header("x-spin"), None, "B ran in a second instance");
-    let m = c.get(&metrics).await.text();
-    assert!(m.contains(r#"kind="busy""#), "{m}");
-    // A went through to the fake upstream (which 404s paths it doesn't know).
-    assert!(matches!(a.await.unwrap().status, 200 | 404));
+    let c = sluice_testkit::client::TestClient::new();
+    let m = c.get(&gw.admin_url("/metrics")).await.text();
+    assert!(
+        m.lines().any(|l| l.contains(r#"plugin="spin""#)
+            && l.contains(r#"kind="busy""#)
+            && l.ends_with(" 1")),
+        "{m}"
+    );
+    // Released, A goes on through its plugin to the fake upstream (which 404s
+    // paths it doesn't know).
+    release.send(()).unwrap();
+    let a = a.await.unwrap();
+    assert_eq!(a.status, 404, "{a:?}");
+    let seen = up.last_request().unwrap();
+    assert_eq!(seen.path, "/hold");
+    assert_eq!(seen.header("x-held"), Some("200"), "{:?}", seen.headers);
     // With the instance free again, B's path runs the plugin.
     let b = raw(addr, "GET", "/ok", &[("host", "localhost")], "").await;
-    assert_eq!(b.status, 200);
-    assert!(up.last_request().unwrap().header("x-spin").is_some());
+    assert_eq!(b.status, 404, "{b:?}");
+    let seen = up.last_request().unwrap();
+    assert_eq!(seen.path, "/ok");
+    assert!(seen.header("x-spin").is_some(), "{:?}", seen.headers);
 }

@@ -74,13 +74,26 @@ impl BodyBudget {
 
 impl Reservation {
     /// Hold `n` more bytes, if the budget has them.
-    fn grow(&mut self, n: u64) -> bool {
+    pub fn grow(&mut self, n: u64) -> bool {
         if self.budget.take(n) {
             self.bytes += n;
             true
         } else {
             false
         }
+    }
+
+    /// Give back all but `n` bytes (a buffer that was replaced by a smaller one).
+    pub fn shrink_to(&mut self, n: u64) {
+        if n < self.bytes {
+            self.budget.used.fetch_sub(self.bytes - n, Ordering::AcqRel);
+            self.bytes = n;
+        }
+    }
+
+    /// Bytes this reservation holds.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -192,5 +205,25 @@ mod tests {
         let (bytes, _held) = collect(&mut chunks(5, 10), None, 50, &b).await.unwrap();
         assert_eq!(bytes.len(), 50);
         assert_eq!(b.used(), 50);
+    }
+
+    #[test]
+    fn grow_and_shrink() {
+        let b = Arc::new(BodyBudget::new(100));
+        let mut r = b.reserve(10).unwrap();
+        assert!(r.grow(60));
+        assert_eq!((r.bytes(), b.used()), (70, 70));
+        assert!(!r.grow(31), "past the budget");
+        assert_eq!(
+            (r.bytes(), b.used()),
+            (70, 70),
+            "a refused grow takes nothing"
+        );
+        r.shrink_to(25);
+        assert_eq!((r.bytes(), b.used()), (25, 25));
+        r.shrink_to(40);
+        assert_eq!(r.bytes(), 25, "shrink never grows");
+        drop(r);
+        assert_eq!(b.used(), 0);
     }
 }

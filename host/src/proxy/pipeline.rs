@@ -8,7 +8,11 @@
 //! 2. **request_filter**: policies see the request headers (deny, edit, ask for the body).
 //! 3. **request_body_filter**: only if a policy asked: buffer the body, undo its
 //!    `Content-Encoding`, check strict JSON on JSON kinds (`request_body.rs`),
-//!    policies see it whole and decoded.
+//!    policies see it whole and decoded. When a body hook is attached and the
+//!    body is encoded or has no length, it is read and decoded *before*
+//!    phase 2, so header hooks see the decoded `Content-Length`: a size limit
+//!    cannot be walked past by compression. All of it counts against the
+//!    shared body budget, the decoded copy included.
 //! 4. **upstream_request**: rewrite the path, pick the origin, forward or inject credentials.
 //! 5. **upstream**: send it, with the route's timeout; 502/504 in the provider's shape.
 //! 6. **response_filter**: policies see the response headers.
@@ -68,20 +72,54 @@ pub async fn handle(
         Err(resp) => return resp,
     };
     let (mut parts, body) = req.into_parts();
+    let wants = session.chain.wants();
+
+    // Phase 3, early: when a body hook is attached but the headers do not
+    // say how large the body the policies would see is (it is encoded, or
+    // has no length), read and decode it first, so that phase 2 already sees
+    // the decoded `Content-Length` and no `Content-Encoding`. A size limit
+    // decided at the headers then holds for what the body inflates to, and
+    // refuses it before a byte is copied into a plugin.
+    let declared = body.size_hint().exact();
+    let mut body = Some(body);
+    let mut buffered: Option<request_body::Buffered> = None;
+    if wants.contains(policy::Hooks::REQUEST_BODY)
+        && request_body::length_unknown(&parts.headers, declared)
+    {
+        let mut incoming = body.take().expect("the body is not read yet");
+        match request_body::read(
+            &mut incoming,
+            declared,
+            &mut parts.headers,
+            MAX_BUFFERED_BODY,
+            &budget::GLOBAL,
+        )
+        .await
+        {
+            Ok(b) => buffered = Some(b),
+            Err(r) => {
+                discard(incoming);
+                return body_refused(session, r);
+            }
+        }
+    }
 
     // Phase 2: request_filter.
-    let wants = session.chain.wants();
     let mut need_body = false;
     if wants.contains(policy::Hooks::REQUEST_HEADERS) {
         let chain = session.chain.clone();
         match chain.request_headers(&mut session.scope, &mut parts.headers) {
             Ok(HeadersOutcome::Continue { need_body: nb }) => need_body = nb,
             Ok(HeadersOutcome::Respond(r)) => {
-                discard(body);
+                if let Some(b) = body {
+                    discard(b);
+                }
                 return session.immediate(r);
             }
             Err(f) => {
-                discard(body);
+                if let Some(b) = body {
+                    discard(b);
+                }
                 return session.policy_failure(f);
             }
         }
@@ -92,26 +130,32 @@ pub async fn handle(
     // (nothing to decide on at headers) always gets it.
     let mut _held_body = None;
     let body: UpstreamBody = if need_body || session.chain.body_without_headers() {
-        let declared = body.size_hint().exact();
-        let mut body = body;
-        let raw =
-            match budget::collect(&mut body, declared, MAX_BUFFERED_BODY, &budget::GLOBAL).await {
-                Ok((b, held)) => {
-                    _held_body = Some(held);
-                    b
+        let got = match buffered.take() {
+            Some(b) => b,
+            None => {
+                let mut incoming = body.take().expect("the body is not read yet");
+                match request_body::read(
+                    &mut incoming,
+                    declared,
+                    &mut parts.headers,
+                    MAX_BUFFERED_BODY,
+                    &budget::GLOBAL,
+                )
+                .await
+                {
+                    Ok(b) => b,
+                    Err(r) => {
+                        discard(incoming);
+                        return body_refused(session, r);
+                    }
                 }
-                Err(e) => {
-                    discard(body);
-                    return body_refused(session, e);
-                }
-            };
-        let kind = session.scope.ctx.kind;
-        let decoded =
-            request_body::decode_for_policies(raw, &mut parts.headers, kind, MAX_BUFFERED_BODY);
-        let mut bytes = match decoded.await {
-            Ok(b) => b,
-            Err(r) => return session.error(r.status, r.error_type, &r.message),
+            }
         };
+        _held_body = Some(got.held);
+        let mut bytes = got.bytes;
+        if let Err(r) = request_body::check_json(session.scope.ctx.kind, &bytes) {
+            return body_refused(session, r);
+        }
         note_request_body(&mut session.scope.ctx, &bytes);
         let chain = session.chain.clone();
         match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
@@ -124,8 +168,13 @@ pub async fn handle(
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         Full::new(bytes).map_err(|never| match never {}).boxed()
+    } else if let Some(got) = buffered.take() {
+        // Read early, and no policy wanted it after all: it goes upstream as
+        // the policies' headers describe it, decoded.
+        _held_body = Some(got.held);
+        Full::new(got.bytes).map_err(|never| match never {}).boxed()
     } else {
-        body.boxed()
+        body.take().expect("the body is not read yet").boxed()
     };
 
     // Phase 4: upstream_request.
@@ -174,24 +223,14 @@ pub async fn handle(
     response_body_filter(session, wants, parts, body).await
 }
 
-/// Phase 3 could not buffer the body.
-fn body_refused(session: Session, e: budget::CollectError) -> Response<ResponseBody> {
-    match e {
-        budget::CollectError::TooLarge => {
-            session.error(413, "", "request body too large for the gateway's policies")
-        }
-        budget::CollectError::OverBudget => {
-            let mut r = session.error(
-                503,
-                "",
-                "the gateway is buffering too many request bodies; retry shortly",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            r
-        }
-        budget::CollectError::Read => session.error(400, "", "could not read the request body"),
+/// Phase 3 could not buffer or decode the body.
+fn body_refused(session: Session, r: request_body::Refusal) -> Response<ResponseBody> {
+    let mut resp = session.error(r.status, r.error_type, &r.message);
+    if r.status == 503 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
+    resp
 }
 
 /// Most of a refused request's body the gateway reads and throws away, so the

@@ -44,6 +44,10 @@ pub enum DecodeError {
     /// The bytes are not valid for their coding (400).
     #[error("request body is not valid {0} data")]
     Corrupt(&'static str),
+    /// The decoded bytes do not fit in what is left of the shared body
+    /// budget (503, retry later).
+    #[error("the gateway is buffering too many request bodies; retry shortly")]
+    OverBudget,
 }
 
 /// The codings of every `Content-Encoding` header, in the order they were
@@ -82,12 +86,27 @@ pub fn codings<'a>(
 /// Undo `codings` (as listed in the header: the last one applied last) on
 /// `raw`, refusing anything that decodes to more than `cap` bytes.
 pub fn decode(raw: &[u8], codings: &[Coding], cap: usize) -> Result<Vec<u8>, DecodeError> {
+    decode_metered(raw, codings, cap, &mut |_| true)
+}
+
+/// [`decode`], asking `grant(n)` for every `n` bytes of output buffer before
+/// allocating them (the shared body budget): a `false` stops with
+/// [`DecodeError::OverBudget`], so what is inflated never outgrows what was
+/// granted.
+pub fn decode_metered(
+    raw: &[u8],
+    codings: &[Coding],
+    cap: usize,
+    grant: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecodeError> {
     if codings.is_empty() {
-        return if raw.len() > cap {
-            Err(DecodeError::TooLarge(cap))
-        } else {
-            Ok(raw.to_vec())
-        };
+        if raw.len() > cap {
+            return Err(DecodeError::TooLarge(cap));
+        }
+        if !grant(raw.len()) {
+            return Err(DecodeError::OverBudget);
+        }
+        return Ok(raw.to_vec());
     }
     let mut reader: Box<dyn Read + '_> = Box::new(raw);
     for c in codings.iter().rev() {
@@ -103,7 +122,12 @@ pub fn decode(raw: &[u8], codings: &[Coding], cap: usize) -> Result<Vec<u8>, Dec
     }
     // Which coding failed is not known from the reader chain: name the outermost.
     let outer = codings.last().map(|c| c.name()).unwrap_or("encoded");
-    let mut out: Vec<u8> = Vec::with_capacity(raw.len().saturating_mul(4).min(cap));
+    let first = raw.len().saturating_mul(4).min(cap);
+    if !grant(first) {
+        return Err(DecodeError::OverBudget);
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(first);
+    let mut granted = first;
     let mut chunk = vec![0u8; 64 << 10];
     loop {
         let n = match reader.read(&mut chunk) {
@@ -119,6 +143,10 @@ pub fn decode(raw: &[u8], codings: &[Coding], cap: usize) -> Result<Vec<u8>, Dec
         if need > out.capacity() {
             // Grow by doubling, but never past the cap.
             let target = (out.capacity() * 2).max(need).min(cap);
+            if !grant(target.saturating_sub(granted)) {
+                return Err(DecodeError::OverBudget);
+            }
+            granted = granted.max(target);
             out.reserve_exact(target - out.len());
         }
         out.extend_from_slice(&chunk[..n]);
@@ -207,6 +235,43 @@ mod tests {
         assert_eq!(decode(&bomb, &c, 20 << 20).unwrap().len(), 20 << 20);
         // Exactly at the cap passes; one byte less refuses.
         assert!(decode(&bomb, &c, (20 << 20) - 1).is_err());
+    }
+
+    #[test]
+    fn the_output_buffer_is_granted_before_it_is_allocated() {
+        let bomb = zstd(&vec![b'a'; 8 << 20]);
+        let c = [Coding::Zstd];
+        // Everything granted: the grants add up to at least the output.
+        let mut granted = 0usize;
+        let out = decode_metered(&bomb, &c, 32 << 20, &mut |n| {
+            granted += n;
+            true
+        })
+        .unwrap();
+        assert_eq!(out.len(), 8 << 20);
+        assert!(
+            granted >= out.len() && granted <= 2 * out.len(),
+            "{granted}"
+        );
+        assert!(out.capacity() <= granted, "{} > {granted}", out.capacity());
+        // A budget of 1 MiB: refused before more is inflated.
+        let mut granted = 0usize;
+        assert_eq!(
+            decode_metered(&bomb, &c, 32 << 20, &mut |n| {
+                if granted + n > 1 << 20 {
+                    return false;
+                }
+                granted += n;
+                true
+            }),
+            Err(DecodeError::OverBudget)
+        );
+        assert!(granted <= 1 << 20);
+        // Plain bytes are granted too.
+        assert_eq!(
+            decode_metered(b"abc", &[], 10, &mut |n| n < 3),
+            Err(DecodeError::OverBudget)
+        );
     }
 
     #[test]
