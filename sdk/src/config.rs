@@ -121,17 +121,14 @@ pub fn kind(v: &Value) -> &'static str {
 }
 
 /// A mapping.
-pub fn object<'a>(v: &'a Value, at: impl Into<Path>) -> Result<&'a Map<String, Value>> {
+pub fn object(v: &Value, at: impl Into<Path>) -> Result<&Map<String, Value>> {
     let at = &at.into();
     v.as_object()
         .ok_or_else(|| at.error(format!("must be a mapping, got {}", kind(v))))
 }
 
 /// A mapping, or nothing (`null` reads as an empty mapping).
-pub fn object_or_empty<'a>(
-    v: &'a Value,
-    at: impl Into<Path>,
-) -> Result<Option<&'a Map<String, Value>>> {
+pub fn object_or_empty(v: &Value, at: impl Into<Path>) -> Result<Option<&Map<String, Value>>> {
     let at = &at.into();
     match v {
         Value::Null => Ok(None),
@@ -140,7 +137,7 @@ pub fn object_or_empty<'a>(
 }
 
 /// A list (`null` reads as an empty list), with each item's path.
-pub fn list<'a>(v: &'a Value, at: impl Into<Path>) -> Result<Vec<(Path, &'a Value)>> {
+pub fn list(v: &Value, at: impl Into<Path>) -> Result<Vec<(Path, &Value)>> {
     let at = &at.into();
     match v {
         Value::Array(a) => Ok(a
@@ -154,7 +151,7 @@ pub fn list<'a>(v: &'a Value, at: impl Into<Path>) -> Result<Vec<(Path, &'a Valu
 }
 
 /// A string.
-pub fn string<'a>(v: &'a Value, at: impl Into<Path>) -> Result<&'a str> {
+pub fn string(v: &Value, at: impl Into<Path>) -> Result<&str> {
     let at = &at.into();
     v.as_str()
         .ok_or_else(|| at.error(format!("must be a string, got {}", kind(v))))
@@ -242,11 +239,11 @@ mod tests {
             "`outputFilter.maskPatterns[2]`: must be a mapping, got a number"
         );
         assert_eq!(
-            list(&json!("x"), &Path::root("a")).unwrap_err().to_string(),
+            list(&json!("x"), Path::root("a")).unwrap_err().to_string(),
             "`a`: must be a list, got a string"
         );
         let m = json!({"x": 1, "y": 2});
-        let e = only_keys(m.as_object().unwrap(), &Path::root("p"), &["x"]).unwrap_err();
+        let e = only_keys(m.as_object().unwrap(), Path::root("p"), &["x"]).unwrap_err();
         assert_eq!(e.to_string(), "unknown key `p.y` (expected one of: x)");
         assert_eq!(e.path.as_str(), "p.y");
         assert_eq!(Path::root("").key("k").as_str(), "k");

@@ -572,7 +572,9 @@ async fn config_reloads_under_load_fail_no_request() {
         gw.url(4060, "/codex/v1/chat/completions"),
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<(String, Option<u16>)>>> = Arc::default();
+    // (path, status or None when the request failed)
+    type Seen = Vec<(String, Option<u16>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let mut loops = Vec::new();
     for i in 0..4 {
         let (stop, seen, urls) = (stop.clone(), seen.clone(), urls.clone());

@@ -92,6 +92,16 @@ impl std::fmt::Debug for Attachment {
     }
 }
 
+/// How an attachment pools its instances (from the runtime's options).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolShape {
+    /// Idle instances kept for reuse.
+    pub max_idle: usize,
+    /// Reuse instances across calls (else one fresh instance per call).
+    pub reuse: bool,
+    pub live: LiveLimit,
+}
+
 impl Attachment {
     pub(crate) fn new(
         plugin: Arc<Plugin>,
@@ -99,10 +109,13 @@ impl Attachment {
         hooks: Hooks,
         fetch_hosts: Arc<[String]>,
         first: Instance,
-        max_idle: usize,
-        reuse: bool,
-        live: LiveLimit,
+        shape: PoolShape,
     ) -> Self {
+        let PoolShape {
+            max_idle,
+            reuse,
+            live,
+        } = shape;
         let m = &plugin.env.metrics;
         let hook_metrics = HOOKS
             .iter()

@@ -302,9 +302,11 @@ impl PolicyRuntime {
             init.hooks,
             fetch_hosts,
             first,
-            self.opts.max_idle_per_attachment,
-            self.opts.reuse_instances,
-            self.opts.live_per_attachment,
+            super::pool::PoolShape {
+                max_idle: self.opts.max_idle_per_attachment,
+                reuse: self.opts.reuse_instances,
+                live: self.opts.live_per_attachment,
+            },
         )))
     }
 }

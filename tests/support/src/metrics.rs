@@ -5,8 +5,11 @@
 //! lines: the metric name must match exactly, the given labels must all be
 //! present with exactly these values, and the value is a number.
 
+/// One parsed sample: metric name, labels (name, value), value.
+pub type Sample<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+
 /// One sample line: name, labels, value.
-pub fn parse_sample(line: &str) -> Option<(&str, Vec<(&str, &str)>, f64)> {
+pub fn parse_sample(line: &str) -> Option<Sample<'_>> {
     if line.starts_with('#') || line.trim().is_empty() {
         return None;
     }
