@@ -100,6 +100,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
+    // Detached: it ends with the runtime, and shutdown must not wait for it.
+    drop(crate::memtrim::spawn());
     for bind in &cfg.binds {
         let port = options
             .port_map

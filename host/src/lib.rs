@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod memtrim;
 pub mod metrics;
 pub mod plugins;
 pub mod policy;

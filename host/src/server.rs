@@ -168,6 +168,7 @@ pub async fn serve<H, F, B>(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let counted = crate::memtrim::connection();
         let handler = handler.clone();
         let service = move |sni: Option<Sni>| {
             service_fn(move |mut req: Request<Incoming>| {
@@ -187,7 +188,7 @@ pub async fn serve<H, F, B>(
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
-                    drop(permit);
+                    drop((permit, counted));
                 });
             }
             Some(acceptor) => {
@@ -210,7 +211,7 @@ pub async fn serve<H, F, B>(
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(error = %e, %peer, "connection ended with an error");
                     }
-                    drop(permit);
+                    drop((permit, counted));
                 });
             }
         }

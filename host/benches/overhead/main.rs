@@ -24,7 +24,8 @@
 //! Knobs: `BENCH_PASSES`, `BENCH_REQUESTS` (JSON requests per pass, 20000),
 //! `BENCH_STREAMS` (SSE streams per pass, 4000), `BENCH_HOLD` (open streams
 //! in the memory scenario, 1000), `BENCH_ONLY` (substring of target names),
-//! `BENCH_PERF=<seconds>` (profile the production route with `perf` instead).
+//! `BENCH_PERF=<seconds>` (profile the production route with `perf` instead;
+//! `BENCH_PERF_ROUTE=plain` for the no-policy route).
 
 mod load;
 mod peers;
@@ -317,23 +318,34 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
-        let out = repo().join("target/perf-production.data");
+        // `BENCH_PERF_ROUTE=plain` profiles the no-policy route instead.
+        let plain_route = std::env::var("BENCH_PERF_ROUTE").is_ok_and(|r| r == "plain");
+        let (peer, path, headers) = if plain_route {
+            (&plain, "/plain/v1/messages", &plain_headers)
+        } else {
+            (&prod, "/claude/v1/messages", &auth_headers)
+        };
+        let out = repo().join(if plain_route {
+            "target/perf-plain.data"
+        } else {
+            "target/perf-production.data"
+        });
         let mut perf = std::process::Command::new("perf")
             .args(["record", "-F", "4000", "--call-graph", "dwarf,16384", "-o"])
             .arg(&out)
             .args([
                 "-p",
-                &prod.child.id().to_string(),
+                &peer.child.id().to_string(),
                 "--",
                 "sleep",
                 &secs.to_string(),
             ])
             .spawn()
             .expect("perf (apt-get install linux-perf)");
-        let url = format!("{}/claude/v1/messages", prod.base);
+        let url = format!("{}{path}", peer.base);
         let deadline = std::time::Instant::now() + Duration::from_secs(secs);
         while std::time::Instant::now() < deadline {
-            load::run(&url, &auth_headers, &json_body, 2000, conc).await;
+            load::run(&url, headers, &json_body, 2000, conc).await;
         }
         perf.wait().unwrap();
         println!("profile: perf report -i {} --no-children", out.display());

@@ -239,9 +239,16 @@ impl Upstreams {
             });
         Ok(Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            // After a burst of HTTP/1.1 streams, keep a working set of idle
+            // upstream connections, not all thousand of them with their
+            // buffers (h2 providers multiplex over one anyway).
+            .pool_max_idle_per_host(MAX_IDLE_PER_UPSTREAM)
             .build(connector))
     }
 }
+
+/// Idle upstream connections kept per upstream host.
+const MAX_IDLE_PER_UPSTREAM: usize = 128;
 
 /// Mozilla's roots plus the OS store, loaded once (loading the OS store is slow).
 fn base_roots() -> &'static RootCertStore {
