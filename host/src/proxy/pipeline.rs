@@ -86,21 +86,9 @@ pub async fn handle(
     if wants.contains(policy::Hooks::REQUEST_BODY)
         && request_body::length_unknown(&parts.headers, declared)
     {
-        let mut incoming = body.take().expect("the body is not read yet");
-        match request_body::read(
-            &mut incoming,
-            declared,
-            &mut parts.headers,
-            MAX_BUFFERED_BODY,
-            &budget::GLOBAL,
-        )
-        .await
-        {
+        match read_body(&mut body, declared, &mut parts.headers).await {
             Ok(b) => buffered = Some(b),
-            Err(r) => {
-                discard(incoming);
-                return body_refused(session, r);
-            }
+            Err(r) => return body_refused(session, r),
         }
     }
 
@@ -132,24 +120,10 @@ pub async fn handle(
     let body: UpstreamBody = if need_body || session.chain.body_without_headers() {
         let got = match buffered.take() {
             Some(b) => b,
-            None => {
-                let mut incoming = body.take().expect("the body is not read yet");
-                match request_body::read(
-                    &mut incoming,
-                    declared,
-                    &mut parts.headers,
-                    MAX_BUFFERED_BODY,
-                    &budget::GLOBAL,
-                )
-                .await
-                {
-                    Ok(b) => b,
-                    Err(r) => {
-                        discard(incoming);
-                        return body_refused(session, r);
-                    }
-                }
-            }
+            None => match read_body(&mut body, declared, &mut parts.headers).await {
+                Ok(b) => b,
+                Err(r) => return body_refused(session, r),
+            },
         };
         _held_body = Some(got.held);
         let mut bytes = got.bytes;
@@ -224,6 +198,29 @@ pub async fn handle(
 }
 
 /// Phase 3 could not buffer or decode the body.
+/// Phase 3's read: buffer and decode the client's body (taken from `body`,
+/// which holds it until read), under the cap and the shared budget. On a
+/// refusal the rest of the body is drained in the background.
+async fn read_body(
+    body: &mut Option<Incoming>,
+    declared: Option<u64>,
+    headers: &mut http::HeaderMap,
+) -> Result<request_body::Buffered, request_body::Refusal> {
+    let mut incoming = body.take().expect("the body is read once");
+    let got = request_body::read(
+        &mut incoming,
+        declared,
+        headers,
+        MAX_BUFFERED_BODY,
+        &budget::GLOBAL,
+    )
+    .await;
+    if got.is_err() {
+        discard(incoming);
+    }
+    got
+}
+
 fn body_refused(session: Session, r: request_body::Refusal) -> Response<ResponseBody> {
     let mut resp = session.error(r.status, r.error_type, &r.message);
     if r.status == 503 {
