@@ -96,7 +96,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         hot,
     });
     reload::spawn_sighup(gw.clone()).context("installing the SIGHUP handler")?;
-    watch::spawn(gw.clone());
+    watch::spawn(gw.clone()).await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

@@ -128,7 +128,12 @@ async fn settle(
 
 /// Start watching; reloads run through [`crate::reload::HotSwap`] like the
 /// admin endpoint's. A watcher that cannot start is logged, not fatal.
-pub fn spawn(gw: Arc<Gateway>) {
+///
+/// The first watches are in place when this returns, so a file written
+/// right after the gateway says it is ready is seen (a watch added later by
+/// the spawned task missed such a write on a busy machine, and the new
+/// version never served).
+pub async fn spawn(gw: Arc<Gateway>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let files: Arc<RwLock<HashSet<PathBuf>>> = Arc::default();
     let filter = files.clone();
@@ -159,10 +164,10 @@ pub fn spawn(gw: Arc<Gateway>) {
             return;
         }
     };
+    let mut dirs = HashSet::new();
+    let mut t = targets(&gw).await;
+    rewatch(&mut watcher, &mut dirs, &files, &t);
     tokio::spawn(async move {
-        let mut dirs = HashSet::new();
-        let mut t = targets(&gw).await;
-        rewatch(&mut watcher, &mut dirs, &files, &t);
         while let Some(first) = rx.recv().await {
             let Some((changed, waited)) = settle(first, &mut rx).await else {
                 return;
