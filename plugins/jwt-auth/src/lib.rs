@@ -78,8 +78,34 @@ impl From<Failure> for AuthError {
     }
 }
 
-/// A JWKS document's bytes and the keys parsed from it.
-type ParsedJwks = (Vec<u8>, Rc<Vec<Key>>);
+/// What was derived from a document, kept while the document's bytes stay
+/// the same. Only a parse cache: the document itself always comes from the
+/// host, so a recycled instance loses nothing and a stale entry can't be
+/// served.
+struct ByBytes<T>(RefCell<Option<(Vec<u8>, T)>>);
+
+impl<T: Clone> ByBytes<T> {
+    fn new() -> Self {
+        ByBytes(RefCell::new(None))
+    }
+
+    /// The value derived from `body`: remembered, or `derive`d (and
+    /// remembered when it succeeds).
+    fn get_or(
+        &self,
+        body: Vec<u8>,
+        derive: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        if let Some((seen, v)) = &*self.0.borrow() {
+            if *seen == body {
+                return Ok(v.clone());
+            }
+        }
+        let v = derive(&body)?;
+        *self.0.borrow_mut() = Some((body, v.clone()));
+        Ok(v)
+    }
+}
 
 /// A token this instance verified, with the key set it verified against
 /// (`None`: the static keys) and its decoded claims.
@@ -94,12 +120,10 @@ const REMEMBERED: usize = 8;
 
 pub struct JwtAuth {
     s: Settings,
-    /// Parsed remote JWKS, memoized by the document's bytes. Only a parse
-    /// cache: the document itself always comes from the host, so a recycled
-    /// instance loses nothing and a stale entry can't be served.
-    parsed: RefCell<Option<ParsedJwks>>,
-    /// The discovery document's bytes and the `jwks_uri` it vouched for.
-    discovered: RefCell<Option<(Vec<u8>, String)>>,
+    /// Parsed remote JWKS, by the document's bytes.
+    parsed: ByBytes<Rc<Vec<Key>>>,
+    /// The `jwks_uri` the discovery document vouched for, by its bytes.
+    discovered: ByBytes<String>,
     /// Tokens whose signature verified, newest first. A memo, like
     /// `parsed`: an entry counts only for the same token under the very key
     /// set it verified against (the keys come fresh from the host on every
@@ -118,8 +142,8 @@ impl Policy for JwtAuth {
     fn new(config: config::Config) -> Result<Self, String> {
         Ok(JwtAuth {
             s: config::compile(config)?,
-            parsed: RefCell::new(None),
-            discovered: RefCell::new(None),
+            parsed: ByBytes::new(),
+            discovered: ByBytes::new(),
             verified: RefCell::new(Vec::new()),
         })
     }
@@ -286,35 +310,31 @@ impl JwtAuth {
             Remote::Discovery { url, issuer } => (url, issuer),
         };
         let body = self.cached_get(url, false)?;
-        if let Some((seen, uri)) = &*self.discovered.borrow() {
-            if *seen == body {
-                return Ok(uri.clone());
+        self.discovered.get_or(body, |body| {
+            let doc: Value =
+                serde_json::from_slice(body).map_err(|e| format!("{url}: not JSON: {e}"))?;
+            let jwks_uri = doc
+                .get("jwks_uri")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("{url}: no jwks_uri"))?;
+            // OIDC Discovery §4.3: the document must be the issuer's own.
+            let doc_issuer = doc
+                .get("issuer")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if jwt::trim_slash(doc_issuer) != jwt::trim_slash(issuer) {
+                return Err(format!(
+                    "{url}: issuer `{doc_issuer}` does not match the configured issuer"
+                ));
             }
-        }
-        let doc: Value =
-            serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{url}: no jwks_uri"))?;
-        // OIDC Discovery §4.3: the document must be the issuer's own.
-        let doc_issuer = doc
-            .get("issuer")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if jwt::trim_slash(doc_issuer) != jwt::trim_slash(issuer) {
-            return Err(format!(
-                "{url}: issuer `{doc_issuer}` does not match the configured issuer"
-            ));
-        }
-        let host = url::http_host(jwks_uri)?;
-        if !self.s.jwks_hosts.contains(&host) {
-            return Err(format!(
-                "{url}: jwks_uri host `{host}` is not the issuer's; add it to `jwksHosts`"
-            ));
-        }
-        *self.discovered.borrow_mut() = Some((body, jwks_uri.to_owned()));
-        Ok(jwks_uri.to_owned())
+            let host = url::http_host(jwks_uri)?;
+            if !self.s.jwks_hosts.contains(&host) {
+                return Err(format!(
+                    "{url}: jwks_uri host `{host}` is not the issuer's; add it to `jwksHosts`"
+                ));
+            }
+            Ok(jwks_uri.to_owned())
+        })
     }
 
     /// GET `url` through the host, cached in host KV for `cacheTtl`; `force`
@@ -336,23 +356,18 @@ impl JwtAuth {
     /// The keys at `url` (cached); `force` re-fetches them.
     fn remote_keys(&self, url: &str, force: bool) -> Result<Rc<Vec<Key>>, String> {
         let body = self.cached_get(url, force)?;
-        if let Some((cached, keys)) = &*self.parsed.borrow() {
-            if *cached == body {
-                return Ok(keys.clone());
+        self.parsed.get_or(body, |body| {
+            let doc: Value =
+                serde_json::from_slice(body).map_err(|e| format!("{url}: not JSON: {e}"))?;
+            let set = keys::parse_jwks(&doc).map_err(|e| format!("{url}: {e}"))?;
+            if !set.skipped.is_empty() {
+                host::debug(&format!("{url}: skipped keys: {}", set.skipped.join("; ")));
             }
-        }
-        let doc: Value =
-            serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
-        let set = keys::parse_jwks(&doc).map_err(|e| format!("{url}: {e}"))?;
-        if !set.skipped.is_empty() {
-            host::debug(&format!("{url}: skipped keys: {}", set.skipped.join("; ")));
-        }
-        if set.keys.is_empty() {
-            return Err(format!("{url}: no usable signing key"));
-        }
-        let keys = Rc::new(set.keys);
-        *self.parsed.borrow_mut() = Some((body, keys.clone()));
-        Ok(keys)
+            if set.keys.is_empty() {
+                return Err(format!("{url}: no usable signing key"));
+            }
+            Ok(Rc::new(set.keys))
+        })
     }
 
     /// One forced re-fetch per `refreshInterval` per JWKS URL, shared by every
