@@ -139,7 +139,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(server::serve(
             listener,
             tls,
-            (&cfg.limits).into(),
+            (&bind.limits.over(&cfg.limits)).into(),
             handler,
             async move {
                 let _ = rx.wait_for(|s| *s).await;

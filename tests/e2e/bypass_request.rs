@@ -617,6 +617,14 @@ async fn the_path_is_normalised_once_for_routing_plugins_and_upstream() {
         assert_eq!(status, 403, "{p}: {text}");
         assert!(text.contains("no secrets here"), "{p}: {text}");
     }
+    // Raw UTF-8 (hyper lets it through) reads as its percent-encoding, for
+    // the policies and upstream alike, so both spellings are one path.
+    for p in ["/claude/v1/caf\u{e9}", "/claude/v1/caf%c3%a9"] {
+        let (_, text) = raw(addr, get(p)).await;
+        let got = s.up.last_request().unwrap();
+        assert_eq!(got.path, "/v1/caf%C3%A9", "{p}: {text}");
+        assert_eq!(got.header("x-seen-path"), Some("/claude/v1/caf%C3%A9"));
+    }
     // Encoded separators are ambiguous: refused.
     for p in [
         "/claude/secret%2Fx",
@@ -628,7 +636,7 @@ async fn the_path_is_normalised_once_for_routing_plugins_and_upstream() {
         assert_eq!(status, 400, "{p}: {text}");
         assert!(text.contains("invalid_request_error"), "{p}: {text}");
     }
-    assert_eq!(s.up.requests().len(), 1);
+    assert_eq!(s.up.requests().len(), 3);
 }
 
 // ---------------------------------------------------------------------------

@@ -70,6 +70,52 @@ async fn a_slowloris_client_is_cut_off() {
     assert_eq!(r.status, 200);
 }
 
+/// `binds[].limits` caps its own port and only its own: a public port at two
+/// connections turns the third away while the other port keeps serving.
+#[tokio::test]
+async fn a_bind_caps_its_own_connections_and_no_other() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "limits:\n  headerReadTimeout: 5m\nbinds:\n- port: 4060\n  limits: {{maxConnections: 2}}\n- port: 4061\nroutes:\n{}",
+        route("claude", "/claude", &up, false, 0)
+    );
+    let gw = start(&dir, &yaml, &[4060, 4061]).await;
+    let partial = b"GET /claude/v1/models HTTP/1.1\r\nhost: localhost\r\n";
+    let hold = |addr: SocketAddr, n: usize| async move {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(partial).await.unwrap();
+            held.push(s);
+        }
+        held
+    };
+    // Connections are accepted in the order they arrive: the two held ones
+    // take the capped port's slots before the third is accepted.
+    let _capped = hold(gw.addr(4060), 2).await;
+    let third = raw(
+        gw.addr(4060),
+        "POST",
+        "/claude/v1/messages",
+        &claude("localhost"),
+        MSG,
+    )
+    .await;
+    assert_eq!(third.status, 503, "{}", third.body);
+    let _other = hold(gw.addr(4061), 3).await;
+    let served = raw(
+        gw.addr(4061),
+        "POST",
+        "/claude/v1/messages",
+        &claude("localhost"),
+        MSG,
+    )
+    .await;
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(up.requests().len(), 1);
+}
+
 #[tokio::test]
 async fn two_thousand_connections_against_a_cap_of_one_thousand() {
     let up = FakeUpstream::plain().await;

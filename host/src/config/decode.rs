@@ -418,7 +418,12 @@ fn decode_bind(
     routes: &mut Vec<RawRoute>,
 ) -> Option<Bind> {
     let m = as_map(ctx.d, node, path)?;
-    check_keys(ctx.d, m, path, &["port", "address", "listeners"]);
+    check_keys(ctx.d, m, path, &["port", "address", "listeners", "limits"]);
+    let limits = match get(m, "limits") {
+        Some(n) => super::limits::decode_bind_limits(ctx.d, n, &join_key(path, "limits"))
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
     let port = match get(m, "port") {
         Some(n) => {
             let p = join_key(path, "port");
@@ -474,6 +479,7 @@ fn decode_bind(
         port: port?,
         address,
         listeners,
+        limits,
     })
 }
 

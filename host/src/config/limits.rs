@@ -76,36 +76,120 @@ const KEYS: &[&str] = &[
     "pluginInstanceWait",
 ];
 
+/// The keys a bind may set for itself (`binds[].limits`): the ones that
+/// govern its connections. The rest are shared by the whole process.
+const CONNECTION_KEYS: &[&str] = &[
+    "headerReadTimeout",
+    "http2KeepAliveInterval",
+    "maxConnections",
+    "maxConcurrentStreams",
+];
+
+/// One bind's own connection limits (`binds[].limits`); a key not given
+/// takes the top-level `limits:` value. A public port can so take fewer
+/// connections, or a shorter header timeout, than a loopback one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindLimits {
+    #[serde(skip_serializing_if = "Option::is_none", with = "humantime_opt")]
+    pub header_read_timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none", with = "humantime_opt")]
+    pub http2_keep_alive_interval: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_streams: Option<u32>,
+}
+
+impl BindLimits {
+    /// The process-wide `limits`, with this bind's own values on top.
+    pub fn over(&self, l: &Limits) -> Limits {
+        Limits {
+            header_read_timeout: self.header_read_timeout.unwrap_or(l.header_read_timeout),
+            http2_keep_alive_interval: self
+                .http2_keep_alive_interval
+                .unwrap_or(l.http2_keep_alive_interval),
+            max_connections: self.max_connections.unwrap_or(l.max_connections),
+            max_concurrent_streams: self
+                .max_concurrent_streams
+                .unwrap_or(l.max_concurrent_streams),
+            ..l.clone()
+        }
+    }
+}
+
+mod humantime_opt {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::humantime_serde_lite::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// Decode `binds[].limits`: connection keys only; a process-wide key is
+/// refused with a pointer to the top-level `limits:`.
+pub(crate) fn decode_bind_limits(d: &mut Diags, node: &Node, path: &str) -> Option<BindLimits> {
+    let m = as_map(d, node, path)?;
+    for (k, _) in m {
+        if KEYS.contains(&k.name.as_str()) && !CONNECTION_KEYS.contains(&k.name.as_str()) {
+            d.error(
+                &k.loc,
+                &join_key(path, &k.name),
+                format!(
+                    "`{}` is shared by the whole process: set it under the top-level `limits:`",
+                    k.name
+                ),
+            );
+        }
+    }
+    check_keys(d, m, path, KEYS);
+    Some(connection_limits(d, m, path))
+}
+
+/// The connection keys of a `limits:` map, as given.
+fn connection_limits(d: &mut Diags, m: &[(super::tree::Key, Node)], path: &str) -> BindLimits {
+    let mut l = BindLimits {
+        header_read_timeout: positive_duration(d, m, path, "headerReadTimeout"),
+        http2_keep_alive_interval: positive_duration(d, m, path, "http2KeepAliveInterval"),
+        ..BindLimits::default()
+    };
+    if let Some(v) = count(d, m, path, "maxConnections", 1, 1_000_000) {
+        l.max_connections = Some(v as usize);
+    }
+    if let Some(v) = count(d, m, path, "maxConcurrentStreams", 1, 10_000) {
+        l.max_concurrent_streams = Some(v as u32);
+    }
+    l
+}
+
+fn positive_duration(
+    d: &mut Diags,
+    m: &[(super::tree::Key, Node)],
+    path: &str,
+    key: &str,
+) -> Option<Duration> {
+    let n = get(m, key)?;
+    let p = join_key(path, key);
+    let v = duration(d, n, &p)?;
+    if v.is_zero() {
+        d.error(&n.loc, &p, "must be greater than zero");
+        return None;
+    }
+    Some(v)
+}
+
 /// Decode `limits:`; keys not given keep their defaults.
 pub(crate) fn decode_limits(d: &mut Diags, node: &Node, path: &str) -> Option<Limits> {
     let m = as_map(d, node, path)?;
     check_keys(d, m, path, KEYS);
-    let mut l = Limits::default();
-    let positive_duration = |d: &mut Diags, key: &str, slot: &mut Duration| {
-        if let Some(n) = get(m, key) {
-            let p = join_key(path, key);
-            if let Some(v) = duration(d, n, &p) {
-                if v.is_zero() {
-                    d.error(&n.loc, &p, "must be greater than zero");
-                } else {
-                    *slot = v;
-                }
-            }
-        }
-    };
-    positive_duration(d, "headerReadTimeout", &mut l.header_read_timeout);
-    positive_duration(
-        d,
-        "http2KeepAliveInterval",
-        &mut l.http2_keep_alive_interval,
-    );
-    if let Some(v) = count(d, m, path, "maxConnections", 1, 1_000_000) {
-        l.max_connections = v as usize;
+    let mut l = connection_limits(d, m, path).over(&Limits::default());
+    if let Some(v) = positive_duration(d, m, path, "pluginInstanceWait") {
+        l.plugin_instance_wait = v;
     }
-    if let Some(v) = count(d, m, path, "maxConcurrentStreams", 1, 10_000) {
-        l.max_concurrent_streams = v as u32;
-    }
-    positive_duration(d, "pluginInstanceWait", &mut l.plugin_instance_wait);
     if let Some(v) = count(d, m, path, "pluginInstances", 1, 4096) {
         l.plugin_instances = v as usize;
     }

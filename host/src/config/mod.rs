@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
-pub use limits::Limits;
+pub use limits::{BindLimits, Limits};
 pub use policies::{BUNDLED_PLUGINS, HOST_KEYS, PLUGIN_KEYS};
 pub use types::*;
 

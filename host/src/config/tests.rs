@@ -656,3 +656,40 @@ fn empty_file_and_bare_bind() {
     assert_eq!(l.config.admin, Admin::default());
     assert_eq!(l.config.state, StateConfig::default());
 }
+
+/// A bind may tighten its own connection limits; the process-wide ones stay
+/// top-level, and asking for them on a bind says where they belong.
+#[test]
+fn a_bind_sets_its_own_connection_limits() {
+    let l = load_ok(
+        "t.yaml",
+        "limits:\n  maxConnections: 500\n  headerReadTimeout: 20s\nbinds:\n- port: 4060\n  limits:\n    maxConnections: 8\n    maxConcurrentStreams: 4\n- port: 4061\n",
+    );
+    let c = &l.config;
+    let public = c.binds[0].limits.over(&c.limits);
+    assert_eq!(public.max_connections, 8);
+    assert_eq!(public.max_concurrent_streams, 4);
+    assert_eq!(
+        public.header_read_timeout,
+        std::time::Duration::from_secs(20)
+    );
+    let other = c.binds[1].limits.over(&c.limits);
+    assert_eq!(other.max_connections, 500);
+
+    let errs = load_err(
+        "binds:\n- port: 4060\n  limits:\n    bodyBufferBudget: 1MiB\n    maxConnection: 3\n",
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("t.yaml:4")
+            && e.contains("binds[0].limits.bodyBufferBudget")
+            && e.contains("top-level `limits:`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("t.yaml:5") && e.contains("maxConnection")),
+        "{errs:?}"
+    );
+    let errs = load_err("binds:\n- port: 4060\n  limits:\n    maxConnections: 0\n");
+    assert!(errs.iter().any(|e| e.contains("out of range")), "{errs:?}");
+}

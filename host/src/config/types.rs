@@ -219,6 +219,8 @@ pub struct Bind {
     pub address: IpAddr,
     /// Never empty: a bind without listeners gets one default HTTP listener.
     pub listeners: Vec<Listener>,
+    /// This port's own connection limits over the top-level `limits:`.
+    pub limits: super::limits::BindLimits,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

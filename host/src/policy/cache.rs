@@ -2,9 +2,18 @@
 //!
 //! Key: sha256 of the wasm bytes and of the engine's
 //! `precompile_compatibility_hash` (wasmtime version + engine config), so an
-//! artifact is only ever loaded by an engine that can run it. Each file ends
-//! with a sha256 of its content; a corrupt or truncated entry is ignored and
-//! recompiled, never fatal. Writes go through a temp file + rename.
+//! artifact is only ever loaded by an engine that can run it. Beside each
+//! `<key>.cwasm` a `<key>.cwasm.sha256` holds the sha256 of its content; a
+//! corrupt, truncated or unsigned entry is ignored and recompiled, never
+//! fatal. Writes go through a temp file + rename, so an entry is never
+//! rewritten in place.
+//!
+//! An entry is mapped, not read: wasmtime runs the code straight from the
+//! file's pages (`Component::deserialize_file`), so only the code a plugin
+//! actually runs is resident, the kernel can drop it under pressure, and
+//! replicas on one machine share it. Reading it into memory instead kept
+//! every plugin's whole artifact resident (megabytes each, for code that
+//! mostly never runs). The checksum is checked by streaming the file once.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -14,7 +23,8 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 const SUFFIX: &str = "cwasm";
-const CHECKSUM_LEN: usize = 32;
+/// The checksum file's name: `<key>.cwasm.sha256`.
+const SUM_SUFFIX: &str = "cwasm.sha256";
 
 /// Where compiled components are kept.
 #[derive(Debug, Clone)]
@@ -43,6 +53,21 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".cache").join("sluice"))
 }
 
+/// sha256 of a file's content, read through a small buffer.
+fn sha256_of_file(path: &Path) -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match f.read(&mut buf)? {
+            0 => break,
+            n => h.update(&buf[..n]),
+        }
+    }
+    Ok(h.finalize().into())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -69,23 +94,30 @@ impl ComponentCache {
         self.dir.as_ref().map(|d| d.join(format!("{key}.{SUFFIX}")))
     }
 
+    fn sum_path(&self, key: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{key}.{SUM_SUFFIX}")))
+    }
+
     /// A cached component, or `None` (missing, corrupt or incompatible).
     pub fn load(&self, engine: &Engine, key: &str) -> Option<Component> {
         let path = self.path(key)?;
-        let data = std::fs::read(&path).ok()?;
-        if data.len() < CHECKSUM_LEN {
-            tracing::warn!(path = %path.display(), "truncated component cache entry; recompiling");
-            return None;
-        }
-        let (body, sum) = data.split_at(data.len() - CHECKSUM_LEN);
-        if Sha256::digest(body).as_slice() != sum {
+        let want = std::fs::read(self.sum_path(key)?).ok()?;
+        let got = match sha256_of_file(&path) {
+            Ok(sum) => sum,
+            Err(_) => return None,
+        };
+        if want != got.as_slice() {
             tracing::warn!(path = %path.display(), "corrupt component cache entry; recompiling");
             return None;
         }
-        // SAFETY: the bytes were produced by `Component::serialize` of an
-        // engine with the same compatibility hash (part of the key), and the
-        // checksum proves they are unchanged since we wrote them.
-        match unsafe { Component::deserialize(engine, body) } {
+        // SAFETY: the file was produced by `Component::serialize` of an
+        // engine with the same compatibility hash (part of the key), the
+        // checksum proves it is unchanged since we wrote it, and entries are
+        // only ever replaced by rename (a mapped file is never truncated or
+        // rewritten in place by us).
+        match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "unusable component cache entry; recompiling");
@@ -98,16 +130,22 @@ impl ComponentCache {
     pub fn store(&self, key: &str, component: &Component) {
         let Some(path) = self.path(key) else { return };
         let result = (|| -> std::io::Result<()> {
-            let mut bytes = component
+            let bytes = component
                 .serialize()
                 .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
             let sum = Sha256::digest(&bytes);
-            bytes.extend_from_slice(&sum);
             let dir = path.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(dir)?;
-            let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)
+            // The artifact first, then its checksum: a reader that sees the
+            // checksum sees the artifact it belongs to.
+            let put = |to: &Path, what: &[u8], tag: &str| {
+                let tmp = dir.join(format!(".{key}.{}.{tag}.tmp", std::process::id()));
+                std::fs::write(&tmp, what)?;
+                std::fs::rename(&tmp, to)
+            };
+            put(&path, &bytes, "cwasm")?;
+            let sum_path = dir.join(format!("{key}.{SUM_SUFFIX}"));
+            put(&sum_path, sum.as_slice(), "sum")
         })();
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "could not write component cache entry");

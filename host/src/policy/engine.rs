@@ -39,13 +39,18 @@ impl Default for PoolingOptions {
     }
 }
 
+/// `SLUICE_WASM_PERFMAP=1`: name guest code for `perf`.
+pub(crate) fn perf_map() -> bool {
+    std::env::var_os("SLUICE_WASM_PERFMAP").is_some_and(|v| v == "1")
+}
+
 pub(crate) fn build_engine(pooling: Option<&PoolingOptions>) -> Result<Engine, PolicyError> {
     let mut cfg = Config::new();
     cfg.wasm_component_model(true);
     cfg.epoch_interruption(true);
     // `SLUICE_WASM_PERFMAP=1` names guest functions for `perf` (a
     // /tmp/perf-<pid>.map), so a profile shows which plugin code is hot.
-    if std::env::var_os("SLUICE_WASM_PERFMAP").is_some_and(|v| v == "1") {
+    if perf_map() {
         cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     if let Some(p) = pooling {

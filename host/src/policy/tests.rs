@@ -471,6 +471,17 @@ fn disk_cache_hit_on_second_load_and_corrupt_entries_recompile() {
         1,
         "the recompiled entry was written back"
     );
+
+    // An artifact without its checksum beside it is never mapped.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".sha256") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let rt5 = new_rt();
+    load(&rt5);
+    assert_eq!((rt5.stats().compiles, rt5.stats().disk_hits), (1, 0));
 }
 
 #[test]

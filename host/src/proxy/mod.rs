@@ -7,6 +7,8 @@ pub mod guard;
 pub mod headers;
 pub mod path;
 pub mod pipeline;
+#[cfg(test)]
+mod props;
 pub mod request_body;
 pub mod request_decode;
 pub mod response_body;

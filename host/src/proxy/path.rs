@@ -9,7 +9,10 @@
 //!   other escapes stay encoded, with upper-case hex;
 //! - `.` and `..` segments are resolved (RFC 3986 §5.2.4; `..` never climbs
 //!   above the root);
-//! - empty segments (`//`) are collapsed; a trailing `/` is kept.
+//! - empty segments (`//`) are collapsed; a trailing `/` is kept;
+//! - raw non-ASCII bytes (which hyper accepts) are percent-encoded, so
+//!   `/café` and `/caf%C3%A9` are one path (found by the `path_normaliser`
+//!   fuzz target: the bytes used to be read as Latin-1 characters).
 //!
 //! An encoded `/` (`%2F`), `\` (`%5C`) or NUL (`%00`), and a malformed escape,
 //! make the path ambiguous (servers disagree on whether `%2F` splits a segment),
@@ -47,8 +50,15 @@ fn decode_segment(seg: &str) -> Result<String, PathError> {
     let mut out = String::with_capacity(seg.len());
     let mut i = 0;
     while i < b.len() {
+        if b[i] >= 0x80 {
+            // hyper's parser lets raw UTF-8 through; its canonical form is
+            // percent-encoded, so `/café` and `/caf%C3%A9` read the same.
+            out.push('%');
+            out.push_str(&format!("{:02X}", b[i]));
+            i += 1;
+            continue;
+        }
         if b[i] != b'%' {
-            // Input comes from a parsed URI: ASCII only, so byte == char.
             out.push(b[i] as char);
             i += 1;
             continue;
@@ -133,6 +143,15 @@ mod tests {
         ] {
             assert_eq!(n(p), p);
         }
+    }
+
+    #[test]
+    fn raw_utf8_reads_as_its_percent_encoding() {
+        assert_eq!(n("/a/caf\u{e9}/"), "/a/caf%C3%A9/");
+        assert_eq!(n("/a/caf%c3%a9/"), "/a/caf%C3%A9/");
+        let once = n("/a/\u{25e}/.//");
+        assert_eq!(once, "/a/%C9%9E/");
+        assert_eq!(n(&once), once);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! events that can carry usage are parsed, so text deltas cost a substring scan.
 
 use super::sse::Event;
+use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Token counts of one exchange, every kind apart, the same for every provider.
 ///
@@ -29,6 +31,15 @@ impl Usage {
             .saturating_add(self.cache_read_tokens)
             .saturating_add(self.cache_write_tokens)
     }
+}
+
+/// The part of a whole JSON answer the reader needs.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<Value>,
 }
 
 /// Accumulates usage and the model name from a response.
@@ -56,7 +67,26 @@ impl UsageReader {
     }
 
     /// A whole JSON response body (Anthropic messages, OpenAI chat, Responses, embeddings).
+    ///
+    /// Only `model` and `usage` are built; the rest (the answer's text, tool
+    /// calls) is scanned and skipped. A body serde's derive cannot read that
+    /// way (a repeated key, a `model` that is not a string) is read again as
+    /// a whole [`Value`], so the result is the same as reading it whole.
     pub fn on_json(&mut self, body: &[u8]) {
+        // serde's derive also reads a struct from an array: objects only.
+        let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if let Some(head) = object
+            .then(|| serde_json::from_slice::<Head<'_>>(body).ok())
+            .flatten()
+        {
+            if self.model.is_none() {
+                self.model = head.model.map(Cow::into_owned);
+            }
+            if let Some(u) = &head.usage {
+                self.take_usage(u);
+            }
+            return;
+        }
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             return;
         };
@@ -170,6 +200,38 @@ mod tests {
 
     fn ev(name: Option<&str>, data: &str) -> Event {
         Event::new(name.map(str::to_string), data.to_string(), None)
+    }
+
+    /// The partial read gives what reading the whole answer gives, however
+    /// odd the answer.
+    #[test]
+    fn whole_answers_read_as_a_full_parse_would() {
+        let full = |body: &str| {
+            let v: Value = serde_json::from_str(body).unwrap();
+            let mut r = UsageReader::new();
+            r.take_model(&v);
+            if let Some(u) = v.get("usage") {
+                r.take_usage(u);
+            }
+            (r.model().map(str::to_string), r.usage())
+        };
+        for body in [
+            r#"{"id":"m","model":"claude-x","content":[{"type":"text","text":"hi \"there\""}],"usage":{"input_tokens":7,"output_tokens":3}}"#,
+            r#"{"model":"a","model":"b","usage":{"input_tokens":3}}"#,
+            r#"{"usage":{"prompt_tokens":9},"usage":{"prompt_tokens":4}}"#,
+            r#"{"model":"caf\u00e9","usage":null}"#,
+            r#"{"model":7,"usage":{"completion_tokens":2}}"#,
+            r#"["gpt",{"input_tokens":5}]"#,
+            r#"{"model":"gpt-x","usage":{"prompt_tokens":20,"prompt_tokens_details":{"cached_tokens":5},"completion_tokens":4}}"#,
+        ] {
+            let mut r = UsageReader::new();
+            r.on_json(body.as_bytes());
+            assert_eq!(
+                (r.model().map(str::to_string), r.usage()),
+                full(body),
+                "{body}"
+            );
+        }
     }
 
     #[test]
