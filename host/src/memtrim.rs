@@ -7,7 +7,8 @@
 //! nginx went back to 20 MB). A gateway sized for its idle footprint then
 //! gets killed on the next burst's neighbour. `malloc_trim` returns the free
 //! pages; it is only called once the open-connection count has fallen well
-//! below its recent peak, never on the request path.
+//! below its recent peak, never on the request path, and after a plugin
+//! compile ([`now`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -58,6 +59,14 @@ pub fn spawn() -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Give freed heap memory back now, from a thread that may block a few
+/// milliseconds: after compiling a plugin, whose compiler frees tens of
+/// megabytes (measured: a cold start of the five guide policies left 103 MB
+/// resident, 52 MB of it freed compiler memory).
+pub fn now() {
+    trim();
 }
 
 fn trim() {

@@ -210,8 +210,8 @@ impl HotSwap {
                     .or_insert_with(|| PluginStatus {
                         name: a.plugin.clone(),
                         source: "bundled".into(),
-                        hash: bundled::wasm(&a.plugin)
-                            .map(plugins::sha256_hex)
+                        hash: bundled::digest(&a.plugin)
+                            .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
                             .unwrap_or_default(),
                         version: 1,
                         loaded_at: now_text(self.started),

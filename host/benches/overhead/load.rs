@@ -190,3 +190,32 @@ pub async fn open_streams(
     }
     tasks
 }
+
+/// Resident memory of `pid` by mapping (file name, `[heap]`, `[anon]`; wasm
+/// linear memories, reserved 1 GiB or more each, as one row), largest first.
+/// `BENCH_SMAPS=1` prints it beside the memory table.
+pub fn rss_by_mapping(pid: u32) -> Vec<(String, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut rows: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut current = String::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let size =
+                u64::from_str_radix(b, 16).unwrap_or(0) - u64::from_str_radix(a, 16).unwrap_or(0);
+            let name = f.nth(4).unwrap_or("[anon]").to_string();
+            current = if name == "[anon]" && size >= 1 << 30 {
+                "[wasm linear memories]".into()
+            } else {
+                name
+            };
+        } else if first == "Rss:" {
+            let kb: f64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            *rows.entry(current.clone()).or_default() += kb / 1024.0;
+        }
+    }
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    rows
+}

@@ -25,7 +25,8 @@
 //! `BENCH_STREAMS` (SSE streams per pass, 4000), `BENCH_HOLD` (open streams
 //! in the memory scenario, 1000), `BENCH_ONLY` (substring of target names),
 //! `BENCH_PERF=<seconds>` (profile the production route with `perf` instead;
-//! `BENCH_PERF_ROUTE=plain` for the no-policy route).
+//! `BENCH_PERF_ROUTE=plain` for the no-policy route), `BENCH_SMAPS=1` (print
+//! where the resident memory is while the streams are open).
 
 mod load;
 mod peers;
@@ -533,6 +534,11 @@ async fn run() {
         };
         let tasks = load::open_streams(&url, &hold_headers, &sse_body, hold).await;
         let open = load::rss_mb(pid);
+        if std::env::var_os("BENCH_SMAPS").is_some() {
+            for (mapping, mb) in load::rss_by_mapping(pid).into_iter().take(8) {
+                println!("    {mb:>7.1} MB  {mapping}");
+            }
+        }
         up.release();
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(60), t).await;

@@ -82,10 +82,11 @@ impl ComponentCache {
         self.dir.as_deref()
     }
 
-    /// The cache key of `wasm` for `engine`.
-    pub fn key(engine: &Engine, wasm: &[u8]) -> String {
+    /// The cache key, for `engine`, of the component whose bytes have
+    /// sha256 `wasm_sha256`.
+    pub fn key(engine: &Engine, wasm_sha256: &[u8; 32]) -> String {
         let mut h = ShaHasher(Sha256::new());
-        h.0.update(Sha256::digest(wasm));
+        h.0.update(wasm_sha256);
         engine.precompile_compatibility_hash().hash(&mut h);
         hex(&h.0.finalize())
     }

@@ -19,6 +19,7 @@ use super::plugin::{classify, FailureMode, Limits, Plugin};
 use super::pool::Attachment;
 use super::state::{Clock, SharedState, StateStore, SystemClock};
 use super::PolicyError;
+use sha2::Digest as _;
 
 /// How the runtime is set up.
 #[derive(Debug, Clone)]
@@ -154,8 +155,13 @@ impl PolicyRuntime {
         }
     }
 
-    fn component(&self, name: &str, wasm: &[u8]) -> Result<Component, PolicyError> {
-        let key = ComponentCache::key(&self.engine, wasm);
+    fn component(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        digest: &[u8; 32],
+    ) -> Result<Component, PolicyError> {
+        let key = ComponentCache::key(&self.engine, digest);
         if let Some(c) = self.loaded.lock().get(&key) {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(c.clone());
@@ -178,10 +184,12 @@ impl PolicyRuntime {
                 // Run the stored copy (mapped from the file, like a cache
                 // hit) rather than the compiled one held in memory; a perf
                 // map names guest code only in the compiled one.
-                match super::engine::perf_map() {
+                let c = match super::engine::perf_map() {
                     false => self.cache.load(&self.engine, &key).unwrap_or(c),
                     true => c,
-                }
+                };
+                crate::memtrim::now();
+                c
             }
         };
         self.loaded.lock().insert(key, component.clone());
@@ -196,7 +204,20 @@ impl PolicyRuntime {
         limits: Limits,
         failure: FailureMode,
     ) -> Result<Arc<Plugin>, PolicyError> {
-        let component = self.component(name, wasm)?;
+        let digest: [u8; 32] = sha2::Sha256::digest(wasm).into();
+        self.load_plugin_digest(name, wasm, &digest, limits, failure)
+    }
+
+    /// [`Self::load_plugin`] with the sha256 of `wasm` already known.
+    fn load_plugin_digest(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        digest: &[u8; 32],
+        limits: Limits,
+        failure: FailureMode,
+    ) -> Result<Arc<Plugin>, PolicyError> {
+        let component = self.component(name, wasm, digest)?;
         let contract = |e: wasmtime::Error| PolicyError::Contract {
             plugin: name.to_owned(),
             reason: format!("{e:#}"),
@@ -221,7 +242,8 @@ impl PolicyRuntime {
             return Some(p.clone());
         }
         let wasm = super::bundled::wasm(name)?;
-        match self.load_plugin(name, wasm, Limits::default(), FailureMode::Closed) {
+        let digest = super::bundled::digest(name)?;
+        match self.load_plugin_digest(name, wasm, digest, Limits::default(), FailureMode::Closed) {
             Ok(p) => {
                 self.bundled.lock().insert(name.to_owned(), p.clone());
                 Some(p)
