@@ -181,9 +181,9 @@ impl PolicyRuntime {
                 self.compiles.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(plugin = name, elapsed = ?started.elapsed(), "compiled plugin");
                 self.cache.store(&key, &c);
-                // Run the stored copy (mapped from the file, like a cache
-                // hit) rather than the compiled one held in memory; a perf
-                // map names guest code only in the compiled one.
+                // Run the stored copy (mapped, like a cache hit) rather than
+                // the compiled one held in memory; a perf map names guest
+                // code only in the compiled one.
                 let c = match super::engine::perf_map() {
                     false => self.cache.load(&self.engine, &key).unwrap_or(c),
                     true => c,
