@@ -81,6 +81,90 @@ fn hook_reused_instance(b: Bencher) {
     b.bench(|| request_headers(&s.chain));
 }
 
+/// The same call with the ~20 headers Claude Code sends (see
+/// `shared/reference/clients.md`): what lowering a real header list costs.
+#[divan::bench]
+fn hook_reused_instance_claude_code_headers(b: Bencher) {
+    static S: OnceLock<Setup> = OnceLock::new();
+    let s = S.get_or_init(|| one_hook(true, false));
+    b.bench(|| {
+        let mut sc = RequestScope::new(test_context("/v1/messages"));
+        let mut h = claude_code_headers();
+        divan::black_box(s.chain.request_headers(&mut sc, &mut h).unwrap());
+    });
+}
+
+/// The same twenty headers to a plugin that declared (`read-headers`) the
+/// one it reads.
+#[divan::bench]
+fn hook_reused_instance_claude_code_headers_one_declared(b: Bencher) {
+    static S: OnceLock<Setup> = OnceLock::new();
+    let s = S.get_or_init(|| {
+        let rt = runtime(true, false);
+        let chain = chain_of(&rt, &[("header-view", json!({"reads": ["authorization"]}))]);
+        Setup { _rt: rt, chain }
+    });
+    b.bench(|| {
+        let mut sc = RequestScope::new(test_context("/v1/messages"));
+        let mut h = claude_code_headers();
+        divan::black_box(s.chain.request_headers(&mut sc, &mut h).unwrap());
+    });
+}
+
+/// The same twenty headers to the same plugin declaring nothing (all).
+#[divan::bench]
+fn hook_reused_instance_claude_code_headers_all_declared(b: Bencher) {
+    static S: OnceLock<Setup> = OnceLock::new();
+    let s = S.get_or_init(|| {
+        let rt = runtime(true, false);
+        let chain = chain_of(&rt, &[("header-view", json!({}))]);
+        Setup { _rt: rt, chain }
+    });
+    b.bench(|| {
+        let mut sc = RequestScope::new(test_context("/v1/messages"));
+        let mut h = claude_code_headers();
+        divan::black_box(s.chain.request_headers(&mut sc, &mut h).unwrap());
+    });
+}
+
+fn claude_code_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "127.0.0.1:4001"),
+        ("content-type", "application/json"),
+        ("content-length", "18734"),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        (
+            "authorization",
+            "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZXYifQ.c2lnbmF0dXJl",
+        ),
+        ("anthropic-version", "2023-06-01"),
+        (
+            "anthropic-beta",
+            "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27",
+        ),
+        ("anthropic-dangerous-direct-browser-access", "true"),
+        ("user-agent", "claude-cli/2.1.332 (external, cli)"),
+        ("x-app", "cli"),
+        (
+            "x-claude-code-session-id",
+            "6f1c2a7e-1d7e-4c1b-9b8f-3f7e2d1c0b9a",
+        ),
+        ("x-stainless-arch", "x64"),
+        ("x-stainless-lang", "js"),
+        ("x-stainless-os", "Linux"),
+        ("x-stainless-package-version", "0.70.0"),
+        ("x-stainless-retry-count", "0"),
+        ("x-stainless-runtime", "node"),
+        ("x-stainless-runtime-version", "v24.3.0"),
+        ("x-stainless-timeout", "600"),
+    ] {
+        h.insert(k, v.parse().unwrap());
+    }
+    h
+}
+
 /// Instantiate + init + one call + drop, default (on-demand) allocator.
 #[divan::bench]
 fn hook_instantiate_per_call(b: Bencher) {

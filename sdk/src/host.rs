@@ -102,6 +102,13 @@ pub fn verify_signature(
     imp::verify_signature(scheme, key, message, signature)
 }
 
+/// Say which headers this attachment's hooks read (any case); they then get
+/// only those. The SDK calls it in `init` with [`crate::Policy::reads_headers`];
+/// the host ignores it anywhere else.
+pub fn read_headers(names: &[String]) {
+    imp::read_headers(names)
+}
+
 /// The native stand-in for the host, for plugin unit tests.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock {
@@ -124,6 +131,8 @@ pub mod mock {
         pub kv: HashMap<String, Vec<u8>>,
         pub metrics: HashMap<String, f64>,
         pub now_ms: u64,
+        /// What the policy declared with `read-headers`, if it did.
+        pub read_headers: Option<Vec<String>>,
         /// Canned fetch answers by URL.
         pub fetch: HashMap<String, FetchResponse>,
         /// What `usage_details` answers.
@@ -228,6 +237,10 @@ pub mod mock {
         with(|h| h.usage)
     }
     /// The same native checks as the gateway (`ring`), without its cache.
+    pub(super) fn read_headers(names: &[String]) {
+        with(|h| h.read_headers = Some(names.to_vec()));
+    }
+
     pub(super) fn verify_signature(
         scheme: SignatureScheme,
         key: &PublicKey,

@@ -51,6 +51,9 @@ pub fn init<P: Policy>(
     let cfg = parse_config::<P>(config)?;
     P::validate(&cfg)?;
     let policy = P::new(cfg)?;
+    if let Some(names) = policy.reads_headers() {
+        crate::host::read_headers(&names);
+    }
     let result = InitResult {
         hooks: policy.hooks(),
         fetch_hosts: policy.fetch_hosts(),

@@ -681,6 +681,139 @@ routes:
     assert_eq!(s.up.last_request().unwrap().header("x-added"), Some("yes"));
 }
 
+/// `read-headers`: a plugin is handed only the headers it declared in
+/// `init` (a secret header it did not ask for never enters its memory), its
+/// edits still reach every header, a hook cannot widen its view later, and
+/// a plugin that declared nothing still sees everything.
+#[tokio::test]
+async fn a_plugin_sees_only_the_headers_it_declared_and_edits_the_rest() {
+    let layer = format!(
+        r#"plugins:
+- name: narrow
+  path: {view}
+- name: widen
+  path: {view}
+- name: everything
+  path: {view}
+routes:
+- name: narrow
+  matches:
+  - path:
+      pathPrefix: /claude
+    headers:
+    - name: x-view
+      value:
+        exact: narrow
+  policies:
+    narrow:
+      reads: [X-Org, content-length]
+      remove: [x-secret]
+- name: widen
+  matches:
+  - path:
+      pathPrefix: /claude
+    headers:
+    - name: x-view
+      value:
+        exact: widen
+  policies:
+    widen:
+      reads: [x-org]
+      widen: true
+- name: everything
+  matches:
+  - path:
+      pathPrefix: /claude
+    headers:
+    - name: x-view
+      value:
+        exact: everything
+  policies:
+    everything: {{}}
+"#,
+        view = fixture("header-view").display()
+    );
+    let s = start(&[&layer]).await;
+    let headers = anthropic(&[("x-org", "acme"), ("x-secret", "hunter2")]);
+    let with = |h: &[(String, String)], view: &str| {
+        let mut h = h.to_vec();
+        h.push(("x-view".into(), view.into()));
+        h
+    };
+
+    let r = post(
+        &s,
+        "/claude/v1/messages",
+        &with(&headers, "narrow"),
+        prompt("hi"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let up = s.up.last_request().unwrap();
+    assert_eq!(up.header("x-seen"), Some("content-length,x-org"));
+    assert_eq!(
+        up.header("x-secret"),
+        None,
+        "an unseen header is still removable"
+    );
+    assert_eq!(up.header("x-api-key"), Some("k"), "unseen is not removed");
+    assert_eq!(
+        r.header("x-seen-response"),
+        Some(""),
+        "no response header declared"
+    );
+
+    for _ in 0..2 {
+        let r = post(
+            &s,
+            "/claude/v1/messages",
+            &with(&headers, "widen"),
+            prompt("hi"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let up = s.up.last_request().unwrap();
+        assert_eq!(
+            up.header("x-seen"),
+            Some("x-org"),
+            "a hook widened its view"
+        );
+        assert_eq!(up.header("x-secret"), Some("hunter2"));
+    }
+    s.gw.wait_for_log("read-headers called outside init", Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    let r = post(
+        &s,
+        "/claude/v1/messages",
+        &with(&headers, "everything"),
+        prompt("hi"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen =
+        s.up.last_request()
+            .unwrap()
+            .header("x-seen")
+            .unwrap()
+            .to_owned();
+    for name in [
+        "x-org",
+        "x-secret",
+        "x-api-key",
+        "content-type",
+        "content-length",
+    ] {
+        assert!(
+            seen.split(',').any(|n| n == name),
+            "{name} missing from {seen}"
+        );
+    }
+    let seen_response = r.header("x-seen-response").unwrap_or_default();
+    assert!(seen_response.contains("content-type"), "{seen_response}");
+}
+
 // ---------------------------------------------------------------------------
 // Item 5: usage counts every token.
 

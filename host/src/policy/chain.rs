@@ -84,7 +84,7 @@ impl Chain {
     ) -> Result<HeadersOutcome, PolicyFailure> {
         let mut need_body = false;
         for att in self.forward(Hooks::REQUEST_HEADERS) {
-            let list = to_list(headers);
+            let list = att.header_list(headers);
             let action = att.call("request_headers", s, |b, st, ctx| {
                 b.sluice_policy_policy()
                     .call_on_request_headers(st, ctx, &list)
@@ -113,7 +113,7 @@ impl Chain {
         body: &mut Bytes,
     ) -> Result<Option<ImmediateResponse>, PolicyFailure> {
         for att in self.forward(Hooks::REQUEST_BODY) {
-            let list = to_list(headers);
+            let list = att.header_list(headers);
             let action = att.call("request_body", s, |b, st, ctx| {
                 b.sluice_policy_policy()
                     .call_on_request_body(st, ctx, &list, body)
@@ -138,7 +138,7 @@ impl Chain {
         headers: &mut HeaderMap,
     ) -> Result<Option<ImmediateResponse>, PolicyFailure> {
         for att in self.reverse(Hooks::RESPONSE_HEADERS) {
-            let list = to_list(headers);
+            let list = att.header_list(headers);
             let action = att.call("response_headers", s, |b, st, ctx| {
                 b.sluice_policy_policy()
                     .call_on_response_headers(st, ctx, status, &list)
@@ -267,19 +267,6 @@ fn settle<R>(att: &Attachment, hook: &'static str, r: Result<R, CallError>) -> S
             }
         }
     }
-}
-
-/// Headers as the WIT list (lowercase names; non-UTF-8 values lossily).
-pub fn to_list(h: &HeaderMap) -> Vec<(String, String)> {
-    h.iter()
-        .map(|(k, v)| {
-            let v = match v.to_str() {
-                Ok(s) => s.to_owned(),
-                Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            };
-            (k.as_str().to_owned(), v)
-        })
-        .collect()
 }
 
 fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), CallError> {

@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use wasmtime::Store;
 
 use super::bindings::{types::Hooks, PolicyPlugin};
-use super::imports::{CallData, HostState};
+use super::imports::{CallData, HeaderView, HostState};
 use super::metrics::{HookLabels, TrapLabels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -53,6 +53,8 @@ pub struct Attachment {
     config: String,
     hooks: Hooks,
     fetch_hosts: Arc<[String]>,
+    /// The headers its hooks are handed (`read-headers` in `init`).
+    view: HeaderView,
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
     reuse: bool,
@@ -131,6 +133,7 @@ impl Attachment {
             })
             .collect();
         Attachment {
+            view: first.store.data().read_headers.clone(),
             hook_metrics,
             plugin,
             config,
@@ -186,6 +189,14 @@ impl Attachment {
     pub fn hooks(&self) -> Hooks {
         self.hooks
     }
+    /// `headers` as this attachment's hooks see them.
+    pub fn header_list(&self, headers: &http::HeaderMap) -> Vec<(String, String)> {
+        self.view.list(headers)
+    }
+    /// The header names `init` declared it reads; `None`: every header.
+    pub fn reads_headers(&self) -> Option<&[http::HeaderName]> {
+        self.view.names()
+    }
     pub fn fetch_hosts(&self) -> &[String] {
         &self.fetch_hosts
     }
@@ -203,7 +214,10 @@ impl Attachment {
         inst.store
             .set_epoch_deadline(self.plugin.limits.init_ticks());
         let guest = inst.bindings.sluice_policy_policy();
-        match guest.call_init(&mut inst.store, &self.config) {
+        inst.store.data_mut().in_init = true;
+        let init = guest.call_init(&mut inst.store, &self.config);
+        inst.store.data_mut().in_init = false;
+        match init {
             Ok(Ok(_)) => Ok(inst),
             Ok(Err(message)) => Err(CallError {
                 kind: "plugin",

@@ -294,7 +294,10 @@ impl PolicyRuntime {
             .map_err(|e| runtime_err(e.reason))?;
         first.store.set_epoch_deadline(plugin.limits.init_ticks());
         let guest = first.bindings.sluice_policy_policy();
-        let init = match guest.call_init(&mut first.store, &text) {
+        first.store.data_mut().in_init = true;
+        let init = guest.call_init(&mut first.store, &text);
+        first.store.data_mut().in_init = false;
+        let init = match init {
             Ok(Ok(r)) => r,
             Ok(Err(message)) => {
                 return Err(PolicyError::Init {

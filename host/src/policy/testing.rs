@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 pub const FIXTURES: &[&str] = &[
     "deny",
     "header-rewrite",
+    "header-view",
     "sse-rewrite",
     "body-rewrite",
     "attr-writer",

@@ -135,6 +135,11 @@ impl Policy for InputValidation {
         Hooks::REQUEST_HEADERS | Hooks::REQUEST_BODY
     }
 
+    /// The size check reads `content-length`; the rules read the body.
+    fn reads_headers(&self) -> Option<Vec<String>> {
+        Some(vec!["content-length".into()])
+    }
+
     fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
         let length = header(headers, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
         if let (Some(max), Some(len)) = (self.settings.max_body, length) {

@@ -156,6 +156,17 @@ impl Policy for JwtAuth {
         self.s.fetch_hosts.clone()
     }
 
+    /// The token's header and the headers the success edits copy.
+    fn reads_headers(&self) -> Option<Vec<String>> {
+        let mut names = vec![self.s.header.clone()];
+        for edit in &self.s.on_success {
+            if let Edit::Set(_, t) | Edit::Add(_, t) = edit {
+                names.extend(t.headers().map(str::to_ascii_lowercase));
+            }
+        }
+        Some(names)
+    }
+
     fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
         let token = match extract(&self.s, headers) {
             Ok(Some(t)) => t,

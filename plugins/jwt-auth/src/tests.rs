@@ -324,6 +324,11 @@ fn templates_in_actions() {
     assert!(ops.set.contains(&("x-req".into(), "req-1".into())));
     assert_eq!(ops.add, [("x-team".to_string(), "blue".to_string())]);
     assert_eq!(ops.remove, ["authorization", "x-internal"]);
+    // It is handed only the token's header and the one its template copies.
+    assert_eq!(
+        p.reads_headers(),
+        Some(vec!["authorization".to_string(), "x-team".to_string()])
+    );
 }
 
 #[test]
@@ -344,6 +349,7 @@ fn custom_header_and_prefix() {
     assert_eq!(r.message, "missing bearer token");
     let p = inline_policy(json!({"header": "x-token"}));
     ok(&p, &vec![("x-token".into(), t)]);
+    assert_eq!(p.reads_headers(), Some(vec!["x-token".to_string()]));
 }
 
 #[test]

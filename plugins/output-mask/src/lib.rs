@@ -57,6 +57,11 @@ impl Policy for OutputMask {
         hooks
     }
 
+    /// Masking reads bodies and events, never a header.
+    fn reads_headers(&self) -> Option<Vec<String>> {
+        Some(Vec::new())
+    }
+
     fn on_request_headers(&self, ctx: &RequestContext, _headers: &Headers) -> HeadersAction {
         // Only requests that carry a prompt have a body worth reading.
         if self.plan.request.is_some() && matches!(ctx.method.as_str(), "POST" | "PUT" | "PATCH") {

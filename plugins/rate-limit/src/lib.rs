@@ -181,6 +181,19 @@ impl Policy for RateLimit {
         hooks
     }
 
+    /// Only the headers a key names (none for the usual route/ip keys).
+    fn reads_headers(&self) -> Option<Vec<String>> {
+        let mut names: Vec<String> = Vec::new();
+        for limit in &self.settings.limits {
+            for part in &limit.key {
+                if let key::KeyPart::Header(n) = part {
+                    names.push(n.clone());
+                }
+            }
+        }
+        Some(names)
+    }
+
     fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
         // Token limits first: they only read, so a refusal there charges
         // nothing. Then request windows (refundable), then request buckets.

@@ -318,3 +318,13 @@ fn validate_rejects_bad_config_through_the_sdk() {
     let err = RateLimit::validate(&cfg).unwrap_err();
     assert!(err.contains("rateLimit.requestsPerHour"), "{err}");
 }
+
+/// A limit keyed by a header is handed that header; the usual keys none.
+#[test]
+fn reads_only_the_headers_its_keys_name() {
+    let p =
+        policy(json!({"rateLimit": {"requestsPerHour": 1, "key": ["route", {"header": "X-Org"}]}}));
+    assert_eq!(p.reads_headers(), Some(vec!["x-org".to_string()]));
+    let p = policy(json!({"rateLimit": {"requestsPerHour": 1, "key": "ip"}}));
+    assert_eq!(p.reads_headers(), Some(Vec::new()));
+}

@@ -119,6 +119,37 @@ impl Policy for Transform {
         h
     }
 
+    /// The headers templates name, plus the two that say whether a request
+    /// has a body. A CEL expression that mentions `headers`, or indexes a
+    /// map (`request["..."]` could spell any name), may read any header:
+    /// then all of them.
+    fn reads_headers(&self) -> Option<Vec<String>> {
+        let sides = [&self.config.request, &self.config.response];
+        let open_ended = sides.iter().any(|side| {
+            side.cel
+                .set
+                .iter()
+                .chain(&side.cel.add)
+                .map(|(_, e)| e)
+                .chain(&side.body)
+                .any(|e| e.source().contains("headers") || e.source().contains('['))
+        });
+        if open_ended {
+            return None;
+        }
+        let mut names = vec!["content-length".to_owned(), "transfer-encoding".to_owned()];
+        for side in sides {
+            for (_, t) in side.templates.set.iter().chain(&side.templates.add) {
+                for v in t.vars() {
+                    if let Var::RequestHeader(h) = v {
+                        names.push(h.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        Some(names)
+    }
+
     fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
         for name in &self.response_template_headers {
             if let Some(v) = header(headers, name) {

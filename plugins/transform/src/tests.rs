@@ -225,6 +225,8 @@ fn every_template_variable() {
         "x-route": "$(route.name)", "x-backend": "$(backend.name)",
         "x-mixed": "v=$(request.method) $(request.path)"
     }}}));
+    let reads = p.reads_headers().expect("templates name their headers");
+    assert!(reads.contains(&"x-client".to_string()), "{reads:?}");
     let (ops, _) = req_ops(p.on_request_headers(&ctx(), &h(&[("x-client", "cli/1")])));
     let got: std::collections::HashMap<_, _> = pairs(&ops.set).into_iter().collect();
     assert_eq!(got["x-id"], "req-42");
@@ -597,4 +599,21 @@ fn bad_cel_is_a_validation_error() {
 fn empty_config_needs_no_hooks() {
     let p = policy(json!({}));
     assert!(p.hooks().is_empty());
+}
+
+/// The guide's body expression reads no header; an expression that mentions
+/// `headers`, or indexes a map by a name it could spell out, gets them all.
+#[test]
+fn reads_only_the_headers_its_expressions_can_reach() {
+    let guide = policy(json!({"transformations": {"request": {
+        "body": "toJson(json(request.body).filterKeys(k, k != \"context_management\"))"}}}));
+    let reads = guide.reads_headers().expect("no header expression");
+    assert!(!reads.contains(&"authorization".to_string()), "{reads:?}");
+    for open in [
+        r#"request.headers["x-org"]"#,
+        r#"request["head" + "ers"]["x-org"]"#,
+    ] {
+        let p = policy(json!({"transformations": {"request": {"set": {"x-o": open}}}}));
+        assert_eq!(p.reads_headers(), None, "{open}");
+    }
 }

@@ -20,12 +20,14 @@ pub mod clock;
 pub mod counters;
 pub mod crypto;
 pub mod fetch;
+pub mod headers;
 pub mod kv;
 pub mod limits;
 pub mod log;
 pub mod metrics;
 
 pub use fetch::Fetcher;
+pub use headers::HeaderView;
 pub use limits::Limiter;
 
 /// Process-wide services the host imports use.
@@ -62,6 +64,10 @@ pub struct HostState {
     /// credited back to the CPU deadline.
     pub wait_credit: std::time::Duration,
     pub env: Arc<HostEnv>,
+    /// True while `init` runs: `read-headers` is honoured only then.
+    pub in_init: bool,
+    /// What `read-headers` declared (every header unless it was called).
+    pub read_headers: HeaderView,
 }
 
 impl HostState {
@@ -85,6 +91,8 @@ impl HostState {
             call: CallData::default(),
             wait_credit: std::time::Duration::ZERO,
             env,
+            in_init: false,
+            read_headers: HeaderView::all(),
         }
     }
 }
@@ -145,6 +153,10 @@ impl Host for HostState {
     }
     fn fetch(&mut self, url: String, cache_ms: u64) -> R<Result<FetchResponse, String>> {
         Ok(fetch::fetch(self, &url, cache_ms))
+    }
+    fn read_headers(&mut self, names: Vec<String>) -> R<()> {
+        headers::declare(self, names);
+        Ok(())
     }
     fn usage_details(&mut self) -> R<Option<types::TokenUsage>> {
         Ok(self.call.usage)
