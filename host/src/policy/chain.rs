@@ -83,7 +83,10 @@ impl Chain {
         headers: &mut HeaderMap,
     ) -> Result<HeadersOutcome, PolicyFailure> {
         let mut need_body = false;
-        for att in self.forward(Hooks::REQUEST_HEADERS) {
+        for (index, att) in self.atts.iter().enumerate() {
+            if !att.hooks().contains(Hooks::REQUEST_HEADERS) {
+                continue;
+            }
             let list = att.header_list(headers);
             let action = att.call("request_headers", s, |b, st, ctx| {
                 b.sluice_policy_policy()
@@ -96,6 +99,7 @@ impl Chain {
                 HeadersAction::Continue(ops) => ops,
                 HeadersAction::NeedBody(ops) => {
                     need_body = true;
+                    s.asked_body.ask(index);
                     ops
                 }
                 HeadersAction::Respond(r) => return Ok(HeadersOutcome::Respond(r.into())),
@@ -112,7 +116,16 @@ impl Chain {
         headers: &mut HeaderMap,
         body: &mut Bytes,
     ) -> Result<Option<ImmediateResponse>, PolicyFailure> {
-        for att in self.forward(Hooks::REQUEST_BODY) {
+        for (index, att) in self.atts.iter().enumerate() {
+            let h = att.hooks();
+            // Called for a plugin that asked with `need-body`, or that has
+            // no headers hook to ask with; one that answered `continue` at
+            // the headers said it had decided without the body.
+            if !h.contains(Hooks::REQUEST_BODY)
+                || (h.contains(Hooks::REQUEST_HEADERS) && !s.asked_body.asked(index))
+            {
+                continue;
+            }
             let list = att.header_list(headers);
             let action = att.call("request_body", s, |b, st, ctx| {
                 b.sluice_policy_policy()

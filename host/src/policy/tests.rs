@@ -515,6 +515,40 @@ fn bundled_hello_policy() {
     ));
 }
 
+/// A plugin that answered `continue` at the headers is not handed the body
+/// another plugin asked for (it said it decided without it).
+#[test]
+fn only_the_plugins_that_asked_get_the_body() {
+    let asks = attach(
+        "body-rewrite",
+        json!({"field": "model", "value": "claude-x"}),
+    );
+    let declines = attach("header-view", json!({"body": true}));
+    for chain in [
+        Chain::new(vec![asks.clone(), declines.clone()]),
+        Chain::new(vec![declines.clone(), asks.clone()]),
+    ] {
+        let mut s = scope("/v1/messages");
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "2".parse().unwrap());
+        assert_eq!(
+            chain.request_headers(&mut s, &mut h).unwrap(),
+            HeadersOutcome::Continue { need_body: true }
+        );
+        let mut body = Bytes::from_static(br#"{"model":"a"}"#);
+        assert_eq!(chain.request_body(&mut s, &mut h, &mut body).unwrap(), None);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["model"], "claude-x");
+    }
+    // Alone it is never asked, so its body hook would answer 418 if called.
+    let mut s = scope("/v1/messages");
+    let mut h = HeaderMap::new();
+    let chain = Chain::new(vec![declines]);
+    chain.request_headers(&mut s, &mut h).unwrap();
+    let mut body = Bytes::from_static(b"{}");
+    assert_eq!(chain.request_body(&mut s, &mut h, &mut body).unwrap(), None);
+}
+
 #[test]
 fn hooks_not_declared_are_not_called() {
     // `trap` declares only request-headers and traps in every other hook, so

@@ -22,6 +22,9 @@ pub struct RequestScope {
     pub attrs: HashMap<String, String>,
     /// The token split, once the response is over (`host.usage-details`).
     pub usage: Option<TokenUsage>,
+    /// Which attachments (by chain index) asked for the body with
+    /// `need-body` in this request's headers phase.
+    pub asked_body: AskedBody,
 }
 
 impl RequestScope {
@@ -30,7 +33,28 @@ impl RequestScope {
             ctx,
             attrs: HashMap::new(),
             usage: None,
+            asked_body: AskedBody::default(),
         }
+    }
+}
+
+/// A set of chain indexes, without an allocation per request. Indexes past
+/// the first 128 always count as asked: a chain that long is called as
+/// before, never skipped by mistake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AskedBody(u128);
+
+impl AskedBody {
+    const BITS: usize = 128;
+
+    pub fn ask(&mut self, index: usize) {
+        if index < Self::BITS {
+            self.0 |= 1 << index;
+        }
+    }
+
+    pub fn asked(&self, index: usize) -> bool {
+        index >= Self::BITS || self.0 & (1 << index) != 0
     }
 }
 

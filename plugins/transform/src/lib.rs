@@ -196,6 +196,9 @@ impl Policy for Transform {
             ..base_vars(ctx)
         };
         match expr.eval_bytes(&vars) {
+            // Nothing changed (the guide's filter on a body without the
+            // key): no copy back, no new `content-length`.
+            Ok(out) if out == body => BodyAction::Continue,
             Ok(out) => BodyAction::Replace(out),
             Err(e) => failed("request", &e),
         }
@@ -244,6 +247,7 @@ impl Policy for Transform {
             ..base_vars(ctx)
         };
         match expr.eval_bytes(&vars) {
+            Ok(out) if out == body => BodyAction::Continue,
             Ok(out) => BodyAction::Replace(out),
             Err(e) => failed("response", &e),
         }

@@ -617,3 +617,21 @@ fn reads_only_the_headers_its_expressions_can_reach() {
         assert_eq!(p.reads_headers(), None, "{open}");
     }
 }
+
+/// The guide's filter on a body that has no `context_management` changes
+/// nothing: the body goes on as it came (`continue`), not copied back.
+#[test]
+fn an_unchanged_body_is_not_replaced() {
+    mock::reset();
+    let p = policy(json!({"transformations": {"request": {"body": GUIDE_BODY}}}));
+    let body = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+    assert!(matches!(
+        p.on_request_body(&ctx(), &vec![], body.to_vec()),
+        BodyAction::Continue
+    ));
+    let with = br#"{"model":"m","context_management":{"edits":[]},"max_tokens":5}"#;
+    assert_eq!(
+        body_of(p.on_request_body(&ctx(), &vec![], with.to_vec())),
+        br#"{"model":"m","max_tokens":5}"#
+    );
+}

@@ -3,6 +3,8 @@
 //! `x-seen` on the upstream request and `x-seen-response` on the response
 //! to the names it saw, and removes `remove` from the request. `widen`:
 //! also calls `read-headers` from the hook, which the host must ignore.
+//! `body`: also declares `request-body` but never asks for it (`continue`
+//! at the headers); if the host calls it anyway, it answers 418.
 use serde::Deserialize;
 use sluice_sdk::prelude::*;
 
@@ -12,6 +14,7 @@ pub struct Config {
     reads: Option<Vec<String>>,
     remove: Vec<String>,
     widen: bool,
+    body: bool,
 }
 
 pub struct View(Config);
@@ -28,7 +31,12 @@ impl Policy for View {
         Ok(View(c))
     }
     fn hooks(&self) -> Hooks {
-        Hooks::REQUEST_HEADERS | Hooks::RESPONSE_HEADERS
+        let h = Hooks::REQUEST_HEADERS | Hooks::RESPONSE_HEADERS;
+        if self.0.body {
+            h | Hooks::REQUEST_BODY
+        } else {
+            h
+        }
     }
     fn reads_headers(&self) -> Option<Vec<String>> {
         self.0.reads.clone()
@@ -42,6 +50,11 @@ impl Policy for View {
             ops = ops.remove(r.clone());
         }
         ops.proceed()
+    }
+    fn on_request_body(&self, _c: &RequestContext, _h: &Headers, _b: Vec<u8>) -> BodyAction {
+        Respond::status(418)
+            .message("on-request-body called without need-body")
+            .into()
     }
     fn on_response_headers(
         &self,
