@@ -87,11 +87,7 @@ fn hook_reused_instance(b: Bencher) {
 fn hook_reused_instance_claude_code_headers(b: Bencher) {
     static S: OnceLock<Setup> = OnceLock::new();
     let s = S.get_or_init(|| one_hook(true, false));
-    b.bench(|| {
-        let mut sc = RequestScope::new(test_context("/v1/messages"));
-        let mut h = claude_code_headers();
-        divan::black_box(s.chain.request_headers(&mut sc, &mut h).unwrap());
-    });
+    b.bench(|| claude_code_call(&s.chain));
 }
 
 /// The same twenty headers to a plugin that declared (`read-headers`) the
@@ -99,32 +95,28 @@ fn hook_reused_instance_claude_code_headers(b: Bencher) {
 #[divan::bench]
 fn hook_reused_instance_claude_code_headers_one_declared(b: Bencher) {
     static S: OnceLock<Setup> = OnceLock::new();
-    let s = S.get_or_init(|| {
-        let rt = runtime(true, false);
-        let chain = chain_of(&rt, &[("header-view", json!({"reads": ["authorization"]}))]);
-        Setup { _rt: rt, chain }
-    });
-    b.bench(|| {
-        let mut sc = RequestScope::new(test_context("/v1/messages"));
-        let mut h = claude_code_headers();
-        divan::black_box(s.chain.request_headers(&mut sc, &mut h).unwrap());
-    });
+    let s = S.get_or_init(|| header_view(json!({"reads": ["authorization"]})));
+    b.bench(|| claude_code_call(&s.chain));
 }
 
 /// The same twenty headers to the same plugin declaring nothing (all).
 #[divan::bench]
 fn hook_reused_instance_claude_code_headers_all_declared(b: Bencher) {
     static S: OnceLock<Setup> = OnceLock::new();
-    let s = S.get_or_init(|| {
-        let rt = runtime(true, false);
-        let chain = chain_of(&rt, &[("header-view", json!({}))]);
-        Setup { _rt: rt, chain }
-    });
-    b.bench(|| {
-        let mut sc = RequestScope::new(test_context("/v1/messages"));
-        let mut h = claude_code_headers();
-        divan::black_box(s.chain.request_headers(&mut sc, &mut h).unwrap());
-    });
+    let s = S.get_or_init(|| header_view(json!({})));
+    b.bench(|| claude_code_call(&s.chain));
+}
+
+fn header_view(config: serde_json::Value) -> Setup {
+    let rt = runtime(true, false);
+    let chain = chain_of(&rt, &[("header-view", config)]);
+    Setup { _rt: rt, chain }
+}
+
+fn claude_code_call(chain: &Chain) {
+    let mut s = RequestScope::new(test_context("/v1/messages"));
+    let mut h = claude_code_headers();
+    divan::black_box(chain.request_headers(&mut s, &mut h).unwrap());
 }
 
 fn claude_code_headers() -> HeaderMap {

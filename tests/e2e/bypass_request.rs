@@ -687,69 +687,41 @@ routes:
 /// a plugin that declared nothing still sees everything.
 #[tokio::test]
 async fn a_plugin_sees_only_the_headers_it_declared_and_edits_the_rest() {
-    let layer = format!(
-        r#"plugins:
-- name: narrow
-  path: {view}
-- name: widen
-  path: {view}
-- name: everything
-  path: {view}
-routes:
-- name: narrow
-  matches:
-  - path:
-      pathPrefix: /claude
-    headers:
-    - name: x-view
-      value:
-        exact: narrow
-  policies:
-    narrow:
-      reads: [X-Org, content-length]
-      remove: [x-secret]
-- name: widen
-  matches:
-  - path:
-      pathPrefix: /claude
-    headers:
-    - name: x-view
-      value:
-        exact: widen
-  policies:
-    widen:
-      reads: [x-org]
-      widen: true
-- name: everything
-  matches:
-  - path:
-      pathPrefix: /claude
-    headers:
-    - name: x-view
-      value:
-        exact: everything
-  policies:
-    everything: {{}}
-"#,
-        view = fixture("header-view").display()
-    );
+    // One attachment of the fixture per view, picked by header `x-view`.
+    let views = [
+        (
+            "narrow",
+            "{reads: [X-Org, content-length], remove: [x-secret]}",
+        ),
+        ("widen", "{reads: [x-org], widen: true}"),
+        ("everything", "{}"),
+    ];
+    let view = fixture("header-view").display().to_string();
+    let mut layer = String::from("plugins:\n");
+    for (name, _) in views {
+        layer += &format!("- name: {name}\n  path: {view}\n");
+    }
+    layer += "routes:\n";
+    for (name, config) in views {
+        layer += &format!(
+            "- name: {name}\n  matches:\n  - path:\n      pathPrefix: /claude\n    headers:\n    - name: x-view\n      value:\n        exact: {name}\n  policies:\n    {name}: {config}\n"
+        );
+    }
     let s = start(&[&layer]).await;
     let headers = anthropic(&[("x-org", "acme"), ("x-secret", "hunter2")]);
-    let with = |h: &[(String, String)], view: &str| {
-        let mut h = h.to_vec();
+    // One exchange through view `view`: the answer and what reached upstream.
+    let send = |view: &'static str| {
+        let mut h = headers.clone();
         h.push(("x-view".into(), view.into()));
-        h
+        let s = &s;
+        async move {
+            let r = post(s, "/claude/v1/messages", &h, prompt("hi")).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            (r, s.up.last_request().unwrap())
+        }
     };
 
-    let r = post(
-        &s,
-        "/claude/v1/messages",
-        &with(&headers, "narrow"),
-        prompt("hi"),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let up = s.up.last_request().unwrap();
+    let (r, up) = send("narrow").await;
     assert_eq!(up.header("x-seen"), Some("content-length,x-org"));
     assert_eq!(
         up.header("x-secret"),
@@ -764,15 +736,7 @@ routes:
     );
 
     for _ in 0..2 {
-        let r = post(
-            &s,
-            "/claude/v1/messages",
-            &with(&headers, "widen"),
-            prompt("hi"),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        let up = s.up.last_request().unwrap();
+        let (_, up) = send("widen").await;
         assert_eq!(
             up.header("x-seen"),
             Some("x-org"),
@@ -784,20 +748,8 @@ routes:
         .await
         .unwrap();
 
-    let r = post(
-        &s,
-        "/claude/v1/messages",
-        &with(&headers, "everything"),
-        prompt("hi"),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let seen =
-        s.up.last_request()
-            .unwrap()
-            .header("x-seen")
-            .unwrap()
-            .to_owned();
+    let (r, up) = send("everything").await;
+    let seen = up.header("x-seen").unwrap().to_owned();
     for name in [
         "x-org",
         "x-secret",

@@ -227,13 +227,7 @@ fn body_replace_request_and_response() {
         "body-rewrite",
         json!({"field": "model", "value": "claude-x"}),
     )]);
-    let mut s = scope("/v1/messages");
-    let mut h = HeaderMap::new();
-    h.insert("content-length", "2".parse().unwrap());
-    assert_eq!(
-        chain.request_headers(&mut s, &mut h).unwrap(),
-        HeadersOutcome::Continue { need_body: true }
-    );
+    let (mut s, mut h) = headers_asking_for_the_body(&chain);
     let mut body = Bytes::from_static(br#"{"model":"a","max_tokens":5}"#);
     assert_eq!(chain.request_body(&mut s, &mut h, &mut body).unwrap(), None);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -515,6 +509,18 @@ fn bundled_hello_policy() {
     ));
 }
 
+/// A request's headers phase through `chain`, which must ask for the body.
+fn headers_asking_for_the_body(chain: &Chain) -> (RequestScope, HeaderMap) {
+    let mut s = scope("/v1/messages");
+    let mut h = HeaderMap::new();
+    h.insert("content-length", "2".parse().unwrap());
+    assert_eq!(
+        chain.request_headers(&mut s, &mut h).unwrap(),
+        HeadersOutcome::Continue { need_body: true }
+    );
+    (s, h)
+}
+
 /// A plugin that answered `continue` at the headers is not handed the body
 /// another plugin asked for (it said it decided without it).
 #[test]
@@ -528,13 +534,7 @@ fn only_the_plugins_that_asked_get_the_body() {
         Chain::new(vec![asks.clone(), declines.clone()]),
         Chain::new(vec![declines.clone(), asks.clone()]),
     ] {
-        let mut s = scope("/v1/messages");
-        let mut h = HeaderMap::new();
-        h.insert("content-length", "2".parse().unwrap());
-        assert_eq!(
-            chain.request_headers(&mut s, &mut h).unwrap(),
-            HeadersOutcome::Continue { need_body: true }
-        );
+        let (mut s, mut h) = headers_asking_for_the_body(&chain);
         let mut body = Bytes::from_static(br#"{"model":"a"}"#);
         assert_eq!(chain.request_body(&mut s, &mut h, &mut body).unwrap(), None);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
