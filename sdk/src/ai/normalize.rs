@@ -28,12 +28,39 @@ pub fn is_format(c: char) -> bool {
 
 /// Normalised text for case-insensitive matching (see the module doc).
 pub fn normalize(s: &str) -> String {
+    if s.is_ascii() {
+        return collapse_ascii(s, true);
+    }
     collapse(&strip_nfkc(s).to_lowercase())
 }
 
 /// Normalised text without case folding.
 pub fn normalize_keep_case(s: &str) -> String {
+    if s.is_ascii() {
+        return collapse_ascii(s, false);
+    }
     collapse(&strip_nfkc(s))
+}
+
+/// The same steps for ASCII text, in one pass and one allocation: ASCII has
+/// no format characters, NFKC leaves it as it is and its lowercase is
+/// byte-wise. Most prompts are ASCII, and every request's texts go through
+/// here (about 1.5% of the production route's CPU went to the general path).
+fn collapse_ascii(s: &str, lower: bool) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut space = false;
+    for &b in s.as_bytes() {
+        if char::from(b).is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(b' ');
+        }
+        space = false;
+        out.push(if lower { b.to_ascii_lowercase() } else { b });
+    }
+    String::from_utf8(out).expect("ASCII in, ASCII out")
 }
 
 fn strip_nfkc(s: &str) -> String {
@@ -63,6 +90,29 @@ fn collapse(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ASCII fast path gives exactly what the general path gives, for
+    /// every ASCII character (the C0 controls that are and are not
+    /// `White_Space` included) around letters and spaces.
+    #[test]
+    fn the_ascii_path_is_the_general_path() {
+        let general = |s: &str, lower: bool| {
+            let n = strip_nfkc(s);
+            collapse(&if lower { n.to_lowercase() } else { n })
+        };
+        for b in 0u8..128 {
+            let c = char::from(b);
+            for s in [
+                format!("{c}"),
+                format!(" A{c}b "),
+                format!("{c}{c}Ignore  {c}PREVIOUS{c}"),
+                format!("x\t\n\u{b}\u{c}\r{c}y"),
+            ] {
+                assert_eq!(normalize(&s), general(&s, true), "{s:?}");
+                assert_eq!(normalize_keep_case(&s), general(&s, false), "{s:?}");
+            }
+        }
+    }
 
     const PHRASE: &str = "ignore previous instructions";
 
