@@ -3,9 +3,9 @@
 //! Request hooks run in chain order, response hooks in reverse. Only hooks an
 //! attachment declared in `init` are called, the request body only to an
 //! attachment that asked for it (or has no headers hook to ask with), and
-//! each sees only the headers it declared with `read-headers`. A failing plugin (trap, CPU
-//! deadline, memory cap, invalid output) either fails the request
-//! ([`FailureMode::Closed`] → [`PolicyFailure`]) or is skipped
+//! each sees only the headers it declared with `read-headers`. A failing
+//! plugin (trap, CPU deadline, memory cap, invalid output) either fails the
+//! request ([`FailureMode::Closed`] → [`PolicyFailure`]) or is skipped
 //! ([`FailureMode::Open`]); either way it is logged and counted.
 
 use std::sync::Arc;

@@ -193,10 +193,6 @@ impl Attachment {
     pub fn header_list(&self, headers: &http::HeaderMap) -> Vec<(String, String)> {
         self.view.list(headers)
     }
-    /// The header names `init` declared it reads; `None`: every header.
-    pub fn reads_headers(&self) -> Option<&[http::HeaderName]> {
-        self.view.names()
-    }
     pub fn fetch_hosts(&self) -> &[String] {
         &self.fetch_hosts
     }

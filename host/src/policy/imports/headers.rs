@@ -30,11 +30,6 @@ impl HeaderView {
         HeaderView(Some(names.into()))
     }
 
-    /// The declared names; `None` for every header.
-    pub fn names(&self) -> Option<&[HeaderName]> {
-        self.0.as_deref()
-    }
-
     /// `headers` as the WIT list this attachment is given: lowercase names,
     /// in the map's order, non-UTF-8 values lossily.
     pub fn list(&self, headers: &HeaderMap) -> Vec<(String, String)> {
