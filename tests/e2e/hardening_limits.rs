@@ -149,11 +149,24 @@ async fn two_thousand_connections_against_a_cap_of_one_thousand() {
         "{}",
         String::from_utf8_lossy(&out)
     );
-    // Its slot is free again once it closed; take it back.
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(partial).await.unwrap();
-    held.push(s);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its slot is free again once the gateway has dropped it; take it back.
+    // Until then a new connection is turned away (503 and closed), so retry
+    // until one is kept waiting: only then are all 1,000 slots held again.
+    let mut retaken = false;
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(partial).await.unwrap();
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(200), s.read(&mut byte)).await {
+            Err(_) => {
+                held.push(s);
+                retaken = true;
+                break;
+            }
+            Ok(_) => continue,
+        }
+    }
+    assert!(retaken, "the freed slot was never given back");
 
     // 1,000 more: none may be served; they get 503 or are closed.
     let mut turned_away = 0;
