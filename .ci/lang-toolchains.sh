@@ -1,4 +1,4 @@
-# Sourced by .ci/run: installs the toolchains of the SDK's Python, JavaScript
+# Sourced by scripts/test (the README's test command): installs the toolchains of the SDK's Python, JavaScript
 # and C examples (tests/e2e/lang_examples.rs needs them) and puts them on
 # PATH. Idempotent and quick when everything is already there: tools live
 # in $SLUICE_TOOLS (default /var/cache/sluice-tools), outside the clone.
@@ -28,8 +28,9 @@ fi
 # C: Debian packages, then wit-bindgen (a cargo build, cached in $sluice_tools).
 c_packages="clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32"
 if ! dpkg -s $c_packages >/dev/null 2>&1; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+  as_root=""; [ "$(id -u)" -eq 0 ] || as_root=sudo
+  $as_root apt-get update -qq
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
     --no-install-recommends $c_packages
 fi
 if ! "$sluice_tools/cargo/bin/wit-bindgen" --version 2>/dev/null | grep -q '0\.61\.1'; then

@@ -1,7 +1,7 @@
 //! The SDK's example policy in Python, JavaScript and C (`sdk/examples/*`),
 //! built with each example's own `build.sh` and run through the real gateway.
 //!
-//! Each language's toolchain must be installed (`.ci/run` installs them). A
+//! Each language's toolchain must be installed (`scripts/test` installs them). A
 //! missing toolchain fails the test, unless `SLUICE_LANG_EXAMPLES=optional`,
 //! which turns it into a skip with the reason printed.
 //!
