@@ -120,7 +120,7 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         Default::default(),
         std::time::Duration::from_secs(10),
     );
-    let client = upstreams.client(&Default::default())?;
+    let client = upstreams.fetch_client()?;
     let problems = match sluice::plugins::runtime(&metrics, client, &c.state) {
         Err(e) => vec![format!("policy runtime: {e}")],
         Ok(rt) => match sluice::plugins::PluginSet::load(rt, c) {

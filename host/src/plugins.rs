@@ -179,7 +179,7 @@ impl AttachmentFactory for PluginSet {
 /// or Redis; not connected yet), metrics in the gateway's registry.
 pub fn runtime(
     metrics: &crate::metrics::Metrics,
-    fetch_client: crate::proxy::client::HttpClient,
+    fetch_client: crate::proxy::client::FetchClient,
     state: &config::StateConfig,
 ) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {
     runtime_with(metrics, fetch_client, state, Default::default())
@@ -188,7 +188,7 @@ pub fn runtime(
 /// [`runtime`] with the config's cap on running instances per attachment.
 pub fn runtime_with(
     metrics: &crate::metrics::Metrics,
-    fetch_client: crate::proxy::client::HttpClient,
+    fetch_client: crate::proxy::client::FetchClient,
     state: &config::StateConfig,
     live: policy::pool::LiveLimit,
 ) -> Result<Arc<PolicyRuntime>, policy::PolicyError> {

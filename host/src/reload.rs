@@ -224,6 +224,17 @@ impl HotSwap {
                 }
             }
         }
+        // A plugin's last error is the later of its last refused reload
+        // and its last refused or failed fetch (an IdP it cannot reach).
+        for (name, f) in self.runtime.fetch_failures() {
+            if let Some(row) = rows.get_mut(&name) {
+                let at = now_text(f.at);
+                if row.last_error_at.as_ref().is_none_or(|t| *t <= at) {
+                    row.last_error = Some(f.reason);
+                    row.last_error_at = Some(at);
+                }
+            }
+        }
         serde_json::json!({
             "config": status.config,
             "plugins": rows.into_values().collect::<Vec<_>>(),

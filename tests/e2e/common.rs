@@ -70,6 +70,15 @@ pub async fn gateway(
     pins: &[String],
     envs: &[(&str, &str)],
 ) -> Gateway {
+    let args = gateway_args(configs, ports, pins);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Gateway::start(Path::new(BIN), &args, envs)
+        .await
+        .unwrap_or_else(|e| panic!("gateway failed to start: {e}"))
+}
+
+/// The command line [`gateway`] passes.
+fn gateway_args(configs: &[&str], ports: &[u16], pins: &[String]) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--admin".into(),
         "127.0.0.1:0".into(),
@@ -88,10 +97,49 @@ pub async fn gateway(
         args.push("--resolve".into());
         args.push(pin.clone());
     }
+    args
+}
+
+/// [`gateway`] in a mount namespace of its own whose `/etc/hosts` starts
+/// with `hosts` (`"127.0.0.1 auth.example.com"` lines): real name
+/// resolution, as an operator's DNS would give it, without a `--resolve`
+/// pin. Needs root (namespaces, and usually the low port the name is
+/// reached on): elsewhere it returns `None` and the caller skips, except in
+/// CI (`CI` set), which runs as root and must run the test.
+pub async fn gateway_resolving(
+    hosts: &str,
+    configs: &[&str],
+    ports: &[u16],
+    pins: &[String],
+    envs: &[(&str, &str)],
+) -> Option<(Gateway, tempfile::TempDir)> {
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = format!("no mount namespace for a private /etc/hosts: {probe:?}");
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        println!("SKIPPED: {why}");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let system = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let file = write(dir.path(), "hosts", &format!("{hosts}\n{system}"));
+    let mut args: Vec<String> = vec![
+        "-m".into(),
+        "/bin/sh".into(),
+        "-c".into(),
+        r#"/usr/bin/mount --bind "$1" /etc/hosts && shift && exec "$@""#.into(),
+        "sluice-in-namespace".into(),
+        file,
+        BIN.into(),
+    ];
+    args.extend(gateway_args(configs, ports, pins));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Gateway::start(Path::new(BIN), &args, envs)
+    let gw = Gateway::start(Path::new("/usr/bin/unshare"), &args, envs)
         .await
-        .unwrap_or_else(|e| panic!("gateway failed to start: {e}"))
+        .unwrap_or_else(|e| panic!("gateway failed to start: {e}"));
+    Some((gw, dir))
 }
 
 /// The gateway on the guide's pattern 2 file, trusting `p`'s CA, keys set.

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `sluice` binary between real clients and a fake
 //! provider upstream on loopback.
+
 mod bypass_policies;
 mod bypass_request;
 mod common;
@@ -11,13 +12,13 @@ mod errors;
 mod forwarding;
 mod hardening;
 mod hardening_admin;
-mod hardening_fetch;
 mod hardening_limits;
 mod hot_swap;
 mod hot_swap_busy;
 mod k8s_manifests;
 mod lang_examples;
 mod lifecycle;
+mod plugin_fetch;
 mod plugin_input_validation;
 mod plugin_jwt_auth;
 mod plugin_output_mask;

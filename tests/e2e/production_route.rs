@@ -27,25 +27,77 @@ fn production_with_key(p: &Provider) -> String {
     p.write("production-with-key.yaml", &with_key)
 }
 
+/// The production route's files, as the guide gives them.
+fn files(p: &Provider) -> Vec<String> {
+    vec![
+        p.write("binds.yaml", "binds:\n- port: 4060\n"),
+        production_with_key(p),
+        config("rate-limit.yaml"),
+        config("input-validation.yaml"),
+        config("output-filter.yaml"),
+    ]
+}
+
 async fn start(p: &Provider, idp: &Idp) -> Gateway {
-    let binds = p.write("binds.yaml", "binds:\n- port: 4060\n");
-    let route = production_with_key(p);
+    let files = files(p);
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let mut pins = p.pins();
     pins.push(format!("auth.yourcompany.com:443={}", idp.addr));
     let ca = p.ca.display().to_string();
     gateway(
-        &[
-            &binds,
-            &route,
-            &config("rate-limit.yaml"),
-            &config("input-validation.yaml"),
-            &config("output-filter.yaml"),
-        ],
+        &files,
         &[4060],
         &pins,
         &[("SSL_CERT_FILE", &ca), ("ANTHROPIC_API_KEY", ANTHROPIC_KEY)],
     )
     .await
+}
+
+/// The guide's production route, unchanged, with `auth.yourcompany.com`
+/// resolving to a loopback address through the system resolver (as an
+/// in-cluster or corporate IdP on a private address does), not a pin:
+/// the issuer the config names is reached whatever it resolves to.
+#[tokio::test]
+async fn the_guide_route_reaches_its_idp_by_a_name_that_resolves_to_loopback() {
+    let p = Provider::tls().await;
+    // A loopback address of this test's own, on the issuer's real port.
+    let ip = format!(
+        "127.{}.{}.{}",
+        100 + std::process::id() % 100,
+        std::process::id() % 250,
+        1 + std::process::id() % 250
+    );
+    let jwks = json!({"keys": [public_jwk(TEST_RSA_KEY_1, "k1")]});
+    let bind: std::net::SocketAddr = format!("{ip}:443").parse().unwrap();
+    // Binding port 443 needs the privileges the namespace needs too.
+    if std::net::TcpListener::bind(bind).is_err() && std::env::var_os("CI").is_none() {
+        println!("SKIPPED: cannot bind {bind} (not root)");
+        return;
+    }
+    let idp = Idp::tls_at(jwks, &p.pki, "auth.yourcompany.com", bind).await;
+    let files = files(&p);
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let ca = p.ca.display().to_string();
+    let Some((gw, _hosts)) = gateway_resolving(
+        &format!("{ip} auth.yourcompany.com"),
+        &files,
+        &[4060],
+        &p.pins(),
+        &[("SSL_CERT_FILE", &ca), ("ANTHROPIC_API_KEY", ANTHROPIC_KEY)],
+    )
+    .await
+    else {
+        return;
+    };
+    let token = sign(TEST_RSA_KEY_1, "k1", &claims(&idp.issuer));
+    let small = json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]});
+    let r = TestClient::new()
+        .post_json(&gw.url(4060, "/claude/v1/messages"), &auth(&token), &small)
+        .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), gw.logs());
+    assert!(idp.hits("/jwks.json") >= 1);
+    let up = p.upstream.last_request().unwrap();
+    assert_eq!(up.header("x-authenticated-user"), Some(EMAIL));
 }
 
 fn auth(token: &str) -> Vec<(String, String)> {

@@ -42,7 +42,7 @@ pub struct RuntimeOptions {
     pub metrics: Option<PolicyMetrics>,
     /// The client plugin `fetch`es use (the gateway's, with its trust store
     /// and resolve pins); `None`: a default one.
-    pub fetch_client: Option<crate::proxy::client::HttpClient>,
+    pub fetch_client: Option<crate::proxy::client::FetchClient>,
 }
 
 impl Default for RuntimeOptions {
@@ -87,6 +87,13 @@ pub struct PolicyRuntime {
 }
 
 impl PolicyRuntime {
+    /// Each plugin's last refused or failed `fetch` (for `GET /plugins`).
+    pub fn fetch_failures(
+        &self,
+    ) -> std::collections::HashMap<String, super::imports::fetch::FetchFailure> {
+        self.env.fetcher.failures()
+    }
+
     /// A runtime over `state` (failing closed, detached state metrics) and
     /// the wall clock.
     pub fn new(opts: RuntimeOptions, state: Arc<dyn SharedState>) -> Result<Self, PolicyError> {

@@ -11,6 +11,7 @@ pub const FIXTURES: &[&str] = &[
     "deny",
     "header-rewrite",
     "header-view",
+    "fetch-probe",
     "sse-rewrite",
     "body-rewrite",
     "attr-writer",

@@ -59,14 +59,17 @@ impl ResolveMap {
 }
 
 /// An `HttpConnector` that first applies the resolve pins.
+///
+/// Every destination it is asked for was chosen by the config: a backend,
+/// or a host the operator granted a plugin (`fetchHosts`, or a bundled
+/// policy's own issuer and key URLs). The config is trusted, so a name is
+/// connected to whatever it resolves to, loopback and private addresses
+/// included, exactly like an IP literal. What the operator did not name is
+/// refused before a connection is attempted (see `policy::imports::fetch`).
 #[derive(Clone)]
 pub struct ResolveConnector {
     inner: HttpConnector,
     pins: ResolveMap,
-    /// For plugin fetches: a name resolving to loopback, link-local or
-    /// private addresses is refused (pins and IP literals, both chosen by
-    /// the operator's allow-lists, are taken as given).
-    public_only: bool,
 }
 
 impl tower_service::Service<Uri> for ResolveConnector {
@@ -79,79 +82,33 @@ impl tower_service::Service<Uri> for ResolveConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        if let Some(target) = pinned(&self.pins, &uri) {
-            let fut = self.inner.call(target);
-            return Box::pin(async move { fut.await.map_err(Into::into) });
-        }
-        let literal = uri
-            .host()
-            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-            .is_some_and(|h| h.parse::<std::net::IpAddr>().is_ok());
-        if !self.public_only || literal {
-            let fut = self.inner.call(uri);
-            return Box::pin(async move { fut.await.map_err(Into::into) });
-        }
-        let mut inner = self.inner.clone();
-        Box::pin(async move {
-            let target = public_target(&uri).await?;
-            inner.call(target).await.map_err(Into::into)
-        })
+        let target = pinned(&self.pins, &uri).unwrap_or(uri);
+        let fut = self.inner.call(target);
+        Box::pin(async move { fut.await.map_err(Into::into) })
     }
 }
 
-/// Is `ip` an address a plugin must not reach by name (loopback, private,
-/// link-local, unique-local, unspecified, multicast, CGNAT)?
-pub fn special_address(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return special_address(IpAddr::V4(v4));
-            }
-            let seg = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg & 0xffc0) == 0xfe80
-                || (seg & 0xfe00) == 0xfc00
-        }
+/// Where `host:port` goes: the `--resolve` pin if there is one, otherwise
+/// every address DNS gives. For error messages (a failed plugin fetch says
+/// which addresses it tried); the connector resolves on its own.
+pub async fn addresses(pins: &ResolveMap, uri: &Uri) -> Result<Vec<SocketAddr>, std::io::Error> {
+    if let Some(p) = pinned(pins, uri).and_then(|u| u.authority()?.as_str().parse().ok()) {
+        return Ok(vec![p]);
     }
+    let host = uri
+        .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .unwrap_or_default();
+    Ok(tokio::net::lookup_host((host, default_port(uri)))
+        .await?
+        .collect())
 }
 
-/// Resolve `uri`'s host and connect only to a public address, so the check
-/// and the connection use the same address (no DNS rebinding in between).
-async fn public_target(uri: &Uri) -> Result<Uri, String> {
-    let host = uri.host().ok_or("no host")?;
-    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+fn default_port(uri: &Uri) -> u16 {
+    uri.port_u16().unwrap_or(match uri.scheme_str() {
         Some("https") => 443,
         _ => 80,
-    });
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    let addr = addrs
-        .iter()
-        .find(|a| !special_address(a.ip()))
-        .ok_or_else(|| {
-            format!("{host} resolves only to loopback, private or link-local addresses; list the address in fetchHosts to allow it")
-        })?;
-    Uri::builder()
-        .scheme("http")
-        .authority(addr.to_string())
-        .path_and_query("/")
-        .build()
-        .map_err(|e| e.to_string())
+    })
 }
 
 fn pinned(pins: &ResolveMap, uri: &Uri) -> Option<Uri> {
@@ -159,17 +116,29 @@ fn pinned(pins: &ResolveMap, uri: &Uri) -> Option<Uri> {
         return None;
     }
     let host = uri.host()?.to_ascii_lowercase();
-    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    });
-    let addr = pins.0.get(&(host, port))?;
+    let addr = pins.0.get(&(host, default_port(uri)))?;
     Uri::builder()
         .scheme("http")
         .authority(addr.to_string())
         .path_and_query("/")
         .build()
         .ok()
+}
+
+/// The client plugin fetches use, with the pins it applies (so a failure
+/// can say which addresses it tried).
+#[derive(Clone)]
+pub struct FetchClient {
+    pub client: HttpClient,
+    pub pins: ResolveMap,
+}
+
+impl std::fmt::Debug for FetchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchClient")
+            .field("pins", &self.pins)
+            .finish_non_exhaustive()
+    }
 }
 
 /// TLS settings that need a client of their own.
@@ -200,18 +169,21 @@ impl Upstreams {
         if let Some(c) = clients.get(key) {
             return Ok(c.clone());
         }
-        let client = self.build(key, false)?;
+        let client = self.build(key)?;
         clients.insert(key.clone(), client.clone());
         Ok(client)
     }
 
-    /// A client for plugin fetches: names that resolve to loopback, private
-    /// or link-local addresses are refused (see [`special_address`]).
-    pub fn fetch_client(&self) -> Result<HttpClient, ClientError> {
-        self.build(&TlsKey::default(), true)
+    /// A client for plugin fetches: a pool of its own (a slow IdP never
+    /// holds provider connections), the same trust store and pins.
+    pub fn fetch_client(&self) -> Result<FetchClient, ClientError> {
+        Ok(FetchClient {
+            client: self.build(&TlsKey::default())?,
+            pins: self.pins.clone(),
+        })
     }
 
-    fn build(&self, key: &TlsKey, public_only: bool) -> Result<HttpClient, ClientError> {
+    fn build(&self, key: &TlsKey) -> Result<HttpClient, ClientError> {
         let mut roots = base_roots().clone();
         if let Some(path) = &key.extra_root {
             add_pem_file(&mut roots, path)?;
@@ -235,7 +207,6 @@ impl Upstreams {
             .wrap_connector(ResolveConnector {
                 inner: http,
                 pins: self.pins.clone(),
-                public_only,
             });
         Ok(Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))

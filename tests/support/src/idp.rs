@@ -119,17 +119,41 @@ impl Idp {
         Idp::start(jwks, None, None).await
     }
 
+    /// Plain HTTP reached by name; the issuer is `http://{host}:PORT` (e.g.
+    /// `localhost`, a name that resolves to loopback).
+    pub async fn plain_named(jwks: Value, host: &str) -> Idp {
+        Idp::start(jwks, None, Some(host)).await
+    }
+
     /// TLS with a leaf for `host` from `pki`; the issuer is `https://{host}`.
     pub async fn tls(jwks: Value, pki: &TestPki, host: &str) -> Idp {
-        Idp::start(jwks, Some(pki.server_config(&[host])), Some(host)).await
+        Idp::tls_at(jwks, pki, host, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// [`Idp::tls`] listening on `bind` (e.g. port 443 of a loopback
+    /// address, for a test that resolves `host` through DNS, not a pin).
+    pub async fn tls_at(jwks: Value, pki: &TestPki, host: &str, bind: SocketAddr) -> Idp {
+        Idp::start_at(jwks, Some(pki.server_config(&[host])), Some(host), bind).await
     }
 
     async fn start(jwks: Value, tls: Option<Arc<rustls::ServerConfig>>, host: Option<&str>) -> Idp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Idp::start_at(jwks, tls, host, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    async fn start_at(
+        jwks: Value,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        host: Option<&str>,
+        bind: SocketAddr,
+    ) -> Idp {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .unwrap_or_else(|e| panic!("IdP bind {bind}: {e}"));
         let addr = listener.local_addr().unwrap();
-        let issuer = match host {
-            Some(h) => format!("https://{h}"),
-            None => format!("http://{addr}"),
+        let issuer = match (host, &tls) {
+            (Some(h), Some(_)) => format!("https://{h}"),
+            (Some(h), None) => format!("http://{h}:{}", addr.port()),
+            (None, _) => format!("http://{addr}"),
         };
         let jwks = Arc::new(Mutex::new(jwks));
         let hits = Arc::new(Mutex::new(Vec::new()));

@@ -1,13 +1,26 @@
 //! `fetch`: allow-listed, cached HTTP(S) GET for JWKS and discovery documents.
 //!
-//! Only hosts the attachment declared in `init`'s `fetch-hosts` (`host` or
-//! `host:port`) are reachable; redirects are not followed (they could leave
-//! the allow-list). Responses are cached by URL for `cache-ms`. The call
+//! The guard is the allow-list. A plugin reaches only the hosts its
+//! attachment was granted in `init`'s `fetch-hosts` (`host` or `host:port`):
+//! for a bundled policy, the destinations its config names (jwt-auth's
+//! issuer, `jwks`/`jwksUri`, `jwksHosts`); for a declared plugin, those the
+//! operator also listed in its `fetchHosts`. The config is trusted, so a
+//! granted name is reached whatever it resolves to (an in-cluster or
+//! corporate IdP on a private address, `localhost`), by the same rule as an
+//! IP literal. Everything the operator did not name stays out of reach: a
+//! discovery document pointing at another host, a URL a plugin builds from
+//! request data, and redirects, which are never followed (the plugin sees
+//! the 3xx).
+//!
+//! A refused or failed fetch logs its real cause at `warn` (the rule that
+//! refused it, or the DNS, connect or TLS error with its sources and the
+//! addresses tried) and is kept as the plugin's last error for
+//! `GET /plugins`. Responses are cached by URL for `cache-ms`. The call
 //! blocks (inside `block_in_place` on a multi-threaded tokio runtime); the
 //! time spent waiting is credited back to the hook's CPU deadline.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -15,7 +28,7 @@ use parking_lot::Mutex;
 
 use super::HostState;
 use crate::policy::bindings::host::FetchResponse;
-use crate::proxy::client::{HttpClient, TlsKey, Upstreams};
+use crate::proxy::client::{addresses, FetchClient, ResolveMap, Upstreams};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: usize = 1 << 20;
@@ -23,19 +36,29 @@ const MAX_CACHED: usize = 256;
 
 /// The HTTP client and the response cache, shared by all plugins.
 ///
-/// Fetches use the gateway's own upstream client, so they honour the same
-/// trust store (`SSL_CERT_FILE`) and `--resolve` pins as provider traffic.
-/// They run on a small runtime of their own: a hook is synchronous, and
-/// waiting on a channel for a task there never nests one runtime in another.
+/// Fetches use the gateway's upstream client settings, so they honour the
+/// same trust store (`SSL_CERT_FILE`) and `--resolve` pins as provider
+/// traffic. They run on a small runtime of their own: a hook is
+/// synchronous, and waiting on a channel for a task there never nests one
+/// runtime in another.
 pub struct Fetcher {
-    client: HttpClient,
+    client: FetchClient,
     /// Always `Some` until dropped; see the `Drop` impl.
     rt: Option<tokio::runtime::Runtime>,
     cache: Mutex<HashMap<String, (FetchResponse, Instant)>>,
+    /// Each plugin's last refused or failed fetch, for `GET /plugins`.
+    failures: Mutex<HashMap<String, FetchFailure>>,
+}
+
+/// A plugin's last refused or failed fetch.
+#[derive(Debug, Clone)]
+pub struct FetchFailure {
+    pub reason: String,
+    pub at: SystemTime,
 }
 
 impl Fetcher {
-    pub fn new(client: HttpClient) -> Self {
+    pub fn new(client: FetchClient) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sluice-fetch")
@@ -46,7 +69,23 @@ impl Fetcher {
             client,
             rt: Some(rt),
             cache: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Each plugin's last refused or failed fetch.
+    pub fn failures(&self) -> HashMap<String, FetchFailure> {
+        self.failures.lock().clone()
+    }
+
+    fn failed(&self, plugin: &str, reason: &str) {
+        self.failures.lock().insert(
+            plugin.to_owned(),
+            FetchFailure {
+                reason: reason.to_owned(),
+                at: SystemTime::now(),
+            },
+        );
     }
 }
 
@@ -66,10 +105,10 @@ impl Drop for Fetcher {
 
 impl Default for Fetcher {
     fn default() -> Self {
-        let upstreams = Upstreams::new(Default::default(), TIMEOUT);
+        let upstreams = Upstreams::new(ResolveMap::default(), TIMEOUT);
         Fetcher::new(
             upstreams
-                .client(&TlsKey::default())
+                .fetch_client()
                 .expect("the default client has no CA file to read"),
         )
     }
@@ -95,9 +134,33 @@ pub fn host_allowed(url: &str, allowed: &[String]) -> Result<(), String> {
     });
     if ok {
         Ok(())
+    } else if allowed.is_empty() {
+        Err(format!(
+            "host `{host}` is not granted: this plugin may fetch from no host \
+             (the operator grants hosts with `fetchHosts`)"
+        ))
     } else {
-        Err(format!("host `{host}` is not in this plugin's fetch-hosts"))
+        Err(format!(
+            "host `{host}` is not granted: this plugin may fetch only from {}",
+            allowed.join(", ")
+        ))
     }
+}
+
+/// `e` and each of its sources, joined by ": " (hyper's own message is
+/// only "client error (Connect)"; the cause is further down).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
 }
 
 impl Fetcher {
@@ -133,7 +196,7 @@ impl Fetcher {
 
     fn get(&self, url: &str) -> Result<FetchResponse, String> {
         let uri: http::Uri = url.parse().map_err(|e| format!("invalid url: {e}"))?;
-        let req = http::Request::get(uri)
+        let req = http::Request::get(uri.clone())
             .header(
                 http::header::USER_AGENT,
                 concat!("sluice/", env!("CARGO_PKG_VERSION")),
@@ -144,7 +207,8 @@ impl Fetcher {
                     .boxed(),
             )
             .map_err(|e| e.to_string())?;
-        let client = self.client.clone();
+        let client = self.client.client.clone();
+        let pins = self.client.pins.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let rt = self
             .rt
@@ -152,7 +216,22 @@ impl Fetcher {
             .expect("the fetch runtime lives as long as the fetcher");
         rt.spawn(async move {
             let result = async {
-                let resp = client.request(req).await.map_err(|e| e.to_string())?;
+                let resp = match client.request(req).await {
+                    Ok(r) => r,
+                    Err(e) if e.is_connect() => {
+                        let tried = match addresses(&pins, &uri).await {
+                            Ok(a) if a.is_empty() => "no addresses".to_string(),
+                            Ok(a) => a
+                                .iter()
+                                .map(|a| a.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            Err(d) => format!("DNS failed: {d}"),
+                        };
+                        return Err(format!("{} (addresses: {tried})", chain(&e)));
+                    }
+                    Err(e) => return Err(chain(&e)),
+                };
                 let status = resp.status().as_u16();
                 let headers = resp
                     .headers()
@@ -162,7 +241,7 @@ impl Fetcher {
                 let body = Limited::new(resp.into_body(), MAX_BODY)
                     .collect()
                     .await
-                    .map_err(|e| format!("reading the body: {e}"))?
+                    .map_err(|e| format!("reading the body: {}", chain(&*e)))?
                     .to_bytes()
                     .to_vec();
                 Ok(FetchResponse {
@@ -191,8 +270,13 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 }
 
 pub fn fetch(s: &mut HostState, url: &str, cache_ms: u64) -> Result<FetchResponse, String> {
-    host_allowed(url, &s.fetch_hosts)?;
     let fetcher = s.env.fetcher.clone();
+    if let Err(e) = host_allowed(url, &s.fetch_hosts) {
+        let e = format!("fetch refused: {e}");
+        tracing::warn!(plugin = &*s.plugin, url = %redact_query(url), reason = %e, "plugin fetch refused");
+        fetcher.failed(&s.plugin, &e);
+        return Err(e);
+    }
     // `cache-ms` 0 means "fresh": a plugin refreshing keys must get a new copy.
     if cache_ms > 0 {
         if let Some(r) = fetcher.cached(url) {
@@ -204,12 +288,24 @@ pub fn fetch(s: &mut HostState, url: &str, cache_ms: u64) -> Result<FetchRespons
     s.wait_credit += started.elapsed();
     match &result {
         Ok(r) => {
-            tracing::debug!(plugin = &*s.plugin, url, status = r.status, "plugin fetch");
+            tracing::debug!(plugin = &*s.plugin, url = %redact_query(url), status = r.status, "plugin fetch");
             fetcher.remember(url, r, cache_ms);
         }
-        Err(e) => tracing::warn!(plugin = &*s.plugin, url, error = %e, "plugin fetch failed"),
+        Err(e) => {
+            tracing::warn!(plugin = &*s.plugin, url = %redact_query(url), error = %e, "plugin fetch failed");
+            fetcher.failed(
+                &s.plugin,
+                &format!("fetch of {} failed: {e}", redact_query(url)),
+            );
+        }
     }
     result
+}
+
+/// `url` without its query: a plugin could put a credential there, and the
+/// logs and `GET /plugins` never show one.
+fn redact_query(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(u, _)| u)
 }
 
 #[cfg(test)]
