@@ -62,22 +62,30 @@ fn idp_hits(idp: &Idp) -> usize {
     idp.hits("/.well-known/openid-configuration") + idp.hits("/jwks.json")
 }
 
-#[tokio::test]
-async fn the_bundled_jwt_policy_reaches_an_issuer_named_localhost() {
-    let idp = Idp::plain_named(
-        json!({"keys": [public_jwk(TEST_RSA_KEY_1, "k1")]}),
-        "localhost",
-    )
-    .await;
+/// An IdP whose issuer is `http://localhost:PORT`.
+async fn localhost_idp() -> Idp {
+    let keys = json!({"keys": [public_jwk(TEST_RSA_KEY_1, "k1")]});
+    let idp = Idp::plain_named(keys, "localhost").await;
     assert!(idp.issuer.starts_with("http://localhost:"));
-    let up = FakeUpstream::plain().await;
+    idp
+}
+
+/// The gateway with the bundled jwt-auth on a route to `up`, for `issuer`.
+async fn bundled_jwt(up: &FakeUpstream, issuer: &str) -> (Gateway, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "binds:\n- port: 4060\nroutes:\n{}",
-        route_with(&up, &jwt_policy(&idp.issuer))
+        route_with(up, &jwt_policy(issuer))
     );
     let cfg = write(dir.path(), "sluice.yaml", &yaml);
-    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    (gateway(&[&cfg], &[4060], &[], &[]).await, dir)
+}
+
+#[tokio::test]
+async fn the_bundled_jwt_policy_reaches_an_issuer_named_localhost() {
+    let idp = localhost_idp().await;
+    let up = FakeUpstream::plain().await;
+    let (gw, _dir) = bundled_jwt(&up, &idp.issuer).await;
     assert_eq!(status_for(&gw, &idp.issuer).await, 200, "{}", gw.logs());
     assert_eq!(idp.hits("/jwks.json"), 1);
     assert_eq!(up.requests().len(), 1);
@@ -85,11 +93,7 @@ async fn the_bundled_jwt_policy_reaches_an_issuer_named_localhost() {
 
 #[tokio::test]
 async fn a_declared_plugin_fetches_only_granted_hosts_by_name_or_address() {
-    let idp = Idp::plain_named(
-        json!({"keys": [public_jwk(TEST_RSA_KEY_1, "k1")]}),
-        "localhost",
-    )
-    .await;
+    let idp = localhost_idp().await;
     let up = FakeUpstream::plain().await;
     let port = idp.addr.port();
 
@@ -267,13 +271,7 @@ async fn an_unreachable_issuer_is_a_503_with_its_cause_in_the_log() {
     drop(closed);
     let issuer = format!("http://localhost:{port}");
     let up = FakeUpstream::plain().await;
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        "binds:\n- port: 4060\nroutes:\n{}",
-        route_with(&up, &jwt_policy(&issuer))
-    );
-    let cfg = write(dir.path(), "sluice.yaml", &yaml);
-    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    let (gw, _dir) = bundled_jwt(&up, &issuer).await;
     let token = format!("Bearer {}", sign(TEST_RSA_KEY_1, "k1", &claims(&issuer)));
     let mut h = claude("localhost");
     h.push(("authorization", &token));

@@ -104,6 +104,22 @@ pub async fn addresses(pins: &ResolveMap, uri: &Uri) -> Result<Vec<SocketAddr>, 
         .collect())
 }
 
+/// An error and its causes on one line (hyper-util hides the useful part,
+/// the DNS, connect or TLS error, in `source`).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
 fn default_port(uri: &Uri) -> u16 {
     uri.port_u16().unwrap_or(match uri.scheme_str() {
         Some("https") => 443,

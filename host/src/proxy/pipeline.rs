@@ -23,7 +23,7 @@
 //! Nothing goes upstream before phases 2-3 have decided.
 
 use super::budget;
-use super::client::UpstreamBody;
+use super::client::{error_chain, UpstreamBody};
 use super::errors::{error_response, ErrorShape};
 use super::guard;
 use super::headers;
@@ -594,19 +594,4 @@ fn request_id(req: &Request<Incoming>) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
         .unwrap_or_else(|| ulid::Ulid::new().to_string())
-}
-
-/// An error and its causes on one line (hyper-util hides the useful part in `source`).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 
 use super::HostState;
 use crate::policy::bindings::host::FetchResponse;
-use crate::proxy::client::{addresses, FetchClient, ResolveMap, Upstreams};
+use crate::proxy::client::{addresses, error_chain as chain, FetchClient, ResolveMap, Upstreams};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: usize = 1 << 20;
@@ -145,22 +145,6 @@ pub fn host_allowed(url: &str, allowed: &[String]) -> Result<(), String> {
             allowed.join(", ")
         ))
     }
-}
-
-/// `e` and each of its sources, joined by ": " (hyper's own message is
-/// only "client error (Connect)"; the cause is further down).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
 }
 
 impl Fetcher {
