@@ -14,7 +14,7 @@ use crate::hot_swap::{plugins, row};
 use crate::plugin_jwt_auth::{claims, public_jwk, sign, Idp, TEST_RSA_KEY_1};
 use serde_json::json;
 use sluice::policy::testing;
-use sluice_testkit::{FakeUpstream, Gateway, Script};
+use sluice_testkit::{ClosedPort, FakeUpstream, Gateway, Script};
 use std::time::Duration;
 
 fn jwt_auth_wasm() -> std::path::PathBuf {
@@ -227,9 +227,8 @@ async fn what_the_operator_did_not_name_stays_out_of_reach() {
 #[tokio::test]
 async fn a_failed_fetch_logs_its_cause_and_shows_it_in_the_plugins_report() {
     // A port nothing listens on, reached by a name.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed = ClosedPort::new();
+    let port = closed.addr().port();
     let grant = format!("['localhost:{port}']");
     let p = Probe::start(&grant, &grant).await;
     let outcome = p.fetch(&format!("http://localhost:{port}/jwks")).await;
@@ -266,9 +265,8 @@ async fn a_failed_fetch_logs_its_cause_and_shows_it_in_the_plugins_report() {
 
 #[tokio::test]
 async fn an_unreachable_issuer_is_a_503_with_its_cause_in_the_log() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed = ClosedPort::new();
+    let port = closed.addr().port();
     let issuer = format!("http://localhost:{port}");
     let up = FakeUpstream::plain().await;
     let (gw, _dir) = bundled_jwt(&up, &issuer).await;
