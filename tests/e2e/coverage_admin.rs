@@ -354,11 +354,14 @@ async fn post_config_reload_adds_a_route_and_refuses_a_broken_config() {
             "case {i}: {report:#}"
         );
     }
+    // At least the three refusals above; the file watcher sees the same
+    // writes and may refuse some of them too, before or after the POST.
     let m = admin_get(&gw, "/metrics").await.text();
-    assert!(
-        m.contains(r#"sluice_reloads_total{kind="config",result="refused"} 3"#),
-        "{m}"
-    );
+    let refused = m
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"sluice_reloads_total{kind="config",result="refused"} "#))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n >= 3), "{m}");
 
     // Back to one route: the removed route stops serving.
     std::fs::write(&cfg, two_routes(&up, false)).unwrap();
