@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod memtrim;
 pub mod metrics;
+pub mod otel;
 pub mod plugins;
 pub mod policy;
 pub mod proxy;

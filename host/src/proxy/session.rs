@@ -23,6 +23,8 @@ pub struct Session {
     pub short_circuited: bool,
     pub metrics: Arc<Metrics>,
     pub first_byte: Option<Instant>,
+    /// The request's trace, when it is sampled (`None`: tracing costs nothing).
+    pub trace: Option<Box<crate::otel::RequestTrace>>,
 }
 
 /// How a response ended, reported by the body when it is done.
@@ -125,6 +127,8 @@ impl Session {
         };
         self.chain.complete(&mut self.scope, &summary);
 
+        let trace = self.trace.take();
+        let trace_ids = trace.as_ref().map(|t| (t.trace_id_hex(), t.span_id_hex()));
         let ctx = &self.scope.ctx;
         // The label comes from the provider's answer, never the client's body,
         // and the metrics bound it; the log line keeps what the client asked.
@@ -159,8 +163,26 @@ impl Session {
             ttfb_ms = ttfb.as_secs_f64() * 1000.0,
             bytes = outcome.bytes,
             error = outcome.error.as_deref(),
+            trace_id = trace_ids.as_ref().map(|t| t.0.as_str()),
+            span_id = trace_ids.as_ref().map(|t| t.1.as_str()),
             "request"
         );
+        if let Some(t) = trace {
+            t.finish(crate::otel::Finish {
+                status: self.status,
+                provider,
+                operation: operation(ctx.kind),
+                request_model: ctx.model.as_deref(),
+                response_model: outcome.model.as_deref(),
+                streaming: ctx.streaming,
+                usage,
+                error: outcome.error.as_deref(),
+                first_byte: self.first_byte,
+                policy: self.scope.policy_spans.take(),
+                attrs: &self.scope.attrs,
+            });
+        }
+        let ctx = &self.scope.ctx;
         let route = ctx.route.clone();
         let m = &self.metrics;
         m.requests
@@ -201,6 +223,17 @@ impl Session {
                     .inc_by(n);
             }
         }
+    }
+}
+
+/// The GenAI operation of a call kind (`gen_ai.operation.name`).
+fn operation(kind: policy::AiKind) -> Option<&'static str> {
+    match kind {
+        policy::AiKind::Messages | policy::AiKind::Completions | policy::AiKind::Responses => {
+            Some("chat")
+        }
+        policy::AiKind::Embeddings => Some("embeddings"),
+        _ => None,
     }
 }
 
