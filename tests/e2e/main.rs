@@ -28,4 +28,5 @@ mod production_route;
 mod redis_state;
 mod seed_patterns;
 mod streaming;
+mod tracing;
 mod workbench;
