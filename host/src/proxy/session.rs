@@ -202,6 +202,9 @@ impl Session {
             .get_or_create(&rl)
             .observe(duration.as_secs_f64());
         m.ttfb.get_or_create(&rl).observe(ttfb.as_secs_f64());
+        if let Some(op) = operation(self.scope.ctx.kind) {
+            record_genai(m, op, provider, &model, &route, duration, ttfb, usage);
+        }
         if let Some(u) = usage {
             let directions = [
                 ("input", u.input_tokens),
@@ -223,6 +226,51 @@ impl Session {
                     .inc_by(n);
             }
         }
+    }
+}
+
+/// The GenAI conventions' histograms for one operation.
+#[allow(clippy::too_many_arguments)]
+fn record_genai(
+    m: &Metrics,
+    op: &'static str,
+    provider: &'static str,
+    model: &str,
+    route: &str,
+    duration: std::time::Duration,
+    ttfb: std::time::Duration,
+    usage: Option<Usage>,
+) {
+    use crate::genai_metrics::{OpLabels, TokenLabels as GenAiTokens};
+    let g = &m.genai;
+    let labels = OpLabels {
+        gen_ai_operation_name: op,
+        gen_ai_provider_name: provider,
+        gen_ai_response_model: model.to_string(),
+        route: route.to_string(),
+    };
+    g.duration
+        .get_or_create(&labels)
+        .observe(duration.as_secs_f64());
+    g.time_to_first_token
+        .get_or_create(&labels)
+        .observe(ttfb.as_secs_f64());
+    let Some(u) = usage else { return };
+    if u.output_tokens > 1 && duration > ttfb {
+        g.time_per_output_token
+            .get_or_create(&labels)
+            .observe((duration - ttfb).as_secs_f64() / (u.output_tokens - 1) as f64);
+    }
+    for (kind, n) in [("input", u.all_input()), ("output", u.output_tokens)] {
+        g.token_usage
+            .get_or_create(&GenAiTokens {
+                gen_ai_operation_name: op,
+                gen_ai_provider_name: provider,
+                gen_ai_response_model: labels.gen_ai_response_model.clone(),
+                route: labels.route.clone(),
+                gen_ai_token_type: kind,
+            })
+            .observe(n as f64);
     }
 }
 
