@@ -7,6 +7,7 @@ mod config_cli;
 mod coverage_admin;
 mod coverage_policy;
 mod coverage_proxy;
+mod dashboard;
 mod errors;
 mod forwarding;
 mod hardening;
