@@ -39,6 +39,8 @@ pub struct Gateway {
     pub options: Options,
     /// Hot swap of plugins and config (`reload`).
     pub hot: reload::HotSwap,
+    /// OpenTelemetry traces (`config.tracing`), swapped on reload.
+    pub tracing: crate::otel::Tracing,
 }
 
 /// Load and validate the config files.
@@ -88,12 +90,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
     let hot = reload::HotSwap::new(plugin_set, &cfg, &metrics);
+    let tracing = crate::otel::Tracing::new(&metrics);
+    tracing.apply(crate::otel::plan(cfg.global.tracing.as_ref(), &|n| {
+        std::env::var(n).ok()
+    })?);
     let gw = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snapshot),
         metrics,
         upstreams,
         options: options.clone(),
         hot,
+        tracing,
     });
     reload::spawn_sighup(gw.clone()).context("installing the SIGHUP handler")?;
     watch::spawn(gw.clone()).await;
@@ -133,7 +140,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         let handler = move |mut req: hyper::Request<hyper::body::Incoming>, peer| {
             let gw = gw2.clone();
             req.extensions_mut().insert(bind_port);
-            async move { pipeline::handle(gw.snapshot.load_full(), gw.metrics.clone(), req, peer).await }
+            let tracer = gw.tracing.current();
+            async move {
+                pipeline::handle(
+                    gw.snapshot.load_full(),
+                    gw.metrics.clone(),
+                    tracer,
+                    req,
+                    peer,
+                )
+                .await
+            }
         };
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(server::serve(

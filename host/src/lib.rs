@@ -6,8 +6,10 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod genai_metrics;
 pub mod memtrim;
 pub mod metrics;
+pub mod otel;
 pub mod plugins;
 pub mod policy;
 pub mod proxy;

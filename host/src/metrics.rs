@@ -53,6 +53,8 @@ pub struct Metrics {
     pub duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub ttfb: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub tokens: Family<TokenLabels, Counter>,
+    /// The GenAI conventions' histograms (rendered without the prefix).
+    pub genai: crate::genai_metrics::GenAiMetrics,
     models: Mutex<HashSet<String>>,
     registry: Mutex<Registry>,
 }
@@ -93,6 +95,7 @@ impl Metrics {
             duration,
             ttfb,
             tokens,
+            genai: crate::genai_metrics::GenAiMetrics::new(),
             models: Mutex::new(HashSet::new()),
             registry: Mutex::new(registry),
         }
@@ -128,8 +131,11 @@ impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let reg = self.registry.lock().expect("metrics registry poisoned");
-        prometheus_client::encoding::text::encode(&mut out, &reg)
+        encode_registry(&mut out, &reg)
+            .and_then(|_| encode_registry(&mut out, &self.genai.registry))
+            .and_then(|_| encode_eof(&mut out))
             .expect("writing to a String cannot fail");
         out
     }

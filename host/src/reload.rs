@@ -332,25 +332,32 @@ impl HotSwap {
         let mut current = self.current.lock().await;
         let runtime = self.runtime.clone();
         let gw2 = gw.clone();
-        let work = tokio::task::spawn_blocking(move || -> Result<(PluginSet, Snapshot), String> {
-            let cfg = app::load_config(&gw2.options.config_paths).map_err(|e| format!("{e:#}"))?;
-            if cfg.state != gw2.snapshot.load().config.state {
-                return Err("`state` changed: the shared state backend (and replicaId) \
+        let work = tokio::task::spawn_blocking(
+            move || -> Result<(PluginSet, Snapshot, Option<crate::otel::Plan>), String> {
+                let cfg =
+                    app::load_config(&gw2.options.config_paths).map_err(|e| format!("{e:#}"))?;
+                let tracing =
+                    crate::otel::plan(cfg.global.tracing.as_ref(), &|n| std::env::var(n).ok())
+                        .map_err(|e| e.to_string())?;
+                if cfg.state != gw2.snapshot.load().config.state {
+                    return Err("`state` changed: the shared state backend (and replicaId) \
                     cannot change on a running gateway; this change needs a restart"
-                    .to_string());
-            }
-            let set = PluginSet::load(runtime, &cfg)
-                .map_err(|e| format!("invalid plugins:\n{}", e.join("\n")))?;
-            let snap =
-                Snapshot::build(Arc::new(cfg), &gw2.upstreams, &set).map_err(|e| e.to_string())?;
-            Ok((set, snap))
-        })
+                        .to_string());
+                }
+                let set = PluginSet::load(runtime, &cfg)
+                    .map_err(|e| format!("invalid plugins:\n{}", e.join("\n")))?;
+                let snap = Snapshot::build(Arc::new(cfg), &gw2.upstreams, &set)
+                    .map_err(|e| e.to_string())?;
+                Ok((set, snap, tracing))
+            },
+        )
         .await
         .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
 
         let serving_version = self.status.lock().config.as_ref().map_or(1, |c| c.version);
         match work {
-            Ok((set, snap)) => {
+            Ok((set, snap, tracing)) => {
+                gw.tracing.apply(tracing);
                 let binds_changed = gw.snapshot.load().config.binds != snap.config.binds;
                 if binds_changed {
                     tracing::warn!(

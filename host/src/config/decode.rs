@@ -282,6 +282,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "state",
     "limits",
     "include",
+    "config",
 ];
 
 /// A route entry before listener scoping and naming are resolved.
@@ -302,6 +303,7 @@ pub(crate) struct FileParts {
     pub admin: Option<(Admin, Location)>,
     pub state: Option<(StateConfig, Location)>,
     pub limits: Option<(super::limits::Limits, Location)>,
+    pub global: Option<(super::global::GlobalConfig, Location)>,
 }
 
 pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) -> FileParts {
@@ -352,6 +354,11 @@ pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) ->
             if let Some(n) = get(entries, "state") {
                 if let Some(s) = decode_state(ctx.d, n, "state") {
                     parts.state = Some((s, n.loc.clone()));
+                }
+            }
+            if let Some(n) = get(entries, "config") {
+                if let Some(g) = super::global::decode_global(ctx.d, n, "config") {
+                    parts.global = Some((g, n.loc.clone()));
                 }
             }
             // `plugins` and `include` are handled by mod.rs before this.

@@ -11,11 +11,13 @@
 mod decode;
 mod env;
 mod error;
+mod global;
 mod limits;
 mod plugins;
 mod policies;
 mod state;
 mod suggest;
+mod telemetry;
 mod tree;
 mod types;
 mod units;
@@ -30,8 +32,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
+pub use global::GlobalConfig;
 pub use limits::{BindLimits, Limits};
 pub use policies::{BUNDLED_PLUGINS, HOST_KEYS, PLUGIN_KEYS};
+pub use telemetry::{FieldExpr, FieldVar, OtlpProtocol, TraceFields, TracingConfig};
 pub use types::*;
 
 use decode::{as_list, get, nonempty, Ctx, FileParts};
@@ -218,6 +222,7 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         admin: Admin::default(),
         state: StateConfig::default(),
         limits: Limits::default(),
+        global: GlobalConfig::default(),
         sources: files.iter().map(|f| f.path.clone()).collect(),
         secret_values: Vec::new(),
     };
@@ -260,6 +265,10 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         set_once(diags, &mut all.admin, parts.admin, "admin");
         set_once(diags, &mut all.state, parts.state, "state");
         set_once(diags, &mut all.limits, parts.limits, "limits");
+        set_once(diags, &mut all.global, parts.global, "config");
+    }
+    if let Some((g, _)) = all.global {
+        config.global = g;
     }
     if let Some((a, _)) = all.admin {
         config.admin = a;

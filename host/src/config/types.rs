@@ -74,6 +74,9 @@ pub struct Config {
     pub state: StateConfig,
     /// Resource limits (`limits:`).
     pub limits: super::limits::Limits,
+    /// Process-wide settings (`config:`, agentgateway's place for them).
+    #[serde(rename = "config")]
+    pub global: super::global::GlobalConfig,
     /// Every file loaded, in load order (includes after their includer).
     pub sources: Vec<PathBuf>,
     /// Every scalar that came from environment expansion, so that dumps can

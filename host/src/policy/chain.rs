@@ -104,7 +104,10 @@ impl Chain {
                     s.asked_body.ask(index);
                     ops
                 }
-                HeadersAction::Respond(r) => return Ok(HeadersOutcome::Respond(r.into())),
+                HeadersAction::Respond(r) => {
+                    s.note_respond(r.status);
+                    return Ok(HeadersOutcome::Respond(r.into()));
+                }
             };
             let applied = apply_ops(headers, ops);
             settle(att, "request_headers", applied)?;
@@ -139,7 +142,10 @@ impl Chain {
                     *body = Bytes::from(new);
                     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
                 }
-                Some(BodyAction::Respond(r)) => return Ok(Some(r.into())),
+                Some(BodyAction::Respond(r)) => {
+                    s.note_respond(r.status);
+                    return Ok(Some(r.into()));
+                }
             }
         }
         Ok(None)
@@ -164,7 +170,10 @@ impl Chain {
                     let applied = apply_ops(headers, ops);
                     settle(att, "response_headers", applied)?;
                 }
-                Some(wit::ResponseHeadersAction::Respond(r)) => return Ok(Some(r.into())),
+                Some(wit::ResponseHeadersAction::Respond(r)) => {
+                    s.note_respond(r.status);
+                    return Ok(Some(r.into()));
+                }
             }
         }
         Ok(None)
@@ -185,7 +194,10 @@ impl Chain {
             match settle(att, "response_body", action)? {
                 None | Some(BodyAction::Continue) => {}
                 Some(BodyAction::Replace(new)) => *body = Bytes::from(new),
-                Some(BodyAction::Respond(r)) => return Ok(Some(r.into())),
+                Some(BodyAction::Respond(r)) => {
+                    s.note_respond(r.status);
+                    return Ok(Some(r.into()));
+                }
             }
         }
         Ok(None)

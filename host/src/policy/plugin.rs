@@ -63,6 +63,8 @@ fn ticks(d: Duration) -> u64 {
 /// A compiled, linked plugin. Attach it (with a config) to use it.
 pub struct Plugin {
     pub(crate) name: Arc<str>,
+    /// sha256 of the component, hex (policy spans name the version by it).
+    pub(crate) hash: Arc<str>,
     pub(crate) engine: Engine,
     pub(crate) pre: PolicyPluginPre<HostState>,
     pub(crate) limits: Limits,

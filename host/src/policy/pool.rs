@@ -283,12 +283,33 @@ impl Attachment {
                 usage: scope.usage,
             };
             data.wait_credit = std::time::Duration::ZERO;
+            data.host_wait = std::time::Duration::ZERO;
         }
+        let traced = scope
+            .policy_spans
+            .is_some()
+            .then(std::time::SystemTime::now);
         inst.store
             .set_epoch_deadline(self.plugin.limits.hook_ticks());
         let result = f(&inst.bindings, &mut inst.store, &scope.ctx);
         scope.attrs = std::mem::take(&mut inst.store.data_mut().call).attrs;
         hm.duration.observe(started.elapsed().as_secs_f64());
+        if let (Some(start), Some(spans)) = (traced, scope.policy_spans.as_mut()) {
+            spans.record(crate::otel::PolicyCall {
+                plugin: self.plugin.name.clone(),
+                hash: self.plugin.hash.clone(),
+                hook,
+                start,
+                duration: started.elapsed(),
+                host_wait: inst.store.data().host_wait,
+                outcome: match &result {
+                    Ok(_) => crate::otel::PolicyOutcome::Continue,
+                    Err(e) => crate::otel::PolicyOutcome::Failed(
+                        classify(e, &inst.store, &self.plugin.limits).kind,
+                    ),
+                },
+            });
+        }
         match result {
             Ok(r) => {
                 self.checkin(inst);

@@ -233,6 +233,11 @@ impl PolicyRuntime {
         let pre = PolicyPluginPre::new(pre).map_err(contract)?;
         Ok(Arc::new(Plugin {
             name: Arc::from(name),
+            hash: digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into(),
             engine: self.engine.clone(),
             pre,
             limits,

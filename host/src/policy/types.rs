@@ -25,6 +25,8 @@ pub struct RequestScope {
     /// Which attachments (by chain index) asked for the body with
     /// `need-body` in this request's headers phase.
     pub asked_body: AskedBody,
+    /// Policy hook calls, recorded only when the request is traced.
+    pub policy_spans: Option<Box<crate::otel::PolicySpans>>,
 }
 
 impl RequestScope {
@@ -34,6 +36,14 @@ impl RequestScope {
             attrs: HashMap::new(),
             usage: None,
             asked_body: AskedBody::default(),
+            policy_spans: None,
+        }
+    }
+
+    /// The hook call just made answered the client (for its policy span).
+    pub fn note_respond(&mut self, status: u16) {
+        if let Some(p) = self.policy_spans.as_mut() {
+            p.responded(status);
         }
     }
 }

@@ -36,6 +36,7 @@ use super::snapshot::{ListenerTable, RouteEntry, Snapshot};
 use super::target::{ai_kind, rewrite_path};
 use crate::config::{AiKind, Provider};
 use crate::metrics::Metrics;
+use crate::otel::{self, Tracer};
 use crate::policy::{self, Chain, HeadersOutcome, RequestContext, RequestScope};
 use crate::stream::decode::Encoding;
 use crate::stream::usage::UsageReader;
@@ -54,6 +55,7 @@ pub const MAX_BUFFERED_BODY: usize = 32 << 20;
 pub async fn handle(
     snap: Arc<Snapshot>,
     metrics: Arc<Metrics>,
+    tracer: Option<Arc<Tracer>>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<ResponseBody> {
@@ -71,6 +73,9 @@ pub async fn handle(
         Ok(s) => s,
         Err(resp) => return resp,
     };
+    if let Some(t) = &tracer {
+        start_trace(t, &mut session, &listener.name, &req, peer);
+    }
     let (mut parts, body) = req.into_parts();
     let wants = session.chain.wants();
 
@@ -152,10 +157,13 @@ pub async fn handle(
     };
 
     // Phase 4: upstream_request.
-    let upstream_req = match upstream_request(&session, &route, parts, body, prefix_len, peer) {
+    let mut upstream_req = match upstream_request(&session, &route, parts, body, prefix_len, peer) {
         Ok(r) => r,
         Err(msg) => return session.error(500, "", &msg),
     };
+    if let Some(t) = session.trace.as_mut() {
+        trace_upstream(t, &route, &mut upstream_req);
+    }
 
     // Phase 5: upstream.
     let resp = match tokio::time::timeout(route.request_timeout, route.client.request(upstream_req))
@@ -169,6 +177,9 @@ pub async fn handle(
                 error_chain(&e)
             );
             tracing::warn!(route = %route.name, error = %msg, "upstream request failed");
+            if let Some(t) = session.trace.as_mut() {
+                t.upstream_failed("connect");
+            }
             return session.error(502, "", &msg);
         }
         Err(_) => {
@@ -176,6 +187,9 @@ pub async fn handle(
                 "upstream {} did not answer within {:?}",
                 route.target.authority, route.request_timeout
             );
+            if let Some(t) = session.trace.as_mut() {
+                t.upstream_failed("timeout");
+            }
             return session.error(504, "", &msg);
         }
     };
@@ -184,6 +198,9 @@ pub async fn handle(
     let (mut parts, body) = resp.into_parts();
     headers::prepare_response(&mut parts.headers);
     session.status = parts.status.as_u16();
+    if let Some(t) = session.trace.as_mut() {
+        t.upstream_status(session.status);
+    }
     if wants.contains(policy::Hooks::RESPONSE_HEADERS) {
         let chain = session.chain.clone();
         match chain.response_headers(&mut session.scope, session.status, &mut parts.headers) {
@@ -197,7 +214,50 @@ pub async fn handle(
     response_body_filter(session, wants, parts, body).await
 }
 
-/// Phase 3 could not buffer or decode the body.
+/// Phase 1, traced: sample the request and start its trace (server span,
+/// policy spans recorded in the scope).
+fn start_trace(
+    tracer: &Arc<Tracer>,
+    session: &mut Session,
+    listener: &str,
+    req: &Request<Incoming>,
+    peer: SocketAddr,
+) {
+    let ctx = &session.scope.ctx;
+    session.trace = tracer.start(
+        req.headers(),
+        otel::Start {
+            started: session.started,
+            listener,
+            route: &ctx.route,
+            request_id: &ctx.request_id,
+            peer,
+            method: &ctx.method,
+            path: &ctx.path,
+        },
+    );
+    if let Some(t) = &session.trace {
+        session.scope.policy_spans = Some(t.policy_spans());
+    }
+}
+
+/// Phase 4, traced: the upstream attempt's client span, its `traceparent`,
+/// and the GenAI parameters read off the body on its way.
+fn trace_upstream(t: &mut otel::RequestTrace, route: &RouteEntry, req: &mut Request<UpstreamBody>) {
+    t.upstream_start(
+        req.headers_mut(),
+        route.target.authority.as_str(),
+        route.target.scheme == http::uri::Scheme::HTTPS,
+    );
+    let body = std::mem::replace(
+        req.body_mut(),
+        http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *req.body_mut() = t.peek_body(body).boxed();
+}
+
 /// Phase 3's read: buffer and decode the client's body (taken from `body`,
 /// which holds it until read), under the cap and the shared budget. On a
 /// refusal the rest of the body is drained in the background.
@@ -350,6 +410,7 @@ fn route(
         short_circuited: false,
         metrics: metrics.clone(),
         first_byte: None,
+        trace: None,
     };
     Ok((session, route, hit.prefix_len))
 }
@@ -401,6 +462,7 @@ fn unrouted_session(
         short_circuited: true,
         metrics: metrics.clone(),
         first_byte: None,
+        trace: None,
     }
 }
 

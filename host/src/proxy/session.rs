@@ -23,6 +23,8 @@ pub struct Session {
     pub short_circuited: bool,
     pub metrics: Arc<Metrics>,
     pub first_byte: Option<Instant>,
+    /// The request's trace, when it is sampled (`None`: tracing costs nothing).
+    pub trace: Option<Box<crate::otel::RequestTrace>>,
 }
 
 /// How a response ended, reported by the body when it is done.
@@ -125,6 +127,8 @@ impl Session {
         };
         self.chain.complete(&mut self.scope, &summary);
 
+        let trace = self.trace.take();
+        let trace_ids = trace.as_ref().map(|t| (t.trace_id_hex(), t.span_id_hex()));
         let ctx = &self.scope.ctx;
         // The label comes from the provider's answer, never the client's body,
         // and the metrics bound it; the log line keeps what the client asked.
@@ -159,8 +163,26 @@ impl Session {
             ttfb_ms = ttfb.as_secs_f64() * 1000.0,
             bytes = outcome.bytes,
             error = outcome.error.as_deref(),
+            trace_id = trace_ids.as_ref().map(|t| t.0.as_str()),
+            span_id = trace_ids.as_ref().map(|t| t.1.as_str()),
             "request"
         );
+        if let Some(t) = trace {
+            t.finish(crate::otel::Finish {
+                status: self.status,
+                provider,
+                operation: operation(ctx.kind),
+                request_model: ctx.model.as_deref(),
+                response_model: outcome.model.as_deref(),
+                streaming: ctx.streaming,
+                usage,
+                error: outcome.error.as_deref(),
+                first_byte: self.first_byte,
+                policy: self.scope.policy_spans.take(),
+                attrs: &self.scope.attrs,
+            });
+        }
+        let ctx = &self.scope.ctx;
         let route = ctx.route.clone();
         let m = &self.metrics;
         m.requests
@@ -180,6 +202,9 @@ impl Session {
             .get_or_create(&rl)
             .observe(duration.as_secs_f64());
         m.ttfb.get_or_create(&rl).observe(ttfb.as_secs_f64());
+        if let Some(op) = operation(self.scope.ctx.kind) {
+            record_genai(m, op, provider, &model, &route, duration, ttfb, usage);
+        }
         if let Some(u) = usage {
             let directions = [
                 ("input", u.input_tokens),
@@ -201,6 +226,62 @@ impl Session {
                     .inc_by(n);
             }
         }
+    }
+}
+
+/// The GenAI conventions' histograms for one operation.
+#[allow(clippy::too_many_arguments)]
+fn record_genai(
+    m: &Metrics,
+    op: &'static str,
+    provider: &'static str,
+    model: &str,
+    route: &str,
+    duration: std::time::Duration,
+    ttfb: std::time::Duration,
+    usage: Option<Usage>,
+) {
+    use crate::genai_metrics::{OpLabels, TokenLabels as GenAiTokens};
+    let g = &m.genai;
+    let labels = OpLabels {
+        gen_ai_operation_name: op,
+        gen_ai_provider_name: provider,
+        gen_ai_response_model: model.to_string(),
+        route: route.to_string(),
+    };
+    g.duration
+        .get_or_create(&labels)
+        .observe(duration.as_secs_f64());
+    g.time_to_first_token
+        .get_or_create(&labels)
+        .observe(ttfb.as_secs_f64());
+    let Some(u) = usage else { return };
+    if u.output_tokens > 1 && duration > ttfb {
+        g.time_per_output_token
+            .get_or_create(&labels)
+            .observe((duration - ttfb).as_secs_f64() / (u.output_tokens - 1) as f64);
+    }
+    for (kind, n) in [("input", u.all_input()), ("output", u.output_tokens)] {
+        g.token_usage
+            .get_or_create(&GenAiTokens {
+                gen_ai_operation_name: op,
+                gen_ai_provider_name: provider,
+                gen_ai_response_model: labels.gen_ai_response_model.clone(),
+                route: labels.route.clone(),
+                gen_ai_token_type: kind,
+            })
+            .observe(n as f64);
+    }
+}
+
+/// The GenAI operation of a call kind (`gen_ai.operation.name`).
+fn operation(kind: policy::AiKind) -> Option<&'static str> {
+    match kind {
+        policy::AiKind::Messages | policy::AiKind::Completions | policy::AiKind::Responses => {
+            Some("chat")
+        }
+        policy::AiKind::Embeddings => Some("embeddings"),
+        _ => None,
     }
 }
 

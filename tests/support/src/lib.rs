@@ -7,12 +7,14 @@
 //! - [`metrics`]: exact reads of the gateway's `/metrics` text.
 //! - [`sse`]: the SSE formatter and parser shared by both sides.
 //! - [`idp`]: an OIDC identity provider (discovery + JWKS) and test RSA keys.
+//! - [`otlp`]: a fake OpenTelemetry collector decoding real OTLP (HTTP and gRPC).
 //! - [`redis`]: a throwaway `redis-server` per test, stoppable and restartable.
 
 pub mod client;
 pub mod gateway;
 pub mod idp;
 pub mod metrics;
+pub mod otlp;
 pub mod pki;
 pub mod redis;
 pub mod sse;

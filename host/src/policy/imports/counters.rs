@@ -21,6 +21,7 @@ pub(super) fn timed<T>(
     let env = s.env.clone();
     let r = f(&env.state, &s.plugin);
     s.wait_credit += started.elapsed();
+    s.host_wait += started.elapsed();
     r.map_err(wasmtime::Error::new)
 }
 

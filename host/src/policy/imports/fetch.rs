@@ -270,6 +270,7 @@ pub fn fetch(s: &mut HostState, url: &str, cache_ms: u64) -> Result<FetchRespons
     let started = Instant::now();
     let result = blocking(|| fetcher.get(url));
     s.wait_credit += started.elapsed();
+    s.host_wait += started.elapsed();
     match &result {
         Ok(r) => {
             tracing::debug!(plugin = &*s.plugin, url = %redact_query(url), status = r.status, "plugin fetch");

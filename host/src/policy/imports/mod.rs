@@ -63,6 +63,9 @@ pub struct HostState {
     /// Wall time spent blocked in host calls (fetch, state) during this hook call,
     /// credited back to the CPU deadline.
     pub wait_credit: std::time::Duration,
+    /// Wall time blocked in host calls during this hook call, for its
+    /// policy span (`wait_credit` is consumed by the deadline callback).
+    pub host_wait: std::time::Duration,
     pub env: Arc<HostEnv>,
     /// True while `init` runs: `read-headers` is honoured only then.
     pub in_init: bool,
@@ -90,6 +93,7 @@ impl HostState {
             fetch_hosts,
             call: CallData::default(),
             wait_credit: std::time::Duration::ZERO,
+            host_wait: std::time::Duration::ZERO,
             env,
             in_init: false,
             read_headers: HeaderView::all(),

@@ -1,0 +1,101 @@
+//! The top-level `config:` section: process-wide settings, in agentgateway's
+//! place and spelling (`config: {tracing: ..., adminAddr: ..., ...}`).
+//!
+//! Only `tracing` is decoded so far. agentgateway's other keys are known by
+//! name so that a config written for agentgateway gets "not supported yet"
+//! instead of a misleading "unknown key"; to support one, move it from
+//! [`NOT_YET`] into the match in [`decode_global`] and add its field to
+//! [`GlobalConfig`].
+
+use serde::Serialize;
+
+use super::decode::{as_map, get};
+use super::error::Diags;
+use super::suggest::hint;
+use super::telemetry::{decode_tracing, TracingConfig};
+use super::tree::{join_key, Node};
+
+/// `config:`; every field is optional and defaults to "off".
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalConfig {
+    /// `config.tracing`: OpenTelemetry export of request traces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingConfig>,
+}
+
+/// Keys Sluice decodes under `config:`.
+const SUPPORTED: &[&str] = &["tracing"];
+
+/// agentgateway's other `config:` keys (its `RawConfig`): refused by name.
+const NOT_YET: &[&str] = &[
+    "adminAddr",
+    "additionalTrustDomains",
+    "backend",
+    "caAddress",
+    "caAuthToken",
+    "clusterId",
+    "connectionMinTerminationDeadline",
+    "connectionTerminationDeadline",
+    "customFunctions",
+    "database",
+    "dns",
+    "enableIpv6",
+    "gateway",
+    "hbone",
+    "histograms",
+    "localXdsPath",
+    "logging",
+    "mcp",
+    "metrics",
+    "modelCatalog",
+    "namespace",
+    "network",
+    "readinessAddr",
+    "sensitiveHeaders",
+    "serviceAccount",
+    "session",
+    "skipValidateTrustDomain",
+    "spiffe",
+    "standardAttributes",
+    "statsAddr",
+    "storage",
+    "trustDomain",
+    "workerThreads",
+    "xdsAddress",
+    "xdsAuthToken",
+];
+
+pub(crate) fn decode_global(d: &mut Diags, node: &Node, path: &str) -> Option<GlobalConfig> {
+    let m = as_map(d, node, path)?;
+    let mut out = GlobalConfig::default();
+    let mut ok = true;
+    for (k, _) in m {
+        let name = k.name.as_str();
+        let kp = join_key(path, name);
+        if SUPPORTED.contains(&name) {
+            continue;
+        }
+        ok = false;
+        if NOT_YET.contains(&name) {
+            d.error(
+                &k.loc,
+                &kp,
+                format!("`{path}.{name}` is not supported yet by Sluice (supported under `{path}`: `tracing`)"),
+            );
+        } else {
+            d.error(
+                &k.loc,
+                &kp,
+                format!("unknown key `{name}`{}", hint(name, SUPPORTED)),
+            );
+        }
+    }
+    if let Some(n) = get(m, "tracing") {
+        match decode_tracing(d, n, &join_key(path, "tracing")) {
+            Some(t) => out.tracing = Some(t),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}

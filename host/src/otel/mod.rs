@@ -1,0 +1,255 @@
+//! OpenTelemetry traces: a server span per request, a client span per
+//! upstream attempt with the GenAI attributes, a span per policy hook call.
+//!
+//! Why a small tracer of our own rather than the `opentelemetry` SDK: the
+//! gateway needs three span shapes, W3C propagation and one exporter, and
+//! it must cost nothing when tracing is off. Spans are recorded as plain
+//! data on the request path ([`span`]), only for sampled requests, and
+//! turned into OTLP protobuf (`opentelemetry-proto` types) by a batching
+//! task off that path ([`export`]).
+//!
+//! The running [`Tracer`] sits behind [`Tracing`]; a config reload builds a
+//! new one (a new exporter) only when the tracing settings changed.
+
+pub mod config;
+pub mod export;
+pub mod peek;
+pub mod propagate;
+pub mod request;
+pub mod span;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use http::HeaderMap;
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+
+use crate::config::{TraceFields, TracingConfig};
+use crate::metrics::Metrics;
+pub use request::{Finish, RequestTrace, Start};
+pub use span::{PolicyCall, PolicyOutcome, PolicySpans, SpanData};
+
+/// Requests whose spans may wait for export; past it they are dropped.
+pub const QUEUE_REQUESTS: usize = 2048;
+
+/// Why a tracing config cannot be put in place.
+#[derive(Debug, thiserror::Error)]
+pub enum OtelError {
+    #[error("tracing: {0}")]
+    Env(#[from] config::EnvError),
+}
+
+/// What a tracing config resolves to; compared on reload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub settings: config::ExportSettings,
+    pub tracing: TracingConfig,
+}
+
+/// Resolve `cfg` (from `config.tracing`) with the environment; `None` when
+/// tracing is off. Run before a reload swaps anything, so a bad setting
+/// refuses the reload.
+pub fn plan(
+    cfg: Option<&TracingConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Plan>, OtelError> {
+    let Some(cfg) = cfg else { return Ok(None) };
+    Ok(Some(Plan {
+        settings: config::resolve(cfg, env)?,
+        tracing: cfg.clone(),
+    }))
+}
+
+/// The export counters, registered once per process.
+#[derive(Clone, Debug, Default)]
+pub struct OtelMetrics {
+    pub dropped: Counter,
+    pub exported: Counter,
+}
+
+/// The gateway's tracing: the running tracer, swapped on reload.
+pub struct Tracing {
+    current: ArcSwapOption<Tracer>,
+    plan: Mutex<Option<Plan>>,
+    metrics: OtelMetrics,
+}
+
+impl Tracing {
+    pub fn new(metrics: &Metrics) -> Tracing {
+        let m = OtelMetrics::default();
+        metrics.with_registry(|r| {
+            r.register(
+                "otel_spans_dropped",
+                "Spans dropped: export queue full, or the collector down or refusing them",
+                m.dropped.clone(),
+            );
+            r.register(
+                "otel_spans_exported",
+                "Spans the collector accepted",
+                m.exported.clone(),
+            );
+        });
+        Tracing {
+            current: ArcSwapOption::empty(),
+            plan: Mutex::new(None),
+            metrics: m,
+        }
+    }
+
+    /// The tracer for a new request; `None` (no allocation) when off.
+    #[inline]
+    pub fn current(&self) -> Option<Arc<Tracer>> {
+        self.current.load_full()
+    }
+
+    /// Put `plan` in place (within the Tokio runtime: it starts the exporter).
+    /// The same plan as the running one keeps the running exporter.
+    pub fn apply(&self, plan: Option<Plan>) {
+        let mut cur = self.plan.lock();
+        if *cur == plan {
+            return;
+        }
+        match &plan {
+            None => {
+                if cur.is_some() {
+                    tracing::info!("tracing off");
+                }
+                self.current.store(None);
+            }
+            Some(p) => {
+                let tx = export::spawn(p.settings.clone(), self.metrics.clone());
+                tracing::info!(
+                    endpoint = %export::shown(&p.settings.url),
+                    protocol = ?p.settings.protocol,
+                    random_sampling = p.tracing.random_sampling,
+                    client_sampling = p.tracing.client_sampling,
+                    "tracing on"
+                );
+                self.current.store(Some(Arc::new(Tracer::new(
+                    &p.tracing,
+                    tx,
+                    self.metrics.dropped.clone(),
+                ))));
+            }
+        }
+        *cur = plan;
+    }
+}
+
+/// Random ids and sampling draws, from the OS generator.
+#[derive(Debug)]
+pub struct Ids(ring::rand::SystemRandom);
+
+impl Ids {
+    fn fill<const N: usize>(&self) -> [u8; N] {
+        use ring::rand::SecureRandom;
+        let mut b = [0u8; N];
+        loop {
+            if self.0.fill(&mut b).is_err() {
+                // The OS generator does not fail in practice; never all zeros.
+                b[N - 1] = 1;
+            }
+            if b.iter().any(|x| *x != 0) {
+                return b;
+            }
+        }
+    }
+    pub fn trace_id(&self) -> propagate::TraceId {
+        self.fill()
+    }
+    pub fn span_id(&self) -> propagate::SpanId {
+        self.fill()
+    }
+    /// True with probability `ratio`.
+    fn chance(&self, ratio: f64) -> bool {
+        if ratio >= 1.0 {
+            return true;
+        }
+        if ratio <= 0.0 {
+            return false;
+        }
+        let r = u64::from_be_bytes(self.fill());
+        (r as f64) < ratio * (u64::MAX as f64)
+    }
+}
+
+/// One tracing configuration at work: sampling, fields and its exporter queue.
+pub struct Tracer {
+    random: f64,
+    client: f64,
+    pub(crate) fields: TraceFields,
+    /// Request headers `fields.add` reads (lower case).
+    pub(crate) header_fields: Vec<String>,
+    pub(crate) ids: Ids,
+    queue: tokio::sync::mpsc::Sender<Vec<SpanData>>,
+    dropped: Counter,
+}
+
+impl Tracer {
+    fn new(
+        cfg: &TracingConfig,
+        queue: tokio::sync::mpsc::Sender<Vec<SpanData>>,
+        dropped: Counter,
+    ) -> Tracer {
+        let header_fields = cfg
+            .fields
+            .add
+            .iter()
+            .filter_map(|(_, e)| match e {
+                crate::config::FieldExpr::Var(crate::config::FieldVar::RequestHeader(h)) => {
+                    Some(h.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        Tracer {
+            random: cfg.random_sampling,
+            client: cfg.client_sampling,
+            fields: cfg.fields.clone(),
+            header_fields,
+            ids: Ids(ring::rand::SystemRandom::new()),
+            queue,
+            dropped,
+        }
+    }
+
+    /// Decide whether this request is traced; start its trace if so.
+    ///
+    /// A caller's `traceparent` is continued when it is sampled and
+    /// `clientSampling` draws it; a request without one starts a trace when
+    /// `randomSampling` draws it.
+    pub fn start(self: &Arc<Self>, headers: &HeaderMap, s: Start<'_>) -> Option<Box<RequestTrace>> {
+        let (trace_id, parent) = match propagate::extract(headers) {
+            Some(p) => {
+                if !p.sampled || !self.ids.chance(self.client) {
+                    return None;
+                }
+                (p.trace_id, Some((p.span_id, p.tracestate)))
+            }
+            None => {
+                if !self.ids.chance(self.random) {
+                    return None;
+                }
+                (self.ids.trace_id(), None)
+            }
+        };
+        let span_id = self.ids.span_id();
+        Some(Box::new(RequestTrace::new(
+            self.clone(),
+            trace_id,
+            span_id,
+            parent,
+            headers,
+            s,
+        )))
+    }
+
+    /// Queue a request's spans; never waits. A full queue drops them (counted).
+    fn submit(&self, spans: Vec<SpanData>) {
+        let n = spans.len() as u64;
+        if self.queue.try_send(spans).is_err() {
+            self.dropped.inc_by(n);
+        }
+    }
+}
