@@ -27,7 +27,7 @@ fn production_with_key(p: &Provider) -> String {
     p.write("production-with-key.yaml", &with_key)
 }
 
-async fn start(p: &Provider, idp: &Idp) -> Gateway {
+pub(crate) async fn start(p: &Provider, idp: &Idp) -> Gateway {
     let binds = p.write("binds.yaml", "binds:\n- port: 4060\n");
     let route = production_with_key(p);
     let mut pins = p.pins();
@@ -48,7 +48,7 @@ async fn start(p: &Provider, idp: &Idp) -> Gateway {
     .await
 }
 
-fn auth(token: &str) -> Vec<(String, String)> {
+pub(crate) fn auth(token: &str) -> Vec<(String, String)> {
     let mut h = claude_code_headers();
     h.push(("authorization".into(), format!("Bearer {token}")));
     h
