@@ -3,7 +3,9 @@
 //! The contract lives in `wit/policy.wit`; [`bindings`] is generated from it by
 //! wit-bindgen. On top of it this crate offers an idiomatic layer: implement
 //! [`Policy`] (typed config, default no-op hooks) and export it with
-//! [`export_policy!`]. Helpers cover headers ([`HeaderOps`], [`header`]),
+//! [`export_policy!`]. Helpers cover headers ([`HeaderOps`], [`header`], and
+//! the set rule of [`header_set`]: a header a policy sets never keeps the
+//! client's value), `$(...)` header templates ([`template`]),
 //! immediate responses ([`Respond`]), AI bodies ([`ai`]: the one text walker
 //! and normalisation), SSE events ([`sse`]), config reading ([`config`]),
 //! sizes and durations ([`units`]), PII detectors ([`pii`]) and the host
@@ -33,6 +35,7 @@
 
 pub mod ai;
 pub mod config;
+pub mod header_set;
 pub mod host;
 mod ops;
 #[doc(hidden)]
@@ -41,6 +44,7 @@ mod policy;
 pub mod prompt_guard;
 pub mod rt;
 pub mod sse;
+pub mod template;
 
 /// Sizes and durations: the one grammar of host and plugins (`1MB` =
 /// 1,000,000 bytes, `1MiB` = 1,048,576; `30s`, `1h30m`). See [`sluice_units`].
@@ -75,6 +79,7 @@ pub type Headers = Vec<(String, String)>;
 
 /// Everything a policy usually needs.
 pub mod prelude {
+    pub use crate::header_set::{NoValue, OnMissing};
     pub use crate::host;
     pub use crate::sse::SseEventExt;
     pub use crate::{

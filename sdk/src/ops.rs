@@ -1,6 +1,7 @@
 //! Builders for header edits and immediate responses, plus header lookups.
 
 use crate::bindings::sluice::policy::types as wit;
+use crate::header_set::{check, is_sendable, NoValue, OnMissing, Unset};
 use crate::{BodyAction, Headers, HeadersAction, ImmediateResponse, ResponseHeadersAction};
 
 /// First value of header `name` (case-insensitive).
@@ -20,6 +21,12 @@ pub fn header_all<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item
 }
 
 /// Header edits, applied by the host in the order remove, set, add.
+///
+/// Every method follows the set rule of [`crate::header_set`]: a header this
+/// policy sets never keeps a value someone else sent. A value a header
+/// cannot carry (control characters, non-ASCII) is never handed to the host,
+/// which would refuse the whole edit list and so fail the plugin (and, with
+/// `failureMode: open`, leave the client's headers in place).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderOps {
     set: Headers,
@@ -31,22 +38,74 @@ impl HeaderOps {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Replace every value of `name`.
+    /// Replace every value of `name`. A value a header cannot carry
+    /// ([`is_sendable`]) removes the header instead; an empty value is sent
+    /// as given (use [`HeaderOps::set_or_remove`] for computed values).
     pub fn set(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.set
-            .push((name.into().to_ascii_lowercase(), value.into()));
+        let name = name.into().to_ascii_lowercase();
+        let value = value.into();
+        if is_sendable(&value) {
+            self.set.push((name, value));
+        } else {
+            self.remove.push(name);
+        }
         self
     }
-    /// Append a value of `name`.
+    /// Append a value of `name` (after whatever is there, the client's
+    /// values included). A value a header cannot carry adds nothing.
     pub fn add(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.add
-            .push((name.into().to_ascii_lowercase(), value.into()));
+        let value = value.into();
+        if is_sendable(&value) {
+            self.add.push((name.into().to_ascii_lowercase(), value));
+        }
         self
     }
     /// Remove every value of `name`.
     pub fn remove(mut self, name: impl Into<String>) -> Self {
         self.remove.push(name.into().to_ascii_lowercase());
         self
+    }
+    /// Set `name` to a computed value, or remove it when there is none:
+    /// `None`, empty, or not [`is_sendable`]. The safe default for any value
+    /// derived from a request (a claim, a header, a lookup): the header never
+    /// keeps the value the client sent.
+    pub fn set_or_remove<S: Into<String>>(self, name: impl Into<String>, value: Option<S>) -> Self {
+        let value = value.map(Into::into).ok_or(NoValue::Missing(String::new()));
+        match self.set_value(name, value, OnMissing::Remove) {
+            Ok(ops) => ops,
+            Err(_) => unreachable!("OnMissing::Remove never refuses"),
+        }
+    }
+    /// Set `name` to `value` once [`check`]ed; when there is no value,
+    /// remove the header ([`OnMissing::Remove`]) or return the [`Unset`]
+    /// to refuse with ([`OnMissing::Reject`]).
+    pub fn set_value(
+        self,
+        name: impl Into<String>,
+        value: Result<String, NoValue>,
+        on_missing: OnMissing,
+    ) -> Result<Self, Unset> {
+        let name = name.into().to_ascii_lowercase();
+        match (value.and_then(check), on_missing) {
+            (Ok(v), _) => Ok(self.set(name, v)),
+            (Err(_), OnMissing::Remove) => Ok(self.remove(name)),
+            (Err(why), OnMissing::Reject) => Err(Unset { header: name, why }),
+        }
+    }
+    /// Append `value` once [`check`]ed; when there is none, add nothing
+    /// ([`OnMissing::Remove`]) or return the [`Unset`] ([`OnMissing::Reject`]).
+    pub fn add_value(
+        self,
+        name: impl Into<String>,
+        value: Result<String, NoValue>,
+        on_missing: OnMissing,
+    ) -> Result<Self, Unset> {
+        let name = name.into().to_ascii_lowercase();
+        match (value.and_then(check), on_missing) {
+            (Ok(v), _) => Ok(self.add(name, v)),
+            (Err(_), OnMissing::Remove) => Ok(self),
+            (Err(why), OnMissing::Reject) => Err(Unset { header: name, why }),
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
@@ -156,6 +215,59 @@ mod tests {
         let h: Headers = vec![("X-A".into(), "1".into()), ("x-a".into(), "2".into())];
         assert_eq!(header(&h, "x-a"), Some("1"));
         assert_eq!(header_all(&h, "X-A").collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    fn wit(o: HeaderOps) -> wit::HeaderOps {
+        o.into()
+    }
+
+    #[test]
+    fn set_never_keeps_the_old_value() {
+        let o = wit(HeaderOps::new()
+            .set("X-A", "ok")
+            .set("x-b", "a\r\nx-admin: 1")
+            .set_or_remove("x-c", Some("c"))
+            .set_or_remove("x-d", None::<String>)
+            .set_or_remove("x-e", Some(""))
+            .set_or_remove("x-f", Some("josé")));
+        assert_eq!(
+            o.set,
+            [("x-a".into(), "ok".into()), ("x-c".into(), "c".into())]
+        );
+        assert_eq!(o.remove, ["x-b", "x-d", "x-e", "x-f"]);
+    }
+
+    #[test]
+    fn a_failed_add_adds_nothing() {
+        let o = wit(HeaderOps::new()
+            .add("x-a", "1")
+            .add("x-a", "bad\n")
+            .add_value("x-a", Err(NoValue::Empty), OnMissing::Remove)
+            .unwrap()
+            .add_value("x-a", Ok("2".into()), OnMissing::Reject)
+            .unwrap());
+        assert_eq!(
+            o.add,
+            [("x-a".into(), "1".into()), ("x-a".into(), "2".into())]
+        );
+        assert!(o.remove.is_empty() && o.set.is_empty());
+    }
+
+    #[test]
+    fn reject_returns_what_to_refuse_with() {
+        let missing = Err(NoValue::Missing("request.auth.claims.email".into()));
+        let u = HeaderOps::new()
+            .set_value("X-User", missing.clone(), OnMissing::Reject)
+            .unwrap_err();
+        assert_eq!(u.header, "x-user");
+        let u = HeaderOps::new()
+            .add_value("x-user", Ok("\u{7f}".into()), OnMissing::Reject)
+            .unwrap_err();
+        assert_eq!(u.why, NoValue::Unsafe);
+        let o = wit(HeaderOps::new()
+            .set_value("x-user", missing, OnMissing::Remove)
+            .unwrap());
+        assert_eq!(o.remove, ["x-user"]);
     }
 
     #[test]

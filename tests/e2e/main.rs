@@ -14,6 +14,7 @@ mod forwarding;
 mod hardening;
 mod hardening_admin;
 mod hardening_limits;
+mod header_set;
 mod hot_swap;
 mod hot_swap_busy;
 mod k8s_manifests;

@@ -38,7 +38,7 @@ fn files(p: &Provider) -> Vec<String> {
     ]
 }
 
-async fn start(p: &Provider, idp: &Idp) -> Gateway {
+pub(crate) async fn start(p: &Provider, idp: &Idp) -> Gateway {
     let files = files(p);
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let mut pins = p.pins();
@@ -100,7 +100,7 @@ async fn the_guide_route_reaches_its_idp_by_a_name_that_resolves_to_loopback() {
     assert_eq!(up.header("x-authenticated-user"), Some(EMAIL));
 }
 
-fn auth(token: &str) -> Vec<(String, String)> {
+pub(crate) fn auth(token: &str) -> Vec<(String, String)> {
     let mut h = claude_code_headers();
     h.push(("authorization".into(), format!("Bearer {token}")));
     h

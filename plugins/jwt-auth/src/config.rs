@@ -13,9 +13,11 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::Value;
 
+use sluice_sdk::header_set::OnMissing;
+use sluice_sdk::template::Template;
+
 use crate::jwt::ClaimRules;
 use crate::keys::{self, Key};
-use crate::template::Template;
 use crate::url;
 
 /// The config object the host passes, keyed by the YAML key that attached us.
@@ -144,6 +146,11 @@ pub struct Actions {
 pub struct OnSuccess {
     /// `[{set: {H: V}}, {add: {H: V}}, {remove: [H]}]` or one such object.
     pub request_headers: Option<Value>,
+    /// What a `set`/`add` whose template has no value does: `remove`
+    /// (default: a set removes the header, an add adds nothing) or `reject`
+    /// (403). Any other value is refused by serde.
+    #[serde(default)]
+    pub on_missing: OnMissing,
 }
 
 /// A header edit to apply after a successful check.
@@ -181,6 +188,7 @@ pub struct Settings {
     pub refresh_interval_ms: u64,
     pub forward_token: bool,
     pub on_success: Vec<Edit>,
+    pub on_missing: OnMissing,
 }
 
 pub const DEFAULT_LEEWAY_S: u64 = 60;
@@ -359,10 +367,9 @@ pub fn compile(config: Config) -> Result<Settings, String> {
         jwks_hosts.push(h);
     }
 
-    let on_success = match actions
-        .and_then(|a| a.on_success)
-        .and_then(|o| o.request_headers)
-    {
+    let on_success_block = actions.and_then(|a| a.on_success).unwrap_or_default();
+    let on_missing = on_success_block.on_missing;
+    let on_success = match on_success_block.request_headers {
         None => Vec::new(),
         Some(v) => parse_edits(&v, &format!("{p}: actions.onSuccess.requestHeaders"))?,
     };
@@ -398,6 +405,7 @@ pub fn compile(config: Config) -> Result<Settings, String> {
         refresh_interval_ms,
         forward_token: spec.forward_token,
         on_success,
+        on_missing,
     })
 }
 
@@ -480,7 +488,6 @@ fn parse_edits(v: &Value, at: &str) -> Result<Vec<Edit>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::Part;
     use serde_json::json;
 
     fn compile_json(v: Value) -> Result<Settings, String> {
@@ -513,9 +520,10 @@ mod tests {
             s.on_success,
             vec![Edit::Set(
                 "x-authenticated-user".into(),
-                Template(vec![Part::Claim("email".into())])
+                Template::parse("$(request.auth.claims.email)").unwrap()
             )]
         );
+        assert_eq!(s.on_missing, OnMissing::Remove);
     }
 
     #[test]
@@ -622,6 +630,16 @@ mod tests {
         // Unknown keys are refused by serde.
         assert!(serde_json::from_value::<Config>(json!({"jwtAuth": {"isuer": "x"}})).is_err());
         assert!(serde_json::from_value::<Config>(json!({"jwtAuth": {"mode": "lax"}})).is_err());
+        let on_missing = |v: Value| {
+            serde_json::from_value::<Config>(
+                json!({"jwtAuth": {"secret": "s", "actions": {"onSuccess": {"onMissing": v}}}}),
+            )
+        };
+        let e = on_missing(json!("refuse")).unwrap_err().to_string();
+        assert!(e.contains("remove") && e.contains("reject"), "{e}");
+        assert!(on_missing(json!(true)).is_err());
+        let c = on_missing(json!("reject")).unwrap();
+        assert_eq!(compile(c).unwrap().on_missing, OnMissing::Reject);
     }
 
     #[test]

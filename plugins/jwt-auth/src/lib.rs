@@ -26,7 +26,10 @@
 //!
 //! On success it sets the request attributes `auth.claims` (JSON),
 //! `auth.claims.<name>` (strings as-is, other values as JSON), `auth.sub` and
-//! `auth.iss`, applies the `onSuccess` header edits, and removes the credential
+//! `auth.iss`, applies the `onSuccess` header edits (through the SDK's set
+//! rule: a `set` whose template has no value removes the header; with
+//! `onSuccess.onMissing: reject` the request is refused with 403 instead),
+//! and removes the credential
 //! header: the client's JWT is a gateway credential, not a provider one. With
 //! `backendAuth` the gateway then injects the provider key; for subscription
 //! passthrough the client must send its provider token in another header, or
@@ -48,7 +51,6 @@
 pub mod config;
 pub mod jwt;
 pub mod keys;
-pub mod template;
 pub mod url;
 
 use std::cell::RefCell;
@@ -56,12 +58,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use sluice_sdk::header_set::{NoValue, Unset};
 use sluice_sdk::prelude::*;
+use sluice_sdk::template::{claim, value_text, Lookup, Var};
 
 use config::{Edit, Mode, Remote, Settings};
 use jwt::Failure;
 use keys::Key;
-use template::{value_text, Scope};
 
 /// Why authentication did not succeed.
 #[derive(Debug)]
@@ -161,7 +164,7 @@ impl Policy for JwtAuth {
         let mut names = vec![self.s.header.clone()];
         for edit in &self.s.on_success {
             if let Edit::Set(_, t) | Edit::Add(_, t) = edit {
-                names.extend(t.headers().map(str::to_ascii_lowercase));
+                names.extend(t.headers().map(str::to_owned));
             }
         }
         Some(names)
@@ -171,7 +174,7 @@ impl Policy for JwtAuth {
         let token = match extract(&self.s, headers) {
             Ok(Some(t)) => t,
             Ok(None) if self.s.mode == Mode::Strict => return self.reject(&Failure::Missing),
-            Ok(None) => return HeaderOps::new().proceed(),
+            Ok(None) => return self.unverified().proceed(),
             Err(f) => return self.refuse(AuthError::Invalid(f)),
         };
         match self.authenticate(token) {
@@ -413,36 +416,60 @@ impl JwtAuth {
         }
         let scope = Scope {
             claims: &claims,
-            request_id: &ctx.request_id,
-            route: &ctx.route,
-            path: &ctx.path,
-            method: &ctx.method,
+            ctx,
             headers,
+        };
+        match self.edits(ops, &scope) {
+            Ok(ops) => ops.proceed(),
+            Err(unset) => {
+                host::warn(&format!("JWT accepted but refusing: {unset}"));
+                host::metric_counter("jwt_auth_header_refusals", 1);
+                unset.refuse_request().into()
+            }
+        }
+    }
+
+    /// The `onSuccess` edits through the SDK's set rule: a `set` whose
+    /// template has no value (a claim the token lacks, say) removes the
+    /// header, so a client-sent value never passes as the identity; an `add`
+    /// adds nothing; under `onMissing: reject` the first such edit refuses.
+    fn edits(&self, mut ops: HeaderOps, scope: &Scope) -> Result<HeaderOps, Unset> {
+        let on_missing = self.s.on_missing;
+        let log = |name: &str, v: &Result<String, NoValue>| {
+            if let Err(why) = v {
+                host::debug(&format!("onSuccess header {name} has no value: {why}"));
+            }
         };
         for edit in &self.s.on_success {
             ops = match edit {
                 Edit::Set(name, t) => {
-                    let v = t.render(&scope);
-                    // A missing claim must not leave a client-sent value in
-                    // place (it would be a spoofed identity): remove instead.
-                    if v.is_empty() {
-                        ops.remove(name.clone())
-                    } else {
-                        ops.set(name.clone(), v)
-                    }
+                    let v = t.render(scope);
+                    log(name, &v);
+                    ops.set_value(name.clone(), v, on_missing)?
                 }
                 Edit::Add(name, t) => {
-                    let v = t.render(&scope);
-                    if v.is_empty() {
-                        ops
-                    } else {
-                        ops.add(name.clone(), v)
-                    }
+                    let v = t.render(scope);
+                    log(name, &v);
+                    ops.add_value(name.clone(), v, on_missing)?
                 }
                 Edit::Remove(name) => ops.remove(name.clone()),
             };
         }
-        ops.proceed()
+        Ok(ops)
+    }
+
+    /// The edits for a request passed without a verified token (`optional`
+    /// or `permissive` mode): every header `onSuccess` would `set` is
+    /// removed, since the client's value there would pass upstream as an
+    /// identity the gateway never checked.
+    fn unverified(&self) -> HeaderOps {
+        self.s
+            .on_success
+            .iter()
+            .fold(HeaderOps::new(), |ops, edit| match edit {
+                Edit::Set(name, _) => ops.remove(name.clone()),
+                _ => ops,
+            })
     }
 
     /// Refuse, or in permissive mode pass without claims (and leave the
@@ -454,7 +481,7 @@ impl JwtAuth {
                     "JWT keys unavailable (permissive: passing): {why}"
                 ));
             }
-            return HeaderOps::new().proceed();
+            return self.unverified().proceed();
         }
         match e {
             AuthError::Invalid(f) => self.reject(&f),
@@ -481,6 +508,32 @@ impl JwtAuth {
                 format!("Bearer error=\"invalid_token\", error_description=\"{msg}\""),
             )
             .into()
+    }
+}
+
+/// What `onSuccess` templates are rendered against: the verified claims
+/// (nested ones by dotted path) and the request.
+struct Scope<'a> {
+    claims: &'a Map<String, Value>,
+    ctx: &'a RequestContext,
+    headers: &'a Headers,
+}
+
+impl Lookup for Scope<'_> {
+    fn get(&self, var: &Var) -> Option<String> {
+        let c = self.ctx;
+        match var {
+            Var::RequestId => Some(c.request_id.clone()),
+            Var::RequestPath => Some(c.path.clone()),
+            Var::RequestMethod => Some(c.method.clone()),
+            Var::RouteName => Some(c.route.clone()),
+            Var::BackendName => Some(c.backend.clone()),
+            Var::RequestHeader(h) => header(self.headers, h).map(str::to_owned),
+            Var::Claim(name) => claim(self.claims, name).map(value_text),
+            Var::Claims => Some(Value::Object(self.claims.clone()).to_string()),
+            Var::Sub => self.claims.get("sub").map(value_text),
+            Var::Iss => self.claims.get("iss").map(value_text),
+        }
     }
 }
 

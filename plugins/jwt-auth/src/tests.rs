@@ -309,6 +309,52 @@ fn missing_claim_removes_a_spoofable_header() {
     assert_eq!(ops.remove, ["authorization", "x-authenticated-user"]);
 }
 
+/// One engine, one rule: a half-filled value is never sent, a value a header
+/// cannot carry is not cleaned into another identity, and both remove the
+/// client's copy.
+#[test]
+fn unrenderable_values_remove_the_header() {
+    let p = inline_policy(json!({"actions": {"onSuccess": {"requestHeaders": [
+        {"set": {"X-Authenticated-User": "$(request.auth.claims.email)",
+                 "X-Info": "user=$(request.auth.claims.phone)"}},
+        {"add": {"X-Team": "$(request.header.x-team)"}}]}}}));
+    let mut c = good_claims();
+    c["email"] = json!("dev@yourcompany.com\r\nx-admin: 1");
+    let mut h = bearer(&rs256(&c));
+    h.push(("x-info".into(), "spoofed".into()));
+    let ops = ok(&p, &h);
+    assert!(ops.set.is_empty() && ops.add.is_empty(), "{ops:?}");
+    assert_eq!(
+        ops.remove,
+        ["authorization", "x-authenticated-user", "x-info"]
+    );
+    c["email"] = json!("");
+    let ops = ok(&p, &bearer(&rs256(&c)));
+    assert!(ops.remove.contains(&"x-authenticated-user".to_string()));
+}
+
+#[test]
+fn on_missing_reject_is_a_403() {
+    let p = inline_policy(
+        json!({"actions": {"onSuccess": {"onMissing": "reject", "requestHeaders": [
+        {"set": {"X-Authenticated-User": "\\\\$(request.auth.claims.email)"}}]}}}),
+    );
+    let mut c = good_claims();
+    c.as_object_mut().unwrap().remove("email");
+    let r = denied(&p, &bearer(&rs256(&c)));
+    assert_eq!(r.status, 403);
+    assert!(r.message.contains("x-authenticated-user"), "{}", r.message);
+    assert!(!r.message.contains("spoofed"));
+    let ops = ok(&p, &bearer(&rs256(&good_claims())));
+    assert_eq!(
+        ops.set,
+        [(
+            "x-authenticated-user".to_string(),
+            "dev@yourcompany.com".to_string()
+        )]
+    );
+}
+
 #[test]
 fn templates_in_actions() {
     let p = inline_policy(json!({"actions": {"onSuccess": {"requestHeaders": [
@@ -489,7 +535,12 @@ fn modes() {
     // optional: no token passes, a bad one does not, a good one authenticates.
     let p = inline_policy(json!({"mode": "optional"}));
     let ops = ok(&p, &vec![]);
-    assert!(ops.remove.is_empty() && ops.set.is_empty());
+    assert!(ops.set.is_empty());
+    assert_eq!(
+        ops.remove,
+        ["x-authenticated-user"],
+        "no token: the identity header onSuccess sets is not the client's to send"
+    );
     assert_401(&p, &bad, "token expired");
     ok(&p, &bearer(&rs256(&good_claims())));
     assert!(attr("auth.sub").is_some());
@@ -497,7 +548,11 @@ fn modes() {
     // permissive: anything passes; only a valid token brings claims.
     let p = inline_policy(json!({"mode": "permissive"}));
     let ops = ok(&p, &bearer(&bad));
-    assert!(ops.remove.is_empty(), "an invalid token is left alone");
+    assert_eq!(
+        ops.remove,
+        ["x-authenticated-user"],
+        "an invalid token is left alone, the identity header is not"
+    );
     assert!(mock::with(|h| h.attrs.is_empty()));
     ok(&p, &bearer("not-a-jwt"));
     ok(&p, &vec![]);

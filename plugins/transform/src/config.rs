@@ -7,6 +7,7 @@
 //!   set: {X-Gateway-Version: "1.2", X-Request-ID: \\$(request.id)}
 //!   add: [{name: X-A, value: b}]     # Gateway API list form works too
 //!   remove: [X-Internal]
+//!   onMissing: remove                # or reject; see below
 //! responseHeaderModifier: {add: {X-Gateway-Processed: "true"}}
 //! transformations:
 //!   request:
@@ -17,24 +18,44 @@
 //!     add: {...}                     # CEL
 //!     remove: [x-secret]
 //!   response: {headers: {...}, set: {...}, add: {...}, remove: [...], body: <CEL>}
+//!   # onMissing under transformations.<side> covers that side's CEL and
+//!   # `headers:` edits; a `headers:` block may override it with its own.
 //! ```
+//!
+//! `onMissing` says what a `set`/`add` does when its value cannot be
+//! computed for a request (a template variable missing or empty, a CEL
+//! expression failing or yielding `null`, a value a header cannot carry):
+//! `remove` (default: a `set` removes the header, so a client-sent value
+//! never survives it, and an `add` adds nothing) or `reject` (the request is
+//! refused with 403, a response replaced by a 502; see
+//! [`sluice_sdk::header_set::Unset`]). Any other value is a config error.
 //!
 //! The rule telling templates from CEL is positional: values under a
 //! `*HeaderModifier` or a `headers:` block are template strings; values of
 //! `set`/`add` directly under `transformations.request`/`.response` are CEL
 //! expressions, as in agentgateway. Bodies are always CEL.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sluice_sdk::config::object;
+use sluice_sdk::header_set::OnMissing;
+use sluice_sdk::template::Template;
 
 use crate::expr::Expression;
-use crate::template::Template;
+
+/// One `set` or `add`: the (lowercase) header name, its value (a template or
+/// CEL), and what to do when the value cannot be computed.
+#[derive(Debug)]
+pub struct Edit<V> {
+    pub name: String,
+    pub value: V,
+    pub on_missing: OnMissing,
+}
 
 /// Header edits of one kind of value (templates or CEL).
 #[derive(Debug)]
 pub struct Edits<V> {
-    pub set: Vec<(String, V)>,
-    pub add: Vec<(String, V)>,
+    pub set: Vec<Edit<V>>,
+    pub add: Vec<Edit<V>>,
     pub remove: Vec<String>,
 }
 
@@ -87,10 +108,10 @@ pub fn parse(v: &Value) -> Result<Config, String> {
     for (key, val) in obj {
         match key.as_str() {
             "requestHeaderModifier" => {
-                template_edits(val, key, &mut cfg.request.templates)?;
+                template_edits(val, key, OnMissing::default(), &mut cfg.request.templates)?;
             }
             "responseHeaderModifier" => {
-                template_edits(val, key, &mut cfg.response.templates)?;
+                template_edits(val, key, OnMissing::default(), &mut cfg.response.templates)?;
             }
             "transformations" => {
                 let t = object(val, key)?;
@@ -114,8 +135,23 @@ pub fn parse(v: &Value) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// The block's `onMissing` (else `inherited`); an unknown value is an error.
+fn on_missing(
+    block: &Map<String, Value>,
+    path: &str,
+    inherited: OnMissing,
+) -> Result<OnMissing, String> {
+    match block.get("onMissing") {
+        None => Ok(inherited),
+        Some(Value::String(s)) => s.parse().map_err(|e| format!("`{path}.onMissing`: {e}")),
+        Some(_) => Err(format!("`{path}.onMissing` must be remove or reject")),
+    }
+}
+
 fn transformation(v: &Value, path: &str, side: &mut Side) -> Result<(), String> {
-    for (key, val) in object(v, path)? {
+    let block = object(v, path)?;
+    let side_rule = on_missing(block, path, OnMissing::default())?;
+    for (key, val) in block {
         let p = format!("{path}.{key}");
         match key.as_str() {
             "body" => {
@@ -125,7 +161,8 @@ fn transformation(v: &Value, path: &str, side: &mut Side) -> Result<(), String> 
                 let e = Expression::compile(src).map_err(|e| format!("`{p}`: invalid CEL: {e}"))?;
                 side.body = Some(e);
             }
-            "headers" => template_edits(val, &p, &mut side.templates)?,
+            "headers" => template_edits(val, &p, side_rule, &mut side.templates)?,
+            "onMissing" => {}
             "set" | "add" => {
                 for (name, value) in pairs(val, &p)? {
                     let src = value
@@ -138,13 +175,17 @@ fn transformation(v: &Value, path: &str, side: &mut Side) -> Result<(), String> 
                     } else {
                         &mut side.cel.add
                     };
-                    list.push((name, e));
+                    list.push(Edit {
+                        name,
+                        value: e,
+                        on_missing: side_rule,
+                    });
                 }
             }
             "remove" => side.templates.remove.extend(names(val, &p)?),
             _ => {
                 return Err(format!(
-                    "unknown key `{p}` (expected body, headers, set, add, remove)"
+                    "unknown key `{p}` (expected body, headers, set, add, remove, onMissing)"
                 ))
             }
         }
@@ -152,8 +193,15 @@ fn transformation(v: &Value, path: &str, side: &mut Side) -> Result<(), String> 
     Ok(())
 }
 
-fn template_edits(v: &Value, path: &str, edits: &mut Edits<Template>) -> Result<(), String> {
-    for (key, val) in object(v, path)? {
+fn template_edits(
+    v: &Value,
+    path: &str,
+    inherited: OnMissing,
+    edits: &mut Edits<Template>,
+) -> Result<(), String> {
+    let block = object(v, path)?;
+    let rule = on_missing(block, path, inherited)?;
+    for (key, val) in block {
         let p = format!("{path}.{key}");
         match key.as_str() {
             "set" | "add" => {
@@ -166,11 +214,20 @@ fn template_edits(v: &Value, path: &str, edits: &mut Edits<Template>) -> Result<
                     } else {
                         &mut edits.add
                     };
-                    list.push((name, t));
+                    list.push(Edit {
+                        name,
+                        value: t,
+                        on_missing: rule,
+                    });
                 }
             }
             "remove" => edits.remove.extend(names(val, &p)?),
-            _ => return Err(format!("unknown key `{p}` (expected set, add, remove)")),
+            "onMissing" => {}
+            _ => {
+                return Err(format!(
+                    "unknown key `{p}` (expected set, add, remove, onMissing)"
+                ))
+            }
         }
     }
     Ok(())
@@ -265,8 +322,9 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(c.request.templates.set.len(), 2);
-        assert_eq!(c.request.templates.set[0].0, "x-gateway-version");
-        assert_eq!(c.response.templates.add[0].0, "x-gateway-processed");
+        assert_eq!(c.request.templates.set[0].name, "x-gateway-version");
+        assert_eq!(c.request.templates.set[0].on_missing, OnMissing::Remove);
+        assert_eq!(c.response.templates.add[0].name, "x-gateway-processed");
         assert!(c.request.body.is_none());
     }
 
@@ -290,12 +348,34 @@ mod tests {
                                 "response": {"set": {"x-status": "string(response.status)"}, "body": "response.body"}}
         }))
         .unwrap();
-        assert_eq!(c.request.templates.add[0].0, "x-b");
+        assert_eq!(c.request.templates.add[0].name, "x-b");
         assert_eq!(c.request.templates.remove, ["x-c", "x-d"]);
-        assert_eq!(c.request.cel.set[0].0, "x-user");
-        assert_eq!(c.request.cel.add[0].0, "x-m");
+        assert_eq!(c.request.cel.set[0].name, "x-user");
+        assert_eq!(c.request.cel.add[0].name, "x-m");
         assert_eq!(c.response.cel.set.len(), 1);
         assert!(c.response.body.is_some());
+    }
+
+    #[test]
+    fn on_missing_per_block_and_side() {
+        let c = parse(&json!({
+            "requestHeaderModifier": {"onMissing": "reject", "set": {"x-a": "$(request.id)"}},
+            "responseHeaderModifier": {"set": {"x-b": "1"}},
+            "transformations": {
+                "request": {"onMissing": "reject", "set": {"x-c": "request.method"},
+                            "headers": {"add": {"x-d": "d"}}},
+                "response": {"onMissing": "reject", "headers": {"onMissing": "remove", "set": {"x-e": "e"}}}
+            }
+        }))
+        .unwrap();
+        let rules = |e: &[Edit<Template>]| e.iter().map(|e| e.on_missing).collect::<Vec<_>>();
+        assert_eq!(rules(&c.request.templates.set), [OnMissing::Reject]);
+        assert_eq!(rules(&c.request.templates.add), [OnMissing::Reject]);
+        assert_eq!(c.request.cel.set[0].on_missing, OnMissing::Reject);
+        assert_eq!(
+            rules(&c.response.templates.set),
+            [OnMissing::Remove, OnMissing::Remove]
+        );
     }
 
     #[test]
@@ -337,6 +417,18 @@ mod tests {
             (
                 json!({"transformations": {"request": {"body": "x.filterKeys(\"k\", true)"}}}),
                 "simple name",
+            ),
+            (
+                json!({"requestHeaderModifier": {"onMissing": "refuse", "set": {"x": "a"}}}),
+                "`requestHeaderModifier.onMissing`: `refuse` is not an onMissing value",
+            ),
+            (
+                json!({"transformations": {"request": {"onMissing": true}}}),
+                "transformations.request.onMissing",
+            ),
+            (
+                json!({"transformations": {"response": {"headers": {"onMissing": "Reject"}}}}),
+                "transformations.response.headers.onMissing",
             ),
         ];
         for (cfg, want) in cases {

@@ -18,9 +18,9 @@
 //!           X-Authenticated-User: \\$(request.auth.claims.email)
 //! ```
 //!
-//! See [`config`] for every accepted form and the template-vs-CEL rule,
-//! [`template`] for templates (a missing variable skips the header), and
-//! [`json`] for how `json`/`toJson`/`filterKeys` keep key order.
+//! See [`config`] for every accepted form, the template-vs-CEL rule and
+//! `onMissing`, [`sluice_sdk::template`] for templates, and [`json`] for how
+//! `json`/`toJson`/`filterKeys` keep key order.
 //!
 //! Behaviour worth knowing:
 //! - The body is only requested when a body expression is configured, and
@@ -31,23 +31,28 @@
 //!   type error) answers **500 `api_error` "transformation failed: <reason>"**:
 //!   forwarding an untransformed body could leak exactly what the operator
 //!   meant to strip.
-//! - A CEL header expression (flat form) that fails, or yields `null`, skips
-//!   that header (logged at debug): `request.headers["x"]` on a request
-//!   without `x` is the common case, not an error. Header expressions cannot
-//!   see bodies (headers are edited before the body is read).
+//! - The set rule ([`sluice_sdk::header_set`]): a header this policy `set`s
+//!   never keeps the value the client (or, on responses, the upstream)
+//!   sent. When the value cannot be computed (a template variable missing
+//!   or empty, a CEL expression that fails or yields `null`, a value with
+//!   CR/LF, other control or non-ASCII characters) the header is removed
+//!   (logged at debug), and an `add` adds nothing; with `onMissing: reject`
+//!   the request is refused with 403 (a response is replaced by a 502).
+//!   `request.headers["x"]` on a request without `x` is the common case.
+//!   Header expressions cannot see bodies (headers are edited before the
+//!   body is read).
 //! - Response bodies are transformed for non-streaming responses only.
-//! - A rendered value with CR/LF is never sent (header injection).
 
 pub mod config;
 pub mod expr;
 pub mod json;
-pub mod template;
 
+use sluice_sdk::header_set::{NoValue, Unset};
 use sluice_sdk::prelude::*;
+use sluice_sdk::template::{claim, value_text, Lookup, Var};
 
-use config::{Config, Side};
+use config::{Config, Edit, Side};
 use expr::Vars;
-use template::{Lookup, Var};
 
 /// Attribute prefix for request headers kept for response-side templates.
 const ATTR_REQ_HEADER: &str = "transform.request.header.";
@@ -80,11 +85,8 @@ impl Policy for Transform {
             .set
             .iter()
             .chain(&config.response.templates.add)
-            .flat_map(|(_, t)| t.vars())
-            .filter_map(|v| match v {
-                Var::RequestHeader(h) => Some(h.clone()),
-                _ => None,
-            })
+            .flat_map(|e| e.value.headers())
+            .map(str::to_owned)
             .collect();
         let response_body_needs_headers = config
             .response
@@ -130,7 +132,7 @@ impl Policy for Transform {
                 .set
                 .iter()
                 .chain(&side.cel.add)
-                .map(|(_, e)| e)
+                .map(|e| &e.value)
                 .chain(&side.body)
                 .any(|e| e.source().contains("headers") || e.source().contains('['))
         });
@@ -139,12 +141,8 @@ impl Policy for Transform {
         }
         let mut names = vec!["content-length".to_owned(), "transfer-encoding".to_owned()];
         for side in sides {
-            for (_, t) in side.templates.set.iter().chain(&side.templates.add) {
-                for v in t.vars() {
-                    if let Var::RequestHeader(h) = v {
-                        names.push(h.to_ascii_lowercase());
-                    }
-                }
+            for e in side.templates.set.iter().chain(&side.templates.add) {
+                names.extend(e.value.headers().map(str::to_owned));
             }
         }
         Some(names)
@@ -166,7 +164,10 @@ impl Policy for Transform {
                 request_headers: Some(headers),
                 ..base_vars(ctx)
             };
-            header_ops(side, &lookup, &vars)
+            match header_ops(side, &lookup, &vars) {
+                Ok(ops) => ops,
+                Err(unset) => return refused(&unset).refuse_request().into(),
+            }
         } else {
             HeaderOps::new()
         };
@@ -229,7 +230,10 @@ impl Policy for Transform {
             response_headers: Some(headers),
             ..base_vars(ctx)
         };
-        header_ops(side, &lookup, &vars).proceed_response()
+        match header_ops(side, &lookup, &vars) {
+            Ok(ops) => ops.proceed_response(),
+            Err(unset) => refused(&unset).refuse_response().into(),
+        }
     }
 
     fn on_response_body(&self, ctx: &RequestContext, status: u16, body: Vec<u8>) -> BodyAction {
@@ -328,59 +332,77 @@ impl Lookup for Ctx<'_> {
                 Some(headers) => header(headers, h).map(str::to_owned),
                 None => host::get_attr(&format!("{ATTR_REQ_HEADER}{h}")),
             },
-            Var::Claim(c) => host::get_attr(&format!("auth.claims.{c}")),
+            Var::Claim(c) => host::get_attr(&format!("auth.claims.{c}")).or_else(|| {
+                // A nested claim (`org.id`): jwt-auth keeps per-claim
+                // attributes for top-level names only.
+                let all = host::get_attr("auth.claims").filter(|_| c.contains('.'))?;
+                let all = serde_json::from_str::<serde_json::Value>(&all).ok()?;
+                claim(all.as_object()?, c).map(value_text)
+            }),
+            Var::Claims => host::get_attr("auth.claims"),
             Var::Sub => host::get_attr("auth.sub"),
+            Var::Iss => host::get_attr("auth.iss"),
         }
     }
 }
 
-/// A header value safe to send.
-fn safe(name: &str, v: String) -> Option<String> {
-    if v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        host::warn(&format!(
-            "not setting header {name}: value contains CR/LF/NUL"
-        ));
-        None
+/// Log and count a refusal under `onMissing: reject` (never the value).
+fn refused(unset: &Unset) -> &Unset {
+    host::warn(&format!("refusing: {}", truncate(&unset.to_string())));
+    host::metric_counter("transform_header_refusals", 1);
+    unset
+}
+
+/// The value of one CEL edit: `null` is missing, a failure is [`NoValue::Failed`].
+fn cel_value(e: &expr::Expression, vars: &Vars<'_>) -> Result<String, NoValue> {
+    match e.eval_string(vars) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(NoValue::Missing(truncate(e.source()).to_owned())),
+        Err(err) => Err(NoValue::Failed(truncate(&err).to_owned())),
+    }
+}
+
+/// Apply one edit through the SDK's set rule, logging a value that could
+/// not be computed (the reason, never the value).
+fn apply<V>(
+    ops: HeaderOps,
+    set: bool,
+    edit: &Edit<V>,
+    value: Result<String, NoValue>,
+) -> Result<HeaderOps, Unset> {
+    if let Err(why) = &value {
+        let what = if set { "removed" } else { "not added" };
+        host::debug(&format!("header {} {what}: {why}", edit.name));
+    }
+    if set {
+        ops.set_value(edit.name.clone(), value, edit.on_missing)
     } else {
-        Some(v)
+        ops.add_value(edit.name.clone(), value, edit.on_missing)
     }
 }
 
 /// The header edits of one side: removals, then template and CEL sets/adds
-/// (the host applies them in the order remove, set, add).
-fn header_ops(side: &Side, lookup: &dyn Lookup, vars: &Vars<'_>) -> HeaderOps {
+/// (the host applies them in the order remove, set, add). A `set` whose
+/// value cannot be computed removes the header; under `onMissing: reject`
+/// the first such edit is returned instead.
+fn header_ops(side: &Side, lookup: &dyn Lookup, vars: &Vars<'_>) -> Result<HeaderOps, Unset> {
     let mut ops = HeaderOps::new();
     for name in &side.templates.remove {
         ops = ops.remove(name.clone());
     }
-    let cel = |name: &str, e: &expr::Expression| match e.eval_string(vars) {
-        Ok(v) => v.and_then(|v| safe(name, v)),
-        Err(err) => {
-            host::debug(&format!("header {name} not set: {}", truncate(&err)));
-            None
-        }
-    };
-    for (name, t) in &side.templates.set {
-        if let Some(v) = t.render(lookup).and_then(|v| safe(name, v)) {
-            ops = ops.set(name.clone(), v);
-        }
+    for e in &side.templates.set {
+        ops = apply(ops, true, e, e.value.render(lookup))?;
     }
-    for (name, e) in &side.cel.set {
-        if let Some(v) = cel(name, e) {
-            ops = ops.set(name.clone(), v);
-        }
+    for e in &side.cel.set {
+        ops = apply(ops, true, e, cel_value(&e.value, vars))?;
     }
-    for (name, t) in &side.templates.add {
-        if let Some(v) = t.render(lookup).and_then(|v| safe(name, v)) {
-            ops = ops.add(name.clone(), v);
-        }
+    for e in &side.templates.add {
+        ops = apply(ops, false, e, e.value.render(lookup))?;
     }
-    for (name, e) in &side.cel.add {
-        if let Some(v) = cel(name, e) {
-            ops = ops.add(name.clone(), v);
-        }
+    for e in &side.cel.add {
+        ops = apply(ops, false, e, cel_value(&e.value, vars))?;
     }
-    ops
+    Ok(ops)
 }
 
 #[cfg(test)]

@@ -240,13 +240,100 @@ fn every_template_variable() {
     assert_eq!(got["x-mixed"], "v=POST /claude/v1/messages");
 }
 
+/// The issue's case: a token without `email`, a client sending its own
+/// `X-Authenticated-User`. The set removes the header instead of skipping it.
 #[test]
-fn missing_claim_skips_header() {
+fn missing_claim_removes_the_header() {
     mock::reset();
     let p = policy(json!({"transformations": {"request": {"headers": {"set": {
         "X-Authenticated-User": "\\\\$(request.auth.claims.email)", "X-Gateway-Source": "claude-code"}}}}}));
-    let (ops, _) = req_ops(p.on_request_headers(&ctx(), &vec![]));
+    let spoof = h(&[("x-authenticated-user", "ceo@yourcompany.com")]);
+    let (ops, _) = req_ops(p.on_request_headers(&ctx(), &spoof));
     assert_eq!(pairs(&ops.set), [("x-gateway-source", "claude-code")]);
+    assert_eq!(ops.remove, ["x-authenticated-user"]);
+    // An empty claim is no claim, and a half-filled value is never sent.
+    mock::with(|m| {
+        m.attrs.insert("auth.claims.email".into(), String::new());
+    });
+    let p = policy(
+        json!({"requestHeaderModifier": {"set": {"x-user": "user=$(request.auth.claims.email)"}}}),
+    );
+    let (ops, _) = req_ops(p.on_request_headers(&ctx(), &spoof));
+    assert!(ops.set.is_empty());
+    assert_eq!(ops.remove, ["x-user"]);
+}
+
+#[test]
+fn a_failed_add_adds_nothing() {
+    mock::reset();
+    let p = policy(
+        json!({"requestHeaderModifier": {"add": {"x-team": "$(request.header.x-nope)", "x-ok": "1"}},
+        "transformations": {"request": {"add": {"x-cel": "request.headers[\"x-nope\"]"}}}}),
+    );
+    let (ops, _) = req_ops(p.on_request_headers(&ctx(), &vec![]));
+    assert_eq!(pairs(&ops.add), [("x-ok", "1")]);
+    assert!(ops.remove.is_empty() && ops.set.is_empty());
+}
+
+#[test]
+fn response_side_removes_the_upstream_value() {
+    mock::reset();
+    let p = policy(json!({
+        "responseHeaderModifier": {"set": {"x-user": "$(request.auth.claims.email)"}},
+        "transformations": {"response": {"set": {"x-cel": "response.headers[\"x-nope\"] + \"!\""}}}
+    }));
+    let ops = resp_ops(p.on_response_headers(&ctx(), 200, &h(&[("x-user", "upstream")])));
+    assert!(ops.set.is_empty());
+    assert_eq!(ops.remove, ["x-user", "x-cel"]);
+}
+
+#[test]
+fn on_missing_reject_refuses() {
+    mock::reset();
+    let p = policy(
+        json!({"transformations": {"request": {"onMissing": "reject",
+        "headers": {"set": {"X-Authenticated-User": "\\\\$(request.auth.claims.email)"}}}}}),
+    );
+    let r = match p.on_request_headers(&ctx(), &h(&[("x-authenticated-user", "ceo@x")])) {
+        HeadersAction::Respond(r) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(r.status, 403);
+    assert!(r.message.contains("x-authenticated-user"), "{}", r.message);
+    assert!(!r.message.contains("ceo@x"));
+    // A value that renders passes.
+    mock::with(|m| {
+        m.attrs.insert("auth.claims.email".into(), "a@b.c".into());
+    });
+    let (ops, _) = req_ops(p.on_request_headers(&ctx(), &vec![]));
+    assert_eq!(pairs(&ops.set), [("x-authenticated-user", "a@b.c")]);
+
+    let p = policy(json!({"responseHeaderModifier": {"onMissing": "reject",
+        "set": {"x-echo": "$(request.header.x-trace)"}}}));
+    match p.on_response_headers(&ctx(), 200, &vec![]) {
+        ResponseHeadersAction::Respond(r) => assert_eq!(r.status, 502),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn nested_claims_and_every_auth_variable() {
+    mock::reset();
+    mock::with(|m| {
+        m.attrs.insert(
+            "auth.claims".into(),
+            r#"{"org":{"id":"o1"},"iss":"https://i"}"#.into(),
+        );
+        m.attrs.insert("auth.iss".into(), "https://i".into());
+    });
+    let p = policy(json!({"requestHeaderModifier": {"set": {
+        "x-org": "$(request.auth.claims.org.id)", "x-iss": "$(request.auth.iss)",
+        "x-all": "$(request.auth.claims)"}}}));
+    let (ops, _) = req_ops(p.on_request_headers(&ctx(), &vec![]));
+    let got: std::collections::HashMap<_, _> = pairs(&ops.set).into_iter().collect();
+    assert_eq!(got["x-org"], "o1");
+    assert_eq!(got["x-iss"], "https://i");
+    assert!(got["x-all"].contains("\"org\""));
 }
 
 #[test]
@@ -285,8 +372,21 @@ fn header_injection_is_refused() {
     let p = policy(
         json!({"requestHeaderModifier": {"set": {"x-user": "$(request.auth.claims.email)"}}}),
     );
+    let (ops, _) = req_ops(p.on_request_headers(&ctx(), &h(&[("x-user", "spoofed")])));
+    assert!(ops.set.is_empty());
+    assert_eq!(
+        ops.remove,
+        ["x-user"],
+        "refused, so the client's value goes too"
+    );
+    // Non-ASCII would make the host refuse the whole edit list: removed too.
+    mock::with(|m| {
+        m.attrs
+            .insert("auth.claims.email".into(), "josé@b.c".into());
+    });
     let (ops, _) = req_ops(p.on_request_headers(&ctx(), &vec![]));
     assert!(ops.set.is_empty());
+    assert_eq!(ops.remove, ["x-user"]);
 }
 
 // ---- agentgateway's flat CEL form ----
@@ -317,13 +417,17 @@ fn flat_form_values_are_cel() {
     assert_eq!(
         set,
         [("x-email", "dev@example.com"), ("x-user", "bob")],
-        "a failing header expression skips only that header (map form: name order)"
+        "a failing header expression affects only that header (map form: name order)"
     );
     assert_eq!(
         pairs(&ops.add),
         [("x-info", "POST claude-agent"), ("x-groups", "2")]
     );
-    assert_eq!(ops.remove, ["x-drop"]);
+    assert_eq!(
+        ops.remove,
+        ["x-drop", "x-missing"],
+        "a set with no value removes"
+    );
     let ops =
         resp_ops(p.on_response_headers(&ctx(), 201, &h(&[("content-type", "application/json")])));
     let mut set = pairs(&ops.set);
