@@ -28,6 +28,7 @@ mod plugin_rate_limit;
 mod plugin_transform;
 mod policies;
 mod production_route;
+mod provider_formats;
 mod redis_state;
 mod seed_patterns;
 mod streaming;

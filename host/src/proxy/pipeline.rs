@@ -38,6 +38,7 @@ use crate::config::{AiKind, Provider};
 use crate::metrics::Metrics;
 use crate::otel::{self, Tracer};
 use crate::policy::{self, Chain, HeadersOutcome, RequestContext, RequestScope};
+use crate::provider;
 use crate::stream::decode::Encoding;
 use crate::stream::usage::UsageReader;
 use bytes::Bytes;
@@ -75,6 +76,12 @@ pub async fn handle(
     };
     if let Some(t) = &tracer {
         start_trace(t, &mut session, &listener.name, &req, peer);
+    }
+    // Phase 1b: a request in a format the backend's provider does not speak
+    // is refused before any policy or upstream sees it.
+    let kind = kind_of(&session);
+    if !provider::speaks(route.target.provider, kind) {
+        return wrong_format(session, &route, kind);
     }
     let (mut parts, body) = req.into_parts();
     let wants = session.chain.wants();
@@ -609,6 +616,24 @@ async fn whole_body(
     }
     session.first_byte = Some(Instant::now());
     Response::from_parts(parts, ResponseBody::full_with_usage(bytes, session, usage))
+}
+
+/// Phase 1b's refusal: a 400 in the client's own error shape (the format
+/// it wrote in), naming the route, what it sent and what the backend speaks.
+fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Response<ResponseBody> {
+    session.shape = match kind {
+        AiKind::Messages | AiKind::AnthropicTokenCount => ErrorShape::Anthropic,
+        _ => ErrorShape::OpenAi,
+    };
+    let backend = route.target.provider.map_or("plain HTTP", provider::config_name);
+    let msg = format!(
+        "route `{}` sends this request to an `{backend}` backend, which does not accept {} requests; \
+         the gateway does not translate between API formats",
+        route.name,
+        provider::format_name(kind),
+    );
+    tracing::info!(route = %route.name, kind = ?kind, backend, "request format not spoken by the backend");
+    session.error(400, "invalid_request_error", &msg)
 }
 
 fn kind_of(session: &Session) -> AiKind {
