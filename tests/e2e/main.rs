@@ -25,6 +25,7 @@ mod plugin_rate_limit;
 mod plugin_transform;
 mod policies;
 mod production_route;
+mod rate_limit_window;
 mod redis_state;
 mod seed_patterns;
 mod streaming;
