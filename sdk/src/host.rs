@@ -238,7 +238,11 @@ pub mod mock {
                 let mut retry_after_ms = 0;
                 if !allowed {
                     let need = l.amount.max(1);
-                    let excess = if need > l.limit { t } else { t + need - l.limit };
+                    let excess = if need > l.limit {
+                        t
+                    } else {
+                        t + need - l.limit
+                    };
                     let mut freed = 0;
                     for (i, n) in &x.slots {
                         freed += n;

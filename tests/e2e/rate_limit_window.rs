@@ -214,7 +214,10 @@ async fn retry_after_is_the_time_until_one_more_request_fits() {
     let ages_hi = (got1 / 36_000 + 1) * 36_000 + 3_600_000;
     let within = |r: &Resp, name: &str, sent: u64, got: u64| {
         let v = secs(r, name);
-        let (lo, hi) = ((ages_lo - got).div_ceil(1_000), (ages_hi - sent).div_ceil(1_000));
+        let (lo, hi) = (
+            (ages_lo - got).div_ceil(1_000),
+            (ages_hi - sent).div_ceil(1_000),
+        );
         assert!(
             (lo..=hi).contains(&v),
             "{name}: {v} s, expected {lo}..={hi} (the first request ages out ~1 h after it)"

@@ -611,7 +611,10 @@ fn redis_sliding_windows_count_like_the_memory_backend() {
     let r = take(&[lim("other", 1, 5, HOUR), lim("h", 1, 3, HOUR)], false);
     assert!(r[0].allowed && !r[1].allowed, "{r:?}");
     assert_eq!(r[0].total, 0);
-    assert!(redis.keys("t:p:sw:3600000:other").is_empty(), "nothing stored");
+    assert!(
+        redis.keys("t:p:sw:3600000:other").is_empty(),
+        "nothing stored"
+    );
     // Reads charge nothing; force charges past the limit.
     let r = take(&[lim("tok", 0, 10, HOUR)], false)[0];
     assert!(r.allowed && r.total == 0 && r.reset.is_zero(), "{r:?}");
@@ -625,7 +628,10 @@ fn redis_sliding_windows_count_like_the_memory_backend() {
     assert!(take(&[lim("s", 1, 2, 1_000)], false)[0].allowed);
     assert!(take(&[lim("s", 1, 2, 1_000)], false)[0].allowed);
     let r = take(&[lim("s", 1, 2, 1_000)], false)[0];
-    assert!(!r.allowed && r.retry_after <= Duration::from_millis(1_010), "{r:?}");
+    assert!(
+        !r.allowed && r.retry_after <= Duration::from_millis(1_010),
+        "{r:?}"
+    );
     let started = Instant::now();
     loop {
         let r = take(&[lim("s", 1, 2, 1_000)], false)[0];
@@ -647,6 +653,9 @@ fn redis_sliding_windows_count_like_the_memory_backend() {
             .unwrap();
         assert!(fields <= 101 + 4, "{fields} fields");
     }
-    let ttl: i64 = redis::cmd("PTTL").arg("t:p:sw:200:busy").query(&mut c).unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("t:p:sw:200:busy")
+        .query(&mut c)
+        .unwrap();
     assert!((0..=203).contains(&ttl), "{ttl}");
 }

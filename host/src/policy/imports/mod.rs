@@ -126,11 +126,7 @@ impl Host for HostState {
     fn incr_counter(&mut self, key: String, delta: i64, window_ms: u64) -> R<WindowCount> {
         counters::incr(self, &key, delta, window_ms)
     }
-    fn window_take(
-        &mut self,
-        limits: Vec<WindowLimit>,
-        force: bool,
-    ) -> R<Vec<WindowTakeResult>> {
+    fn window_take(&mut self, limits: Vec<WindowLimit>, force: bool) -> R<Vec<WindowTakeResult>> {
         counters::window_take(self, limits, force)
     }
     fn take_tokens(

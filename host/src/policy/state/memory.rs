@@ -97,10 +97,7 @@ impl MemoryState {
             .iter()
             .map(|l| {
                 let w = ms(l.window).max(1);
-                let mut win = g
-                    .windows
-                    .remove(&(l.key.clone(), w))
-                    .unwrap_or_default();
+                let mut win = g.windows.remove(&(l.key.clone(), w)).unwrap_or_default();
                 let now = win.now(clock);
                 win.trim(now, w);
                 (win, w, now)
@@ -299,7 +296,9 @@ mod tests {
     fn windows_slide_across_the_clock_minute() {
         // 20 per minute: 20 at hh:mm:58.8, then hh:(mm+1):00.3 is refused
         // (fixed windows admitted 20 more there).
-        let clock = Arc::new(ManualClock::new(1_700_000_000_000 / 60_000 * 60_000 + 58_800));
+        let clock = Arc::new(ManualClock::new(
+            1_700_000_000_000 / 60_000 * 60_000 + 58_800,
+        ));
         let s = MemoryState::with_clock(clock.clone());
         let l = [lim("k", 1, 20, 60_000)];
         for n in 1..=20 {

@@ -407,10 +407,7 @@ impl SharedState for RedisState {
                     .arg(slot_ms(w.min(EXACT)));
             }
             let mut c = inner.conn().await?;
-            let flat: Vec<i64> = inv
-                .invoke_async(&mut c)
-                .await
-                .map_err(|e| inner.error(e))?;
+            let flat: Vec<i64> = inv.invoke_async(&mut c).await.map_err(|e| inner.error(e))?;
             if flat.len() != limits.len() * 5 {
                 return Err(StateError::Backend(format!(
                     "window script answered {} values for {} limits",

@@ -345,7 +345,9 @@ mod tests {
             window: Duration::from_secs(60),
         };
         let r = s.window_take("p", &[w.clone(), w], false).unwrap();
-        assert!(r.iter().all(|r| r.allowed && r.remaining == 7 && r.total == 0));
+        assert!(r
+            .iter()
+            .all(|r| r.allowed && r.remaining == 7 && r.total == 0));
         assert_eq!(s.kv_get("p", "k").unwrap(), None);
         assert!(!s.is_up());
     }
@@ -366,7 +368,11 @@ mod tests {
         };
         assert!(s.window_take("rate-limit", &[lim("k")], false).unwrap()[0].allowed);
         assert!(s.window_take("other", &[lim("k")], false).unwrap()[0].allowed);
-        assert!(s.window_take("other", &[lim("rate-limit:k")], false).unwrap()[0].allowed);
+        assert!(
+            s.window_take("other", &[lim("rate-limit:k")], false)
+                .unwrap()[0]
+                .allowed
+        );
         assert!(!s.window_take("rate-limit", &[lim("k")], false).unwrap()[0].allowed);
         s.kv_set("jwt-auth", "doc", b"real".to_vec(), w).unwrap();
         s.kv_set("evil", "jwt-auth:doc", b"forged".to_vec(), w)

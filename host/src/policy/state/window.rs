@@ -225,7 +225,10 @@ mod tests {
         }
         for (k, a) in admitted.iter().enumerate() {
             let in_period = admitted[k..].iter().take_while(|b| **b < a + MIN).count();
-            assert!(in_period <= 10, "{in_period} admitted within a minute of {a}");
+            assert!(
+                in_period <= 10,
+                "{in_period} admitted within a minute of {a}"
+            );
         }
         // Exact would admit the 11th one period after the first; the
         // sub-windows admit it at most one sub-window (600 ms) + a step later.
@@ -248,7 +251,10 @@ mod tests {
         let r = take(&mut w, t + 800, 0, 30, false);
         assert!(!r.allowed && r.remaining == 0);
         // 36 counted; one more needs 7 gone: the first 18 must age out.
-        assert_eq!(r.retry_after, Duration::from_millis(t + 600 + MIN - (t + 800)));
+        assert_eq!(
+            r.retry_after,
+            Duration::from_millis(t + 600 + MIN - (t + 800))
+        );
         assert!(!take(&mut w, t + 599 + MIN, 0, 30, false).allowed);
         let r = take(&mut w, t + 600 + MIN, 0, 30, false);
         assert!(r.allowed && r.total == 18, "{r:?}");
