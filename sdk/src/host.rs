@@ -136,6 +136,10 @@ pub mod mock {
         WindowCount, WindowLimit, WindowTakeResult,
     };
 
+    /// A sliding window: non-empty sub-windows (index, units), oldest
+    /// first, and the latest time seen.
+    pub type MockWindow = (Vec<(u64, u64)>, u64);
+
     /// What the mock host holds; reset it between tests with [`reset`].
     #[derive(Default)]
     pub struct MockHost {
@@ -144,7 +148,7 @@ pub mod mock {
         pub counters: HashMap<String, i64>,
         /// Sliding windows: (key, window ms) → non-empty sub-windows
         /// (index, units), oldest first, and the latest time seen.
-        pub windows: HashMap<(String, u64), (Vec<(u64, u64)>, u64)>,
+        pub windows: HashMap<(String, u64), MockWindow>,
         /// Token buckets: key → (tokens, last fill ms), driven by `now_ms`.
         pub buckets: HashMap<String, (u64, u64)>,
         pub kv: HashMap<String, Vec<u8>>,
