@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::{
     Bucket, BucketTake, FetchResponse, Level, PublicKey, SignatureScheme, TokenUsage, WindowCount,
+    WindowLimit, WindowTakeResult,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -43,8 +44,23 @@ pub fn set_attr(key: &str, value: &str) {
 }
 
 /// Add `delta` to a counter in the current fixed `window`; `delta` 0 reads.
+/// Windows are aligned to the clock: a limit built on this admits up to
+/// twice its size across a window edge. Rate limits use [`window_take`].
 pub fn incr_counter(key: &str, delta: i64, window: Duration) -> WindowCount {
     imp::incr_counter(key, delta, window.as_millis() as u64)
+}
+
+/// Sliding-window limits ("at most `limit` in any span of `window-ms`"),
+/// checked and charged in one atomic step: each limit's `amount` is added
+/// only if every limit has room for `max(amount, 1)` more (all or nothing,
+/// so a refused request consumes nothing), or regardless with `force` (a
+/// cost known only afterwards, e.g. tokens in `on_complete`). `amount` 0
+/// reads. One result per limit, in order; at most 16 limits, each key and
+/// window once. The host counts in 100 sub-windows per period, so it may
+/// refuse up to 1% of the period late, never admit early; `retry_after_ms`
+/// is when `max(amount, 1)` more fit. Shared like counters.
+pub fn window_take(limits: &[WindowLimit], force: bool) -> Vec<WindowTakeResult> {
+    imp::window_take(limits, force)
 }
 
 /// Take `tokens` from the token bucket `key` (refilled first): all of them
@@ -117,8 +133,12 @@ pub mod mock {
 
     use crate::{
         Bucket, BucketTake, FetchResponse, Level, PublicKey, SignatureScheme, TokenUsage,
-        WindowCount,
+        WindowCount, WindowLimit, WindowTakeResult,
     };
+
+    /// A sliding window: non-empty sub-windows (index, units), oldest
+    /// first, and the latest time seen.
+    pub type MockWindow = (Vec<(u64, u64)>, u64);
 
     /// What the mock host holds; reset it between tests with [`reset`].
     #[derive(Default)]
@@ -126,6 +146,9 @@ pub mod mock {
         pub logs: Vec<(Level, String)>,
         pub attrs: HashMap<String, String>,
         pub counters: HashMap<String, i64>,
+        /// Sliding windows: (key, window ms) → non-empty sub-windows
+        /// (index, units), oldest first, and the latest time seen.
+        pub windows: HashMap<(String, u64), MockWindow>,
         /// Token buckets: key → (tokens, last fill ms), driven by `now_ms`.
         pub buckets: HashMap<String, (u64, u64)>,
         pub kv: HashMap<String, Vec<u8>>,
@@ -169,6 +192,81 @@ pub mod mock {
                 total: *total,
                 reset_ms: window_ms,
             }
+        })
+    }
+    /// Same arithmetic as the gateway's `window.rs` (100 sub-windows per
+    /// period, counted while they overlap the last period), on `now_ms`.
+    pub(super) fn window_take(limits: &[WindowLimit], force: bool) -> Vec<WindowTakeResult> {
+        with(|h| {
+            let clock = h.now_ms;
+            struct W {
+                slots: Vec<(u64, u64)>,
+                now: u64,
+                w: u64,
+                s: u64,
+            }
+            let mut ws: Vec<W> = limits
+                .iter()
+                .map(|l| {
+                    let w = l.window_ms.max(1);
+                    let s = w.div_ceil(100).max(1);
+                    let (mut slots, last) = h
+                        .windows
+                        .get(&(l.key.clone(), w))
+                        .cloned()
+                        .unwrap_or_default();
+                    let now = clock.max(last);
+                    let cutoff = if now >= w { (now - w) / s } else { 0 };
+                    slots.retain(|(i, _)| *i >= cutoff);
+                    W { slots, now, w, s }
+                })
+                .collect();
+            let total = |x: &W| x.slots.iter().map(|(_, n)| n).sum::<u64>();
+            let fits: Vec<bool> = ws
+                .iter()
+                .zip(limits)
+                .map(|(x, l)| total(x).saturating_add(l.amount.max(1)) <= l.limit)
+                .collect();
+            let charge = force || fits.iter().all(|f| *f);
+            let mut out = Vec::new();
+            for ((x, l), allowed) in ws.iter_mut().zip(limits).zip(fits) {
+                if charge && l.amount > 0 {
+                    let i = x.now / x.s;
+                    match x.slots.last_mut() {
+                        Some((last, n)) if *last >= i => *n += l.amount,
+                        _ => x.slots.push((i, l.amount)),
+                    }
+                }
+                let t = total(x);
+                let ages = |i: u64| (i + 1) * x.s + x.w - x.now;
+                let mut retry_after_ms = 0;
+                if !allowed {
+                    let need = l.amount.max(1);
+                    let excess = if need > l.limit {
+                        t
+                    } else {
+                        t + need - l.limit
+                    };
+                    let mut freed = 0;
+                    for (i, n) in &x.slots {
+                        freed += n;
+                        retry_after_ms = ages(*i);
+                        if freed >= excess {
+                            break;
+                        }
+                    }
+                }
+                out.push(WindowTakeResult {
+                    allowed,
+                    total: t,
+                    remaining: l.limit.saturating_sub(t),
+                    retry_after_ms,
+                    reset_ms: x.slots.first().map_or(0, |(i, _)| ages(*i)),
+                });
+                h.windows
+                    .insert((l.key.clone(), x.w), (x.slots.clone(), x.now));
+            }
+            out
         })
     }
     /// Same arithmetic as the gateway (whole fill intervals from the last fill).

@@ -65,7 +65,8 @@ pub mod bindings {
 
 pub use bindings::exports::sluice::policy::policy::InitResult;
 pub use bindings::sluice::policy::host::{
-    Bucket, BucketTake, FetchResponse, Level, PublicKey, RsaPublicKey, SignatureScheme, WindowCount,
+    Bucket, BucketTake, FetchResponse, Level, PublicKey, RsaPublicKey, SignatureScheme,
+    WindowCount, WindowLimit, WindowTakeResult,
 };
 pub use bindings::sluice::policy::types::{
     AiKind, BodyAction, Completion, HeadersAction, Hooks, ImmediateResponse, Provider,

@@ -1,7 +1,8 @@
 //! Redis-backed shared state through the real binary and a real
 //! `redis-server` per test: limits shared exactly by two replicas, key
 //! prefixes, the failure modes during an outage and recovery after it,
-//! plugin key isolation, token-bucket refill, and the `state:` config.
+//! plugin key isolation, token-bucket refill, the sliding-window script
+//! against a real server, and the `state:` config.
 
 use crate::common::*;
 use futures_util::future::join_all;
@@ -85,21 +86,12 @@ fn total(metrics: &str, prefix: &str) -> f64 {
         .sum()
 }
 
-/// Hourly windows are aligned on the Redis clock: keep a test that counts
-/// within one hour away from its edge.
-async fn away_from_the_hour_edge(redis: &RedisServer) {
-    let into = redis.time_ms() % 3_600_000;
-    if into > 3_600_000 - 60_000 {
-        tokio::time::sleep(Duration::from_millis(3_600_000 - into + 1_000)).await;
-    }
-}
-
-/// Field `n` of the single counter whose key contains `needle`.
+/// Total (`t`) of the single sliding window whose key contains `needle`.
 fn counter_value(redis: &RedisServer, needle: &str) -> Option<i64> {
     let keys = redis.keys(&format!("*{needle}*"));
     let key = keys.first()?;
     let mut c = redis.connect().ok()?;
-    redis::cmd("HGET").arg(key).arg("n").query(&mut c).ok()?
+    redis::cmd("HGET").arg(key).arg("t").query(&mut c).ok()?
 }
 
 async fn wait_counter(redis: &RedisServer, needle: &str, want: i64) {
@@ -117,7 +109,6 @@ async fn wait_counter(redis: &RedisServer, needle: &str, want: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_request_limit_exactly() {
     let redis = RedisServer::start();
-    away_from_the_hour_edge(&redis).await;
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
     let limit = layer(
@@ -164,7 +155,6 @@ async fn two_replicas_share_one_request_limit_exactly() {
 #[tokio::test]
 async fn two_replicas_share_one_token_limit() {
     let redis = RedisServer::start();
-    away_from_the_hour_edge(&redis).await;
     let up = FakeUpstream::plain().await;
     up.set_script(Script::default().tokens(11, 7));
     let dir = tempfile::tempdir().unwrap();
@@ -199,7 +189,6 @@ async fn two_replicas_share_one_token_limit() {
 #[tokio::test]
 async fn gateways_with_different_key_prefixes_do_not_collide() {
     let redis = RedisServer::start();
-    away_from_the_hour_edge(&redis).await;
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
     let limit = layer(
@@ -232,7 +221,7 @@ async fn gateways_with_different_key_prefixes_do_not_collide() {
     assert!(!all.is_empty());
     for k in &all {
         assert!(
-            k.starts_with("team-a:rate-limit:ctr:") || k.starts_with("team-b:rate-limit:ctr:"),
+            k.starts_with("team-a:rate-limit:sw:") || k.starts_with("team-b:rate-limit:sw:"),
             "{all:?}"
         );
     }
@@ -265,7 +254,6 @@ where
 #[tokio::test]
 async fn outage_fails_closed_with_503_then_recovers_by_itself() {
     let mut redis = RedisServer::start();
-    away_from_the_hour_edge(&redis).await;
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
     let limit = layer(
@@ -337,7 +325,6 @@ async fn outage_fails_closed_with_503_then_recovers_by_itself() {
 #[tokio::test]
 async fn outage_fails_open_and_lets_requests_through_then_recovers() {
     let mut redis = RedisServer::start();
-    away_from_the_hour_edge(&redis).await;
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
     let limit = layer(
@@ -388,7 +375,6 @@ async fn outage_fails_open_and_lets_requests_through_then_recovers() {
 #[tokio::test]
 async fn a_plugin_cannot_touch_another_plugins_keys() {
     let redis = RedisServer::start();
-    away_from_the_hour_edge(&redis).await;
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
     let probe = sluice::policy::testing::fixture("state-probe");
@@ -575,4 +561,101 @@ async fn reload_that_changes_state_is_refused_and_get_config_hides_the_password(
     assert_eq!(claude(&c, &gw).await.status, 200);
     let logs = gw.logs();
     assert!(!logs.contains("hunter2"), "{logs}");
+}
+
+/// The sliding-window Lua script against a real server, on Redis time: the
+/// same answers as the memory backend (`window.rs`), bounded fields and
+/// expiry.
+#[test]
+fn redis_sliding_windows_count_like_the_memory_backend() {
+    use sluice::policy::state::{RedisOptions, RedisState, StateStore, WindowLimit};
+    use std::sync::Arc;
+    let redis = RedisServer::start();
+    let backend = RedisState::new(RedisOptions {
+        url: redis.url(),
+        key_prefix: "t:".into(),
+        pool_size: 1,
+        timeout: Duration::from_secs(2),
+    })
+    .unwrap();
+    let store = StateStore::over(Arc::new(backend));
+    let lim = |key: &str, amount: u64, limit: u64, ms: u64| WindowLimit {
+        key: key.into(),
+        amount,
+        limit,
+        window: Duration::from_millis(ms),
+    };
+    let take = |l: &[WindowLimit], force: bool| store.window_take("p", l, force).unwrap();
+    const HOUR: u64 = 3_600_000;
+
+    // An hour of 3: the fourth waits until the first ages out, ~1 h later.
+    let t0 = redis.time_ms();
+    for n in 1..=3 {
+        let r = take(&[lim("h", 1, 3, HOUR)], false)[0];
+        assert!(r.allowed && r.total == n && r.remaining == 3 - n, "{r:?}");
+    }
+    let r = take(&[lim("h", 1, 3, HOUR)], false)[0];
+    let t1 = redis.time_ms();
+    assert!(!r.allowed && r.total == 3 && r.remaining == 0, "{r:?}");
+    let lo = (t0 / 36_000 + 1) * 36_000 + HOUR - t1;
+    let hi = (t1 / 36_000 + 1) * 36_000 + HOUR - t0;
+    let retry = r.retry_after.as_millis() as u64;
+    assert!((lo..=hi).contains(&retry), "{retry} not in {lo}..={hi}");
+    assert_eq!(r.reset, r.retry_after);
+    let key = "t:p:sw:3600000:h";
+    let mut c = redis.connect().unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut c).unwrap();
+    assert!(ttl > 0 && ttl as u64 <= hi + 1, "{ttl}");
+
+    // All or nothing: a full limit charges none of the others.
+    let r = take(&[lim("other", 1, 5, HOUR), lim("h", 1, 3, HOUR)], false);
+    assert!(r[0].allowed && !r[1].allowed, "{r:?}");
+    assert_eq!(r[0].total, 0);
+    assert!(
+        redis.keys("t:p:sw:3600000:other").is_empty(),
+        "nothing stored"
+    );
+    // Reads charge nothing; force charges past the limit.
+    let r = take(&[lim("tok", 0, 10, HOUR)], false)[0];
+    assert!(r.allowed && r.total == 0 && r.reset.is_zero(), "{r:?}");
+    let r = take(&[lim("tok", 25, 10, HOUR)], true)[0];
+    assert!(!r.allowed && r.total == 25 && r.remaining == 0, "{r:?}");
+    assert!(!take(&[lim("tok", 0, 10, HOUR)], false)[0].allowed);
+
+    // A 1 s window of 2: refused until the first two are a second old on
+    // Redis's clock, then admitted again.
+    let t0 = redis.time_ms();
+    assert!(take(&[lim("s", 1, 2, 1_000)], false)[0].allowed);
+    assert!(take(&[lim("s", 1, 2, 1_000)], false)[0].allowed);
+    let r = take(&[lim("s", 1, 2, 1_000)], false)[0];
+    assert!(
+        !r.allowed && r.retry_after <= Duration::from_millis(1_010),
+        "{r:?}"
+    );
+    let started = Instant::now();
+    loop {
+        let r = take(&[lim("s", 1, 2, 1_000)], false)[0];
+        if r.allowed {
+            assert!(redis.time_ms() >= t0 + 1_000, "admitted early");
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "never admitted again");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // Fields stay bounded: a 200 ms window (2 ms sub-windows) hit for 600 ms.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(600) {
+        take(&[lim("busy", 1, u64::MAX, 200)], false);
+        let fields: usize = redis::cmd("HLEN")
+            .arg("t:p:sw:200:busy")
+            .query(&mut c)
+            .unwrap();
+        assert!(fields <= 101 + 4, "{fields} fields");
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("t:p:sw:200:busy")
+        .query(&mut c)
+        .unwrap();
+    assert!((0..=203).contains(&ttl), "{ttl}");
 }

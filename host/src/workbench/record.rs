@@ -12,7 +12,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
-use crate::policy::state::{Bucket, BucketTake, StateFuture};
+use crate::policy::state::{Bucket, BucketTake, StateFuture, WindowLimit, WindowTake};
 use crate::policy::{MemoryState, SharedState, WindowCount};
 
 /// One host call, as printed by `sluice plugin run`.
@@ -24,6 +24,15 @@ pub enum HostCall {
         delta: i64,
         window_ms: u64,
         total: i64,
+    },
+    /// One limit of a `window-take` call.
+    WindowTake {
+        key: String,
+        amount: u64,
+        limit: u64,
+        window_ms: u64,
+        allowed: bool,
+        total: u64,
     },
     KvGet {
         key: String,
@@ -51,6 +60,18 @@ impl std::fmt::Display for HostCall {
             } => write!(
                 f,
                 "incr-counter {key:?} {delta:+} (window {window_ms} ms) -> {total}"
+            ),
+            HostCall::WindowTake {
+                key,
+                amount,
+                limit,
+                window_ms,
+                allowed,
+                total,
+            } => write!(
+                f,
+                "window-take {key:?} +{amount} of {limit} per {window_ms} ms -> {total} ({})",
+                if *allowed { "fits" } else { "over" }
             ),
             HostCall::KvGet { key, found } => write!(
                 f,
@@ -118,6 +139,24 @@ impl SharedState for RecordingState {
                 total: c.total,
             });
             Ok(c)
+        })
+    }
+    fn window_take(&self, limits: Vec<WindowLimit>, force: bool) -> StateFuture<Vec<WindowTake>> {
+        let fut = self.inner.window_take(limits.clone(), force);
+        let rec = self.rec.clone();
+        Box::pin(async move {
+            let taken = fut.await?;
+            for (l, t) in limits.into_iter().zip(&taken) {
+                rec.push(HostCall::WindowTake {
+                    key: l.key,
+                    amount: l.amount,
+                    limit: l.limit,
+                    window_ms: l.window.as_millis() as u64,
+                    allowed: t.allowed,
+                    total: t.total,
+                });
+            }
+            Ok(taken)
         })
     }
     fn take(&self, key: String, bucket: Bucket, n: u64, drain: bool) -> StateFuture<BucketTake> {

@@ -16,34 +16,45 @@
 //!     type: requests                 # or tokens
 //! ```
 //!
-//! `rateLimit` uses the host's atomic fixed-window counters, `localRateLimit`
-//! the host's atomic token buckets (`take-tokens`: a real bucket, refilled by
-//! `tokensPerFill` every `fillInterval`); both are shared by every request
-//! and, with Redis state, by every gateway replica. Request limits are
-//! charged when the request arrives; token limits are charged with the actual
-//! usage when the response completes, and refuse new requests once the
-//! budget is spent (one request can overshoot it: its size is unknown until
-//! it is done). A refused request gives back what it charged to fixed
-//! windows; buckets are checked last, so only a bucket listed before the one
-//! that refused can lose a token.
+//! `rateLimit` uses the host's sliding windows (`window-take`): at most N in
+//! any span of one period (not per clock-aligned window, which admitted 2N
+//! across a window edge), counted in 100 sub-windows per period so a key's
+//! memory is bounded; it may refuse up to 1% of the period late, never
+//! admit early. `localRateLimit` uses the host's atomic token buckets
+//! (`take-tokens`: a real bucket, refilled by `tokensPerFill` every
+//! `fillInterval`). Both are shared by every request and, with Redis state,
+//! by every gateway replica.
+//!
+//! Request limits are charged when the request arrives, token limits with
+//! the actual usage when the response completes; once the tokens counted in
+//! the last period reach the limit, requests are refused until enough of
+//! them age out (one request can overshoot the budget: its size is unknown
+//! until it is done). The enforcing window limits of an attachment are
+//! checked and charged in one atomic host call, all or nothing, so a refused
+//! request consumes none of them; monitor-only limits (`reject: false`) are
+//! charged after, and only for admitted requests. Buckets are taken last; when an
+//! attachment has both, the buckets are read first, so an empty bucket
+//! refuses before the windows are charged (a bucket emptied by a concurrent
+//! request in between still wastes this request's window charge, erring
+//! toward refusing).
 //!
 //! Refusals answer `429` (or the configured `errorCode`) with `Retry-After`
-//! and `x-ratelimit-limit`/`-remaining`/`-reset` (seconds until the window
-//! resets, or until the bucket is full again), error type
-//! `rate_limit_error`; allowed responses carry the same three headers, for
-//! the most constrained limit of the request.
+//! and `x-ratelimit-limit`/`-remaining`/`-reset`: `Retry-After` and
+//! `x-ratelimit-reset` are the seconds until one more request fits (the
+//! longest wait among the limits that refused). Allowed responses carry the
+//! three headers for the most constrained limit of the request, `reset`
+//! being the seconds until its oldest counted unit ages out (for a bucket,
+//! until it is full again), error type `rate_limit_error`.
 
 pub mod amount;
 pub mod config;
 pub mod key;
 
-use std::time::Duration;
-
 use serde_json::Value;
 use sluice_sdk::prelude::*;
 
 use config::{Kind, Limit, Refill, Settings};
-use sluice_sdk::{Bucket, BucketTake};
+use sluice_sdk::{Bucket, BucketTake, WindowLimit, WindowTakeResult};
 
 fn bucket(limit: &Limit, r: Refill) -> Bucket {
     Bucket {
@@ -72,11 +83,19 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(limit: u64, total: i64, reset_ms: u64) -> Report {
+    /// A sliding window's numbers; a refusal reports the wait until one
+    /// more request fits, an admission the wait until the oldest counted
+    /// unit ages out.
+    fn window(limit: u64, t: &WindowTakeResult) -> Report {
+        let ms = if t.allowed {
+            t.reset_ms
+        } else {
+            t.retry_after_ms
+        };
         Report {
             limit,
-            remaining: limit.saturating_sub(total.max(0) as u64),
-            reset_s: reset_ms.div_ceil(1000).max(1),
+            remaining: t.remaining,
+            reset_s: ms.div_ceil(1000).max(1),
         }
     }
     /// A bucket's numbers; a refusal reports the wait for the next token.
@@ -138,7 +157,14 @@ impl RateLimit {
         format!("rate-limit.{}.tokens", self.id)
     }
 
-    fn refuse(&self, limit: &Limit, report: Report) -> HeadersAction {
+    /// Refuse for `limit`: count it, log it, answer with its numbers.
+    fn refused(&self, limit: &Limit, report: Report) -> HeadersAction {
+        host::metric_counter("rate_limited", 1);
+        host::info(&format!("refused: over {}", limit.label));
+        let report = Report {
+            remaining: 0,
+            ..report
+        };
         let message = limit.message.clone().unwrap_or_else(|| {
             format!(
                 "rate limit exceeded: {}; retry in {}s",
@@ -195,70 +221,88 @@ impl Policy for RateLimit {
     }
 
     fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
-        // Token limits first: they only read, so a refusal there charges
-        // nothing. Then request windows (refundable), then request buckets.
-        let mut order: Vec<(usize, &Limit)> = self.settings.limits.iter().enumerate().collect();
-        order.sort_by_key(|(_, l)| match (l.kind, l.bucket.is_some()) {
-            (Kind::Tokens, _) => 0,
-            (Kind::Requests, false) => 1,
-            (Kind::Requests, true) => 2,
-        });
-
-        let mut charged: Vec<(String, Duration)> = Vec::new();
+        let limits = &self.settings.limits;
+        let mut enforce: Vec<(usize, WindowLimit)> = Vec::new();
+        let mut monitor: Vec<(usize, WindowLimit)> = Vec::new();
+        let mut buckets: Vec<(usize, String)> = Vec::new();
         let mut token_keys: Vec<(String, usize)> = Vec::new();
-        let mut tightest: Option<Report> = None;
-        for (index, limit) in order {
+        for (index, limit) in limits.iter().enumerate() {
             let key = Self::counter_key(limit, ctx, headers);
-            let window = Duration::from_millis(limit.window_ms);
-            let (report, over, reset_ms) = match (limit.kind, limit.bucket) {
-                (Kind::Tokens, None) => {
-                    let wc = host::incr_counter(&key, 0, window);
-                    token_keys.push((key, index));
-                    let r = Report::new(limit.budget, wc.total, wc.reset_ms);
-                    (r, wc.total >= limit.budget as i64, wc.reset_ms)
-                }
-                (Kind::Requests, None) => {
-                    let wc = host::incr_counter(&key, 1, window);
-                    charged.push((key, window));
-                    let r = Report::new(limit.budget, wc.total, wc.reset_ms);
-                    (r, wc.total > limit.budget as i64, wc.reset_ms)
-                }
-                (kind, Some(refill)) => {
-                    let n = if kind == Kind::Requests { 1 } else { 0 };
-                    let t = host::take_tokens(&key, n, false, bucket(limit, refill));
-                    if kind == Kind::Tokens {
-                        token_keys.push((key, index));
-                    }
-                    // No refund is needed for a bucket: nothing is taken
-                    // when it refuses. `u64::MAX`: never about to roll over.
-                    (Report::bucket(limit.budget, &t), !t.allowed, u64::MAX)
-                }
-            };
-            if over {
-                host::metric_counter("rate_limited", 1);
-                if limit.reject {
-                    host::info(&format!("refused: over {}", limit.label));
-                    // Refused requests do not count against the other limits
-                    // (nor this one): give back what this request charged,
-                    // unless the window is about to roll over (the -1 would
-                    // then land in the next window).
-                    if reset_ms > 50 {
-                        for (k, w) in &charged {
-                            host::incr_counter(k, -1, *w);
-                        }
-                    }
-                    return self.refuse(
-                        limit,
-                        Report {
-                            remaining: 0,
-                            ..report
-                        },
-                    );
-                }
-                host::warn(&format!("over {} (monitor only, not refused)", limit.label));
+            if limit.kind == Kind::Tokens {
+                token_keys.push((key.clone(), index));
             }
-            if tightest.is_none_or(|t| report.tighter_than(&t)) {
-                tightest = Some(report);
+            if limit.bucket.is_some() {
+                buckets.push((index, key));
+                continue;
+            }
+            let w = WindowLimit {
+                key,
+                // Tokens are charged at completion: here they are only read.
+                amount: u64::from(limit.kind == Kind::Requests),
+                limit: limit.budget,
+                window_ms: limit.window_ms,
+            };
+            if limit.reject {
+                enforce.push((index, w));
+            } else {
+                monitor.push((index, w));
+            }
+        }
+
+        let mut tightest: Option<Report> = None;
+        let mut consider = |r: Report| {
+            if tightest.is_none_or(|t| r.tighter_than(&t)) {
+                tightest = Some(r);
+            }
+        };
+        // A bucket's take cannot be given back: with windows to charge too,
+        // read the buckets first so an empty one refuses before they are.
+        if !enforce.is_empty() {
+            for (index, key) in &buckets {
+                let limit = &limits[*index];
+                let refill = limit.bucket.expect("a bucket");
+                let t = host::take_tokens(key, 0, false, bucket(limit, refill));
+                if !t.allowed {
+                    return self.refused(limit, Report::bucket(limit.budget, &t));
+                }
+            }
+        }
+        if !enforce.is_empty() {
+            let ws: Vec<WindowLimit> = enforce.iter().map(|(_, w)| w.clone()).collect();
+            let taken = host::window_take(&ws, false);
+            // All must fit: the wait is the longest among those that refused.
+            let refusing = enforce
+                .iter()
+                .zip(&taken)
+                .filter(|(_, t)| !t.allowed)
+                .max_by_key(|(_, t)| t.retry_after_ms);
+            if let Some(((index, _), t)) = refusing {
+                let limit = &limits[*index];
+                return self.refused(limit, Report::window(limit.budget, t));
+            }
+            for ((index, _), t) in enforce.iter().zip(&taken) {
+                consider(Report::window(limits[*index].budget, t));
+            }
+        }
+        for (index, key) in &buckets {
+            let limit = &limits[*index];
+            let refill = limit.bucket.expect("a bucket");
+            let n = u64::from(limit.kind == Kind::Requests);
+            let t = host::take_tokens(key, n, false, bucket(limit, refill));
+            if !t.allowed {
+                return self.refused(limit, Report::bucket(limit.budget, &t));
+            }
+            consider(Report::bucket(limit.budget, &t));
+        }
+        if !monitor.is_empty() {
+            let ws: Vec<WindowLimit> = monitor.iter().map(|(_, w)| w.clone()).collect();
+            for ((index, _), t) in monitor.iter().zip(host::window_take(&ws, true)) {
+                let limit = &limits[*index];
+                if !t.allowed {
+                    host::metric_counter("rate_limited", 1);
+                    host::warn(&format!("over {} (monitor only, not refused)", limit.label));
+                }
+                consider(Report::window(limit.budget, &t));
             }
         }
         if !token_keys.is_empty() {
@@ -299,6 +343,7 @@ impl Policy for RateLimit {
             return;
         };
         let keys: Vec<(String, usize)> = serde_json::from_str(&keys).unwrap_or_default();
+        let mut windows: Vec<WindowLimit> = Vec::new();
         for (key, index) in keys {
             let Some(limit) = self.settings.limits.get(index) else {
                 continue;
@@ -308,14 +353,17 @@ impl Policy for RateLimit {
                 Some(refill) => {
                     host::take_tokens(&key, tokens, true, bucket(limit, refill));
                 }
-                None => {
-                    host::incr_counter(
-                        &key,
-                        tokens.min(i64::MAX as u64) as i64,
-                        Duration::from_millis(limit.window_ms),
-                    );
-                }
+                None => windows.push(WindowLimit {
+                    key,
+                    amount: tokens,
+                    limit: limit.budget,
+                    window_ms: limit.window_ms,
+                }),
             }
+        }
+        if !windows.is_empty() {
+            // Forced: the tokens were spent whether or not they fit.
+            host::window_take(&windows, true);
         }
     }
 }

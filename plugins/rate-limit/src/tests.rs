@@ -4,7 +4,7 @@ use super::*;
 use serde_json::json;
 use sluice_sdk::host::mock;
 use sluice_sdk::rt::parse_config;
-use sluice_sdk::Usage;
+use sluice_sdk::{ImmediateResponse, Usage};
 
 fn policy(cfg: Value) -> RateLimit {
     mock::reset();
@@ -43,6 +43,23 @@ fn send(p: &RateLimit, c: &RequestContext, headers: &Headers) -> HeadersAction {
     p.on_request_headers(c, headers)
 }
 
+/// Units counted by the mock's window whose key contains `needle`.
+fn window_total(needle: &str) -> Option<u64> {
+    mock::with(|h| {
+        h.windows
+            .iter()
+            .find(|((k, _), _)| k.contains(needle))
+            .map(|(_, (slots, _))| slots.iter().map(|(_, n)| n).sum())
+    })
+}
+
+fn refusal(a: HeadersAction) -> ImmediateResponse {
+    match a {
+        HeadersAction::Respond(r) => r,
+        other => panic!("allowed: {other:?}"),
+    }
+}
+
 fn allowed(a: &HeadersAction) -> bool {
     matches!(a, HeadersAction::Continue(_))
 }
@@ -74,9 +91,11 @@ fn guide_config_refuses_the_101st_request() {
         response_header(&p, "x-ratelimit-limit").as_deref(),
         Some("100")
     );
+    // Time 0: the first request counts until its sub-window (36 s) ends
+    // plus one hour.
     assert_eq!(
         response_header(&p, "x-ratelimit-reset").as_deref(),
-        Some("3600")
+        Some("3636")
     );
     match send(&p, &ctx(), &vec![]) {
         HeadersAction::Respond(r) => {
@@ -84,16 +103,15 @@ fn guide_config_refuses_the_101st_request() {
             assert_eq!(r.error_type, "rate_limit_error");
             assert!(r.message.contains("100 requests per hour"), "{}", r.message);
             let h = |n: &str| header(&r.headers, n).map(str::to_owned);
-            assert_eq!(h("retry-after").as_deref(), Some("3600"));
+            assert_eq!(h("retry-after").as_deref(), Some("3636"));
             assert_eq!(h("x-ratelimit-limit").as_deref(), Some("100"));
             assert_eq!(h("x-ratelimit-remaining").as_deref(), Some("0"));
-            assert_eq!(h("x-ratelimit-reset").as_deref(), Some("3600"));
+            assert_eq!(h("x-ratelimit-reset").as_deref(), Some("3636"));
         }
         other => panic!("101st request allowed: {other:?}"),
     }
-    // Refusals give their charge back: the counter stays at the budget.
-    let total = mock::with(|h| h.counters.values().copied().max());
-    assert_eq!(total, Some(100));
+    // Refusals charge nothing: the window holds the budget.
+    assert_eq!(window_total(":requests/"), Some(100));
     // Another route has its own counter.
     assert!(allowed(&send(
         &p,
@@ -112,7 +130,7 @@ fn allowed_responses_report_remaining() {
     );
     assert_eq!(
         response_header(&p, "x-ratelimit-reset").as_deref(),
-        Some("60")
+        Some("61")
     );
 }
 
@@ -122,8 +140,10 @@ fn window_reset_allows_again() {
     assert!(allowed(&send(&p, &ctx(), &vec![])));
     assert!(allowed(&send(&p, &ctx(), &vec![])));
     assert!(!allowed(&send(&p, &ctx(), &vec![])));
-    // The host starts a new window: counters begin again at zero.
-    mock::with(|h| h.counters.clear());
+    // One second after the first two (and their 10 ms sub-window).
+    mock::with(|h| h.now_ms += 1_009);
+    assert!(!allowed(&send(&p, &ctx(), &vec![])));
+    mock::with(|h| h.now_ms += 1);
     assert!(allowed(&send(&p, &ctx(), &vec![])));
 }
 
@@ -171,9 +191,9 @@ fn keyed_by_header_with_ip_fallback() {
     assert!(!allowed(&send(&p, &ctx_for("r", "10.0.0.2"), &vec![])));
     // Header values never appear in counter keys.
     assert!(mock::with(|h| h
-        .counters
+        .windows
         .keys()
-        .all(|k| !k.contains("acme"))));
+        .all(|(k, _)| !k.contains("acme"))));
 }
 
 #[test]
@@ -255,13 +275,7 @@ fn token_refusal_does_not_charge_request_limits() {
     send(&p, &ctx(), &vec![]);
     complete(&p, 10, 0);
     assert!(!allowed(&send(&p, &ctx(), &vec![])));
-    let req_count = mock::with(|h| {
-        h.counters
-            .iter()
-            .find(|(k, _)| k.contains(":requests/"))
-            .map(|(_, v)| *v)
-    });
-    assert_eq!(req_count, Some(1));
+    assert_eq!(window_total(":requests/"), Some(1));
 }
 
 #[test]
@@ -327,4 +341,79 @@ fn reads_only_the_headers_its_keys_name() {
     assert_eq!(p.reads_headers(), Some(vec!["x-org".to_string()]));
     let p = policy(json!({"rateLimit": {"requestsPerHour": 1, "key": "ip"}}));
     assert_eq!(p.reads_headers(), Some(Vec::new()));
+}
+
+/// The issue's case: 20 per minute, 20 at hh:mm:58.8 and 20 more at
+/// hh:(mm+1):00.3. Fixed windows admitted all 40.
+#[test]
+fn a_burst_across_the_minute_edge_is_refused_until_the_first_ages_out() {
+    let p = policy(json!({"rateLimit": {"requestsPerMinute": 20}}));
+    let t0 = 1_700_000_000_000 / 60_000 * 60_000 + 58_800;
+    mock::with(|h| h.now_ms = t0);
+    for i in 1..=20 {
+        assert!(allowed(&send(&p, &ctx(), &vec![])), "request {i}");
+    }
+    mock::with(|h| h.now_ms = t0 + 1_500);
+    for _ in 0..20 {
+        let r = refusal(send(&p, &ctx(), &vec![]));
+        // The 20 age out 60 s after their sub-window ends (58.8 + 0.6 s):
+        // 59.1 s from 00.3, rounded up.
+        assert_eq!(header(&r.headers, "retry-after"), Some("60"));
+        assert_eq!(header(&r.headers, "x-ratelimit-reset"), Some("60"));
+    }
+    assert_eq!(window_total(":requests/"), Some(20));
+    mock::with(|h| h.now_ms = t0 + 600 + 60_000 - 1);
+    assert!(!allowed(&send(&p, &ctx(), &vec![])));
+    mock::with(|h| h.now_ms = t0 + 600 + 60_000);
+    assert!(allowed(&send(&p, &ctx(), &vec![])));
+}
+
+#[test]
+fn a_refusal_by_one_limit_charges_none_of_the_others() {
+    let p = policy(json!({"rateLimit": {"requestsPerSecond": 1, "requestsPerHour": 3}}));
+    assert!(allowed(&send(&p, &ctx(), &vec![])));
+    for _ in 0..5 {
+        let r = refusal(send(&p, &ctx(), &vec![]));
+        assert!(r.message.contains("1 requests per second"), "{}", r.message);
+    }
+    assert_eq!(window_total("/3600000ms/"), Some(1));
+    for _ in 0..2 {
+        mock::with(|h| h.now_ms += 1_010);
+        assert!(allowed(&send(&p, &ctx(), &vec![])));
+    }
+    // The hour is full; its wait (not the second's) is the answer.
+    mock::with(|h| h.now_ms += 1_010);
+    let r = refusal(send(&p, &ctx(), &vec![]));
+    assert!(r.message.contains("3 requests per hour"), "{}", r.message);
+    let retry: u64 = header(&r.headers, "retry-after").unwrap().parse().unwrap();
+    assert!((3_600..=3_636).contains(&retry), "{retry}");
+}
+
+#[test]
+fn spent_tokens_refuse_until_they_age_out_of_the_period() {
+    let p = policy(json!({"rateLimit": {"tokensPerMinute": 30}}));
+    mock::with(|h| h.now_ms = 60_000);
+    assert!(allowed(&send(&p, &ctx(), &vec![])));
+    complete(&p, 11, 7);
+    mock::with(|h| h.now_ms = 61_000);
+    assert!(allowed(&send(&p, &ctx(), &vec![])));
+    complete(&p, 11, 7);
+    let r = refusal(send(&p, &ctx(), &vec![]));
+    // 36 of 30: the first 18 must age out (sub-window 60.0-60.6 s, + 60 s).
+    assert_eq!(header(&r.headers, "retry-after"), Some("60"));
+    mock::with(|h| h.now_ms = 60_000 + 600 + 60_000 - 1);
+    assert!(!allowed(&send(&p, &ctx(), &vec![])));
+    mock::with(|h| h.now_ms = 60_000 + 600 + 60_000);
+    assert!(allowed(&send(&p, &ctx(), &vec![])));
+}
+
+#[test]
+fn an_empty_bucket_refuses_before_the_windows_are_charged() {
+    let p = policy(json!({"rateLimit": {"requestsPerHour": 10},
+        "localRateLimit": [{"maxTokens": 1, "fillInterval": "1h"}]}));
+    assert!(allowed(&send(&p, &ctx(), &vec![])));
+    for _ in 0..3 {
+        assert!(!allowed(&send(&p, &ctx(), &vec![])));
+    }
+    assert_eq!(window_total(":requests/"), Some(1));
 }

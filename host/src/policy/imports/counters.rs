@@ -1,5 +1,6 @@
-//! `incr-counter` and `take-tokens`: fixed-window counters and token buckets
-//! in the shared state, in the calling plugin's namespace.
+//! `incr-counter`, `window-take` and `take-tokens`: fixed-window counters,
+//! sliding windows and token buckets in the shared state, in the calling
+//! plugin's namespace.
 //!
 //! Time spent waiting for the store is credited back to the hook's CPU
 //! deadline. A store that fails closed turns into a trap carrying
@@ -9,7 +10,9 @@
 use std::time::{Duration, Instant};
 
 use super::HostState;
-use crate::policy::bindings::host::{Bucket, BucketTake, WindowCount};
+use crate::policy::bindings::host::{
+    Bucket, BucketTake, WindowCount, WindowLimit, WindowTakeResult,
+};
 use crate::policy::state;
 
 /// Run one state call, crediting the time waited to the deadline.
@@ -58,4 +61,55 @@ pub fn take(
         retry_after_ms: t.retry_after.as_millis() as u64,
         reset_ms: t.reset.as_millis() as u64,
     })
+}
+
+/// Why a `window-take` call was refused outright (a plugin bug, so a trap).
+#[derive(Debug, thiserror::Error)]
+pub enum WindowTakeError {
+    #[error("window-take: {0} limits in one call (at most {max})", max = state::window::MAX_LIMITS)]
+    TooMany(usize),
+    /// The memory backend and the Lua script would both read one stored
+    /// window twice and count the call's charge once.
+    #[error("window-take: key `{0}` with the same window twice in one call")]
+    Duplicate(String),
+}
+
+pub fn window_take(
+    s: &mut HostState,
+    limits: Vec<WindowLimit>,
+    force: bool,
+) -> wasmtime::Result<Vec<WindowTakeResult>> {
+    if limits.len() > state::window::MAX_LIMITS {
+        return Err(wasmtime::Error::new(WindowTakeError::TooMany(limits.len())));
+    }
+    let limits: Vec<state::WindowLimit> = limits
+        .into_iter()
+        .map(|l| state::WindowLimit {
+            key: l.key,
+            amount: l.amount,
+            limit: l.limit,
+            window: Duration::from_millis(l.window_ms.max(1)),
+        })
+        .collect();
+    for (i, a) in limits.iter().enumerate() {
+        if limits[..i]
+            .iter()
+            .any(|b| b.key == a.key && b.window == a.window)
+        {
+            return Err(wasmtime::Error::new(WindowTakeError::Duplicate(
+                a.key.clone(),
+            )));
+        }
+    }
+    let taken = timed(s, |st, plugin| st.window_take(plugin, &limits, force))?;
+    Ok(taken
+        .into_iter()
+        .map(|t| WindowTakeResult {
+            allowed: t.allowed,
+            total: t.total,
+            remaining: t.remaining,
+            retry_after_ms: t.retry_after.as_millis() as u64,
+            reset_ms: t.reset.as_millis() as u64,
+        })
+        .collect())
 }

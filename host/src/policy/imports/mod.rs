@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host::{
     Bucket, BucketTake, FetchResponse, Host, Level, PublicKey, SignatureScheme, WindowCount,
+    WindowLimit, WindowTakeResult,
 };
 use super::bindings::types;
 use super::metrics::PolicyMetrics;
@@ -128,6 +129,9 @@ impl Host for HostState {
     }
     fn incr_counter(&mut self, key: String, delta: i64, window_ms: u64) -> R<WindowCount> {
         counters::incr(self, &key, delta, window_ms)
+    }
+    fn window_take(&mut self, limits: Vec<WindowLimit>, force: bool) -> R<Vec<WindowTakeResult>> {
+        counters::window_take(self, limits, force)
     }
     fn take_tokens(
         &mut self,

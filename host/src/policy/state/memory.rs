@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Bucket, BucketTake, Clock, Level, SharedState, StateFuture, SystemClock, WindowCount};
+use super::window::Window;
+use super::{
+    Bucket, BucketTake, Clock, Level, SharedState, StateFuture, SystemClock, WindowCount,
+    WindowLimit, WindowTake,
+};
 
 /// How often (in calls) the store sweeps expired entries.
 const SWEEP_EVERY: u64 = 1024;
@@ -27,6 +31,8 @@ impl Default for MemoryState {
 struct Inner {
     /// (key, window ms) → (window start ms, total).
     counters: HashMap<(String, u64), (u64, i64)>,
+    /// (key, window ms) → sliding window (`window-take`).
+    windows: HashMap<(String, u64), Window>,
     /// key → (level, expiry ms).
     buckets: HashMap<String, (Level, u64)>,
     /// key → (value, expiry ms).
@@ -45,6 +51,7 @@ impl Inner {
         self.counters
             .retain(|(_, w), (start, _)| start.saturating_add(*w) > now);
         self.buckets.retain(|_, (_, exp)| *exp > now);
+        self.windows.retain(|(_, w), win| win.expires_at(*w) > now);
         self.kv.retain(|_, (_, exp)| *exp > now);
     }
 }
@@ -70,6 +77,51 @@ impl MemoryState {
     pub fn len(&self) -> (usize, usize) {
         let g = self.inner.lock();
         (g.counters.len(), g.kv.len())
+    }
+
+    /// Sliding windows currently held, and the heap bytes of their
+    /// sub-windows (keys not included).
+    pub fn windows(&self) -> (usize, usize) {
+        let g = self.inner.lock();
+        let bytes = g.windows.values().map(Window::heap_bytes).sum();
+        (g.windows.len(), bytes)
+    }
+
+    /// `window-take` now. Under the one lock, so the check and the charge
+    /// of every limit are one step. An empty window is not stored.
+    pub fn window_take_now(&self, limits: &[WindowLimit], force: bool) -> Vec<WindowTake> {
+        let clock = self.clock.now_ms();
+        let mut g = self.inner.lock();
+        g.tick(clock);
+        let mut wins: Vec<(Window, u64, u64)> = limits
+            .iter()
+            .map(|l| {
+                let w = ms(l.window).max(1);
+                let mut win = g.windows.remove(&(l.key.clone(), w)).unwrap_or_default();
+                let now = win.now(clock);
+                win.trim(now, w);
+                (win, w, now)
+            })
+            .collect();
+        let fits: Vec<bool> = wins
+            .iter()
+            .zip(limits)
+            .map(|((win, _, _), l)| win.fits(l.amount, l.limit))
+            .collect();
+        let charge = force || fits.iter().all(|f| *f);
+        let mut out = Vec::with_capacity(limits.len());
+        for (((win, w, now), l), allowed) in wins.iter_mut().zip(limits).zip(fits) {
+            if charge {
+                win.add(*now, *w, l.amount);
+            }
+            out.push(win.report(*now, *w, l.amount, l.limit, allowed));
+        }
+        for ((win, w, _), l) in wins.into_iter().zip(limits) {
+            if !win.is_empty() {
+                g.windows.insert((l.key.clone(), w), win);
+            }
+        }
+        out
     }
 
     /// Drop expired entries now.
@@ -141,6 +193,10 @@ impl SharedState for MemoryState {
     }
     fn incr(&self, key: String, delta: i64, window: Duration) -> StateFuture<WindowCount> {
         let r = self.incr_now(&key, delta, window);
+        Box::pin(std::future::ready(Ok(r)))
+    }
+    fn window_take(&self, limits: Vec<WindowLimit>, force: bool) -> StateFuture<Vec<WindowTake>> {
+        let r = self.window_take_now(&limits, force);
         Box::pin(std::future::ready(Ok(r)))
     }
     fn take(&self, key: String, bucket: Bucket, n: u64, drain: bool) -> StateFuture<BucketTake> {
@@ -225,5 +281,82 @@ mod tests {
         assert!(!s.take_now("b", b, 1, false).allowed);
         // Other keys have their own bucket.
         assert!(s.take_now("c", b, 2, false).allowed);
+    }
+
+    fn lim(key: &str, amount: u64, limit: u64, window_ms: u64) -> WindowLimit {
+        WindowLimit {
+            key: key.into(),
+            amount,
+            limit,
+            window: Duration::from_millis(window_ms),
+        }
+    }
+
+    #[test]
+    fn windows_slide_across_the_clock_minute() {
+        // 20 per minute: 20 at hh:mm:58.8, then hh:(mm+1):00.3 is refused
+        // (fixed windows admitted 20 more there).
+        let clock = Arc::new(ManualClock::new(
+            1_700_000_000_000 / 60_000 * 60_000 + 58_800,
+        ));
+        let s = MemoryState::with_clock(clock.clone());
+        let l = [lim("k", 1, 20, 60_000)];
+        for n in 1..=20 {
+            let r = s.window_take_now(&l, false);
+            assert!(r[0].allowed && r[0].total == n, "{r:?}");
+        }
+        clock.advance(1_500);
+        let r = s.window_take_now(&l, false)[0];
+        assert!(!r.allowed && r.total == 20, "{r:?}");
+        // The first sub-window (600 ms) ends at 59.4; it ages out at +1 min.
+        assert_eq!(r.retry_after, Duration::from_millis(600 + 60_000 - 1_500));
+        clock.advance(r.retry_after.as_millis() as u64 - 1);
+        assert!(!s.window_take_now(&l, false)[0].allowed);
+        clock.advance(1);
+        assert!(s.window_take_now(&l, false)[0].allowed);
+    }
+
+    #[test]
+    fn window_limits_are_all_or_nothing() {
+        let (clock, s) = store();
+        let both = [lim("sec", 1, 2, 1_000), lim("min", 1, 3, 60_000)];
+        assert!(s.window_take_now(&both, false).iter().all(|r| r.allowed));
+        assert!(s.window_take_now(&both, false).iter().all(|r| r.allowed));
+        // The per-second limit is full: nothing is charged to the minute.
+        let r = s.window_take_now(&both, false);
+        assert!(!r[0].allowed && r[1].allowed, "{r:?}");
+        assert_eq!((r[0].total, r[1].total), (2, 2));
+        clock.advance(1_010);
+        let r = s.window_take_now(&both, false);
+        assert!(r[0].allowed && r[1].allowed && r[1].total == 3, "{r:?}");
+        // Now the minute refuses; the retry is the minute's.
+        clock.advance(1_010);
+        let r = s.window_take_now(&both, false);
+        assert!(r[0].allowed && !r[1].allowed, "{r:?}");
+        assert_eq!(r[0].total, 0, "the second was not charged");
+        assert!(r[1].retry_after > Duration::from_secs(57), "{r:?}");
+        // A read (amount 0) charges nothing; force charges past the limit.
+        let tok = [lim("tok", 0, 10, 60_000)];
+        assert!(s.window_take_now(&tok, false)[0].allowed);
+        assert_eq!(s.windows().0, 1, "empty windows and reads store nothing");
+        let r = s.window_take_now(&[lim("tok", 25, 10, 60_000)], true)[0];
+        assert!(!r.allowed && r.total == 25 && r.remaining == 0, "{r:?}");
+        assert!(!s.window_take_now(&tok, false)[0].allowed);
+    }
+
+    #[test]
+    fn windows_memory_is_bounded_and_swept() {
+        let (clock, s) = store();
+        for k in 0..1_000u64 {
+            s.window_take_now(&[lim(&format!("k{}", k % 10), 1, 1_000_000, 60_000)], false);
+            clock.advance(97);
+        }
+        let (n, bytes) = s.windows();
+        assert_eq!(n, 10);
+        // At most 101 sub-windows of 16 bytes each per key (plus growth slack).
+        assert!(bytes <= 10 * 128 * 16, "{bytes}");
+        clock.advance(60_000 + 600);
+        s.sweep();
+        assert_eq!(s.windows().0, 0);
     }
 }

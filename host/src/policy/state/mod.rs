@@ -1,5 +1,5 @@
-//! Shared state behind the `incr-counter`, `take-tokens` and `kv-*` host
-//! imports.
+//! Shared state behind the `incr-counter`, `take-tokens`, `window-take` and
+//! `kv-*` host imports.
 //!
 //! Counters, buckets and KV live in the host (not in plugin memory) so they
 //! are atomic, expire, survive hot swaps and, with the Redis backend, are
@@ -21,6 +21,7 @@ pub mod memory;
 pub mod redis;
 mod setup;
 mod store;
+pub mod window;
 
 pub use bucket::{Bucket, BucketTake, Level};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -29,6 +30,7 @@ pub use memory::MemoryState;
 pub use redis::{redact_url, RedisOptions, RedisState};
 pub use setup::{from_config, replica_id};
 pub use store::{OnOutage, StateStore, StateUnavailable, MAX_KEY};
+pub use window::{WindowLimit, WindowTake};
 
 /// A fixed-window counter reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,12 @@ pub trait SharedState: Send + Sync {
     /// (windows are aligned to the epoch of the backend's clock, so replicas
     /// sharing a backend agree).
     fn incr(&self, key: String, delta: i64, window: Duration) -> StateFuture<WindowCount>;
+
+    /// Check and charge sliding-window limits in one atomic step (see
+    /// `window.rs`): every limit's `amount` is added only if each has room,
+    /// or regardless with `force`. One answer per limit, in order. Keys are
+    /// namespaced like the others; the period is part of the stored key.
+    fn window_take(&self, limits: Vec<WindowLimit>, force: bool) -> StateFuture<Vec<WindowTake>>;
 
     /// Take `n` tokens from the bucket `key` (see [`Bucket::take`]).
     fn take(&self, key: String, bucket: Bucket, n: u64, drain: bool) -> StateFuture<BucketTake>;

@@ -5,13 +5,18 @@
 //!   server goes away. TLS and credentials come from the URL (`rediss://`,
 //!   `redis://user:pass@host:port/db`); the password never appears in logs or
 //!   errors ([`redact_url`]).
-//! - Atomicity: the windowed counter and the token bucket are Lua scripts
+//! - Atomicity: the windowed counter, the sliding windows and the token bucket are Lua scripts
 //!   (EVALSHA, falling back to loading the script on `NOSCRIPT`), run by the
 //!   server in one step against the server's own clock (`TIME`), so replicas
 //!   never race on a read-modify-write nor disagree on window edges. KV is a
 //!   plain `GET` / `SET PX`. Every host call is exactly one round trip.
 //! - Keys: `<keyPrefix><plugin>:kv:<key>`, `<keyPrefix><plugin>:ctr:<window
-//!   ms>:<key>`, `<keyPrefix><plugin>:tb:<key>`; each expires with its data.
+//!   ms>:<key>`, `<keyPrefix><plugin>:sw:<window ms>:<key>`,
+//!   `<keyPrefix><plugin>:tb:<key>`; each expires with its data.
+//! - A sliding window (`sw:`) is one hash: `t` (total), `o`/`n` (oldest and
+//!   newest non-empty sub-window), `l` (latest Redis time seen, so a clock
+//!   stepping back un-counts nothing) and one field per non-empty
+//!   sub-window (at most 101), under Redis's 128-field listpack limit.
 //! - Bounds: connecting and every command are bounded by `timeout` (the
 //!   caller, [`super::StateStore`], bounds the whole call too).
 
@@ -23,7 +28,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 use tokio::sync::OnceCell;
 
-use super::{Bucket, BucketTake, SharedState, StateError, StateFuture, WindowCount};
+use super::window::slot_ms;
+use super::{
+    Bucket, BucketTake, SharedState, StateError, StateFuture, WindowCount, WindowLimit, WindowTake,
+};
 
 /// Settings from `state.redis`.
 #[derive(Debug, Clone)]
@@ -99,6 +107,107 @@ redis.call('PEXPIRE', KEYS[1], reset + math.ceil(max / per) * iv + iv)
 return {allowed, tokens, retry, reset}
 ";
 
+/// Sliding windows, mirroring `window.rs`. KEYS: one hash per limit. ARGV:
+/// force (1/0), then per key: amount, limit, window ms, sub-window ms.
+/// Returns, per key: {allowed, total, remaining, retry ms, reset ms}.
+///
+/// Bounded work: a hash holds at most 101 sub-windows (`n - o` <= 101), so
+/// each step reads at most that many fields in one HMGET.
+const WINDOW_LUA: &str = r"
+local force = ARGV[1] == '1'
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local st = {}
+local all = true
+local function fields(key, from, to)
+  local idx = {}
+  for j = from, to do idx[#idx + 1] = j end
+  return idx, redis.call('HMGET', key, unpack(idx))
+end
+for i, key in ipairs(KEYS) do
+  local a = 2 + (i - 1) * 4
+  local s = {key = key, amount = tonumber(ARGV[a]), limit = tonumber(ARGV[a + 1]),
+    w = tonumber(ARGV[a + 2]), b = tonumber(ARGV[a + 3])}
+  local m = redis.call('HMGET', key, 't', 'o', 'n', 'l')
+  s.total = tonumber(m[1]) or 0
+  s.o = tonumber(m[2])
+  s.n = tonumber(m[3])
+  s.now = math.max(clock, tonumber(m[4]) or 0)
+  local cutoff = 0
+  if s.now >= s.w then cutoff = math.floor((s.now - s.w) / s.b) end
+  if s.o ~= nil and s.o < cutoff then
+    if s.n == nil or s.n < cutoff then
+      redis.call('DEL', key)
+      s.total = 0
+      s.o = nil
+      s.n = nil
+    else
+      local idx, v = fields(key, s.o, s.n)
+      local gone = {}
+      s.o = nil
+      for j = 1, #idx do
+        local c = tonumber(v[j])
+        if c ~= nil then
+          if idx[j] < cutoff then
+            s.total = s.total - c
+            gone[#gone + 1] = idx[j]
+          elseif s.o == nil then
+            s.o = idx[j]
+          end
+        end
+      end
+      if #gone > 0 then redis.call('HDEL', key, unpack(gone)) end
+    end
+  end
+  s.fits = s.total + math.max(s.amount, 1) <= s.limit
+  all = all and s.fits
+  st[i] = s
+end
+local out = {}
+for i, s in ipairs(st) do
+  if (all or force) and s.amount > 0 then
+    local cur = math.floor(s.now / s.b)
+    if s.n ~= nil and s.n > cur then cur = s.n end
+    redis.call('HINCRBY', s.key, cur, ARGV[2 + (i - 1) * 4])
+    s.total = s.total + s.amount
+    if s.o == nil then s.o = cur end
+    s.n = cur
+  end
+  if s.o == nil then
+    redis.call('DEL', s.key)
+  else
+    redis.call('HSET', s.key, 't', s.total, 'o', s.o, 'n', s.n, 'l', s.now)
+    redis.call('PEXPIRE', s.key, (s.n + 1) * s.b + s.w - s.now + 1)
+  end
+  local retry = 0
+  if not s.fits and s.o ~= nil then
+    local need = math.max(s.amount, 1)
+    local excess = s.total + need - s.limit
+    if need > s.limit then excess = s.total end
+    local idx, v = fields(s.key, s.o, s.n)
+    local freed = 0
+    for j = 1, #idx do
+      local c = tonumber(v[j])
+      if c ~= nil then
+        freed = freed + c
+        retry = (idx[j] + 1) * s.b + s.w - s.now
+        if freed >= excess then break end
+      end
+    end
+  end
+  local reset = 0
+  if s.o ~= nil then reset = (s.o + 1) * s.b + s.w - s.now end
+  local ok = 0
+  if s.fits then ok = 1 end
+  out[#out + 1] = ok
+  out[#out + 1] = s.total
+  out[#out + 1] = math.max(s.limit - s.total, 0)
+  out[#out + 1] = math.max(retry, 0)
+  out[#out + 1] = math.max(reset, 0)
+end
+return out
+";
+
 pub struct RedisState {
     inner: Arc<Inner>,
     rt: tokio::runtime::Runtime,
@@ -115,6 +224,7 @@ struct Inner {
     password: Option<String>,
     incr: Script,
     take: Script,
+    window: Script,
 }
 
 /// `url` with its password replaced by `<redacted>`.
@@ -185,6 +295,7 @@ impl RedisState {
                 password,
                 incr: Script::new(INCR_LUA),
                 take: Script::new(TAKE_LUA),
+                window: Script::new(WINDOW_LUA),
             }),
             rt,
         })
@@ -277,6 +388,44 @@ impl SharedState for RedisState {
                 total,
                 reset: Duration::from_millis(reset.max(0) as u64),
             })
+        })
+    }
+
+    fn window_take(&self, limits: Vec<WindowLimit>, force: bool) -> StateFuture<Vec<WindowTake>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mut inv = inner.window.prepare_invoke();
+            inv.arg(if force { "1" } else { "0" });
+            for l in &limits {
+                let w = ms(l.window).max(1);
+                inv.key(inner.key(&format!("sw:{w}"), &l.key));
+                // Lua numbers are doubles: keep every value exact.
+                const EXACT: u64 = 1 << 52;
+                inv.arg(l.amount.min(EXACT))
+                    .arg(l.limit.min(EXACT))
+                    .arg(w.min(EXACT))
+                    .arg(slot_ms(w.min(EXACT)));
+            }
+            let mut c = inner.conn().await?;
+            let flat: Vec<i64> = inv.invoke_async(&mut c).await.map_err(|e| inner.error(e))?;
+            if flat.len() != limits.len() * 5 {
+                return Err(StateError::Backend(format!(
+                    "window script answered {} values for {} limits",
+                    flat.len(),
+                    limits.len()
+                )));
+            }
+            let n = |v: i64| v.max(0) as u64;
+            Ok(flat
+                .chunks_exact(5)
+                .map(|r| WindowTake {
+                    allowed: r[0] == 1,
+                    total: n(r[1]),
+                    remaining: n(r[2]),
+                    retry_after: Duration::from_millis(n(r[3])),
+                    reset: Duration::from_millis(n(r[4])),
+                })
+                .collect())
         })
     }
 

@@ -20,7 +20,7 @@ use futures_util::FutureExt;
 use super::health::Health;
 use super::{
     Bucket, BucketTake, MemoryState, SharedState, StateError, StateFuture, StateMetrics,
-    WindowCount,
+    WindowCount, WindowLimit, WindowTake,
 };
 
 /// Longest key stored as is.
@@ -195,6 +195,36 @@ impl StateStore {
         })
     }
 
+    /// `window-take` in `plugin`'s namespace. Failing open, every limit
+    /// answers as if nothing were counted.
+    pub fn window_take(
+        &self,
+        plugin: &str,
+        limits: &[WindowLimit],
+        force: bool,
+    ) -> Result<Vec<WindowTake>, StateUnavailable> {
+        let namespaced = limits
+            .iter()
+            .map(|l| WindowLimit {
+                key: Self::key(plugin, &l.key),
+                ..l.clone()
+            })
+            .collect();
+        let fut = self.backend.window_take(namespaced, force);
+        self.settle(self.run(fut), || {
+            limits
+                .iter()
+                .map(|l| WindowTake {
+                    allowed: true,
+                    total: 0,
+                    remaining: l.limit,
+                    retry_after: Duration::ZERO,
+                    reset: Duration::ZERO,
+                })
+                .collect()
+        })
+    }
+
     pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StateUnavailable> {
         let fut = self.backend.kv_get(Self::key(plugin, key));
         self.settle(self.run(fut), || None)
@@ -236,6 +266,9 @@ mod tests {
             Some(self.0.handle().clone())
         }
         fn incr(&self, _: String, _: i64, _: Duration) -> StateFuture<WindowCount> {
+            Box::pin(async { Err(StateError::Unavailable("refused".into())) })
+        }
+        fn window_take(&self, _: Vec<WindowLimit>, _: bool) -> StateFuture<Vec<WindowTake>> {
             Box::pin(async { Err(StateError::Unavailable("refused".into())) })
         }
         fn take(&self, _: String, _: Bucket, _: u64, _: bool) -> StateFuture<BucketTake> {
@@ -284,6 +317,16 @@ mod tests {
             s.take("p", "k", B, 1, false).unwrap_err().0,
             StateError::Timeout(_)
         ));
+        let w = WindowLimit {
+            key: "k".into(),
+            amount: 1,
+            limit: 1,
+            window: Duration::from_secs(1),
+        };
+        assert_eq!(
+            s.window_take("p", &[w], false).unwrap_err().0.kind(),
+            "unavailable"
+        );
         assert_eq!(s.health.metrics.up.get(), 0);
         // A success brings it back up.
         s.kv_set("p", "k", vec![], Duration::from_secs(1)).unwrap();
@@ -295,6 +338,16 @@ mod tests {
         assert_eq!((c.total, c.reset), (0, Duration::from_secs(7)));
         let t = s.take("p", "k", B, 1, false).unwrap();
         assert!(t.allowed && t.remaining == 5);
+        let w = WindowLimit {
+            key: "k".into(),
+            amount: 1,
+            limit: 7,
+            window: Duration::from_secs(60),
+        };
+        let r = s.window_take("p", &[w.clone(), w], false).unwrap();
+        assert!(r
+            .iter()
+            .all(|r| r.allowed && r.remaining == 7 && r.total == 0));
         assert_eq!(s.kv_get("p", "k").unwrap(), None);
         assert!(!s.is_up());
     }
@@ -307,6 +360,20 @@ mod tests {
         assert_eq!(s.incr("other", "k", 1, w).unwrap().total, 1);
         assert_eq!(s.incr("other", "rate-limit:k", -5, w).unwrap().total, -5);
         assert_eq!(s.incr("rate-limit", "k", 0, w).unwrap().total, 5);
+        let lim = |key: &str| WindowLimit {
+            key: key.into(),
+            amount: 1,
+            limit: 1,
+            window: w,
+        };
+        assert!(s.window_take("rate-limit", &[lim("k")], false).unwrap()[0].allowed);
+        assert!(s.window_take("other", &[lim("k")], false).unwrap()[0].allowed);
+        assert!(
+            s.window_take("other", &[lim("rate-limit:k")], false)
+                .unwrap()[0]
+                .allowed
+        );
+        assert!(!s.window_take("rate-limit", &[lim("k")], false).unwrap()[0].allowed);
         s.kv_set("jwt-auth", "doc", b"real".to_vec(), w).unwrap();
         s.kv_set("evil", "jwt-auth:doc", b"forged".to_vec(), w)
             .unwrap();
