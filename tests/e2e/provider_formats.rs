@@ -56,10 +56,7 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
         ("content-type", "application/json"),
         ("anthropic-version", "2023-06-01"),
     ];
-    let openai = [
-        ("host", "localhost"),
-        ("content-type", "application/json"),
-    ];
+    let openai = [("host", "localhost"), ("content-type", "application/json")];
 
     // Claude Code's request to an OpenAI backend, including the odd
     // spellings a path normaliser must see through.
@@ -77,7 +74,10 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
         assert_eq!(v["type"], "error", "{path}: Anthropic's envelope: {v}");
         assert_eq!(v["error"]["type"], "invalid_request_error", "{path}: {v}");
         let msg = v["error"]["message"].as_str().unwrap();
-        assert!(msg.contains("`openAI` backend") && msg.contains("Anthropic"), "{msg}");
+        assert!(
+            msg.contains("`openAI` backend") && msg.contains("Anthropic"),
+            "{msg}"
+        );
     }
     // Codex's and the OpenAI SDK's requests to an Anthropic backend.
     for path in [
@@ -95,9 +95,9 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
 
     // What each backend speaks passes, and so does an explicit passthrough.
     for (path, headers, body) in [
-        ("/openai/v1/chat/completions", &openai, CHAT),
-        ("/anthropic/v1/messages", &anthropic, MESSAGES),
-        ("/raw/v1/messages", &anthropic, MESSAGES),
+        ("/openai/v1/chat/completions", &openai[..], CHAT),
+        ("/anthropic/v1/messages", &anthropic[..], MESSAGES),
+        ("/raw/v1/messages", &anthropic[..], MESSAGES),
     ] {
         let r = raw(gw.addr(4060), "POST", path, headers, body).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);

@@ -625,7 +625,10 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
         AiKind::Messages | AiKind::AnthropicTokenCount => ErrorShape::Anthropic,
         _ => ErrorShape::OpenAi,
     };
-    let backend = route.target.provider.map_or("plain HTTP", provider::config_name);
+    let backend = route
+        .target
+        .provider
+        .map_or("plain HTTP", provider::config_name);
     let msg = format!(
         "route `{}` sends this request to an `{backend}` backend, which does not accept {} requests; \
          the gateway does not translate between API formats",
