@@ -4,7 +4,7 @@
 use crate::common::*;
 use serde_json::json;
 use sluice_testkit::client::TestClient;
-use sluice_testkit::otlp::{Collector, ReceivedSpan};
+use sluice_testkit::otlp::{Attr, Collector, ReceivedSpan};
 use sluice_testkit::{ClosedPort, FakeUpstream, Gateway};
 use std::time::{Duration, Instant};
 
@@ -76,7 +76,7 @@ async fn request_span_tree_with_genai_attributes_over_http() {
     let col = Collector::start().await;
     let dir = tempfile::tempdir().unwrap();
     let gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
-    send(&gw, &[]).await;
+    let answer = send(&gw, &[]).await.text();
 
     let spans = col
         .wait_for("server, client and policy spans", WAIT, |s| {
@@ -122,6 +122,18 @@ async fn request_span_tree_with_genai_attributes_over_http() {
     assert_eq!(client.int("server.port"), Some(up.addr().port().into()));
     assert!(client.attr("gen_ai.response.time_to_first_chunk").is_some());
     assert!(client.attr("error.type").is_none());
+    // From the streamed answer: `message_start.message.id`, `message_delta`'s stop reason.
+    let id = client
+        .str("gen_ai.response.id")
+        .expect("gen_ai.response.id");
+    assert!(
+        id.starts_with("msg_") && answer.contains(&format!("\"id\":\"{id}\"")),
+        "{id} not in {answer}"
+    );
+    assert_eq!(
+        client.attr("gen_ai.response.finish_reasons"),
+        Some(&Attr::List(vec![Attr::Str("end_turn".into())]))
+    );
     // No content by default.
     assert!(spans
         .iter()
@@ -153,6 +165,38 @@ async fn request_span_tree_with_genai_attributes_over_http() {
     let line = logs.lines().find(|l| l.contains("sluice::access")).unwrap();
     assert!(line.contains(&server.trace_id), "{line}");
     assert!(line.contains(&server.span_id), "{line}");
+}
+
+/// A whole (JSON) OpenAI chat answer: its `id` and `choices[].finish_reason`.
+#[tokio::test]
+async fn json_openai_answer_gives_response_id_and_finish_reasons() {
+    let up = FakeUpstream::plain().await;
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        TestClient::new().post_json(
+            &gw.url(4060, "/codex/v1/chat/completions"),
+            &h(&[("authorization", "Bearer k")]),
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    )
+    .await
+    .expect("answered within 10 s");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let spans = col
+        .wait_for("client span", WAIT, |s| s.iter().any(|x| x.kind == 3))
+        .await
+        .unwrap();
+    let client = one(&spans, 3);
+    assert_eq!(client.str("gen_ai.provider.name"), Some("openai"));
+    assert_eq!(client.str("gen_ai.response.id"), Some(id.as_str()));
+    assert_eq!(
+        client.attr("gen_ai.response.finish_reasons"),
+        Some(&Attr::List(vec![Attr::Str("stop".into())]))
+    );
 }
 
 #[tokio::test]

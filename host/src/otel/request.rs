@@ -68,6 +68,10 @@ pub struct Finish<'a> {
     /// The model the client's body named, when a policy read it.
     pub request_model: Option<&'a str>,
     pub response_model: Option<&'a str>,
+    /// The provider's id of the answer (`gen_ai.response.id`).
+    pub response_id: Option<&'a str>,
+    /// `gen_ai.response.finish_reasons`, one per choice.
+    pub finish_reasons: &'a [String],
     pub streaming: bool,
     pub usage: Option<Usage>,
     pub error: Option<&'a str>,
@@ -276,6 +280,15 @@ impl RequestTrace {
                 }
                 if let Some(m) = f.response_model {
                     c.set("gen_ai.response.model", Value::Str(m.to_string()));
+                }
+                if let Some(id) = f.response_id {
+                    c.set("gen_ai.response.id", Value::Str(id.to_string()));
+                }
+                if !f.finish_reasons.is_empty() {
+                    c.set(
+                        "gen_ai.response.finish_reasons",
+                        Value::StrList(f.finish_reasons.to_vec()),
+                    );
                 }
                 if let Some(n) = params.max_tokens {
                     c.set("gen_ai.request.max_tokens", Value::Int(n));

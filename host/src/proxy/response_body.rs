@@ -259,6 +259,8 @@ impl ResponseBody {
             session.finish(Outcome {
                 usage: self.usage.usage(),
                 model: self.usage.model().map(str::to_string),
+                response_id: self.usage.response_id().map(str::to_string),
+                finish_reasons: self.usage.finish_reasons().to_vec(),
                 error: self.error.take(),
                 bytes: self.bytes,
             });
