@@ -5,7 +5,7 @@ use crate::common::*;
 use serde_json::json;
 use sluice_testkit::client::TestClient;
 use sluice_testkit::otlp::{Attr, Collector, ReceivedSpan};
-use sluice_testkit::{ClosedPort, FakeUpstream, Gateway};
+use sluice_testkit::{ClosedPort, FakeUpstream, Gateway, Script};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -416,6 +416,100 @@ async fn reload_switches_collectors_and_refuses_a_bad_tracing_config() {
     })
     .await
     .unwrap();
+}
+
+/// `content` on: the answer content is the masked text the client got,
+/// never the address the upstream sent; the prompt is recorded too.
+#[tokio::test]
+async fn content_opt_in_records_the_masked_answer_only() {
+    let up = FakeUpstream::plain().await;
+    up.set_script(Script::text("Write to bob@example.com today."));
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), up.addr());
+    let mask = write(
+        dir.path(),
+        "mask.yaml",
+        "- name: mask-all\n  policies:\n    outputFilter: {maskPatterns: [email]}\n",
+    );
+    let t = write(
+        dir.path(),
+        "tracing.yaml",
+        &tracing_yaml(&col.url(), "http", "    content:\n      enabled: true\n"),
+    );
+    let gw = gateway(&[&serving, &mask, &t], &[4060], &[], &[]).await;
+    let answer = send(&gw, &[]).await.text();
+    assert!(
+        answer.contains("<EMAIL>") && !answer.contains("bob@example.com"),
+        "{answer}"
+    );
+    let spans = col
+        .wait_for("client span", WAIT, |s| s.iter().any(|x| x.kind == 3))
+        .await
+        .unwrap();
+    let client = one(&spans, 3);
+    let out = client
+        .str("gen_ai.output.messages")
+        .expect("gen_ai.output.messages");
+    let out: serde_json::Value = serde_json::from_str(out).unwrap();
+    assert_eq!(out[0]["role"], "assistant");
+    assert_eq!(
+        out[0]["parts"][0]["content"], "Write to <EMAIL> today.",
+        "{out}"
+    );
+    assert_eq!(out[0]["finish_reason"], "end_turn");
+    let input: serde_json::Value =
+        serde_json::from_str(client.str("gen_ai.input.messages").expect("input")).unwrap();
+    assert_eq!(input[0]["content"], "hi", "{input}");
+    for s in &spans {
+        for v in s.attrs.values() {
+            assert!(!format!("{v:?}").contains("bob@"), "{s:#?}");
+        }
+    }
+}
+
+/// `content` without masking on every route, and without
+/// `allowUnmasked: true`, is refused naming file, line and key.
+#[test]
+fn validate_refuses_content_without_masking() {
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), "127.0.0.1:9".parse().unwrap());
+    let tracing = |extra: &str| {
+        write(
+            dir.path(),
+            "tracing.yaml",
+            &format!(
+                "config:\n  tracing:\n    otlpEndpoint: http://c:4317\n    content:\n      enabled: true\n{extra}"
+            ),
+        )
+    };
+    let validate = |files: &[&str]| {
+        let mut args = vec!["validate"];
+        for f in files {
+            args.extend(["--config", f]);
+        }
+        let out = sluice_testkit::gateway::run(std::path::Path::new(BIN), &args, &[]);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let t = tracing("");
+    let (ok, text) = validate(&[&serving, &t]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("{t}:5:7: config.tracing.content:"))
+            && text.contains("claude-agent")
+            && text.contains("allowUnmasked"),
+        "{text}"
+    );
+    let t = tracing("      allowUnmasked: true\n");
+    let (ok, text) = validate(&[&serving, &t]);
+    assert!(ok, "{text}");
 }
 
 #[test]

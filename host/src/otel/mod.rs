@@ -12,6 +12,7 @@
 //! new one (a new exporter) only when the tracing settings changed.
 
 pub mod config;
+pub mod content;
 pub mod export;
 pub mod peek;
 pub mod propagate;
@@ -182,6 +183,8 @@ pub struct Tracer {
     /// Request headers `fields.add` reads (lower case).
     pub(crate) header_fields: Vec<String>,
     pub(crate) ids: Ids,
+    /// `content` enabled: `Some(allow_unmasked)`.
+    pub(crate) content: Option<bool>,
     queue: tokio::sync::mpsc::Sender<Vec<SpanData>>,
     dropped: Counter,
 }
@@ -209,6 +212,7 @@ impl Tracer {
             fields: cfg.fields.clone(),
             header_fields,
             ids: Ids(ring::rand::SystemRandom::new()),
+            content: cfg.content.as_ref().map(|c| c.allow_unmasked),
             queue,
             dropped,
         }
