@@ -512,6 +512,27 @@ fn validate_refuses_content_without_masking() {
     assert!(ok, "{text}");
 }
 
+/// SIGTERM right after a request: its spans, still waiting for their batch,
+/// are sent before the process exits.
+#[tokio::test]
+async fn sigterm_flushes_queued_spans() {
+    let up = FakeUpstream::plain().await;
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
+    send(&gw, &[]).await;
+    wait_access_lines(&gw, 1, WAIT).await;
+    gw.send_signal_term().unwrap();
+    let status = gw.wait_exit(WAIT).await.expect("exited after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", gw.logs());
+    let spans = col.spans();
+    assert!(
+        spans.iter().any(|x| x.kind == 3) && spans.iter().any(|x| x.kind == 2),
+        "spans lost at shutdown: {spans:#?}\n{}",
+        gw.logs()
+    );
+}
+
 #[test]
 fn validate_names_file_line_and_key_of_refused_tracing_keys() {
     let dir = tempfile::tempdir().unwrap();
