@@ -468,6 +468,51 @@ async fn content_opt_in_records_the_masked_answer_only() {
     }
 }
 
+/// A masking layer that matches `/claude` only passes the config check (its
+/// path is resolved per request), but a `/codex` request, which no masking
+/// policy ran on, records no content at all.
+#[tokio::test]
+async fn content_is_not_recorded_where_no_masking_ran() {
+    let up = FakeUpstream::plain().await;
+    up.set_script(Script::text("Write to bob@example.com today."));
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), up.addr());
+    let t = write(
+        dir.path(),
+        "tracing.yaml",
+        &tracing_yaml(&col.url(), "http", "    content:\n      enabled: true\n"),
+    );
+    let gw = gateway(
+        &[&serving, &config("output-filter.yaml"), &t],
+        &[4060],
+        &[],
+        &[],
+    )
+    .await;
+    let r = TestClient::new()
+        .post_json(
+            &gw.url(4060, "/codex/v1/chat/completions"),
+            &h(&[("authorization", "Bearer k")]),
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let spans = col
+        .wait_for("client span", WAIT, |s| s.iter().any(|x| x.kind == 3))
+        .await
+        .unwrap();
+    let client = one(&spans, 3);
+    assert!(
+        client.attr("gen_ai.output.messages").is_none(),
+        "{client:#?}"
+    );
+    assert!(
+        client.attr("gen_ai.input.messages").is_none(),
+        "{client:#?}"
+    );
+}
+
 /// `content` without masking on every route, and without
 /// `allowUnmasked: true`, is refused naming file, line and key.
 #[test]
