@@ -192,6 +192,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    // Requests are done: their spans are queued; send them before exiting.
+    gw.tracing.shutdown(crate::otel::SHUTDOWN_FLUSH).await;
     Ok(())
 }
 

@@ -4,8 +4,8 @@
 use crate::common::*;
 use serde_json::json;
 use sluice_testkit::client::TestClient;
-use sluice_testkit::otlp::{Collector, ReceivedSpan};
-use sluice_testkit::{ClosedPort, FakeUpstream, Gateway};
+use sluice_testkit::otlp::{Attr, Collector, ReceivedSpan};
+use sluice_testkit::{ClosedPort, FakeUpstream, Gateway, Script};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -76,7 +76,7 @@ async fn request_span_tree_with_genai_attributes_over_http() {
     let col = Collector::start().await;
     let dir = tempfile::tempdir().unwrap();
     let gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
-    send(&gw, &[]).await;
+    let answer = send(&gw, &[]).await.text();
 
     let spans = col
         .wait_for("server, client and policy spans", WAIT, |s| {
@@ -122,6 +122,18 @@ async fn request_span_tree_with_genai_attributes_over_http() {
     assert_eq!(client.int("server.port"), Some(up.addr().port().into()));
     assert!(client.attr("gen_ai.response.time_to_first_chunk").is_some());
     assert!(client.attr("error.type").is_none());
+    // From the streamed answer: `message_start.message.id`, `message_delta`'s stop reason.
+    let id = client
+        .str("gen_ai.response.id")
+        .expect("gen_ai.response.id");
+    assert!(
+        id.starts_with("msg_") && answer.contains(&format!("\"id\":\"{id}\"")),
+        "{id} not in {answer}"
+    );
+    assert_eq!(
+        client.attr("gen_ai.response.finish_reasons"),
+        Some(&Attr::List(vec![Attr::Str("end_turn".into())]))
+    );
     // No content by default.
     assert!(spans
         .iter()
@@ -153,6 +165,38 @@ async fn request_span_tree_with_genai_attributes_over_http() {
     let line = logs.lines().find(|l| l.contains("sluice::access")).unwrap();
     assert!(line.contains(&server.trace_id), "{line}");
     assert!(line.contains(&server.span_id), "{line}");
+}
+
+/// A whole (JSON) OpenAI chat answer: its `id` and `choices[].finish_reason`.
+#[tokio::test]
+async fn json_openai_answer_gives_response_id_and_finish_reasons() {
+    let up = FakeUpstream::plain().await;
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        TestClient::new().post_json(
+            &gw.url(4060, "/codex/v1/chat/completions"),
+            &h(&[("authorization", "Bearer k")]),
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    )
+    .await
+    .expect("answered within 10 s");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let spans = col
+        .wait_for("client span", WAIT, |s| s.iter().any(|x| x.kind == 3))
+        .await
+        .unwrap();
+    let client = one(&spans, 3);
+    assert_eq!(client.str("gen_ai.provider.name"), Some("openai"));
+    assert_eq!(client.str("gen_ai.response.id"), Some(id.as_str()));
+    assert_eq!(
+        client.attr("gen_ai.response.finish_reasons"),
+        Some(&Attr::List(vec![Attr::Str("stop".into())]))
+    );
 }
 
 #[tokio::test]
@@ -372,6 +416,166 @@ async fn reload_switches_collectors_and_refuses_a_bad_tracing_config() {
     })
     .await
     .unwrap();
+}
+
+/// `content` on: the answer content is the masked text the client got,
+/// never the address the upstream sent; the prompt is recorded too.
+#[tokio::test]
+async fn content_opt_in_records_the_masked_answer_only() {
+    let up = FakeUpstream::plain().await;
+    up.set_script(Script::text("Write to bob@example.com today."));
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), up.addr());
+    let mask = write(
+        dir.path(),
+        "mask.yaml",
+        "- name: mask-all\n  policies:\n    outputFilter: {maskPatterns: [email]}\n",
+    );
+    let t = write(
+        dir.path(),
+        "tracing.yaml",
+        &tracing_yaml(&col.url(), "http", "    content:\n      enabled: true\n"),
+    );
+    let gw = gateway(&[&serving, &mask, &t], &[4060], &[], &[]).await;
+    let answer = send(&gw, &[]).await.text();
+    assert!(
+        answer.contains("<EMAIL>") && !answer.contains("bob@example.com"),
+        "{answer}"
+    );
+    let spans = col
+        .wait_for("client span", WAIT, |s| s.iter().any(|x| x.kind == 3))
+        .await
+        .unwrap();
+    let client = one(&spans, 3);
+    let out = client
+        .str("gen_ai.output.messages")
+        .expect("gen_ai.output.messages");
+    let out: serde_json::Value = serde_json::from_str(out).unwrap();
+    assert_eq!(out[0]["role"], "assistant");
+    assert_eq!(
+        out[0]["parts"][0]["content"], "Write to <EMAIL> today.",
+        "{out}"
+    );
+    assert_eq!(out[0]["finish_reason"], "end_turn");
+    let input: serde_json::Value =
+        serde_json::from_str(client.str("gen_ai.input.messages").expect("input")).unwrap();
+    assert_eq!(input[0]["content"], "hi", "{input}");
+    for s in &spans {
+        for v in s.attrs.values() {
+            assert!(!format!("{v:?}").contains("bob@"), "{s:#?}");
+        }
+    }
+}
+
+/// A masking layer that matches `/claude` only passes the config check (its
+/// path is resolved per request), but a `/codex` request, which no masking
+/// policy ran on, records no content at all.
+#[tokio::test]
+async fn content_is_not_recorded_where_no_masking_ran() {
+    let up = FakeUpstream::plain().await;
+    up.set_script(Script::text("Write to bob@example.com today."));
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), up.addr());
+    let t = write(
+        dir.path(),
+        "tracing.yaml",
+        &tracing_yaml(&col.url(), "http", "    content:\n      enabled: true\n"),
+    );
+    let gw = gateway(
+        &[&serving, &config("output-filter.yaml"), &t],
+        &[4060],
+        &[],
+        &[],
+    )
+    .await;
+    let r = TestClient::new()
+        .post_json(
+            &gw.url(4060, "/codex/v1/chat/completions"),
+            &h(&[("authorization", "Bearer k")]),
+            &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let spans = col
+        .wait_for("client span", WAIT, |s| s.iter().any(|x| x.kind == 3))
+        .await
+        .unwrap();
+    let client = one(&spans, 3);
+    assert!(
+        client.attr("gen_ai.output.messages").is_none(),
+        "{client:#?}"
+    );
+    assert!(
+        client.attr("gen_ai.input.messages").is_none(),
+        "{client:#?}"
+    );
+}
+
+/// `content` without masking on every route, and without
+/// `allowUnmasked: true`, is refused naming file, line and key.
+#[test]
+fn validate_refuses_content_without_masking() {
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), "127.0.0.1:9".parse().unwrap());
+    let tracing = |extra: &str| {
+        write(
+            dir.path(),
+            "tracing.yaml",
+            &format!(
+                "config:\n  tracing:\n    otlpEndpoint: http://c:4317\n    content:\n      enabled: true\n{extra}"
+            ),
+        )
+    };
+    let validate = |files: &[&str]| {
+        let mut args = vec!["validate"];
+        for f in files {
+            args.extend(["--config", f]);
+        }
+        let out = sluice_testkit::gateway::run(std::path::Path::new(BIN), &args, &[]);
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let t = tracing("");
+    let (ok, text) = validate(&[&serving, &t]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!("{t}:5:7: config.tracing.content:"))
+            && text.contains("claude-agent")
+            && text.contains("allowUnmasked"),
+        "{text}"
+    );
+    let t = tracing("      allowUnmasked: true\n");
+    let (ok, text) = validate(&[&serving, &t]);
+    assert!(ok, "{text}");
+}
+
+/// SIGTERM right after a request: its spans, still waiting for their batch,
+/// are sent before the process exits.
+#[tokio::test]
+async fn sigterm_flushes_queued_spans() {
+    let up = FakeUpstream::plain().await;
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
+    send(&gw, &[]).await;
+    wait_access_lines(&gw, 1, WAIT).await;
+    gw.send_signal_term().unwrap();
+    let status = gw.wait_exit(WAIT).await.expect("exited after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", gw.logs());
+    let spans = col.spans();
+    assert!(
+        spans.iter().any(|x| x.kind == 3) && spans.iter().any(|x| x.kind == 2),
+        "spans lost at shutdown: {spans:#?}\n{}",
+        gw.logs()
+    );
 }
 
 #[test]

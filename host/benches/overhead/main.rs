@@ -24,6 +24,11 @@
 //! Knobs: `BENCH_PASSES`, `BENCH_REQUESTS` (JSON requests per pass, 20000),
 //! `BENCH_STREAMS` (SSE streams per pass, 4000), `BENCH_HOLD` (open streams
 //! in the memory scenario, 1000), `BENCH_ONLY` (substring of target names),
+//! The tracing rows run the same production route with `config.tracing` at
+//! 100% sampling, once exporting to a live fake OTLP collector (in this
+//! process, so its decoding is not counted) and once to a closed port (the
+//! collector down), printed as ratios to the production route untraced.
+//!
 //! `BENCH_PERF=<seconds>` (profile the production route with `perf` instead;
 //! `BENCH_PERF_ROUTE=plain` for the no-policy route), `BENCH_SMAPS=1` (print
 //! where the resident memory is while the streams are open).
@@ -181,6 +186,10 @@ fn body(stream: bool) -> Bytes {
     )
 }
 
+/// Row names of the traced production route.
+const TRACED_LIVE: &str = "sluice, prod + tracing 100%";
+const TRACED_DOWN: &str = "sluice, prod + tracing, collector down";
+
 /// One row: a peer and what to send it.
 struct Target {
     name: String,
@@ -273,6 +282,29 @@ async fn run() {
     }
     let (prod, warm_start) =
         peers::sluice("sluice, production route", &prod_refs, &pins, &prod_envs).await;
+    // The production route traced at 100%: to a live collector, and to one
+    // that is down.
+    let collector = sluice_testkit::otlp::Collector::start().await;
+    let closed = sluice_testkit::ClosedPort::new();
+    let traced = |name: &str, endpoint: String| {
+        let p = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &p,
+            format!(
+                "config:\n  tracing:\n    otlpEndpoint: {endpoint}\n    otlpProtocol: http\n    randomSampling: true\n"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let live_cfg = traced("tracing-live", collector.url());
+    let down_cfg = traced("tracing-down", format!("http://{}", closed.addr()));
+    let mut live_files = prod_refs.clone();
+    live_files.push(&live_cfg);
+    let mut down_files = prod_refs.clone();
+    down_files.push(&down_cfg);
+    let (prod_traced, _) = peers::sluice(TRACED_LIVE, &live_files, &pins, &envs).await;
+    let (prod_traced_down, _) = peers::sluice(TRACED_DOWN, &down_files, &pins, &envs).await;
     let idle_prod = load::rss_mb(prod.child.id());
     let idle_plain = load::rss_mb(plain.child.id());
     let redis = peers::installed("redis-server").then(sluice_testkit::RedisServer::start);
@@ -381,6 +413,8 @@ async fn run() {
     if let Some(p) = &prod_redis {
         json_targets.push(row(p, "/claude/v1/messages", &auth_headers));
     }
+    json_targets.push(row(&prod_traced, "/claude/v1/messages", &auth_headers));
+    json_targets.push(row(&prod_traced_down, "/claude/v1/messages", &auth_headers));
     json_targets.retain(|t| t.name.contains(&only) || t.name == "bare hyper proxy");
     sse_targets
         .retain(|t| t.name.contains(&only) || t.name == "bare hyper proxy" || t.name == "nginx");
@@ -403,6 +437,7 @@ async fn run() {
         if pass == 0 {
             breakdown = peers::get_text(&format!("{}/metrics", prod.admin)).await;
         }
+        collector.clear();
         for (i, t) in sse_targets.iter().enumerate() {
             let (cpu, _) = cpu_per(t, &sse_body, n_sse, conc).await;
             sse_cpu[i].push(cpu);
@@ -442,6 +477,23 @@ async fn run() {
             p - bare_p50
         );
         results.push((t.name.clone(), cpu / bare_cpu, p - bare_p50, p / bare_p50));
+    }
+    // Tracing's cost: each traced row beside the untraced production route.
+    let prod_cpu = results
+        .iter()
+        .find(|r| r.0 == "sluice, production route")
+        .map(|r| r.1);
+    if let Some(prod_cpu) = prod_cpu {
+        println!("\nTracing cost, production route JSON (CPU per request vs untraced; issue 23: ≤ 1.10×)");
+        for name in [TRACED_LIVE, TRACED_DOWN] {
+            if let Some(r) = results.iter().find(|r| r.0 == name) {
+                println!("  {name:<40} {:>6.3}×", r.1 / prod_cpu);
+            }
+        }
+        println!(
+            "  export requests the live collector received: {}",
+            collector.exports()
+        );
     }
     let base_sse = sse_targets
         .iter()

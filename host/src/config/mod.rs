@@ -340,6 +340,8 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         }
     }
 
+    check_trace_content(&config, diags);
+
     if !diags.errors.is_empty() {
         // Report in reading order: file load order, then line, then column.
         let order: HashMap<String, usize> = config
@@ -359,6 +361,64 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         config,
         warnings: std::mem::take(&mut diags.warnings),
     })
+}
+
+/// The bundled plugin that masks answers (`outputFilter`).
+pub const OUTPUT_MASK: &str = "output-mask";
+
+/// `config.tracing.content` without `allowUnmasked` needs every route to
+/// mask its answers: `outputFilter` on the route, or on a policy layer that
+/// can apply to it. A layer counts whatever its path matches (they are
+/// resolved per request); the proxy checks again per request and records
+/// no content where no masking ran.
+fn check_trace_content(config: &Config, diags: &mut Diags) {
+    let Some(c) = config
+        .global
+        .tracing
+        .as_ref()
+        .and_then(|t| t.content.as_ref())
+    else {
+        return;
+    };
+    if c.allow_unmasked {
+        return;
+    }
+    let masks = |r: &Route| {
+        r.policies
+            .attachments
+            .iter()
+            .any(|a| a.plugin == OUTPUT_MASK)
+    };
+    let unmasked: Vec<&str> = config
+        .routes
+        .iter()
+        .filter(|r| {
+            !masks(r)
+                && !config.layers.iter().any(|l| {
+                    masks(l)
+                        && (l.listener.is_none()
+                            || r.listener.is_none()
+                            || l.listener == r.listener)
+                })
+        })
+        .map(|r| r.name.as_str())
+        .collect();
+    if !unmasked.is_empty() {
+        diags.error(
+            &c.location,
+            "config.tracing.content",
+            format!(
+                "recording prompt and answer content needs output masking on every route; \
+                 route(s) {} run no `outputFilter` (output-mask): add one, or set \
+                 `allowUnmasked: true` to record unmasked answers",
+                unmasked
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
 }
 
 /// `admin:`/`state:` may appear in several files: the later one wins, with a warning.

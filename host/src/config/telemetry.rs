@@ -11,6 +11,9 @@
 //!     fields:
 //!       add: {team: 'jwt.team', span.name: '"llm"'}
 //!       remove: [gen_ai.request.temperature]
+//!     content:                      # Sluice's own key: opt-in prompt/answer content
+//!       enabled: true
+//!       allowUnmasked: false        # default; then every route must run `outputFilter`
 //! ```
 //!
 //! agentgateway evaluates sampling and `fields.add` as CEL. Sluice has no
@@ -21,7 +24,9 @@
 
 use serde::{Serialize, Serializer};
 
-use super::decode::{as_list, as_map, check_keys, expected, get, nonempty, one_of, string};
+use super::decode::{
+    as_list, as_map, boolean, check_keys, expected, get, nonempty, one_of, string,
+};
 use super::error::Diags;
 use super::tree::{join_index, join_key, Kind, Node, Typed};
 use super::types::Secret;
@@ -53,6 +58,30 @@ pub struct TracingConfig {
     /// Chance to keep a trace the caller marked as sampled.
     pub client_sampling: f64,
     pub fields: TraceFields,
+    /// `content`: record `gen_ai.input.messages`/`gen_ai.output.messages`.
+    /// `None`: never (the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<TraceContent>,
+}
+
+/// `content: {enabled: true, allowUnmasked: false}`: Sluice's key (agentgateway
+/// has none). Prompt and answer text are personal data, so recording them is
+/// opt-in, and refused unless each route masks its answers (`outputFilter`)
+/// or the operator says `allowUnmasked: true` outright.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceContent {
+    pub allow_unmasked: bool,
+    /// Where `content` is, for the error that names it.
+    #[serde(skip)]
+    pub location: super::error::Location,
+}
+
+/// Compared on reload: where the key sits does not change what it does.
+impl PartialEq for TraceContent {
+    fn eq(&self, other: &Self) -> bool {
+        self.allow_unmasked == other.allow_unmasked
+    }
 }
 
 fn ser_headers<S: Serializer>(h: &[(String, Secret)], s: S) -> Result<S::Ok, S::Error> {
@@ -134,6 +163,7 @@ const KEYS: &[&str] = &[
     "randomSampling",
     "clientSampling",
     "fields",
+    "content",
 ];
 
 pub(crate) fn decode_tracing(d: &mut Diags, node: &Node, path: &str) -> Option<TracingConfig> {
@@ -148,6 +178,7 @@ pub(crate) fn decode_tracing(d: &mut Diags, node: &Node, path: &str) -> Option<T
         random_sampling: 0.0,
         client_sampling: 1.0,
         fields: TraceFields::default(),
+        content: None,
     };
     if let Some(n) = get(m, "otlpEndpoint").filter(|n| !n.is_null()) {
         t.otlp_endpoint = endpoint(d, n, &join_key(path, "otlpEndpoint"));
@@ -188,7 +219,28 @@ pub(crate) fn decode_tracing(d: &mut Diags, node: &Node, path: &str) -> Option<T
     if let Some(n) = get(m, "fields").filter(|n| !n.is_null()) {
         t.fields = fields(d, n, &join_key(path, "fields"));
     }
+    if let Some(n) = get(m, "content").filter(|n| !n.is_null()) {
+        t.content = content(d, n, &join_key(path, "content"));
+    }
     (d.errors.len() == errors_before).then_some(t)
+}
+
+/// `content: {enabled, allowUnmasked}`; `None` when not enabled.
+fn content(d: &mut Diags, node: &Node, path: &str) -> Option<TraceContent> {
+    let m = as_map(d, node, path)?;
+    check_keys(d, m, path, &["enabled", "allowUnmasked"]);
+    let enabled = match get(m, "enabled") {
+        Some(n) => boolean(d, n, &join_key(path, "enabled"))?,
+        None => false,
+    };
+    let allow_unmasked = match get(m, "allowUnmasked") {
+        Some(n) => boolean(d, n, &join_key(path, "allowUnmasked"))?,
+        None => false,
+    };
+    enabled.then(|| TraceContent {
+        allow_unmasked,
+        location: node.loc.clone(),
+    })
 }
 
 /// `http(s)://host[:port][/base]`.

@@ -216,6 +216,7 @@ mod tests {
             random_sampling: 1.0,
             client_sampling: 1.0,
             fields: TraceFields::default(),
+            content: None,
         }
     }
 

@@ -62,11 +62,15 @@ pub fn shown(u: &Uri) -> String {
 }
 
 /// Start the exporter task; it ends once every sender is gone and the
-/// queue is flushed.
-pub fn spawn(settings: ExportSettings, metrics: OtelMetrics) -> mpsc::Sender<Vec<SpanData>> {
+/// queue is flushed (without waiting out [`BATCH_DELAY`]), which is what
+/// shutdown waits on.
+pub fn spawn(
+    settings: ExportSettings,
+    metrics: OtelMetrics,
+) -> (mpsc::Sender<Vec<SpanData>>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(super::QUEUE_REQUESTS);
-    tokio::spawn(run(settings, metrics, rx));
-    tx
+    let task = tokio::spawn(run(settings, metrics, rx));
+    (tx, task)
 }
 
 fn client(protocol: OtlpProtocol) -> HttpsClient {

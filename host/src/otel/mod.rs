@@ -12,6 +12,7 @@
 //! new one (a new exporter) only when the tracing settings changed.
 
 pub mod config;
+pub mod content;
 pub mod export;
 pub mod peek;
 pub mod propagate;
@@ -32,6 +33,9 @@ pub use span::{PolicyCall, PolicyOutcome, PolicySpans, SpanData};
 
 /// Requests whose spans may wait for export; past it they are dropped.
 pub const QUEUE_REQUESTS: usize = 2048;
+
+/// Longest shutdown waits for queued spans to reach the collector.
+pub const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a tracing config cannot be put in place.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,8 @@ pub struct Tracing {
     current: ArcSwapOption<Tracer>,
     plan: Mutex<Option<Plan>>,
     metrics: OtelMetrics,
+    /// The running exporter task, awaited on shutdown.
+    exporter: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Tracing {
@@ -94,6 +100,24 @@ impl Tracing {
             current: ArcSwapOption::empty(),
             plan: Mutex::new(None),
             metrics: m,
+            exporter: Mutex::new(None),
+        }
+    }
+
+    /// Shutdown, once requests are drained: stop tracing and wait, up to
+    /// `limit`, for the exporter to send what is still queued. Dropping the
+    /// last [`Tracer`] closes the queue, and the exporter flushes and ends.
+    pub async fn shutdown(&self, limit: std::time::Duration) {
+        self.current.store(None);
+        *self.plan.lock() = None;
+        let Some(task) = self.exporter.lock().take() else {
+            return;
+        };
+        if tokio::time::timeout(limit, task).await.is_err() {
+            tracing::warn!(
+                ?limit,
+                "spans still queued at shutdown were not all exported"
+            );
         }
     }
 
@@ -116,9 +140,13 @@ impl Tracing {
                     tracing::info!("tracing off");
                 }
                 self.current.store(None);
+                *self.exporter.lock() = None;
             }
             Some(p) => {
-                let tx = export::spawn(p.settings.clone(), self.metrics.clone());
+                let (tx, task) = export::spawn(p.settings.clone(), self.metrics.clone());
+                // The replaced exporter flushes and ends on its own once
+                // its requests are done.
+                *self.exporter.lock() = Some(task);
                 tracing::info!(
                     endpoint = %export::shown(&p.settings.url),
                     protocol = ?p.settings.protocol,
@@ -182,6 +210,8 @@ pub struct Tracer {
     /// Request headers `fields.add` reads (lower case).
     pub(crate) header_fields: Vec<String>,
     pub(crate) ids: Ids,
+    /// `content` enabled: `Some(allow_unmasked)`.
+    pub(crate) content: Option<bool>,
     queue: tokio::sync::mpsc::Sender<Vec<SpanData>>,
     dropped: Counter,
 }
@@ -209,6 +239,7 @@ impl Tracer {
             fields: cfg.fields.clone(),
             header_fields,
             ids: Ids(ring::rand::SystemRandom::new()),
+            content: cfg.content.as_ref().map(|c| c.allow_unmasked),
             queue,
             dropped,
         }

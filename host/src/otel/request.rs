@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use parking_lot::Mutex;
 
+use super::content::{self, Tap};
 use super::peek::{RequestParams, Scanner};
 use super::propagate::{self, hex, SpanId, TraceId};
 use super::span::{wall, Kind, PolicyOutcome, PolicySpans, SpanData, Value};
@@ -35,6 +36,11 @@ pub struct RequestTrace {
     headers: Vec<(String, String)>,
     client_ip: String,
     upstream: Option<Upstream>,
+    /// Content is recorded for this request (`config.tracing.content`, and
+    /// its route masks answers or `allowUnmasked` is set).
+    content: bool,
+    /// The answer as the client received it: bytes, and whether SSE.
+    output: Option<(Tap, bool)>,
 }
 
 struct Upstream {
@@ -45,6 +51,8 @@ struct Upstream {
     status: Option<u16>,
     error_type: Option<&'static str>,
     params: Option<Arc<Mutex<Scanner>>>,
+    /// The request body as sent upstream, when content is recorded.
+    input: Option<Arc<Mutex<Tap>>>,
 }
 
 /// Where a request arrived and what it asked, for the server span.
@@ -68,6 +76,10 @@ pub struct Finish<'a> {
     /// The model the client's body named, when a policy read it.
     pub request_model: Option<&'a str>,
     pub response_model: Option<&'a str>,
+    /// The provider's id of the answer (`gen_ai.response.id`).
+    pub response_id: Option<&'a str>,
+    /// `gen_ai.response.finish_reasons`, one per choice.
+    pub finish_reasons: &'a [String],
     pub streaming: bool,
     pub usage: Option<Usage>,
     pub error: Option<&'a str>,
@@ -121,6 +133,27 @@ impl RequestTrace {
             headers: captured,
             client_ip: s.peer.ip().to_string(),
             upstream: None,
+            content: false,
+            output: None,
+        }
+    }
+
+    /// Decide whether this request's content is recorded: only when
+    /// `content` is on and the request's policies mask answers (`masked`),
+    /// or the operator allowed unmasked content.
+    pub fn content_for(&mut self, masked: bool) {
+        self.content = self.tracer.content.is_some_and(|allow| allow || masked);
+    }
+
+    /// The answer is captured for `gen_ai.output.messages`.
+    pub fn records_content(&self) -> bool {
+        self.content
+    }
+
+    /// The answer as it left the response filters.
+    pub fn set_output(&mut self, tap: Tap, sse: bool) {
+        if self.content {
+            self.output = Some((tap, sse));
         }
     }
 
@@ -163,18 +196,22 @@ impl RequestTrace {
             status: None,
             error_type: None,
             params: None,
+            input: None,
         });
     }
 
     /// Read the GenAI parameters off the request body on its way upstream.
     pub fn peek_body<B>(&mut self, body: B) -> PeekBody<B> {
         let scanner = Arc::new(Mutex::new(Scanner::default()));
+        let input = self.content.then(|| Arc::new(Mutex::new(Tap::default())));
         if let Some(u) = self.upstream.as_mut() {
             u.params = Some(scanner.clone());
+            u.input = input.clone();
         }
         PeekBody {
             inner: body,
             scanner,
+            input,
         }
     }
 
@@ -277,6 +314,15 @@ impl RequestTrace {
                 if let Some(m) = f.response_model {
                     c.set("gen_ai.response.model", Value::Str(m.to_string()));
                 }
+                if let Some(id) = f.response_id {
+                    c.set("gen_ai.response.id", Value::Str(id.to_string()));
+                }
+                if !f.finish_reasons.is_empty() {
+                    c.set(
+                        "gen_ai.response.finish_reasons",
+                        Value::StrList(f.finish_reasons.to_vec()),
+                    );
+                }
                 if let Some(n) = params.max_tokens {
                     c.set("gen_ai.request.max_tokens", Value::Int(n));
                 }
@@ -308,6 +354,29 @@ impl RequestTrace {
                             Value::Int(u.reasoning_tokens as i64),
                         );
                     }
+                }
+            }
+            if let Some(input) = &u.input {
+                let t = input.lock();
+                c.set(
+                    "gen_ai.input.messages",
+                    Value::Str(content::input_messages(&t)),
+                );
+                if t.truncated() {
+                    c.set("sluice.content.truncated", Value::Bool(true));
+                }
+            }
+            if let Some((tap, sse)) = &self.output {
+                c.set(
+                    "gen_ai.output.messages",
+                    Value::Str(content::output_messages(
+                        tap,
+                        *sse,
+                        f.finish_reasons.first().map(String::as_str),
+                    )),
+                );
+                if tap.truncated() {
+                    c.set("sluice.content.truncated", Value::Bool(true));
                 }
             }
             if let Some(fb) = f.first_byte.filter(|fb| *fb >= u.start) {
@@ -431,6 +500,7 @@ impl RequestTrace {
 pub struct PeekBody<B> {
     inner: B,
     scanner: Arc<Mutex<Scanner>>,
+    input: Option<Arc<Mutex<Tap>>>,
 }
 
 impl<B> http_body::Body for PeekBody<B>
@@ -449,6 +519,9 @@ where
         if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(d) = frame.data_ref() {
                 this.scanner.lock().push(d);
+                if let Some(t) = &this.input {
+                    t.lock().push(d);
+                }
             }
         }
         polled

@@ -61,6 +61,11 @@ impl Chain {
     }
 
     /// Union of every attachment's hooks: skip whole phases cheaply.
+    /// One of its policies is the plugin `name`.
+    pub fn has_plugin(&self, name: &str) -> bool {
+        self.atts.iter().any(|a| a.name() == name)
+    }
+
     pub fn wants(&self) -> Hooks {
         self.wants
     }

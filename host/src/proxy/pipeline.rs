@@ -243,7 +243,9 @@ fn start_trace(
             path: &ctx.path,
         },
     );
-    if let Some(t) = &session.trace {
+    let masked = session.chain.has_plugin(crate::config::OUTPUT_MASK);
+    if let Some(t) = session.trace.as_mut() {
+        t.content_for(masked);
         session.scope.policy_spans = Some(t.policy_spans());
     }
 }

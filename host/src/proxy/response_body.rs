@@ -57,6 +57,10 @@ pub struct ResponseBody {
     /// a body is noticed by counting, not by waiting for `None`.
     remaining: Option<u64>,
     done: bool,
+    /// The answer as the client gets it, for `gen_ai.output.messages`;
+    /// `None` unless the trace records content.
+    content: Option<crate::otel::content::Tap>,
+    content_sse: bool,
 }
 
 impl ResponseBody {
@@ -75,12 +79,29 @@ impl ResponseBody {
     /// The upstream's body, streamed.
     pub fn upstream(body: Incoming, mode: Mode, session: Session) -> Self {
         let remaining = body.size_hint().exact();
+        // A compressed answer passed through untouched goes out compressed:
+        // its content is not recorded (a masking route decodes it).
+        let (sse, plain) = match &mode {
+            Mode::Pass => (false, false),
+            Mode::Events { .. } => (true, true),
+            Mode::ObserveSse { decoder } => (true, decoder.is_none()),
+            Mode::ObserveJson { decoder } => (false, decoder.is_none()),
+        };
         let mut b = Self::new(Source::Upstream(body), mode, session);
         b.remaining = remaining;
+        b.content_sse = sse;
+        if !plain {
+            b.content = None;
+        }
         b
     }
 
     fn new(source: Source, mode: Mode, session: Session) -> Self {
+        let content = session
+            .trace
+            .as_ref()
+            .is_some_and(|t| t.records_content())
+            .then(crate::otel::content::Tap::default);
         ResponseBody {
             source,
             mode,
@@ -93,6 +114,8 @@ impl ResponseBody {
             bytes: 0,
             remaining: None,
             done: false,
+            content,
+            content_sse: false,
         }
     }
 
@@ -255,10 +278,15 @@ impl ResponseBody {
 
     /// The logging phase, once.
     fn finish(&mut self) {
-        if let Some(session) = self.session.take() {
+        if let Some(mut session) = self.session.take() {
+            if let (Some(tap), Some(t)) = (self.content.take(), session.trace.as_mut()) {
+                t.set_output(tap, self.content_sse);
+            }
             session.finish(Outcome {
                 usage: self.usage.usage(),
                 model: self.usage.model().map(str::to_string),
+                response_id: self.usage.response_id().map(str::to_string),
+                finish_reasons: self.usage.finish_reasons().to_vec(),
                 error: self.error.take(),
                 bytes: self.bytes,
             });
@@ -270,6 +298,9 @@ impl ResponseBody {
             s.first_byte.get_or_insert_with(Instant::now);
         }
         self.bytes += b.len() as u64;
+        if let Some(tap) = self.content.as_mut() {
+            tap.push(&b);
+        }
         Poll::Ready(Some(Ok(Frame::data(b))))
     }
 }

@@ -32,6 +32,10 @@ pub struct Session {
 pub struct Outcome {
     pub usage: Option<Usage>,
     pub model: Option<String>,
+    /// The provider's id of the answer, for the trace.
+    pub response_id: Option<String>,
+    /// Why the answer ended (one per choice), for the trace.
+    pub finish_reasons: Vec<String>,
     pub error: Option<String>,
     pub bytes: u64,
 }
@@ -174,6 +178,8 @@ impl Session {
                 operation: operation(ctx.kind),
                 request_model: ctx.model.as_deref(),
                 response_model: outcome.model.as_deref(),
+                response_id: outcome.response_id.as_deref(),
+                finish_reasons: &outcome.finish_reasons,
                 streaming: ctx.streaming,
                 usage,
                 error: outcome.error.as_deref(),

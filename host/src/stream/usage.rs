@@ -3,6 +3,11 @@
 //! Usage feeds the access log, metrics and token rate limits. It is read on the
 //! side while the response streams on, never by holding the stream back. Only
 //! events that can carry usage are parsed, so text deltas cost a substring scan.
+//!
+//! The same pass picks up the answer's id and why it ended (the trace's
+//! `gen_ai.response.id` and `gen_ai.response.finish_reasons`): both travel in
+//! the events already parsed for usage, except OpenAI chat's `finish_reason`,
+//! whose chunk is parsed only when a byte scan finds a non-null one.
 
 use super::sse::Event;
 use serde::Deserialize;
@@ -40,13 +45,45 @@ struct Head<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<Value>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    /// Anthropic.
+    #[serde(borrow, default)]
+    stop_reason: Option<Cow<'a, str>>,
+    /// OpenAI chat.
+    #[serde(borrow, default)]
+    choices: Option<Vec<Choice<'a>>>,
+    /// OpenAI Responses (`"object": "response"`).
+    #[serde(borrow, default)]
+    object: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    incomplete_details: Option<Incomplete<'a>>,
 }
 
-/// Accumulates usage and the model name from a response.
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Incomplete<'a> {
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+}
+
+/// Most finish reasons kept (one per choice); a bound against `n: 10000`.
+const MAX_FINISH_REASONS: usize = 16;
+
+/// Accumulates usage, the model name, the answer's id and finish reasons.
 #[derive(Debug, Default)]
 pub struct UsageReader {
     usage: Option<Usage>,
     model: Option<String>,
+    id: Option<String>,
+    finish_reasons: Vec<String>,
 }
 
 impl UsageReader {
@@ -60,6 +97,69 @@ impl UsageReader {
 
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
+    }
+
+    /// The provider's id of the answer (`msg_...`, `chatcmpl-...`, `resp_...`).
+    pub fn response_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// Why the answer ended, one per choice, in the provider's words
+    /// (`end_turn`, `stop`, `length`; Responses: `completed`, or the reason
+    /// it is `incomplete`).
+    pub fn finish_reasons(&self) -> &[String] {
+        &self.finish_reasons
+    }
+
+    fn take_id(&mut self, v: &Value) {
+        if self.id.is_none() {
+            if let Some(id) = v.get("id").and_then(Value::as_str) {
+                self.id = Some(id.to_string());
+            }
+        }
+    }
+
+    fn push_reason(&mut self, r: &str) {
+        if self.finish_reasons.len() < MAX_FINISH_REASONS {
+            self.finish_reasons.push(r.to_string());
+        }
+    }
+
+    /// `choices[].finish_reason` of a chat answer or chunk.
+    fn take_choices(&mut self, v: &Value) {
+        if let Some(cs) = v.get("choices").and_then(Value::as_array) {
+            for c in cs {
+                if let Some(r) = c.get("finish_reason").and_then(Value::as_str) {
+                    self.push_reason(r);
+                }
+            }
+        }
+    }
+
+    /// A Responses object's end: its status, or why it is incomplete.
+    fn take_status(&mut self, r: &Value) {
+        let status = r.get("status").and_then(Value::as_str);
+        let reason = r
+            .get("incomplete_details")
+            .and_then(|d| d.get("reason"))
+            .and_then(Value::as_str);
+        match (status, reason) {
+            (Some("incomplete"), Some(reason)) => self.push_reason(reason),
+            (Some(s), _) if s != "in_progress" && s != "queued" => self.push_reason(s),
+            _ => {}
+        }
+    }
+
+    /// Id and finish reasons of a whole answer read as a [`Value`].
+    fn take_end(&mut self, v: &Value) {
+        self.take_id(v);
+        if let Some(r) = v.get("stop_reason").and_then(Value::as_str) {
+            self.push_reason(r);
+        }
+        self.take_choices(v);
+        if v.get("object").and_then(Value::as_str) == Some("response") {
+            self.take_status(v);
+        }
     }
 
     fn entry(&mut self) -> &mut Usage {
@@ -85,6 +185,28 @@ impl UsageReader {
             if let Some(u) = &head.usage {
                 self.take_usage(u);
             }
+            if self.id.is_none() {
+                self.id = head.id.map(Cow::into_owned);
+            }
+            if let Some(r) = &head.stop_reason {
+                self.push_reason(r);
+            }
+            for c in head.choices.iter().flatten() {
+                if let Some(r) = &c.finish_reason {
+                    self.push_reason(r);
+                }
+            }
+            if head.object.as_deref() == Some("response") {
+                let reason = head
+                    .incomplete_details
+                    .as_ref()
+                    .and_then(|d| d.reason.as_deref());
+                match (head.status.as_deref(), reason) {
+                    (Some("incomplete"), Some(reason)) => self.push_reason(reason),
+                    (Some(s), _) if s != "in_progress" && s != "queued" => self.push_reason(s),
+                    _ => {}
+                }
+            }
             return;
         }
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -94,6 +216,7 @@ impl UsageReader {
         if let Some(u) = v.get("usage") {
             self.take_usage(u);
         }
+        self.take_end(&v);
     }
 
     /// One SSE event of a streaming response.
@@ -101,9 +224,16 @@ impl UsageReader {
         let name = ev.event.as_deref().unwrap_or("");
         let relevant = matches!(
             name,
-            "message_start" | "message_delta" | "response.completed" | "response.created"
+            "message_start"
+                | "message_delta"
+                | "response.completed"
+                | "response.created"
+                | "response.incomplete"
+                | "response.failed"
         ) || (name.is_empty()
-            && (self.model.is_none() || ev.data.contains("\"usage\"")));
+            && (self.model.is_none()
+                || ev.data.contains("\"usage\"")
+                || has_finish_reason(&ev.data)));
         if !relevant || !ev.data.starts_with('{') {
             return;
         }
@@ -114,6 +244,7 @@ impl UsageReader {
             "message_start" => {
                 if let Some(m) = v.get("message") {
                     self.take_model(m);
+                    self.take_id(m);
                     if let Some(u) = m.get("usage") {
                         self.take_usage(u);
                     }
@@ -123,22 +254,39 @@ impl UsageReader {
                 if let Some(u) = v.get("usage") {
                     self.take_usage(u);
                 }
+                if let Some(r) = v
+                    .get("delta")
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(Value::as_str)
+                {
+                    self.push_reason(r);
+                }
             }
-            "response.created" | "response.completed" => {
+            t @ ("response.created"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed") => {
                 if let Some(r) = v.get("response") {
                     self.take_model(r);
+                    self.take_id(r);
                     if let Some(u) = r.get("usage") {
                         self.take_usage(u);
+                    }
+                    if t != "response.created" {
+                        self.take_status(r);
                     }
                 }
             }
             _ => {
-                // OpenAI chat chunks: model on every chunk, usage on the last one
-                // when `stream_options.include_usage` is set.
+                // OpenAI chat chunks: model and id on every chunk, usage on the
+                // last one when `stream_options.include_usage` is set, a
+                // finish reason on each choice's last one.
                 self.take_model(&v);
+                self.take_id(&v);
                 if let Some(u) = v.get("usage") {
                     self.take_usage(u);
                 }
+                self.take_choices(&v);
             }
         }
     }
@@ -194,6 +342,16 @@ impl UsageReader {
     }
 }
 
+/// The chunk carries a `"finish_reason"` that is not `null`: a byte scan,
+/// so the chat chunks before the last are never parsed for it.
+fn has_finish_reason(data: &str) -> bool {
+    const KEY: &str = "\"finish_reason\"";
+    data.match_indices(KEY).any(|(at, _)| {
+        let rest = data[at + KEY.len()..].trim_start_matches([' ', '\t', '\r', '\n', ':']);
+        !rest.starts_with('n')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,7 +371,13 @@ mod tests {
             if let Some(u) = v.get("usage") {
                 r.take_usage(u);
             }
-            (r.model().map(str::to_string), r.usage())
+            r.take_end(&v);
+            (
+                r.model().map(str::to_string),
+                r.usage(),
+                r.response_id().map(str::to_string),
+                r.finish_reasons().to_vec(),
+            )
         };
         for body in [
             r#"{"id":"m","model":"claude-x","content":[{"type":"text","text":"hi \"there\""}],"usage":{"input_tokens":7,"output_tokens":3}}"#,
@@ -223,11 +387,22 @@ mod tests {
             r#"{"model":7,"usage":{"completion_tokens":2}}"#,
             r#"["gpt",{"input_tokens":5}]"#,
             r#"{"model":"gpt-x","usage":{"prompt_tokens":20,"prompt_tokens_details":{"cached_tokens":5},"completion_tokens":4}}"#,
+            r#"{"id":"chatcmpl-1","model":"gpt-x","choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},{"index":1,"finish_reason":"length"}]}"#,
+            r#"{"id":"chatcmpl-1","choices":[7,{"finish_reason":"stop"}]}"#,
+            r#"{"id":7,"stop_reason":"end_turn"}"#,
+            r#"{"id":"resp_1","object":"response","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"}}"#,
+            r#"{"id":"resp_2","object":"response","status":"completed","incomplete_details":null}"#,
+            r#"{"id":"e","object":"list","status":"completed"}"#,
         ] {
             let mut r = UsageReader::new();
             r.on_json(body.as_bytes());
             assert_eq!(
-                (r.model().map(str::to_string), r.usage()),
+                (
+                    r.model().map(str::to_string),
+                    r.usage(),
+                    r.response_id().map(str::to_string),
+                    r.finish_reasons().to_vec()
+                ),
                 full(body),
                 "{body}"
             );
@@ -237,7 +412,7 @@ mod tests {
     #[test]
     fn anthropic_stream() {
         let mut r = UsageReader::new();
-        r.on_event(&ev(Some("message_start"), r#"{"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":25,"output_tokens":1}}}"#));
+        r.on_event(&ev(Some("message_start"), r#"{"type":"message_start","message":{"id":"msg_1","model":"claude-x","stop_reason":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#));
         r.on_event(&ev(
             Some("content_block_delta"),
             r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"hi"}}"#,
@@ -252,6 +427,8 @@ mod tests {
             })
         );
         assert_eq!(r.model(), Some("claude-x"));
+        assert_eq!(r.response_id(), Some("msg_1"));
+        assert_eq!(r.finish_reasons(), ["end_turn"]);
     }
 
     #[test]
@@ -259,7 +436,11 @@ mod tests {
         let mut r = UsageReader::new();
         r.on_event(&ev(
             None,
-            r#"{"id":"c","model":"gpt-x","choices":[{"delta":{"content":"a"}}],"usage":null}"#,
+            r#"{"id":"c","model":"gpt-x","choices":[{"delta":{"content":"a"},"finish_reason":null}],"usage":null}"#,
+        ));
+        r.on_event(&ev(
+            None,
+            r#"{"id":"c","model":"gpt-x","choices":[{"delta":{},"finish_reason": "length"}]}"#,
         ));
         r.on_event(&ev(None, r#"{"id":"c","model":"gpt-x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3}}"#));
         r.on_event(&ev(None, "[DONE]"));
@@ -272,6 +453,19 @@ mod tests {
             })
         );
         assert_eq!(r.model(), Some("gpt-x"));
+        assert_eq!(r.response_id(), Some("c"));
+        assert_eq!(r.finish_reasons(), ["length"]);
+    }
+
+    #[test]
+    fn finish_reason_scan() {
+        assert!(!has_finish_reason(r#"{"finish_reason":null}"#));
+        assert!(!has_finish_reason(r#"{"finish_reason" : null}"#));
+        assert!(has_finish_reason(r#"{"finish_reason": "stop"}"#));
+        assert!(has_finish_reason(
+            r#"{"a":{"finish_reason":null},"b":{"finish_reason":"tool_calls"}}"#
+        ));
+        assert!(!has_finish_reason(r#"{"choices":[]}"#));
     }
 
     #[test]
@@ -281,7 +475,10 @@ mod tests {
             Some("response.output_text.delta"),
             r#"{"type":"response.output_text.delta","delta":"x"}"#,
         ));
-        r.on_event(&ev(Some("response.completed"), r#"{"type":"response.completed","response":{"model":"gpt-5","usage":{"input_tokens":7,"output_tokens":2}}}"#));
+        r.on_event(&ev(Some("response.created"), r#"{"type":"response.created","response":{"id":"resp_9","status":"in_progress","model":"gpt-5"}}"#));
+        r.on_event(&ev(Some("response.incomplete"), r#"{"type":"response.incomplete","response":{"id":"resp_9","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"model":"gpt-5","usage":{"input_tokens":7,"output_tokens":2}}}"#));
+        assert_eq!(r.response_id(), Some("resp_9"));
+        assert_eq!(r.finish_reasons(), ["max_output_tokens"]);
         assert_eq!(
             r.usage(),
             Some(Usage {

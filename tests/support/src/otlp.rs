@@ -136,6 +136,11 @@ impl Collector {
         self.state.spans.lock().unwrap().clone()
     }
 
+    /// Forget the spans received so far (a long benchmark keeps memory flat).
+    pub fn clear(&self) {
+        self.state.spans.lock().unwrap().clear();
+    }
+
     pub fn exports(&self) -> usize {
         *self.state.exports.lock().unwrap()
     }
