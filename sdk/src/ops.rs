@@ -85,12 +85,7 @@ impl HeaderOps {
         value: Result<String, NoValue>,
         on_missing: OnMissing,
     ) -> Result<Self, Unset> {
-        let name = name.into().to_ascii_lowercase();
-        match (value.and_then(check), on_missing) {
-            (Ok(v), _) => Ok(self.set(name, v)),
-            (Err(_), OnMissing::Remove) => Ok(self.remove(name)),
-            (Err(why), OnMissing::Reject) => Err(Unset { header: name, why }),
-        }
+        self.checked(name.into(), value, on_missing, Self::set, Self::remove)
     }
     /// Append `value` once [`check`]ed; when there is none, add nothing
     /// ([`OnMissing::Remove`]) or return the [`Unset`] ([`OnMissing::Reject`]).
@@ -100,10 +95,22 @@ impl HeaderOps {
         value: Result<String, NoValue>,
         on_missing: OnMissing,
     ) -> Result<Self, Unset> {
-        let name = name.into().to_ascii_lowercase();
+        self.checked(name.into(), value, on_missing, Self::add, |ops, _| ops)
+    }
+    /// The rule [`HeaderOps::set_value`] and [`HeaderOps::add_value`] share:
+    /// a usable value is applied with `apply`, none is `missing` or refused.
+    fn checked(
+        self,
+        name: String,
+        value: Result<String, NoValue>,
+        on_missing: OnMissing,
+        apply: fn(Self, String, String) -> Self,
+        missing: fn(Self, String) -> Self,
+    ) -> Result<Self, Unset> {
+        let name = name.to_ascii_lowercase();
         match (value.and_then(check), on_missing) {
-            (Ok(v), _) => Ok(self.add(name, v)),
-            (Err(_), OnMissing::Remove) => Ok(self),
+            (Ok(v), _) => Ok(apply(self, name, v)),
+            (Err(_), OnMissing::Remove) => Ok(missing(self, name)),
             (Err(why), OnMissing::Reject) => Err(Unset { header: name, why }),
         }
     }

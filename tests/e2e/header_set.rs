@@ -99,12 +99,7 @@ fn assert_no_identity(up: &FakeUpstream, why: &str) {
 #[tokio::test]
 async fn production_route_token_without_email_cannot_pick_its_identity() {
     let p = Provider::tls().await;
-    let idp = Idp::tls(
-        json!({"keys": [public_jwk(TEST_RSA_KEY_1, "k1")]}),
-        &p.pki,
-        "auth.yourcompany.com",
-    )
-    .await;
+    let idp = crate::production_route::guide_idp(&p).await;
     let gw = crate::production_route::start(&p, &idp).await;
     let url = gw.url(4060, "/claude/v1/messages");
     let mut c = claims(&idp.issuer);

@@ -58,6 +58,15 @@ async fn declared_status(up: &FakeUpstream, issuer: &str, grants: &str) -> u16 {
     status_for(&gw, issuer).await
 }
 
+/// Plugin `name`'s `lastError` in `GET /plugins` ("" when none).
+async fn last_error(gw: &Gateway, name: &str) -> String {
+    let report = plugins(gw).await;
+    row(&report, name)["lastError"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn idp_hits(idp: &Idp) -> usize {
     idp.hits("/.well-known/openid-configuration") + idp.hits("/jwks.json")
 }
@@ -216,12 +225,8 @@ async fn what_the_operator_did_not_name_stays_out_of_reach() {
         "{}",
         p.gw.logs()
     );
-    let report = plugins(&p.gw).await;
-    let last = row(&report, "probe")["lastError"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(last.starts_with("fetch refused: "), "{report}");
+    let last = last_error(&p.gw, "probe").await;
+    assert!(last.starts_with("fetch refused: "), "{last}");
 }
 
 #[tokio::test]
@@ -251,16 +256,12 @@ async fn a_failed_fetch_logs_its_cause_and_shows_it_in_the_plugins_report() {
         line.to_ascii_lowercase().contains("connection refused"),
         "{line}"
     );
-    let report = plugins(&p.gw).await;
-    let last = row(&report, "probe")["lastError"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let last = last_error(&p.gw, "probe").await;
     assert!(
         last.to_ascii_lowercase().contains("connection refused"),
-        "{report}"
+        "{last}"
     );
-    assert!(row(&report, "probe")["lastErrorAt"].is_string());
+    assert!(row(&plugins(&p.gw).await, "probe")["lastErrorAt"].is_string());
 }
 
 #[tokio::test]
@@ -283,14 +284,10 @@ async fn an_unreachable_issuer_is_a_503_with_its_cause_in_the_log() {
     gw.wait_for_log("plugin fetch failed", Duration::from_secs(5))
         .await
         .unwrap();
-    let report = plugins(&gw).await;
-    let last = row(&report, "jwt-auth")["lastError"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let last = last_error(&gw, "jwt-auth").await;
     assert!(
         last.to_ascii_lowercase().contains("connection refused"),
-        "{report}"
+        "{last}"
     );
     assert_eq!(up.requests().len(), 0);
 }

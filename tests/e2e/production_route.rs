@@ -38,6 +38,13 @@ fn files(p: &Provider) -> Vec<String> {
     ]
 }
 
+/// The guide's IdP, `https://auth.yourcompany.com`, sharing the provider's
+/// test CA, so one SSL_CERT_FILE trusts both.
+pub(crate) async fn guide_idp(p: &Provider) -> Idp {
+    let jwks = json!({"keys": [public_jwk(TEST_RSA_KEY_1, "k1")]});
+    Idp::tls(jwks, &p.pki, "auth.yourcompany.com").await
+}
+
 pub(crate) async fn start(p: &Provider, idp: &Idp) -> Gateway {
     let files = files(p);
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
@@ -110,12 +117,7 @@ pub(crate) fn auth(token: &str) -> Vec<(String, String)> {
 async fn production_route_end_to_end() {
     let p = Provider::tls().await;
     // The IdP shares the provider's test CA, so one SSL_CERT_FILE trusts both.
-    let idp = Idp::tls(
-        json!({"keys": [public_jwk(TEST_RSA_KEY_1, "k1")]}),
-        &p.pki,
-        "auth.yourcompany.com",
-    )
-    .await;
+    let idp = guide_idp(&p).await;
     let gw = start(&p, &idp).await;
     let c = TestClient::new();
     let url = gw.url(4060, "/claude/v1/messages?beta=true");
