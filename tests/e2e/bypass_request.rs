@@ -106,7 +106,7 @@ fn assert_refused(r: &Resp, status: u16, needle: &str) {
 /// A raw HTTP/1.1 exchange (for what reqwest would normalise or refuse to send:
 /// dot segments, `Connection` lists, hand-made chunked bodies). The request
 /// must carry `connection: close`; returns the status and the whole response.
-async fn raw(addr: SocketAddr, request: Vec<u8>) -> (u16, String) {
+pub(crate) async fn raw(addr: SocketAddr, request: Vec<u8>) -> (u16, String) {
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(&request).await.unwrap();
@@ -126,7 +126,12 @@ async fn raw(addr: SocketAddr, request: Vec<u8>) -> (u16, String) {
     (status, text)
 }
 
-fn raw_request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+pub(crate) fn raw_request(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut r = format!("{method} {target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
     for (k, v) in headers {
         r.push_str(&format!("{k}: {v}\r\n"));

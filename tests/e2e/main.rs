@@ -20,6 +20,7 @@ mod hot_swap_busy;
 mod k8s_manifests;
 mod lang_examples;
 mod lifecycle;
+mod model_override;
 mod plugin_fetch;
 mod plugin_input_validation;
 mod plugin_jwt_auth;

@@ -749,7 +749,7 @@ fn decode_route(ctx: &mut Ctx, node: &Node, path: &str, index: usize) -> Option<
             );
         } else {
             policies.backend_auth =
-                super::policies::decode_backend_auth(ctx.d, n, &p, &mut policies.pass_headers);
+                super::policies::decode_backend_auth(ctx, n, &p, &mut policies.pass_headers);
         }
     }
 
@@ -973,36 +973,52 @@ fn decode_ai_backend(
             d.error(
                 &node.loc,
                 path,
-                "missing required key `provider` (`anthropic: {}` or `openAI: {}`)",
+                "missing required key `provider` (e.g. `anthropic: {}`, `openAI: {}`, `bedrock: {region}`)",
             );
             None
         }
     };
     let mut ov = HostOverrides::default();
     ov.read(d, m, path);
-    let (provider, model) = provider?;
+    let (provider, model, params) = provider?;
     Some(AiBackend {
         name: name?,
         provider,
         model,
+        params: Box::new(params),
         host_override: ov.host_override.map(|(v, _)| v),
         path_prefix: ov.path_prefix.map(|(v, _)| v),
         path_override: ov.path_override.map(|(v, _)| v),
     })
 }
 
-fn decode_provider(d: &mut Diags, node: &Node, path: &str) -> Option<(Provider, Option<String>)> {
+fn decode_provider(
+    d: &mut Diags,
+    node: &Node,
+    path: &str,
+) -> Option<(Provider, Option<String>, ProviderParams)> {
     let m = as_map(d, node, path)?;
-    const PROVIDERS: &[&str] = &["anthropic", "openAI"];
-    check_keys(d, m, path, PROVIDERS);
+    let names: Vec<&str> = Provider::ALL.iter().map(|(n, _)| *n).collect();
+    const LATER: &[&str] = &["copilot", "custom"];
+    for (k, _) in m {
+        if LATER.contains(&k.name.as_str()) {
+            d.error(
+                &k.loc,
+                &join_key(path, &k.name),
+                "this provider is not supported yet (supported: anthropic, openAI, gemini, vertex, bedrock, azure)",
+            );
+            return None;
+        }
+    }
+    check_keys(d, m, path, &names);
     if m.len() != 1 {
         if m.is_empty() {
             d.error(
                 &node.loc,
                 path,
-                "expected exactly one provider: `anthropic` or `openAI`",
+                "expected exactly one provider: `anthropic`, `openAI`, `gemini`, `vertex`, `bedrock` or `azure`",
             );
-        } else if m.iter().all(|(k, _)| PROVIDERS.contains(&k.name.as_str())) {
+        } else if m.iter().all(|(k, _)| names.contains(&k.name.as_str())) {
             d.error(
                 &node.loc,
                 path,
@@ -1012,17 +1028,81 @@ fn decode_provider(d: &mut Diags, node: &Node, path: &str) -> Option<(Provider, 
         return None;
     }
     let (k, v) = &m[0];
-    let provider = match k.name.as_str() {
-        "anthropic" => Provider::Anthropic,
-        "openAI" => Provider::OpenAi,
-        _ => return None,
-    };
+    let provider = Provider::ALL
+        .iter()
+        .find(|(n, _)| *n == k.name)
+        .map(|(_, p)| *p)?;
     let p = join_key(path, &k.name);
     let pm = as_map(d, v, &p)?;
-    check_keys(d, pm, &p, &["model"]);
-    let model = match get(pm, "model") {
-        Some(n) => Some(nonempty(d, n, &join_key(&p, "model"))?),
-        None => None,
+    // Each provider's keys, as agentgateway's schema has them: (allowed, required).
+    let (allowed, required): (&[&str], &[&str]) = match provider {
+        Provider::Anthropic | Provider::OpenAi | Provider::Gemini => (&["model"], &[]),
+        Provider::Vertex => (&["model", "region", "projectId"], &["projectId"]),
+        Provider::Bedrock => (
+            &["model", "region", "guardrailIdentifier", "guardrailVersion"],
+            &["region"],
+        ),
+        Provider::Azure => (
+            &[
+                "model",
+                "resourceName",
+                "resourceType",
+                "apiVersion",
+                "projectName",
+            ],
+            &["resourceName", "resourceType"],
+        ),
     };
-    Some((provider, model))
+    check_keys(d, pm, &p, allowed);
+    let mut ok = true;
+    for r in required {
+        if get(pm, r).is_none() {
+            d.error(&v.loc, &p, format!("missing required key `{r}`"));
+            ok = false;
+        }
+    }
+    let mut params = ProviderParams::default();
+    let mut model = None;
+    for (key, val) in pm {
+        let kp = join_key(&p, &key.name);
+        let slot = match key.name.as_str() {
+            "model" => &mut model,
+            "region" => &mut params.region,
+            "projectId" => &mut params.project_id,
+            "resourceName" => &mut params.resource_name,
+            "apiVersion" => &mut params.api_version,
+            "projectName" => &mut params.project_name,
+            "resourceType" => {
+                let t = nonempty(d, val, &kp);
+                match t.as_deref() {
+                    Some("openAI" | "foundry" | "aiServices") => params.resource_type = t,
+                    Some(other) => {
+                        d.error(
+                            &val.loc,
+                            &kp,
+                            format!("unknown resourceType {other:?} (expected `openAI`, `foundry` or `aiServices`)"),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                }
+                continue;
+            }
+            "guardrailIdentifier" | "guardrailVersion" => {
+                d.error(
+                    &key.loc,
+                    &kp,
+                    "Bedrock guardrails are not supported yet: attach a Wasm policy instead",
+                );
+                ok = false;
+                continue;
+            }
+            _ => continue,
+        };
+        match nonempty(d, val, &kp) {
+            Some(x) => *slot = Some(x),
+            None => ok = false,
+        }
+    }
+    ok.then_some((provider, model, params))
 }

@@ -123,42 +123,179 @@ impl HostOverrides {
 }
 
 pub(crate) fn decode_backend_auth(
-    d: &mut Diags,
+    ctx: &mut Ctx,
     node: &Node,
     path: &str,
     pass_headers: &mut Vec<String>,
 ) -> Option<BackendAuth> {
-    let m = as_map(d, node, path)?;
-    check_keys(d, m, path, &["key", "passthrough", "passHeaders"]);
+    let m = as_map(ctx.d, node, path)?;
+    const KINDS: &[&str] = &["key", "passthrough", "aws", "gcp"];
+    for (k, _) in m {
+        if [
+            "azure",
+            "copilot",
+            "jwtSign",
+            "oauthTokenExchange",
+            "crossAppAccess",
+        ]
+        .contains(&k.name.as_str())
+        {
+            ctx.d.error(
+                &k.loc,
+                &join_key(path, &k.name),
+                "this backendAuth is not supported yet (supported: key, passthrough, aws, gcp)",
+            );
+            return None;
+        }
+    }
+    check_keys(
+        ctx.d,
+        m,
+        path,
+        &["key", "passthrough", "aws", "gcp", "passHeaders"],
+    );
     if let Some(n) = get(m, "passHeaders") {
-        *pass_headers = decode_pass_headers(d, n, &join_key(path, "passHeaders"));
+        *pass_headers = decode_pass_headers(ctx.d, n, &join_key(path, "passHeaders"));
         if get(m, "key").is_none() {
-            d.error(
+            ctx.d.error(
                 &n.loc,
                 &join_key(path, "passHeaders"),
                 "`passHeaders` only applies with `key` (passthrough forwards every header)",
             );
         }
     }
-    match (get(m, "key"), get(m, "passthrough")) {
-        (Some(k), None) => {
-            nonempty(d, k, &join_key(path, "key")).map(|s| BackendAuth::Key(Secret::new(s)))
-        }
-        (None, Some(p)) => {
-            let pp = join_key(path, "passthrough");
-            let pm = as_map(d, p, &pp)?;
-            check_keys(d, pm, &pp, &[]);
+    let given: Vec<&(Key, Node)> = m
+        .iter()
+        .filter(|(k, _)| KINDS.contains(&k.name.as_str()))
+        .collect();
+    let [(k, v)] = given.as_slice() else {
+        ctx.d.error(
+            &node.loc,
+            path,
+            "expected exactly one of `key: <api key>`, `passthrough: {}`, `aws: {...}` or `gcp: {...}`",
+        );
+        return None;
+    };
+    let p = join_key(path, &k.name);
+    match k.name.as_str() {
+        "key" => decode_key(ctx.d, v, &p).map(BackendAuth::Key),
+        "passthrough" => {
+            let pm = as_map(ctx.d, v, &p)?;
+            check_keys(ctx.d, pm, &p, &[]);
             Some(BackendAuth::Passthrough)
         }
-        _ => {
+        "aws" => decode_aws(ctx.d, v, &p).map(BackendAuth::Aws),
+        _ => decode_gcp(ctx, v, &p).map(BackendAuth::Gcp),
+    }
+}
+
+/// `key: <value>` or agentgateway's `key: {value: <value>}`.
+fn decode_key(d: &mut Diags, v: &Node, p: &str) -> Option<Secret> {
+    if let Kind::Map(km) = &v.kind {
+        if let Some((k, _)) = km.iter().find(|(k, _)| k.name == "location") {
             d.error(
-                &node.loc,
-                path,
-                "expected exactly one of `key: <api key>` or `passthrough: {}`",
+                &k.loc,
+                &join_key(p, "location"),
+                "a key `location` is not supported yet: the key goes where the provider expects it",
             );
-            None
+            return None;
+        }
+        check_keys(d, km, p, &["value"]);
+        return match get(km, "value") {
+            Some(n) => nonempty(d, n, &join_key(p, "value")).map(Secret::new),
+            None => {
+                d.error(&v.loc, p, "missing required key `value`");
+                None
+            }
+        };
+    }
+    nonempty(d, v, p).map(Secret::new)
+}
+
+fn decode_aws(d: &mut Diags, v: &Node, p: &str) -> Option<AwsAuth> {
+    let am = as_map(d, v, p)?;
+    if let Some((k, _)) = am.iter().find(|(k, _)| k.name == "assumeRole") {
+        d.error(
+            &k.loc,
+            &join_key(p, "assumeRole"),
+            "`assumeRole` is not supported yet: give static keys or the environment's",
+        );
+        return None;
+    }
+    check_keys(
+        d,
+        am,
+        p,
+        &[
+            "accessKeyId",
+            "secretAccessKey",
+            "sessionToken",
+            "region",
+            "serviceName",
+        ],
+    );
+    let mut out = AwsAuth::default();
+    let mut ok = true;
+    for (k, n) in am {
+        let kp = join_key(p, &k.name);
+        let Some(val) = nonempty(d, n, &kp) else {
+            ok = false;
+            continue;
+        };
+        match k.name.as_str() {
+            "accessKeyId" => out.access_key_id = Some(val),
+            "secretAccessKey" => out.secret_access_key = Some(Secret::new(val)),
+            "sessionToken" => out.session_token = Some(Secret::new(val)),
+            "region" => out.region = Some(val),
+            "serviceName" => out.service_name = Some(val),
+            _ => {}
         }
     }
+    if out.access_key_id.is_some() != out.secret_access_key.is_some() {
+        d.error(
+            &v.loc,
+            p,
+            "`accessKeyId` and `secretAccessKey` go together (or give neither, for the environment's AWS credentials)",
+        );
+        ok = false;
+    }
+    ok.then_some(out)
+}
+
+fn decode_gcp(ctx: &mut Ctx, v: &Node, p: &str) -> Option<GcpAuth> {
+    let gm = as_map(ctx.d, v, p)?;
+    if let Some((k, t)) = gm.iter().find(|(k, _)| k.name == "type") {
+        if string(ctx.d, t, &join_key(p, "type")).as_deref() != Some("accessToken") {
+            ctx.d.error(
+                &k.loc,
+                &join_key(p, "type"),
+                "only `type: accessToken` is supported (ID tokens are not supported yet)",
+            );
+            return None;
+        }
+    }
+    check_keys(ctx.d, gm, p, &["type", "credential"]);
+    let credential = match get(gm, "credential") {
+        None => None,
+        Some(n) => {
+            let cp = join_key(p, "credential");
+            // agentgateway's FileOrInline: `{file: <path>}` or the JSON inline.
+            Some(match &n.kind {
+                Kind::Map(cm) => {
+                    check_keys(ctx.d, cm, &cp, &["file"]);
+                    match get(cm, "file") {
+                        Some(f) => GcpCredential::File(file_path(ctx, f, &join_key(&cp, "file"))?),
+                        None => {
+                            ctx.d.error(&n.loc, &cp, "missing required key `file`");
+                            return None;
+                        }
+                    }
+                }
+                _ => GcpCredential::Inline(Secret::new(nonempty(ctx.d, n, &cp)?)),
+            })
+        }
+    };
+    Some(GcpAuth { credential })
 }
 
 fn decode_url_rewrite(d: &mut Diags, node: &Node, path: &str) -> Option<UrlRewrite> {
@@ -321,7 +458,7 @@ pub(crate) fn decode_policies(ctx: &mut Ctx, node: &Node, path: &str) -> (Polici
             "hostOverride" | "pathPrefix" | "pathOverride" => {}
             "urlRewrite" => pol.url_rewrite = decode_url_rewrite(ctx.d, v, &p),
             "backendAuth" => {
-                pol.backend_auth = decode_backend_auth(ctx.d, v, &p, &mut pol.pass_headers)
+                pol.backend_auth = decode_backend_auth(ctx, v, &p, &mut pol.pass_headers)
             }
             "backendTLS" => pol.backend_tls = decode_backend_tls(ctx, v, &p),
             "timeout" => pol.timeout = decode_timeouts(ctx.d, v, &p),

@@ -367,6 +367,38 @@ pub enum BackendAuth {
     Key(Secret),
     /// Forward the client's own credentials.
     Passthrough,
+    /// Sign each request with AWS SigV4 (Bedrock).
+    Aws(AwsAuth),
+    /// A Google OAuth access token from a service account (Vertex).
+    Gcp(GcpAuth),
+}
+
+/// `backendAuth.aws`: static keys, or (none given) the environment's
+/// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` read at load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAuth {
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    /// Signing region; the provider's region when absent.
+    pub region: Option<String>,
+    /// Signing service; `bedrock` when absent.
+    pub service_name: Option<String>,
+}
+
+/// `backendAuth.gcp`: a service-account (or authorized-user) JSON file or
+/// inline JSON; `GOOGLE_APPLICATION_CREDENTIALS` when absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct GcpAuth {
+    pub credential: Option<GcpCredential>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GcpCredential {
+    File(PathBuf),
+    Inline(Secret),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -430,20 +462,91 @@ pub enum Backend {
 pub struct AiBackend {
     pub name: String,
     pub provider: Provider,
-    /// `provider.<name>.model`, if given.
+    /// `provider.<name>.model`, if given: every request this backend
+    /// serves goes to this model, whatever the client asked for.
     pub model: Option<String>,
+    /// The provider's other keys (`region`, `projectId`, Azure's resource).
+    #[serde(flatten)]
+    pub params: Box<ProviderParams>,
     /// `"host:port"` or `"http(s)://host:port"`.
     pub host_override: Option<String>,
     pub path_prefix: Option<String>,
     pub path_override: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Which provider a backend is, as agentgateway's `provider:` key names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Provider {
     #[serde(rename = "anthropic")]
     Anthropic,
     #[serde(rename = "openAI")]
     OpenAi,
+    #[serde(rename = "gemini")]
+    Gemini,
+    #[serde(rename = "vertex")]
+    Vertex,
+    #[serde(rename = "bedrock")]
+    Bedrock,
+    #[serde(rename = "azure")]
+    Azure,
+}
+
+impl Provider {
+    /// Config spelling → provider, for every provider the gateway knows.
+    pub const ALL: [(&'static str, Provider); 6] = [
+        ("anthropic", Provider::Anthropic),
+        ("openAI", Provider::OpenAi),
+        ("gemini", Provider::Gemini),
+        ("vertex", Provider::Vertex),
+        ("bedrock", Provider::Bedrock),
+        ("azure", Provider::Azure),
+    ];
+
+    /// The provider's name in logs, metrics and traces: the OpenTelemetry
+    /// GenAI conventions' `gen_ai.provider.name` values.
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "anthropic",
+            Provider::OpenAi => "openai",
+            Provider::Gemini => "gcp.gemini",
+            Provider::Vertex => "gcp.vertex_ai",
+            Provider::Bedrock => "aws.bedrock",
+            Provider::Azure => "azure.ai.openai",
+        }
+    }
+
+    /// The provider's name as the config spells it.
+    pub fn config_name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// Provider keys beside `model` (agentgateway's names). Each provider's
+/// decoding checks which it requires and which it allows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderParams {
+    /// `bedrock.region`, `vertex.region`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `vertex.projectId`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// `azure.resourceName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// `azure.resourceType`: `openAI`, `foundry` or `aiServices`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// `azure.apiVersion`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// `azure.projectName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -1,33 +1,153 @@
-//! What each provider speaks: the API formats (route kinds) a backend of
-//! that provider accepts.
+//! Providers: what is specific to each AI API the gateway forwards to.
 //!
-//! Why the gateway asks before forwarding: a client's body in one format
-//! sent to a provider that speaks another is never what anyone wants (an
-//! Anthropic Messages body posted to OpenAI's host answers with a confusing
-//! upstream error at best, and spends the gateway's key). Until the gateway
-//! translates between formats, such a request is refused before any policy
-//! or upstream sees it, in the client's own error shape.
+//! Why a seam: a provider decides its default origin, the path layout of
+//! each API it serves, where a credential goes, whether the body must be
+//! rewritten on the way (Bedrock and Vertex take the model in the URL, not
+//! the body), and how its answers are framed (Bedrock streams in AWS
+//! event-stream, not SSE). The pipeline asks the route's provider through
+//! [`Api`] and never matches on a provider's name, so adding a provider is
+//! one module here plus its config decoding (`config::decode_provider`) and
+//! one line in [`build`].
 //!
-//! This is where provider specifics gather (issue 21's provider seam): one
-//! place asked by the pipeline, which never matches on a provider's name
-//! for this decision.
+//! Modelled on agentgateway's `llm/` (one small module per provider).
 
-use crate::config::{AiKind, Provider};
+pub mod anthropic;
+pub mod auth;
+pub mod body;
+pub mod openai;
 
-/// Whether a backend of `provider` accepts requests of `kind`. A backend
-/// without a provider (plain HTTP) and the kind-less `passthrough` accept
-/// anything; `models` is a listing every provider answers in its own format.
-pub fn speaks(provider: Option<Provider>, kind: AiKind) -> bool {
-    let Some(provider) = provider else {
-        return true;
-    };
-    match kind {
-        AiKind::Passthrough | AiKind::Models => true,
-        AiKind::Messages | AiKind::AnthropicTokenCount => provider == Provider::Anthropic,
-        AiKind::Completions | AiKind::Responses | AiKind::Embeddings => {
-            provider == Provider::OpenAi
-        }
+use crate::config::{AiBackend, AiKind, Provider};
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
+
+/// The error and stream envelope a provider's answers use, which is what a
+/// plugin sees as the request's `provider` (WIT `types.provider`): a
+/// plugin built against `sluice:policy@0.1.0` keeps working when a provider
+/// is added, because every provider answers in one of these two families.
+/// The provider's exact name is the request attribute `backend.provider`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Anthropic,
+    OpenAi,
+}
+
+/// Where an API key goes on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyScheme {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The key alone in this header (`x-api-key`, `api-key`, `x-goog-api-key`).
+    Header(&'static str),
+}
+
+/// The request on its way to one backend, for the provider to shape.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub kind: AiKind,
+    /// The path after the route's rewrite, without the query.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// The body, when read whole (always when [`Api::needs_body`] said so).
+    pub body: Option<Bytes>,
+    /// The model the upstream serves: the backend's `model`, else the client's.
+    pub model: Option<String>,
+    /// The client asked for a stream (`"stream": true`).
+    pub stream: bool,
+}
+
+/// A provider could not shape the request; the client gets a 400 (or 500
+/// when the config is at fault) in its own error shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("cannot build the upstream request: {0}")]
+    Internal(String),
+}
+
+/// Turns an upstream answer's framing into the client's, chunk by chunk
+/// (Bedrock's event-stream into Anthropic SSE). Output is forwarded as soon
+/// as it is produced: nothing is held back beyond an incomplete frame.
+pub trait Transcode: Send {
+    fn push(&mut self, bytes: &[u8]) -> Result<Vec<u8>, TranscodeError>;
+    fn finish(&mut self) -> Result<Vec<u8>, TranscodeError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("upstream stream framing: {0}")]
+pub struct TranscodeError(pub String);
+
+/// One provider's behaviour. Defaults fit a provider that takes the
+/// client's request as it is (Anthropic, OpenAI).
+pub trait Api: Send + Sync + std::fmt::Debug {
+    /// The provider, as the config names it (labels, logs, messages).
+    fn provider(&self) -> Provider;
+    fn family(&self) -> Family;
+    /// Whether a request of `kind` can be sent to this provider as it is.
+    fn speaks(&self, kind: AiKind) -> bool;
+    /// `host:port` or `https://host[:port]` when no `hostOverride` is set.
+    fn default_origin(&self) -> String;
+    /// Whether forwarding a `kind` request needs the whole body in hand
+    /// (rewritten or signed). A backend `model` override always does.
+    fn needs_body(&self, _kind: AiKind) -> bool {
+        false
     }
+    /// The upstream path for this request, replacing the client's; `None`
+    /// keeps the client's path under the backend's `/v1` base.
+    fn path(&self, _out: &Outgoing) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+    /// Rewrite the body and headers for this provider. The default puts the
+    /// backend's model override into the body's `model`.
+    fn shape(&self, out: &mut Outgoing) -> Result<(), ProviderError> {
+        body::put_model(out)
+    }
+    /// Where a `backendAuth.key` goes.
+    fn key_scheme(&self) -> KeyScheme {
+        KeyScheme::Bearer
+    }
+    /// A transcoder for an answer the client cannot read as it is: a
+    /// framing it does not speak (Bedrock's event-stream), or an error
+    /// envelope that is not the family's. It fixes the headers (content
+    /// type) for what it produces. A provider that transcodes asks for an
+    /// unencoded answer in [`Api::shape`].
+    fn transcoder(&self, _status: u16, _headers: &mut HeaderMap) -> Option<Box<dyn Transcode>> {
+        None
+    }
+}
+
+/// The provider behind an AI backend.
+pub fn build(b: &AiBackend) -> Result<Arc<dyn Api>, ProviderError> {
+    Ok(match b.provider {
+        Provider::Anthropic => Arc::new(anthropic::Anthropic),
+        Provider::OpenAi => Arc::new(openai::OpenAi),
+        other => {
+            return Err(ProviderError::Internal(format!(
+                "provider `{}` is not built into this gateway",
+                other.config_name()
+            )))
+        }
+    })
+}
+
+/// Put `key` where `scheme` says, replacing whatever credential the client
+/// sent. The value is marked sensitive so it never appears in a debug dump.
+pub fn put_key(h: &mut HeaderMap, scheme: KeyScheme, key: &str) -> Result<(), ProviderError> {
+    for name in ["authorization", "x-api-key", "api-key", "x-goog-api-key"] {
+        h.remove(name);
+    }
+    let (name, value) = match scheme {
+        KeyScheme::Bearer => (http::header::AUTHORIZATION, format!("Bearer {key}")),
+        KeyScheme::Header(n) => (HeaderName::from_static(n), key.to_string()),
+    };
+    let mut v = HeaderValue::from_str(&value).map_err(|_| {
+        ProviderError::Internal("the backend key has characters a header cannot carry".into())
+    })?;
+    v.set_sensitive(true);
+    h.insert(name, v);
+    Ok(())
 }
 
 /// The format `kind` is written in, for messages.
@@ -43,11 +163,12 @@ pub fn format_name(kind: AiKind) -> &'static str {
     }
 }
 
-/// The provider's name as the config spells it.
-pub fn config_name(provider: Provider) -> &'static str {
+/// Whether a backend of `provider` (`None`: plain HTTP) accepts `kind`.
+pub fn speaks(provider: Option<&dyn Api>, kind: AiKind) -> bool {
     match provider {
-        Provider::Anthropic => "anthropic",
-        Provider::OpenAi => "openAI",
+        None => true,
+        Some(_) if matches!(kind, AiKind::Passthrough) => true,
+        Some(p) => p.speaks(kind),
     }
 }
 
@@ -58,18 +179,34 @@ mod tests {
     #[test]
     fn each_provider_speaks_its_own_formats() {
         use AiKind::*;
-        let a = Some(Provider::Anthropic);
-        let o = Some(Provider::OpenAi);
+        let a = anthropic::Anthropic;
+        let o = openai::OpenAi;
         for k in [Messages, AnthropicTokenCount, Models, Passthrough] {
-            assert!(speaks(a, k), "{k:?}");
+            assert!(speaks(Some(&a), k), "{k:?}");
         }
         for k in [Completions, Responses, Embeddings] {
-            assert!(!speaks(a, k), "{k:?}");
-            assert!(speaks(o, k), "{k:?}");
+            assert!(!speaks(Some(&a), k), "{k:?}");
+            assert!(speaks(Some(&o), k), "{k:?}");
         }
         for k in [Messages, AnthropicTokenCount] {
-            assert!(!speaks(o, k), "{k:?}");
+            assert!(!speaks(Some(&o), k), "{k:?}");
         }
         assert!(speaks(None, Messages) && speaks(None, Completions));
+    }
+
+    #[test]
+    fn a_key_replaces_every_client_credential() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer client".parse().unwrap());
+        h.insert("x-api-key", "client".parse().unwrap());
+        h.insert("api-key", "client".parse().unwrap());
+        put_key(&mut h, KeyScheme::Header("x-api-key"), "sk-ant").unwrap();
+        assert_eq!(h.get("x-api-key").unwrap(), "sk-ant");
+        assert!(h.get("x-api-key").unwrap().is_sensitive());
+        assert!(h.get("authorization").is_none() && h.get("api-key").is_none());
+        put_key(&mut h, KeyScheme::Bearer, "sk-oai").unwrap();
+        assert_eq!(h.get("authorization").unwrap(), "Bearer sk-oai");
+        assert!(h.get("x-api-key").is_none());
+        assert!(put_key(&mut h, KeyScheme::Bearer, "bad\nkey").is_err());
     }
 }

@@ -6,7 +6,6 @@
 //! from the upstream URI, and the client's address is appended to
 //! `x-forwarded-for`.
 
-use crate::config::{Provider, Secret};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
@@ -49,25 +48,6 @@ pub fn prepare_request(h: &mut HeaderMap, client_ip: IpAddr) {
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert(HeaderName::from_static("x-forwarded-for"), v);
-    }
-}
-
-/// With `backendAuth.key`: remove whatever credential the client sent and put in
-/// the provider's own scheme. Without a key, the client's credential passes
-/// through untouched (subscription passthrough: `Bearer sk-ant-oat...` stays Bearer).
-pub fn inject_key(h: &mut HeaderMap, provider: Option<Provider>, key: &Secret) {
-    h.remove(header::AUTHORIZATION);
-    h.remove("x-api-key");
-    let secret = key.expose();
-    let (name, value) = match provider {
-        Some(Provider::Anthropic) => (HeaderName::from_static("x-api-key"), secret.to_string()),
-        _ => (header::AUTHORIZATION, format!("Bearer {secret}")),
-    };
-    if let Ok(mut v) = HeaderValue::from_str(&value) {
-        v.set_sensitive(true);
-        h.insert(name, v);
-    } else {
-        tracing::error!("backendAuth key contains characters not allowed in a header; not sent");
     }
 }
 
@@ -171,20 +151,5 @@ mod tests {
         h.insert("te", "trailers".parse().unwrap());
         strip_hop_by_hop(&mut h);
         assert!(h.is_empty(), "{h:?}");
-    }
-
-    #[test]
-    fn key_injection_per_provider() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Bearer client".parse().unwrap());
-        h.insert("x-api-key", "client".parse().unwrap());
-        inject_key(&mut h, Some(Provider::Anthropic), &Secret::new("sk-ant"));
-        assert_eq!(h["x-api-key"], "sk-ant");
-        assert!(h.get("authorization").is_none());
-        inject_key(&mut h, Some(Provider::OpenAi), &Secret::new("sk-oai"));
-        assert_eq!(h["authorization"], "Bearer sk-oai");
-        assert!(h.get("x-api-key").is_none());
-        assert!(format!("{:?}", redacted(&h)).contains("<redacted>"));
-        assert!(!format!("{:?}", redacted(&h)).contains("sk-oai"));
     }
 }

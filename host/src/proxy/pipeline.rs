@@ -34,11 +34,11 @@ use super::router;
 use super::session::Session;
 use super::snapshot::{ListenerTable, RouteEntry, Snapshot};
 use super::target::{ai_kind, rewrite_path};
-use crate::config::{AiKind, Provider};
+use crate::config::AiKind;
 use crate::metrics::Metrics;
 use crate::otel::{self, Tracer};
 use crate::policy::{self, Chain, HeadersOutcome, RequestContext, RequestScope};
-use crate::provider;
+use crate::provider::{self, Family, ProviderError};
 use crate::stream::decode::Encoding;
 use crate::stream::usage::UsageReader;
 use bytes::Bytes;
@@ -80,7 +80,7 @@ pub async fn handle(
     // Phase 1b: a request in a format the backend's provider does not speak
     // is refused before any policy or upstream sees it.
     let kind = kind_of(&session);
-    if !provider::speaks(route.target.provider, kind) {
+    if !provider::speaks(route.target.api(), kind) {
         return wrong_format(session, &route, kind);
     }
     let (mut parts, body) = req.into_parts();
@@ -128,8 +128,11 @@ pub async fn handle(
     // Phase 3: request_body_filter.
     // A policy asks for the body with `need-body`; one with only a body hook
     // (nothing to decide on at headers) always gets it.
+    // The backend may need the body in hand as well (a model override, a
+    // provider that rewrites or signs it): it is read here then, once.
     let mut _held_body = None;
-    let body: UpstreamBody = if need_body || session.chain.body_without_headers() {
+    let policy_body = need_body || session.chain.body_without_headers();
+    let body: Forward = if policy_body || forward_needs_body(&route, kind) {
         let got = match buffered.take() {
             Some(b) => b,
             None => match read_body(&mut body, declared, &mut parts.headers).await {
@@ -143,31 +146,36 @@ pub async fn handle(
             return body_refused(session, r);
         }
         note_request_body(&mut session.scope.ctx, &bytes);
-        let chain = session.chain.clone();
-        match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
-            Ok(None) => {}
-            Ok(Some(r)) => return session.immediate(r),
-            Err(f) => return session.policy_failure(f),
+        if policy_body {
+            let chain = session.chain.clone();
+            match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
+                Ok(None) => {}
+                Ok(Some(r)) => return session.immediate(r),
+                Err(f) => return session.policy_failure(f),
+            }
         }
-        parts.headers.remove(header::CONTENT_LENGTH);
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-        Full::new(bytes).map_err(|never| match never {}).boxed()
+        Forward::Whole(bytes)
     } else if let Some(got) = buffered.take() {
         // Read early, and no policy wanted it after all: it goes upstream as
         // the policies' headers describe it, decoded.
         _held_body = Some(got.held);
-        Full::new(got.bytes).map_err(|never| match never {}).boxed()
+        Forward::Whole(got.bytes)
     } else {
-        body.take().expect("the body is not read yet").boxed()
+        Forward::Stream(body.take().expect("the body is not read yet").boxed())
     };
 
     // Phase 4: upstream_request.
-    let mut upstream_req = match upstream_request(&session, &route, parts, body, prefix_len, peer) {
-        Ok(r) => r,
-        Err(msg) => return session.error(500, "", &msg),
-    };
+    let mut upstream_req =
+        match upstream_request(&session, &route, parts, body, prefix_len, peer).await {
+            Ok(r) => r,
+            Err(ProviderError::BadRequest(msg)) => {
+                return session.error(400, "invalid_request_error", &msg)
+            }
+            Err(e @ ProviderError::Internal(_)) => {
+                tracing::error!(route = %route.name, error = %e, "upstream request not built");
+                return session.error(500, "", &e.to_string());
+            }
+        };
     if let Some(t) = session.trace.as_mut() {
         trace_upstream(t, &route, &mut upstream_req);
     }
@@ -201,10 +209,19 @@ pub async fn handle(
         }
     };
 
-    // Phase 6: response_filter.
+    // Phase 6: response_filter. An answer the client cannot read as it is
+    // (another framing or error envelope) is transcoded first, so policies
+    // see what the client will.
     let (mut parts, body) = resp.into_parts();
     headers::prepare_response(&mut parts.headers);
     session.status = parts.status.as_u16();
+    let transcoder = route
+        .target
+        .api()
+        .and_then(|a| a.transcoder(session.status, &mut parts.headers));
+    if transcoder.is_some() {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     if let Some(t) = session.trace.as_mut() {
         t.upstream_status(session.status);
     }
@@ -218,7 +235,25 @@ pub async fn handle(
     }
 
     // Phase 7: response_body_filter.
-    response_body_filter(session, wants, parts, body).await
+    response_body_filter(session, wants, parts, body, transcoder).await
+}
+
+/// The request body as phase 4 forwards it.
+enum Forward {
+    /// Read whole (a policy or the backend needed it).
+    Whole(Bytes),
+    /// Streamed through untouched.
+    Stream(UpstreamBody),
+}
+
+/// Whether forwarding to the route's backend needs the body in hand: a
+/// model override rewrites it, and some providers rewrite or sign it.
+fn forward_needs_body(route: &RouteEntry, kind: AiKind) -> bool {
+    let Some(api) = route.target.api() else {
+        return false;
+    };
+    let json = !matches!(kind, AiKind::Passthrough | AiKind::Models);
+    (json && route.target.model.is_some()) || api.needs_body(kind)
 }
 
 /// Phase 1, traced: sample the request and start its trace (server span,
@@ -396,9 +431,9 @@ fn route(
         request_id: request_id(req),
         route: route.name.clone(),
         backend: route.target.name.clone(),
-        provider: match route.target.provider {
-            Some(Provider::Anthropic) => policy::Provider::Anthropic,
-            Some(Provider::OpenAi) => policy::Provider::Openai,
+        provider: match route.target.api().map(|a| a.family()) {
+            Some(Family::Anthropic) => policy::Provider::Anthropic,
+            Some(Family::OpenAi) => policy::Provider::Openai,
             None => policy::Provider::None,
         },
         kind: policy_kind(kind),
@@ -475,29 +510,18 @@ fn unrouted_session(
     }
 }
 
-/// Phase 4: the request as the upstream must see it.
-fn upstream_request(
+/// Phase 4: the request as the upstream must see it. The provider shapes
+/// path and body; the credential goes on last, over the final request.
+async fn upstream_request(
     session: &Session,
     route: &RouteEntry,
     mut parts: http::request::Parts,
-    body: UpstreamBody,
+    body: Forward,
     prefix_len: Option<usize>,
     peer: SocketAddr,
-) -> Result<Request<UpstreamBody>, String> {
+) -> Result<Request<UpstreamBody>, ProviderError> {
     let t = &route.target;
-    let rewritten = rewrite_path(&session.scope.ctx.path, route.rewrite.as_ref(), prefix_len);
-    let mut path_and_query = t.upstream_path(&rewritten);
-    if let Some(q) = parts.uri.query() {
-        path_and_query.push('?');
-        path_and_query.push_str(q);
-    }
-    parts.uri = Uri::builder()
-        .scheme(t.scheme.clone())
-        .authority(t.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|e| format!("cannot build the upstream URI: {e}"))?;
-    parts.version = Version::HTTP_11;
+    let ctx = &session.scope.ctx;
     headers::prepare_request(&mut parts.headers, peer.ip());
     let w = session.chain.wants();
     if w.contains(policy::Hooks::RESPONSE_BODY)
@@ -508,15 +532,66 @@ fn upstream_request(
         // usage): ask only for what the host decodes.
         headers::limit_accept_encoding(&mut parts.headers);
     }
-    if let Some(key) = &t.key {
+    if t.credential.is_some() {
         super::billing::drop_billing_headers(&mut parts.headers, &route.pass_headers);
-        headers::inject_key(&mut parts.headers, t.provider, key);
     }
     if !parts.headers.contains_key("x-request-id") {
-        if let Ok(v) = HeaderValue::from_str(&session.scope.ctx.request_id) {
+        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
             parts.headers.insert("x-request-id", v);
         }
     }
+    let (whole, stream) = match body {
+        Forward::Whole(b) => (Some(b), None),
+        Forward::Stream(s) => (None, Some(s)),
+    };
+    let mut out = provider::Outgoing {
+        kind: kind_of(session),
+        path: rewrite_path(&ctx.path, route.rewrite.as_ref(), prefix_len),
+        query: parts.uri.query().map(str::to_string),
+        headers: std::mem::take(&mut parts.headers),
+        body: whole,
+        model: t.model.clone().or_else(|| ctx.model.clone()),
+        stream: ctx.streaming,
+    };
+    let mut path = None;
+    if let Some(api) = t.api() {
+        path = api.path(&out)?;
+        api.shape(&mut out)?;
+    }
+    let mut path_and_query = match (t.path_override(), path) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(p)) => p,
+        (None, None) => t.upstream_path(&out.path),
+    };
+    if let Some(q) = &out.query {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
+    parts.uri = Uri::builder()
+        .scheme(t.scheme.clone())
+        .authority(t.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| ProviderError::Internal(format!("the upstream URI: {e}")))?;
+    parts.version = Version::HTTP_11;
+    parts.headers = out.headers;
+    if let Some(b) = &out.body {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+    }
+    if let Some(c) = &t.credential {
+        let signed: &[u8] = out.body.as_deref().unwrap_or_default();
+        c.apply(t.api(), &mut parts, signed).await?;
+    }
+    let body = match (out.body, stream) {
+        (Some(b), _) => Full::new(b).map_err(|never| match never {}).boxed(),
+        (None, Some(s)) => s,
+        (None, None) => http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    };
     Ok(Request::from_parts(parts, body))
 }
 
@@ -526,6 +601,7 @@ async fn response_body_filter(
     wants: policy::Hooks,
     mut parts: http::response::Parts,
     body: Incoming,
+    transcoder: Option<Box<dyn provider::Transcode>>,
 ) -> Response<ResponseBody> {
     let is_sse = parts
         .headers
@@ -563,11 +639,11 @@ async fn response_body_filter(
         parts.headers.remove(header::CONTENT_ENCODING);
         parts.headers.remove(header::CONTENT_LENGTH);
         if !is_sse {
-            return whole_body(session, parts, body, decoder).await;
+            return whole_body(session, parts, body, decoder, transcoder).await;
         }
         return Response::from_parts(
             parts,
-            ResponseBody::upstream(body, Mode::Events { decoder }, session),
+            ResponseBody::upstream(body, Mode::Events { decoder }, session, transcoder),
         );
     }
     let mode = match (reads_usage && readable, is_sse) {
@@ -576,7 +652,10 @@ async fn response_body_filter(
         (true, false) => Mode::ObserveJson { decoder },
     };
     session.first_byte = None;
-    Response::from_parts(parts, ResponseBody::upstream(body, mode, session))
+    Response::from_parts(
+        parts,
+        ResponseBody::upstream(body, mode, session, transcoder),
+    )
 }
 
 /// A non-streaming body that policies see whole: buffer, decode, filter, send.
@@ -585,6 +664,7 @@ async fn whole_body(
     parts: http::response::Parts,
     body: Incoming,
     decoder: Option<crate::stream::decode::Decoder>,
+    transcoder: Option<Box<dyn provider::Transcode>>,
 ) -> Response<ResponseBody> {
     let raw = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
         Ok(c) => c.to_bytes(),
@@ -592,6 +672,7 @@ async fn whole_body(
             return session.error(502, "", &format!("cannot read the upstream response: {e}"))
         }
     };
+
     let mut bytes = match decoder {
         None => raw,
         Some(mut d) => match d.push(&raw).and_then(|mut v| {
@@ -608,6 +689,15 @@ async fn whole_body(
             }
         },
     };
+    if let Some(mut t) = transcoder {
+        match t.push(&bytes).and_then(|mut v| {
+            v.extend(t.finish()?);
+            Ok(v)
+        }) {
+            Ok(v) => bytes = Bytes::from(v),
+            Err(e) => return session.error(502, "", &e.to_string()),
+        }
+    }
     let mut usage = UsageReader::new();
     usage.on_json(&bytes);
     let chain = session.chain.clone();
@@ -629,8 +719,8 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
     };
     let backend = route
         .target
-        .provider
-        .map_or("plain HTTP", provider::config_name);
+        .api()
+        .map_or("plain HTTP", |a| a.provider().config_name());
     let msg = format!(
         "route `{}` sends this request to an `{backend}` backend, which does not accept {} requests; \
          the gateway does not translate between API formats",

@@ -9,6 +9,7 @@
 use super::errors::{error_body, ErrorShape};
 use super::session::{Outcome, Session};
 use crate::policy::SseEvent;
+use crate::provider::Transcode;
 use crate::stream::decode::Decoder;
 use crate::stream::sse::{self, Framer};
 use crate::stream::usage::UsageReader;
@@ -61,6 +62,9 @@ pub struct ResponseBody {
     /// `None` unless the trace records content.
     content: Option<crate::otel::content::Tap>,
     content_sse: bool,
+    /// Turns the upstream's framing into the client's before anything else
+    /// reads it (the provider's, e.g. Bedrock's event-stream into SSE).
+    transcode: Option<Box<dyn Transcode>>,
 }
 
 impl ResponseBody {
@@ -77,8 +81,17 @@ impl ResponseBody {
     }
 
     /// The upstream's body, streamed.
-    pub fn upstream(body: Incoming, mode: Mode, session: Session) -> Self {
-        let remaining = body.size_hint().exact();
+    pub fn upstream(
+        body: Incoming,
+        mode: Mode,
+        session: Session,
+        transcode: Option<Box<dyn Transcode>>,
+    ) -> Self {
+        // A transcoded body's length is not the upstream's.
+        let remaining = match transcode {
+            None => body.size_hint().exact(),
+            Some(_) => None,
+        };
         // A compressed answer passed through untouched goes out compressed:
         // its content is not recorded (a masking route decodes it).
         let (sse, plain) = match &mode {
@@ -89,6 +102,7 @@ impl ResponseBody {
         };
         let mut b = Self::new(Source::Upstream(body), mode, session);
         b.remaining = remaining;
+        b.transcode = transcode;
         b.content_sse = sse;
         if !plain {
             b.content = None;
@@ -116,6 +130,7 @@ impl ResponseBody {
             done: false,
             content,
             content_sse: false,
+            transcode: None,
         }
     }
 
@@ -331,6 +346,21 @@ fn finish_decoder(decoder: Option<Decoder>, error: &mut Option<String>) -> Optio
     }
 }
 
+impl ResponseBody {
+    /// The upstream's framing could not be read: the answer ends here with
+    /// an error, which the client sees as a cut stream and the log records.
+    fn transcode_failed(
+        &mut self,
+        e: crate::provider::TranscodeError,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        tracing::warn!(error = %e, "upstream answer not readable");
+        self.error = Some(e.to_string());
+        self.done = true;
+        self.finish();
+        Poll::Ready(Some(Err(Box::new(e))))
+    }
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -361,7 +391,12 @@ impl Body for ResponseBody {
                     Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => {
                             let n = data.len() as u64;
-                            this.on_data(data);
+                            match this.transcode.as_mut().map(|t| t.push(&data)) {
+                                None => this.on_data(data),
+                                Some(Ok(out)) if out.is_empty() => {}
+                                Some(Ok(out)) => this.on_data(Bytes::from(out)),
+                                Some(Err(e)) => return this.transcode_failed(e),
+                            }
                             if let Some(r) = this.remaining.as_mut() {
                                 *r = r.saturating_sub(n);
                                 if *r == 0 {
@@ -379,6 +414,13 @@ impl Body for ResponseBody {
                         return Poll::Ready(Some(Err(Box::new(e))));
                     }
                     Poll::Ready(None) => {
+                        if let Some(t) = this.transcode.as_mut() {
+                            match t.finish() {
+                                Ok(out) if out.is_empty() => {}
+                                Ok(out) => this.on_data(Bytes::from(out)),
+                                Err(e) => return this.transcode_failed(e),
+                            }
+                        }
                         this.on_end();
                         this.done = true;
                     }
@@ -399,7 +441,7 @@ impl Body for ResponseBody {
             (
                 Source::Upstream(inc),
                 Mode::Pass | Mode::ObserveJson { .. } | Mode::ObserveSse { .. },
-            ) if self.out.is_empty() => inc.size_hint(),
+            ) if self.out.is_empty() && self.transcode.is_none() => inc.size_hint(),
             _ => SizeHint::default(),
         }
     }

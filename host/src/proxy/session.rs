@@ -145,7 +145,11 @@ impl Session {
             .chars()
             .take(crate::metrics::MAX_MODEL_LABEL)
             .collect();
-        let provider = provider_label(ctx.provider);
+        let provider = self
+            .route
+            .as_ref()
+            .and_then(|r| r.target.api())
+            .map_or("none", |a| a.provider().label());
         tracing::info!(
             target: "sluice::access",
             request_id = %ctx.request_id,
@@ -288,13 +292,5 @@ fn operation(kind: policy::AiKind) -> Option<&'static str> {
         }
         policy::AiKind::Embeddings => Some("embeddings"),
         _ => None,
-    }
-}
-
-pub fn provider_label(p: policy::Provider) -> &'static str {
-    match p {
-        policy::Provider::Anthropic => "anthropic",
-        policy::Provider::Openai => "openai",
-        policy::Provider::None => "none",
     }
 }

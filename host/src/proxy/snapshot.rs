@@ -5,8 +5,10 @@ use super::client::{ClientError, HttpClient, TlsKey, Upstreams};
 use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
-use crate::config::{AiKind, BackendAuth, Config, PathRewrite, Provider, Route, Secret};
+use crate::config::{AiKind, BackendAuth, Config, PathRewrite, Route, Secret};
 use crate::policy::Attachment;
+use crate::provider::auth::Credential;
+use crate::provider::Family;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,18 +109,24 @@ impl Snapshot {
             }
             let p = &r.policies;
             let tls = p.backend_tls.clone().unwrap_or_default();
-            let key = match &p.backend_auth {
-                Some(BackendAuth::Key(k)) => Some(k.clone()),
-                _ => None,
+            let mut target =
+                Target::compile(backend, p.backend_tls.is_some()).map_err(|m| err(r, m))?;
+            target.credential = match &p.backend_auth {
+                Some(BackendAuth::Key(k)) => Some(Credential::Key(k.clone())),
+                Some(BackendAuth::Passthrough) | None => None,
+                Some(other) => {
+                    return Err(err(
+                        r,
+                        format!("backendAuth {other:?} is not built into this gateway"),
+                    ))
+                }
             };
-            let target =
-                Target::compile(backend, p.backend_tls.is_some(), key).map_err(|m| err(r, m))?;
             let client = upstreams.client(&TlsKey {
                 extra_root: tls.root.clone(),
             })?;
             let timeout = p.timeout.clone().unwrap_or_default();
-            let shape = match target.provider {
-                Some(Provider::Anthropic) => ErrorShape::Anthropic,
+            let shape = match target.api().map(|a| a.family()) {
+                Some(Family::Anthropic) => ErrorShape::Anthropic,
                 _ => ErrorShape::OpenAi,
             };
             routes.push((

@@ -1,46 +1,47 @@
 //! Where a route forwards to: the upstream origin, the path it expects, the
 //! credential it takes, and what kind of AI call a path is.
 
-use crate::config::{self, AiKind, PathRewrite, Provider, Secret};
+use crate::config::{self, AiKind, PathRewrite};
+use crate::provider::auth::Credential;
+use crate::provider::{self, Api};
 use http::uri::{Authority, Scheme};
+use std::sync::Arc;
 
 /// A compiled backend.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub provider: Option<Provider>,
+    /// The provider behind an AI backend; `None` for a plain `host:` backend.
+    pub provider: Option<Arc<dyn Api>>,
     pub name: String,
     pub scheme: Scheme,
     pub authority: Authority,
     path_prefix: Option<String>,
     path_override: Option<String>,
-    /// `backendAuth.key`: when set, the client's credentials are replaced.
-    pub key: Option<Secret>,
+    /// `provider.<name>.model`: the model every request here is sent to.
+    pub model: Option<String>,
+    /// `backendAuth` when it injects a credential (not passthrough).
+    pub credential: Option<Credential>,
 }
 
 impl Target {
-    pub fn compile(
-        b: &config::Backend,
-        tls_configured: bool,
-        key: Option<Secret>,
-    ) -> Result<Self, String> {
+    pub fn compile(b: &config::Backend, tls_configured: bool) -> Result<Self, String> {
         match b {
             config::Backend::Ai(ai) => {
-                let default_host = match ai.provider {
-                    Provider::Anthropic => "api.anthropic.com:443",
-                    Provider::OpenAi => "api.openai.com:443",
-                };
+                let api = provider::build(ai).map_err(|e| e.to_string())?;
+                let default = api.default_origin();
                 let (scheme, authority) = origin(
-                    ai.host_override.as_deref().unwrap_or(default_host),
+                    ai.host_override.as_deref().unwrap_or(&default),
                     tls_configured,
                 )?;
                 Ok(Target {
-                    provider: Some(ai.provider),
+                    provider: Some(api),
                     name: ai.name.clone(),
                     scheme,
                     authority,
                     path_prefix: ai.path_prefix.clone(),
                     path_override: ai.path_override.clone(),
-                    key,
+                    model: ai.model.clone(),
+                    credential: None,
                 })
             }
             config::Backend::Host(h) => {
@@ -52,10 +53,21 @@ impl Target {
                     authority,
                     path_prefix: None,
                     path_override: None,
-                    key,
+                    model: None,
+                    credential: None,
                 })
             }
         }
+    }
+
+    /// The provider as a plain reference, for questions.
+    pub fn api(&self) -> Option<&dyn Api> {
+        self.provider.as_deref()
+    }
+
+    /// `pathOverride`, which wins over any path a provider would choose.
+    pub fn path_override(&self) -> Option<&str> {
+        self.path_override.as_deref()
     }
 
     /// The path the upstream expects for a (rewritten) client path.
@@ -188,11 +200,14 @@ fn infer_kind(path: &str) -> AiKind {
 mod tests {
     use super::*;
 
+    use crate::config::Provider;
+
     fn ai(provider: Provider, host: Option<&str>, prefix: Option<&str>) -> config::Backend {
         config::Backend::Ai(config::AiBackend {
             name: "b".into(),
             provider,
             model: None,
+            params: Default::default(),
             host_override: host.map(str::to_string),
             path_prefix: prefix.map(str::to_string),
             path_override: None,
@@ -208,7 +223,6 @@ mod tests {
                 Some("/backend-api/codex"),
             ),
             false,
-            None,
         )
         .unwrap();
         assert_eq!(t.scheme, Scheme::HTTPS);
@@ -224,28 +238,22 @@ mod tests {
 
     #[test]
     fn defaults_and_plain_http_overrides() {
-        let t = Target::compile(&ai(Provider::Anthropic, None, None), false, None).unwrap();
+        let t = Target::compile(&ai(Provider::Anthropic, None, None), false).unwrap();
         assert_eq!(t.authority.as_str(), "api.anthropic.com:443");
         assert_eq!(t.scheme, Scheme::HTTPS);
         assert_eq!(t.upstream_path("/v1/messages"), "/v1/messages");
         let t = Target::compile(
             &ai(Provider::Anthropic, Some("127.0.0.1:8080"), None),
             false,
-            None,
         )
         .unwrap();
         assert_eq!(t.scheme, Scheme::HTTP);
-        let t = Target::compile(
-            &ai(Provider::Anthropic, Some("127.0.0.1:8443"), None),
-            true,
-            None,
-        )
-        .unwrap();
+        let t =
+            Target::compile(&ai(Provider::Anthropic, Some("127.0.0.1:8443"), None), true).unwrap();
         assert_eq!(t.scheme, Scheme::HTTPS);
         let t = Target::compile(
             &ai(Provider::Anthropic, Some("https://localhost:9"), None),
             false,
-            None,
         )
         .unwrap();
         assert_eq!(t.scheme, Scheme::HTTPS);
