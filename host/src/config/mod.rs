@@ -26,6 +26,8 @@ mod units;
 mod props;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_providers;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -444,11 +444,19 @@ fn route(
         model: None,
         streaming: false,
     };
+    let mut scope = RequestScope::new(ctx);
+    if let Some(api) = route.target.api() {
+        // The exact provider, beside the context's two-family `provider`.
+        scope.attrs.insert(
+            "backend.provider".into(),
+            api.provider().config_name().into(),
+        );
+    }
     let session = Session {
         started: Instant::now(),
         route: Some(route.clone()),
         chain: Arc::new(Chain::new(attachments)),
-        scope: RequestScope::new(ctx),
+        scope,
         shape: route.shape,
         status: 0,
         short_circuited: false,
