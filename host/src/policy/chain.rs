@@ -301,14 +301,6 @@ fn settle<R>(att: &Attachment, hook: &'static str, r: Result<R, CallError>) -> S
     }
 }
 
-fn parse(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), CallError> {
-    let n = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| bad(format!("invalid header name {name:?}")))?;
-    let v = HeaderValue::from_str(value)
-        .map_err(|_| bad(format!("invalid value for header {name}")))?;
-    Ok((n, v))
-}
-
 fn bad(reason: String) -> CallError {
     CallError {
         kind: "plugin",
@@ -316,26 +308,41 @@ fn bad(reason: String) -> CallError {
     }
 }
 
-/// Apply edits in the order remove, set, add; all-or-nothing.
+/// Apply edits in the order remove, set, add. An invalid header name fails
+/// the whole list (a plugin bug). A `set` whose value cannot be sent
+/// (control characters, CR/LF, non-ASCII) removes the header instead: a
+/// header a policy sets never keeps the client's value, whatever language
+/// the plugin is written in. An `add` with such a value is dropped.
 pub(crate) fn apply_ops(headers: &mut HeaderMap, ops: HeaderOps) -> Result<(), CallError> {
-    let remove = ops
+    let name = |n: &str| {
+        HeaderName::from_bytes(n.as_bytes()).map_err(|_| bad(format!("invalid header name {n:?}")))
+    };
+    let mut remove = ops
         .remove
         .iter()
-        .map(|n| {
-            HeaderName::from_bytes(n.as_bytes())
-                .map_err(|_| bad(format!("invalid header name {n:?}")))
-        })
+        .map(|n| name(n))
         .collect::<Result<Vec<_>, _>>()?;
-    let set = ops
-        .set
-        .iter()
-        .map(|(n, v)| parse(n, v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let add = ops
-        .add
-        .iter()
-        .map(|(n, v)| parse(n, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut set = Vec::with_capacity(ops.set.len());
+    for (n, v) in &ops.set {
+        let h = name(n)?;
+        match sendable(v) {
+            Some(v) => set.push((h, v)),
+            None => {
+                tracing::warn!(header = %h, "a policy set a value that cannot be sent; header removed");
+                remove.push(h);
+            }
+        }
+    }
+    let mut add = Vec::with_capacity(ops.add.len());
+    for (n, v) in &ops.add {
+        let h = name(n)?;
+        match sendable(v) {
+            Some(v) => add.push((h, v)),
+            None => {
+                tracing::warn!(header = %h, "a policy added a value that cannot be sent; dropped")
+            }
+        }
+    }
     for n in remove {
         headers.remove(n);
     }
@@ -346,4 +353,60 @@ pub(crate) fn apply_ops(headers: &mut HeaderMap, ops: HeaderOps) -> Result<(), C
         headers.append(n, v);
     }
     Ok(())
+}
+
+/// A header value made only of visible ASCII, space and tab.
+fn sendable(v: &str) -> Option<HeaderValue> {
+    if !v.is_ascii() {
+        return None;
+    }
+    HeaderValue::from_str(v).ok()
+}
+
+#[cfg(test)]
+mod apply_tests {
+    use super::*;
+
+    fn ops(set: &[(&str, &str)], add: &[(&str, &str)], remove: &[&str]) -> HeaderOps {
+        let pairs = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        HeaderOps {
+            set: pairs(set),
+            add: pairs(add),
+            remove: remove.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_unsendable_set_value_removes_the_clients_header_and_keeps_the_other_edits() {
+        for bad in ["a\r\nx-admin: 1", "caf\u{e9}", "tab\u{7}bell"] {
+            let mut h = HeaderMap::new();
+            h.insert("x-user", "forged-by-client".parse().unwrap());
+            h.insert("x-drop", "1".parse().unwrap());
+            apply_ops(
+                &mut h,
+                ops(
+                    &[("x-user", bad), ("x-ok", "fine")],
+                    &[("x-add", bad), ("x-add", "kept")],
+                    &["x-drop"],
+                ),
+            )
+            .unwrap();
+            assert!(h.get("x-user").is_none(), "{bad:?}: {h:?}");
+            assert_eq!(h.get("x-ok").unwrap(), "fine");
+            assert_eq!(h.get_all("x-add").iter().count(), 1);
+            assert!(h.get("x-drop").is_none() && h.get("x-admin").is_none());
+        }
+    }
+
+    #[test]
+    fn an_invalid_name_fails_the_whole_list() {
+        let mut h = HeaderMap::new();
+        h.insert("x-keep", "1".parse().unwrap());
+        assert!(apply_ops(&mut h, ops(&[("bad name", "v")], &[], &["x-keep"])).is_err());
+        assert!(h.get("x-keep").is_some(), "nothing applied");
+    }
 }
