@@ -81,7 +81,16 @@ const UNAVAILABLE: &[&str] = &[
 
 /// CEL's type names, which parse as identifiers (`type(x) == string`).
 const TYPE_NAMES: &[&str] = &[
-    "int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
 ];
 
 /// Named functions a rule may call, each with an expression that exercises
@@ -249,5 +258,8 @@ impl Walker {
 
 /// Operators and internal functions: `_==_`, `!_`, `-_`, `@in`, ...
 fn is_operator(name: &str) -> bool {
-    name.starts_with('_') || name.starts_with('@') || name == operators::LOGICAL_NOT || name == operators::NEGATE
+    name.starts_with('_')
+        || name.starts_with('@')
+        || name == operators::LOGICAL_NOT
+        || name == operators::NEGATE
 }

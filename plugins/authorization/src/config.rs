@@ -121,8 +121,11 @@ fn rule(index: usize, v: &Value) -> Result<Rule, ConfigError> {
         at: at.clone(),
         reason,
     })?;
-    let uses = check::check(&program.expression().expr)
-        .map_err(|source| ConfigError::Check { index, at, source })?;
+    let uses = check::check(&program.expression().expr).map_err(|source| ConfigError::Check {
+        index,
+        at,
+        source,
+    })?;
     Ok(Rule {
         index,
         mode,

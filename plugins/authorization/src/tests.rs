@@ -92,10 +92,7 @@ fn agentgateway_rule_forms_parse() {
         {"require": "has(jwt.team)"}
     ]));
     let modes: Vec<_> = p.config.rules.iter().map(|r| r.mode).collect();
-    assert_eq!(
-        modes,
-        [Mode::Allow, Mode::Allow, Mode::Deny, Mode::Require]
-    );
+    assert_eq!(modes, [Mode::Allow, Mode::Allow, Mode::Deny, Mode::Require]);
     assert!(p.config.needs_body());
     assert!(p.hooks().contains(Hooks::REQUEST_BODY));
 }
@@ -105,10 +102,19 @@ use rule::Mode;
 #[test]
 fn malformed_configs_name_the_key() {
     let cases = [
-        (json!({"authorization": {"rule": []}}), "unknown key `authorization.rule`"),
-        (json!({"authorization": {}}), "`authorization.rules` is required"),
+        (
+            json!({"authorization": {"rule": []}}),
+            "unknown key `authorization.rule`",
+        ),
+        (
+            json!({"authorization": {}}),
+            "`authorization.rules` is required",
+        ),
         (json!({"authorization": {"rules": "x"}}), "must be a list"),
-        (json!({"authorization": {"rules": [1]}}), "`authorization.rules[0]` must be a CEL string"),
+        (
+            json!({"authorization": {"rules": [1]}}),
+            "`authorization.rules[0]` must be a CEL string",
+        ),
         (
             json!({"authorization": {"rules": ["true", {"alow": "true"}]}}),
             "`authorization.rules[1]`: unknown key `alow`",
@@ -137,15 +143,27 @@ fn malformed_configs_name_the_key() {
 #[test]
 fn unprovidable_variables_and_functions_are_config_errors() {
     let cases = [
-        ("response.code == 200", "`response` is an agentgateway variable"),
+        (
+            "response.code == 200",
+            "`response` is an agentgateway variable",
+        ),
         ("source.port == 1", "`source.port` is not available"),
         ("llm.inputTokens > 10", "`llm.inputTokens` is not available"),
         ("request.body == ''", "`request.body` is not available"),
         ("apiKey.key == 'x'", "`apiKey` is an agentgateway variable"),
         ("jtw.sub == 'x'", "unknown variable `jtw`"),
-        ("cidr('10.0.0.0/8').containsIP(source.address)", "function `containsIP` is not available"),
-        ("request[request.method] == 'x'", "needs a literal string key"),
-        ("request['bogus'] == 'x'", "`request.bogus` is not available"),
+        (
+            "cidr('10.0.0.0/8').containsIP(source.address)",
+            "function `containsIP` is not available",
+        ),
+        (
+            "request[request.method] == 'x'",
+            "needs a literal string key",
+        ),
+        (
+            "request['bogus'] == 'x'",
+            "`request.bogus` is not available",
+        ),
         ("has(llm.outputTokens)", "`llm.outputTokens`"),
         ("[1].exists(x, y == 1)", "unknown variable `y`"),
     ];
@@ -202,7 +220,10 @@ fn deny_beats_allow() {
 
 #[test]
 fn allow_list_refuses_what_it_does_not_allow() {
-    let p = policy(json!(["request.headers['x-team'] == 'a'", "request.headers['x-team'] == 'b'"]));
+    let p = policy(json!([
+        "request.headers['x-team'] == 'a'",
+        "request.headers['x-team'] == 'b'"
+    ]));
     assert!(at_headers(&p, &h(&[("x-team", "b")])));
     assert!(!at_headers(&p, &h(&[("x-team", "c")])));
     // The header missing is an evaluation error: not an allow.
@@ -332,7 +353,8 @@ fn model_deny_list_fails_closed() {
         br#"{"model": "claude-sonnet-4-5", "model": "claude-opus-4-1"}"#
     ));
     // Guarded, a request with no model (GET /v1/models) passes.
-    let p = policy(json!([{"deny": "has(llm.requestModel) && llm.requestModel == 'claude-opus-4-1'"}]));
+    let p =
+        policy(json!([{"deny": "has(llm.requestModel) && llm.requestModel == 'claude-opus-4-1'"}]));
     assert!(at_body(&p, b""));
     assert!(!at_body(&p, &model("claude-opus-4-1")));
 }
@@ -345,7 +367,10 @@ fn llm_request_and_streaming() {
     ]));
     assert!(at_body(&p, &model("m")));
     assert!(!at_body(&p, br#"{"model": "m", "max_tokens": 4096}"#));
-    assert!(!at_body(&p, br#"{"model": "m", "max_tokens": 8, "stream": true}"#));
+    assert!(!at_body(
+        &p,
+        br#"{"model": "m", "max_tokens": 8, "stream": true}"#
+    ));
 }
 
 #[test]
