@@ -354,3 +354,58 @@ fn validate_accepts_agentgateway_forms_and_names_what_is_wrong() {
         assert!(out.contains("authorization"), "{out}");
     }
 }
+
+/// A deny list on the model: a body-less `GET /v1/models` has no model, so
+/// an unguarded deny refuses it (a failed deny refuses) while a guarded one
+/// (`has(...)`) lets it through; the denied model never reaches upstream.
+#[tokio::test]
+async fn deny_list_on_the_model_and_bodyless_requests() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serving = serving(dir.path(), up.addr());
+    let layer = |rule: &str| {
+        format!(
+            "- name: deny-opus\n  matches:\n  - path:\n      pathPrefix: /claude\n  policies:\n    authorization:\n      rules:\n      - deny: '{rule}'\n"
+        )
+    };
+    let guarded = write(
+        dir.path(),
+        "guarded.yaml",
+        &layer(r#"has(llm.requestModel) && llm.requestModel.startsWith("claude-opus")"#),
+    );
+    let gw = gateway(&[&serving, &guarded], &[4060], &[], &[]).await;
+    let models = || async {
+        TestClient::new()
+            .get_with(&gw.url(4060, "/claude/v1/models"), &anthropic_headers())
+            .await
+    };
+    let r = models().await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(up.last_request().unwrap().path, "/v1/models");
+    assert_eq!(messages(&gw, "claude-sonnet-4-5").await.status, 200);
+    let seen = up.requests().len();
+    assert_anthropic_403(&messages(&gw, "claude-opus-4-1").await, "opus");
+    assert_eq!(up.requests().len(), seen);
+    drop(gw);
+
+    let bare = write(
+        dir.path(),
+        "bare.yaml",
+        &layer(r#"llm.requestModel.startsWith("claude-opus")"#),
+    );
+    let gw = gateway(&[&serving, &bare], &[4060], &[], &[]).await;
+    let r = TestClient::new()
+        .get_with(&gw.url(4060, "/claude/v1/models"), &anthropic_headers())
+        .await;
+    assert_anthropic_403(&r, "no model to check");
+    assert_eq!(
+        up.requests().len(),
+        seen,
+        "a refused request reached the upstream"
+    );
+    assert!(
+        gw.logs().contains("(deny) failed to evaluate"),
+        "{}",
+        gw.logs()
+    );
+}
