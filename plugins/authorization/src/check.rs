@@ -26,6 +26,9 @@ use cel::common::ast::{operators, Expr, LiteralValue};
 pub struct Uses {
     /// `llm` or `llmRequest`: decided on the body.
     pub body: bool,
+    /// `llmRequest`: the whole body is bound (converting it costs in
+    /// proportion to its size, so only rules that read it pay).
+    pub llm_request: bool,
     /// `request.headers` (or `request` as a whole): every header.
     pub headers: bool,
     /// `request.host`.
@@ -222,7 +225,11 @@ impl Walker {
             });
         };
         match name {
-            "llm" | "llmRequest" => self.uses.body = true,
+            "llm" => self.uses.body = true,
+            "llmRequest" => {
+                self.uses.body = true;
+                self.uses.llm_request = true;
+            }
             "request" => match field {
                 None | Some("headers") => self.uses.headers = true,
                 Some("host") => self.uses.host = true,

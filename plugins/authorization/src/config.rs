@@ -67,6 +67,11 @@ impl Config {
     pub fn needs_body(&self) -> bool {
         self.rules.iter().any(|r| r.uses.body)
     }
+
+    /// Whether any rule reads `llmRequest` (the whole body).
+    pub fn needs_llm_request(&self) -> bool {
+        self.rules.iter().any(|r| r.uses.llm_request)
+    }
 }
 
 /// Parse the attachment's config (`{"authorization": {...}}`).

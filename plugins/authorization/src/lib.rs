@@ -103,8 +103,12 @@ impl Policy for Authorization {
         headers: &Headers,
         body: Vec<u8>,
     ) -> BodyAction {
-        let vars = Vars::new(ctx, headers, host::get_attr(CLAIMS_ATTR).as_deref())
-            .with_body(ctx, body::read(&body));
+        let mut read = body::read(&body);
+        if !self.config.needs_llm_request() {
+            read.request = None;
+        }
+        let vars =
+            Vars::new(ctx, headers, host::get_attr(CLAIMS_ATTR).as_deref()).with_body(ctx, read);
         match self.verdict(&vars) {
             Verdict::Allowed => BodyAction::Continue,
             Verdict::Refused(why) => refuse(ctx, &why).into(),

@@ -373,6 +373,17 @@ fn llm_request_and_streaming() {
     ));
 }
 
+/// `llmRequest` is bound only for rules that read it; `llm` always.
+#[test]
+fn llm_request_bound_only_when_read() {
+    let p = policy(json!([{"allow": "llm.requestModel == 'm'"}]));
+    assert!(!p.config.needs_llm_request());
+    assert!(at_body(&p, &model("m")));
+    let p = policy(json!([{"allow": "has(llmRequest.model)"}]));
+    assert!(p.config.needs_llm_request());
+    assert!(at_body(&p, &model("m")));
+}
+
 #[test]
 fn refusals_are_logged_without_values() {
     let p = policy(json!([{"deny": "jwt.email == 'x@y.z'"}]));
