@@ -11,29 +11,19 @@ use sluice_testkit::{FakeUpstream, Gateway, Resp};
 
 use crate::common::*;
 
-/// A policy layer over both guide routes with the model rules: an allow
-/// list (Haiku family, one OpenAI model) and a deny that overlaps it.
-const MODEL_LAYER: &str = r#"
-- name: model-control
-  matches:
-  - path:
-      pathPrefix: /claude
-  - path:
-      pathPrefix: /codex
-  policies:
-    authorization:
-      rules:
-      - allow: 'llm.requestModel.startsWith("claude-haiku")'
-      - allow: llm.requestModel == "gpt-4o-mini"
-      - deny: llm.requestModel == "claude-haiku-legacy"
-"#;
-
 async fn model_gateway() -> (FakeUpstream, Gateway, tempfile::TempDir) {
     let up = FakeUpstream::plain().await;
     let dir = tempfile::tempdir().unwrap();
     let serving = serving(dir.path(), up.addr());
-    let layer = write(dir.path(), "authz.yaml", MODEL_LAYER);
-    let gw = gateway(&[&serving, &layer], &[4060], &[], &[]).await;
+    // The shipped example layer: Haiku and Sonnet, two OpenAI models, and
+    // a deny on `claude-sonnet-4-0` that overlaps the Sonnet allow.
+    let gw = gateway(
+        &[&serving, &config("authorization.yaml")],
+        &[4060],
+        &[],
+        &[],
+    )
+    .await;
     (up, gw, dir)
 }
 
@@ -115,8 +105,8 @@ async fn model_allow_list_and_deny_on_both_provider_shapes() {
         json!({"error": {"message": "authorization failed", "type": "permission_denied",
             "param": null, "code": "permission_denied"}})
     );
-    // Deny beats allow: `claude-haiku-legacy` matches the Haiku allow too.
-    assert_anthropic_403(&messages(&gw, "claude-haiku-legacy").await, "deny wins");
+    // Deny beats allow: `claude-sonnet-4-0` matches the Sonnet allow too.
+    assert_anthropic_403(&messages(&gw, "claude-sonnet-4-0").await, "deny wins");
     assert_eq!(
         up.requests().len(),
         seen,
@@ -136,8 +126,7 @@ async fn hostile_bodies_do_not_walk_the_rules() {
         assert_anthropic_403(&messages(&gw, m).await, m);
     }
     // Unicode escapes in the key and the value decode to the denied model.
-    let escaped =
-        br#"{"mod\u0065l": "claude-haiku-leg\u0061cy", "max_tokens": 16, "messages": []}"#;
+    let escaped = br#"{"mod\u0065l": "claude-sonnet-4-\u0030", "max_tokens": 16, "messages": []}"#;
     assert_anthropic_403(
         &messages_raw(&gw, &anthropic_headers(), escaped.to_vec()).await,
         "escaped",
