@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use cel::{Context, Env, Program, Value};
+use cel::{Context, Env, ExecutionError, Program, Value};
 
 use crate::check::Uses;
 
@@ -98,10 +98,31 @@ impl Rule {
         match self.program.execute(ctx) {
             Ok(Value::Bool(true)) => Outcome::True,
             Ok(Value::Bool(false)) => Outcome::False,
-            Ok(other) => Outcome::Error(format!("evaluated to {:?}, not a bool", other.type_of())),
-            Err(e) => Outcome::Error(e.to_string()),
+            Ok(_) => Outcome::Error("did not evaluate to a bool".to_owned()),
+            Err(e) => Outcome::Error(describe(&e)),
         }
     }
+}
+
+/// An evaluation error for the log, without request data: many CEL errors
+/// carry the values involved (a header, a claim), so only names that come
+/// from the rule itself, and types, are kept.
+fn describe(e: &ExecutionError) -> String {
+    match e {
+        ExecutionError::NoSuchKey(k) if is_name(k) => format!("no key `{k}`"),
+        ExecutionError::NoSuchKey(_) => "a key it reads is missing".to_owned(),
+        ExecutionError::UndeclaredReference(r) if is_name(r) => format!("`{r}` is not set"),
+        ExecutionError::UnexpectedType { got, want } => format!("got a {got}, wanted a {want}"),
+        ExecutionError::NoSuchOverload(o) => format!("no overload of `{}`", o.function()),
+        _ => "a value it reads has the wrong type or shape".to_owned(),
+    }
+}
+
+/// A short identifier-like key (what a rule spells), as opposed to data.
+fn is_name(s: &str) -> bool {
+    s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// The verdict on one request.

@@ -393,4 +393,16 @@ fn refusals_are_logged_without_values() {
     let line = &logs.last().unwrap().1;
     assert!(line.contains("rules[0] denies"), "{line}");
     assert!(!line.contains("x@y.z"), "{line}");
+    // A failing rule's reason names what the rule reads, never the values
+    // (CEL's own messages quote them).
+    let p = policy(json!([{"deny": "request.headers['x-n'] + 1 > 3"}]));
+    assert!(!at_headers(&p, &h(&[("x-n", "secret-value-42")])));
+    let line = mock::with(|h| h.logs.last().unwrap().1.clone());
+    assert!(line.contains("rules[0] (deny) failed"), "{line}");
+    assert!(!line.contains("secret-value-42"), "{line}");
+    let p = policy(json!([{"require": "true"}, {"allow": "jwt.team == 'a'"}]));
+    claims(json!({"sub": "a"}));
+    assert!(!at_headers(&p, &Vec::new()));
+    let line = mock::with(|h| h.logs.last().unwrap().1.clone());
+    assert!(line.contains("rules[1] failed: no key `team`"), "{line}");
 }
