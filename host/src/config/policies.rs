@@ -14,6 +14,7 @@ use super::decode::{
     url_path, Ctx,
 };
 use super::error::{Diags, Location};
+use super::model_aliases::ModelAliases;
 use super::suggest::hint;
 use super::tree::{escape_pointer, join_index, join_key, Key, Kind, Node};
 use super::types::*;
@@ -492,10 +493,30 @@ pub(crate) fn decode_policies(ctx: &mut Ctx, node: &Node, path: &str) -> (Polici
     (pol, ov)
 }
 
+/// `ai.modelAliases`: a map of model name (or `*` pattern) to model name.
+fn decode_model_aliases(d: &mut Diags, loc: &Location, node: &Node, path: &str) -> ModelAliases {
+    let Some(m) = as_map(d, node, path) else {
+        return ModelAliases::default();
+    };
+    let mut entries = Vec::with_capacity(m.len());
+    for (k, v) in m {
+        if let Some(target) = super::decode::string(d, v, &join_key(path, &k.name)) {
+            entries.push((k.name.clone(), target));
+        }
+    }
+    ModelAliases::new(entries).unwrap_or_else(|e| {
+        d.error(loc, path, e.to_string());
+        ModelAliases::default()
+    })
+}
+
 fn decode_ai(d: &mut Diags, node: &Node, path: &str, att: &mut Attachments) -> Option<AiPolicy> {
     let m = as_map(d, node, path)?;
-    check_keys(d, m, path, &["routes", "promptGuard"]);
+    check_keys(d, m, path, &["routes", "promptGuard", "modelAliases"]);
     let mut out = AiPolicy::default();
+    if let Some((k, n)) = m.iter().find(|(k, _)| k.name == "modelAliases") {
+        out.model_aliases = decode_model_aliases(d, &k.loc, n, &join_key(path, "modelAliases"));
+    }
     if let Some(n) = get(m, "routes") {
         let rp = join_key(path, "routes");
         if let Some(rm) = as_map(d, n, &rp) {
@@ -624,6 +645,7 @@ mod keys_tests {
             ("requestHeaderModifier", "transform"),
             ("responseHeaderModifier", "transform"),
             ("transformations", "transform"),
+            ("authorization", "authorization"),
         ];
         let mut got: Vec<(&str, &str)> = PLUGIN_KEYS.to_vec();
         got.sort();
@@ -635,6 +657,7 @@ mod keys_tests {
         assert_eq!(
             bundled,
             [
+                "authorization",
                 "input-validation",
                 "jwt-auth",
                 "output-mask",

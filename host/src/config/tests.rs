@@ -693,3 +693,38 @@ fn a_bind_sets_its_own_connection_limits() {
     let errs = load_err("binds:\n- port: 4060\n  limits:\n    maxConnections: 0\n");
     assert!(errs.iter().any(|e| e.contains("out of range")), "{errs:?}");
 }
+
+#[test]
+fn model_aliases_decode_in_config_order() {
+    let r = single_layer(
+        "aliases.yaml",
+        "- name: g\n  policies:\n    ai:\n      modelAliases:\n        fast: claude-haiku-4-5\n        'claude-3-*': claude-sonnet-4-5\n        'claude-3-5-*': claude-sonnet-4-5-20250929\n",
+    );
+    let a = &r.policies.ai.as_ref().unwrap().model_aliases;
+    assert_eq!(a.resolve("fast"), Some("claude-haiku-4-5"));
+    assert_eq!(
+        a.resolve("claude-3-5-haiku"),
+        Some("claude-sonnet-4-5-20250929")
+    );
+    assert_eq!(a.resolve("claude-3-opus"), Some("claude-sonnet-4-5"));
+    assert_eq!(a.resolve("gpt-4o"), None);
+}
+
+#[test]
+fn model_alias_errors_name_the_key() {
+    let errs =
+        load_err("- name: g\n  policies:\n    ai:\n      modelAliases:\n        fast: [a]\n");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("t.yaml:5") && e.contains("ai.modelAliases.fast")),
+        "{errs:?}"
+    );
+    let errs = load_err("- name: g\n  policies:\n    ai:\n      modelAliases:\n        fast: ''\n");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("ai.modelAliases") && e.contains("`fast`")),
+        "{errs:?}"
+    );
+    let errs = load_err("- name: g\n  policies:\n    ai:\n      modelAlias: {}\n");
+    assert!(errs.iter().any(|e| e.contains("modelAlias")), "{errs:?}");
+}

@@ -16,6 +16,7 @@ use indexmap::IndexMap;
 use serde::{Serialize, Serializer};
 
 use super::error::Location;
+use super::model_aliases::ModelAliases;
 
 /// Placeholder printed instead of any secret value.
 pub const REDACTED: &str = "<redacted>";
@@ -423,6 +424,9 @@ pub struct Timeouts {
 pub struct AiPolicy {
     /// Path suffix (or `*`) → API kind, in config order (first match wins).
     pub routes: IndexMap<String, AiKind>,
+    /// `modelAliases`: requested model → served model.
+    #[serde(skip_serializing_if = "ModelAliases::is_empty")]
+    pub model_aliases: ModelAliases,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
