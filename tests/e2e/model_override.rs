@@ -142,3 +142,86 @@ async fn an_encoded_or_ambiguous_body_cannot_keep_the_clients_model() {
         "nothing ambiguous went upstream"
     );
 }
+
+/// `ai.modelAliases` on a route whose model-control layer allows only
+/// `claude-haiku-*`: the alias is applied before any policy sees the body,
+/// so an allowed-looking alias of a refused model cannot walk the rule.
+fn aliased(up: &FakeUpstream) -> String {
+    let addr = up.addr();
+    format!(
+        "binds:\n- port: 4060\nroutes:
+- name: control
+  matches:
+  - path: {{pathPrefix: /claude}}
+  policies:
+    authorization:
+      rules:
+      - allow: 'llm.requestModel.startsWith(\"claude-haiku-\")'
+- name: aliased
+  matches:
+  - path: {{pathPrefix: /claude}}
+  policies:
+    urlRewrite: {{path: {{prefix: /}}}}
+    ai:
+      modelAliases:
+        fast: claude-haiku-4-5
+        claude-haiku-4-5-sneaky: claude-opus-4-1
+        claude-haiku-*: claude-haiku-4-5
+  backends:
+  - ai: {{name: claude, provider: {{anthropic: {{}}}}, hostOverride: 'http://{addr}'}}
+"
+    )
+}
+
+#[tokio::test]
+async fn aliases_rewrite_the_model_before_policies_and_upstream_see_it() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "sluice.yaml", &aliased(&up));
+    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    let json = [("host", "localhost"), ("content-type", "application/json")];
+    let body = |m: &str| {
+        format!(r#"{{"model":"{m}","max_tokens":8,"messages":[{{"role":"user","content":"hi"}}]}}"#)
+    };
+
+    // Exact name, then the longest wildcard.
+    for (asked, served) in [
+        ("fast", "claude-haiku-4-5"),
+        ("claude-haiku-3", "claude-haiku-4-5"),
+    ] {
+        let r = raw(
+            gw.addr(4060),
+            "POST",
+            "/claude/v1/messages",
+            &json,
+            &body(asked),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{asked}: {}", r.body);
+        assert_eq!(
+            up.last_request().unwrap().json()["model"],
+            served,
+            "{asked}"
+        );
+    }
+    gw.wait_for_log(
+        "requested_model=\"claude-haiku-3\"",
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+
+    // An exact alias beats the wildcard: the name looks allowed, the model is not.
+    let before = up.requests().len();
+    let r = raw(
+        gw.addr(4060),
+        "POST",
+        "/claude/v1/messages",
+        &json,
+        &body("claude-haiku-4-5-sneaky"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "permission_error");
+    assert_eq!(up.requests().len(), before, "refused before the upstream");
+}

@@ -14,22 +14,28 @@ pub fn put_model(out: &mut Outgoing) -> Result<(), ProviderError> {
     let (Some(model), Some(body)) = (out.model.as_deref(), out.body.as_ref()) else {
         return Ok(());
     };
-    let mut v: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        // Not JSON (a kind without a JSON body): nothing to rewrite.
-        Err(_) => return Ok(()),
+    if let Some(b) = with_model(body, model)? {
+        out.body = Some(b);
+    }
+    Ok(())
+}
+
+/// `body` with its top-level `model` set to `model`; `None` when it already
+/// is, or the body is not a JSON object (nothing to rewrite).
+pub fn with_model(body: &[u8], model: &str) -> Result<Option<Bytes>, ProviderError> {
+    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+        return Ok(None);
     };
     let Some(obj) = v.as_object_mut() else {
-        return Ok(());
+        return Ok(None);
     };
     if obj.get("model").and_then(Value::as_str) == Some(model) {
-        return Ok(());
+        return Ok(None);
     }
     obj.insert("model".into(), Value::String(model.to_string()));
-    let bytes = serde_json::to_vec(&v)
-        .map_err(|e| ProviderError::Internal(format!("re-encoding the body: {e}")))?;
-    out.body = Some(Bytes::from(bytes));
-    Ok(())
+    serde_json::to_vec(&v)
+        .map(|b| Some(Bytes::from(b)))
+        .map_err(|e| ProviderError::Internal(format!("re-encoding the body: {e}")))
 }
 
 #[cfg(test)]

@@ -146,6 +146,10 @@ pub async fn handle(
             return body_refused(session, r);
         }
         note_request_body(&mut session.scope.ctx, &bytes);
+        // Aliases rewrite the model before any policy or upstream sees it.
+        if let Err(e) = apply_alias(&mut session, &route, &mut bytes) {
+            return session.error(500, "", &e.to_string());
+        }
         if policy_body {
             let chain = session.chain.clone();
             match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
@@ -253,7 +257,26 @@ fn forward_needs_body(route: &RouteEntry, kind: AiKind) -> bool {
         return false;
     };
     let json = !matches!(kind, AiKind::Passthrough | AiKind::Models);
-    (json && route.target.model.is_some()) || api.needs_body(kind)
+    (json && (route.target.model.is_some() || !route.aliases.is_empty())) || api.needs_body(kind)
+}
+
+/// `ai.modelAliases`: the requested model becomes the served one in the
+/// body and the context; the requested name is kept for the access log.
+fn apply_alias(
+    session: &mut Session,
+    route: &RouteEntry,
+    bytes: &mut Bytes,
+) -> Result<(), ProviderError> {
+    let ctx = &mut session.scope.ctx;
+    let Some(served) = ctx.model.as_deref().and_then(|m| route.aliases.resolve(m)) else {
+        return Ok(());
+    };
+    let served = served.to_string();
+    if let Some(b) = provider::body::with_model(bytes, &served)? {
+        *bytes = b;
+    }
+    session.requested_model = ctx.model.replace(served);
+    Ok(())
 }
 
 /// Phase 1, traced: sample the request and start its trace (server span,
@@ -463,6 +486,7 @@ fn route(
         metrics: metrics.clone(),
         first_byte: None,
         trace: None,
+        requested_model: None,
     };
     Ok((session, route, hit.prefix_len))
 }
@@ -515,6 +539,7 @@ fn unrouted_session(
         metrics: metrics.clone(),
         first_byte: None,
         trace: None,
+        requested_model: None,
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Session {
     pub first_byte: Option<Instant>,
     /// The request's trace, when it is sampled (`None`: tracing costs nothing).
     pub trace: Option<Box<crate::otel::RequestTrace>>,
+    /// The model the client asked for, when `ai.modelAliases` replaced it.
+    pub requested_model: Option<String>,
 }
 
 /// How a response ended, reported by the body when it is done.
@@ -160,6 +162,7 @@ impl Session {
             method = %ctx.method,
             path = %ctx.path,
             model = %logged_model,
+            requested_model = self.requested_model.as_deref(),
             status = self.status,
             input_tokens = usage.map(|u| u.input_tokens),
             output_tokens = usage.map(|u| u.output_tokens),

@@ -5,7 +5,7 @@ use super::client::{ClientError, HttpClient, TlsKey, Upstreams};
 use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
-use crate::config::{AiKind, BackendAuth, Config, PathRewrite, Route, Secret};
+use crate::config::{AiKind, BackendAuth, Config, ModelAliases, PathRewrite, Route, Secret};
 use crate::policy::Attachment;
 use crate::provider::auth::Credential;
 use crate::provider::Family;
@@ -29,6 +29,8 @@ pub struct RouteEntry {
     pub shape: ErrorShape,
     /// `backendAuth.passHeaders`: billing headers kept beside the injected key.
     pub pass_headers: Vec<String>,
+    /// `ai.modelAliases`: requested model → served model.
+    pub aliases: ModelAliases,
 }
 
 /// A policy layer: a route entry without backends.
@@ -147,6 +149,11 @@ impl Snapshot {
                     attachments: plugins.attach(r).map_err(|m| err(r, m))?,
                     shape,
                     pass_headers: p.pass_headers.clone(),
+                    aliases: p
+                        .ai
+                        .as_ref()
+                        .map(|a| a.model_aliases.clone())
+                        .unwrap_or_default(),
                 }),
             ));
         }
