@@ -73,3 +73,4 @@ mod tests {
         assert!(speaks(None, Messages) && speaks(None, Completions));
     }
 }
+pub mod bedrock;
