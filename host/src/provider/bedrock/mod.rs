@@ -24,6 +24,9 @@ pub mod errors;
 pub mod eventstream;
 pub mod sign;
 
+#[cfg(test)]
+mod fake_tests;
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::config::AiKind;
