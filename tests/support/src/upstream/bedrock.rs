@@ -1016,4 +1016,42 @@ mod tests {
         assert_eq!(e[0]["message"]["usage"]["cache_read_input_tokens"], 13);
         assert!(e[7]["amazon-bedrock-invocationMetrics"].is_object());
     }
+
+    /// TLS works (a leaf for Bedrock's host name), and an unsigned request
+    /// is refused as Bedrock refuses it, and recorded.
+    #[tokio::test]
+    async fn tls_and_unsigned_requests() {
+        let host = "bedrock-runtime.us-east-1.amazonaws.com";
+        let pki = crate::TestPki::new();
+        let fake = FakeBedrock::start_with(
+            BedrockOptions::new("AKID", "secret").tls(pki.server_config(&[host])),
+        )
+        .await;
+        assert!(fake.url().starts_with("https://"));
+        let ca = reqwest::Certificate::from_pem(pki.ca_pem().as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(ca)
+            .resolve(host, fake.addr())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let url = format!("https://{host}:{}/model/m/invoke", fake.addr().port());
+        let resp = client.post(url).body("{}").send().await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(
+            resp.headers()["x-amzn-errortype"]
+                .to_str()
+                .unwrap()
+                .split(':')
+                .next(),
+            Some("MissingAuthenticationTokenException")
+        );
+        let rec = fake
+            .wait_for_requests(1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(rec[0].signature, Err(SigV4Error::Missing));
+        assert_eq!(rec[0].op, BedrockOp::Invoke);
+    }
 }
