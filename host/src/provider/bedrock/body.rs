@@ -70,6 +70,37 @@ pub fn anthropic_betas(headers: &HeaderMap) -> Vec<String> {
     out
 }
 
+/// The beta flags Bedrock's InvokeModel accepts for Anthropic models, from
+/// AWS's model-parameters page. Why a list: Bedrock answers 400 `invalid
+/// beta flag` to any other value, and Claude Code talking to an
+/// Anthropic-compatible endpoint sends first-party-only flags
+/// (`claude-code-20250219`, `oauth-2025-04-20`,
+/// `fine-grained-tool-streaming-2025-05-14`, ...), so passing them through
+/// would fail every request.
+pub const BEDROCK_BETAS: &[&str] = &[
+    "computer-use-2024-10-22",
+    "computer-use-2025-01-24",
+    "token-efficient-tools-2025-02-19",
+    "interleaved-thinking-2025-05-14",
+    "output-128k-2025-02-19",
+    "dev-full-thinking-2025-05-14",
+    "context-1m-2025-08-07",
+    "context-management-2025-06-27",
+    "effort-2025-11-24",
+    "tool-search-tool-2025-10-19",
+    "tool-examples-2025-10-29",
+];
+
+/// Splits `betas` into those in `allowed` (e.g. [`BEDROCK_BETAS`]) and the
+/// dropped rest, order kept, for [`map_messages`] / [`map_count_tokens`]
+/// (log the dropped ones; they are not secrets).
+pub fn supported_betas(betas: &[String], allowed: &[&str]) -> (Vec<String>, Vec<String>) {
+    betas
+        .iter()
+        .cloned()
+        .partition(|b| allowed.contains(&b.as_str()))
+}
+
 fn parse(body: &[u8]) -> Result<Members, BodyError> {
     serde_json::from_slice(body).map_err(BodyError::NotAnObject)
 }
@@ -337,6 +368,24 @@ mod tests {
         h.append("anthropic-beta", "b,c,".parse().unwrap());
         assert_eq!(anthropic_betas(&h), vec!["a", "b", "c"]);
         assert!(anthropic_betas(&HeaderMap::new()).is_empty());
+    }
+
+    #[test]
+    fn only_bedrock_betas_are_kept() {
+        let all: Vec<String> = [
+            "claude-code-20250219",
+            "interleaved-thinking-2025-05-14",
+            "oauth-2025-04-20",
+            "context-1m-2025-08-07",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (kept, dropped) = supported_betas(&all, BEDROCK_BETAS);
+        assert_eq!(
+            kept,
+            ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]
+        );
+        assert_eq!(dropped, ["claude-code-20250219", "oauth-2025-04-20"]);
     }
 
     #[test]

@@ -354,3 +354,45 @@ async fn an_unmapped_body_is_refused_like_bedrock_does() {
     let v: Value = serde_json::from_slice(&m.body).unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn claude_code_betas_are_filtered_to_what_bedrock_accepts() {
+    let fake = FakeBedrock::start(AKID, SECRET).await;
+    fake.set_script(BedrockScript::default().only_betas(BEDROCK_BETAS.iter().copied()));
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "anthropic-beta",
+        "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+            .parse()
+            .unwrap(),
+    );
+    let all = anthropic_betas(&headers);
+    // Passed through unfiltered, Bedrock refuses the request.
+    let raw = map_messages(&claude_code_body(true), &all, None).unwrap();
+    let a = call(
+        &fake,
+        Operation::InvokeStream,
+        &raw.model_id,
+        raw.body,
+        &creds(SECRET, None),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body()));
+    assert!(String::from_utf8_lossy(&a.body()).contains("invalid beta flag"));
+    let (kept, dropped) = supported_betas(&all, BEDROCK_BETAS);
+    assert_eq!(dropped.len(), 2);
+    let ok = map_messages(&claude_code_body(true), &kept, None).unwrap();
+    let a = call(
+        &fake,
+        Operation::InvokeStream,
+        &ok.model_id,
+        ok.body,
+        &creds(SECRET, None),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body()));
+    assert_eq!(
+        fake.last_request().unwrap().json()["anthropic_beta"],
+        json!(["interleaved-thinking-2025-05-14"])
+    );
+}

@@ -32,7 +32,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use crate::config::AiKind;
 
 pub use body::{
-    anthropic_betas, count_tokens_answer, map_count_tokens, map_messages, BodyError, Mapped,
+    anthropic_betas, count_tokens_answer, map_count_tokens, map_messages, supported_betas,
+    BodyError, Mapped, BEDROCK_BETAS,
 };
 pub use errors::{map_error_answer, MappedError};
 pub use eventstream::{EventStreamToSse, InvocationMetrics, StreamError};

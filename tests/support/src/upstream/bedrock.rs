@@ -60,6 +60,9 @@ pub struct BedrockScript {
     pub events: Option<Vec<Value>>,
     /// Add `amazon-bedrock-invocationMetrics` to the last streamed event, as Bedrock does.
     pub invocation_metrics: bool,
+    /// Refuse (400 `invalid beta flag`, as Bedrock does) any `anthropic_beta`
+    /// value not in this list; `None` accepts any.
+    pub allowed_betas: Option<Vec<String>>,
 }
 
 impl Default for BedrockScript {
@@ -76,6 +79,7 @@ impl Default for BedrockScript {
             error: None,
             events: None,
             invocation_metrics: true,
+            allowed_betas: None,
         }
     }
 }
@@ -142,6 +146,12 @@ impl BedrockScript {
 
     pub fn events(mut self, events: Vec<Value>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Accept only these beta flags (see [`BedrockScript::allowed_betas`]).
+    pub fn only_betas<S: Into<String>>(mut self, betas: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_betas = Some(betas.into_iter().map(Into::into).collect());
         self
     }
 
@@ -662,7 +672,7 @@ fn respond(state: &Arc<State>, rec: &BedrockRequest, script: &BedrockScript) -> 
         return aws_error(404, "UnknownOperationException", "Unknown operation");
     }
     let anthropic = rec.anthropic_body();
-    if let Err(msg) = check_anthropic_body(&anthropic) {
+    if let Err(msg) = check_anthropic_body(&anthropic, script.allowed_betas.as_deref()) {
         return aws_error(400, "ValidationException", &msg);
     }
     match rec.op {
@@ -691,7 +701,7 @@ fn respond(state: &Arc<State>, rec: &BedrockRequest, script: &BedrockScript) -> 
 /// What Bedrock itself refuses in an Anthropic body: a missing or foreign
 /// `anthropic_version`, and the members that belong in the URL (`model`,
 /// `stream`).
-fn check_anthropic_body(v: &Value) -> Result<(), String> {
+fn check_anthropic_body(v: &Value, allowed_betas: Option<&[String]>) -> Result<(), String> {
     let Some(obj) = v.as_object() else {
         return Err("Malformed input request, please reformat your input and try again.".into());
     };
@@ -706,8 +716,16 @@ fn check_anthropic_body(v: &Value) -> Result<(), String> {
         }
     }
     if let Some(b) = obj.get("anthropic_beta") {
-        if !b.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+        let Some(betas) = b.as_array().filter(|a| a.iter().all(Value::is_string)) else {
             return Err("anthropic_beta must be an array of strings".into());
+        };
+        if let Some(allowed) = allowed_betas {
+            if betas
+                .iter()
+                .any(|b| !allowed.iter().any(|a| Some(a.as_str()) == b.as_str()))
+            {
+                return Err("invalid beta flag".into());
+            }
         }
     }
     Ok(())
