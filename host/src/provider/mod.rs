@@ -210,3 +210,4 @@ mod tests {
         assert!(put_key(&mut h, KeyScheme::Bearer, "bad\nkey").is_err());
     }
 }
+pub mod bedrock;

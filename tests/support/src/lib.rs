@@ -1,7 +1,8 @@
 //! Test support for Sluice end-to-end tests.
 //!
 //! - [`pki`]: a throwaway CA and leaves, so TLS is tested without the network.
-//! - [`upstream`]: a fake Anthropic/OpenAI provider that records what it receives.
+//! - [`upstream`]: a fake Anthropic/OpenAI provider that records what it receives, and
+//!   [`upstream::bedrock`]: a fake AWS Bedrock verifying SigV4 and framing AWS event-stream.
 //! - [`gateway`]: spawns the real `sluice` binary and waits for its readiness lines.
 //! - [`client`]: HTTP/SSE test clients and request bodies that mimic real agents.
 //! - [`metrics`]: exact reads of the gateway's `/metrics` text.
@@ -26,4 +27,7 @@ pub use idp::Idp;
 pub use pki::TestPki;
 pub use redis::RedisServer;
 pub use sse::{SseEvent, SseParser};
-pub use upstream::{FakeUpstream, RecordedRequest, Script, UpstreamOptions};
+pub use upstream::{
+    BedrockOptions, BedrockScript, FakeBedrock, FakeUpstream, RecordedRequest, Script,
+    UpstreamOptions,
+};

@@ -6,6 +6,7 @@
 //! [`TestPki`]). Tests script its answers with [`Script`] and then assert on what arrived
 //! ([`RecordedRequest`]) and when each SSE event left ([`SentEvent`]).
 
+pub mod bedrock;
 pub mod script;
 pub mod wire;
 
@@ -26,6 +27,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
+pub use bedrock::{BedrockOptions, BedrockRequest, BedrockScript, FakeBedrock};
 pub use script::Script;
 pub use wire::{Endpoint, Flavor};
 
