@@ -6,14 +6,75 @@
 //! (AWS SigV4, Google OAuth) are computed here, last, once every header and
 //! the body are final, so nothing after them can invalidate a signature.
 
+use super::bedrock::{sign, AwsCredentials, BEDROCK_SERVICE};
 use super::{put_key, Api, ProviderError};
-use crate::config::Secret;
+use crate::config::{BackendAuth, Secret};
+use std::time::SystemTime;
 
 /// A backend's credential, compiled from its `backendAuth`.
 #[derive(Debug, Clone)]
 pub enum Credential {
     /// `backendAuth.key`.
     Key(Secret),
+    /// `backendAuth.aws`: SigV4 over the final request.
+    Aws {
+        creds: AwsCredentials,
+        region: String,
+        service: String,
+    },
+}
+
+/// Why a `backendAuth` cannot be used for its backend.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("backendAuth.aws: no credentials: set `accessKeyId`/`secretAccessKey`, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the gateway's environment")]
+    NoAwsCredentials,
+    #[error("backendAuth.aws needs a region: the provider's `region` or `aws.region`")]
+    NoAwsRegion,
+    #[error("backendAuth.{0} is not built into this gateway")]
+    Unsupported(&'static str),
+}
+
+impl Credential {
+    /// Compile `auth` for a backend whose provider is `api`; the
+    /// environment is read once, here (`env`), never per request.
+    pub fn compile(
+        auth: &BackendAuth,
+        api: Option<&dyn Api>,
+        provider_region: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Credential>, AuthError> {
+        let _ = api;
+        Ok(match auth {
+            BackendAuth::Passthrough => None,
+            BackendAuth::Key(k) => Some(Credential::Key(k.clone())),
+            BackendAuth::Aws(a) => {
+                let creds = match (&a.access_key_id, &a.secret_access_key) {
+                    (Some(id), Some(secret)) => AwsCredentials {
+                        access_key_id: id.clone(),
+                        secret_access_key: secret.clone(),
+                        session_token: a.session_token.clone(),
+                    },
+                    _ => AwsCredentials::from_env(env).ok_or(AuthError::NoAwsCredentials)?,
+                };
+                let region = a
+                    .region
+                    .as_deref()
+                    .or(provider_region)
+                    .ok_or(AuthError::NoAwsRegion)?
+                    .to_string();
+                Some(Credential::Aws {
+                    creds,
+                    region,
+                    service: a
+                        .service_name
+                        .clone()
+                        .unwrap_or_else(|| BEDROCK_SERVICE.to_string()),
+                })
+            }
+            BackendAuth::Gcp(_) => return Err(AuthError::Unsupported("gcp")),
+        })
+    }
 }
 
 impl Credential {
@@ -22,12 +83,23 @@ impl Credential {
         &self,
         api: Option<&dyn Api>,
         parts: &mut http::request::Parts,
-        _body: &[u8],
+        body: &[u8],
     ) -> Result<(), ProviderError> {
         match self {
             Credential::Key(k) => {
                 let scheme = api.map_or(super::KeyScheme::Bearer, |a| a.key_scheme());
                 put_key(&mut parts.headers, scheme, k.expose())
+            }
+            Credential::Aws {
+                creds,
+                region,
+                service,
+            } => {
+                for name in ["authorization", "x-api-key", "api-key", "x-goog-api-key"] {
+                    parts.headers.remove(name);
+                }
+                sign(parts, body, creds, region, service, SystemTime::now())
+                    .map_err(|e| ProviderError::Internal(format!("SigV4 signing: {e}")))
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod anthropic;
 pub mod auth;
 pub mod body;
 pub mod openai;
+pub mod whole;
 
 use crate::config::{AiBackend, AiKind, Provider};
 use bytes::Bytes;
@@ -94,15 +95,15 @@ pub trait Api: Send + Sync + std::fmt::Debug {
     fn needs_body(&self, _kind: AiKind) -> bool {
         false
     }
-    /// The upstream path for this request, replacing the client's; `None`
-    /// keeps the client's path under the backend's `/v1` base.
-    fn path(&self, _out: &Outgoing) -> Result<Option<String>, ProviderError> {
-        Ok(None)
-    }
-    /// Rewrite the body and headers for this provider. The default puts the
-    /// backend's model override into the body's `model`.
+    /// Rewrite the body and headers for this provider (called first). The
+    /// default puts the backend's model override into the body's `model`.
     fn shape(&self, out: &mut Outgoing) -> Result<(), ProviderError> {
         body::put_model(out)
+    }
+    /// The upstream path for the shaped request, replacing the client's;
+    /// `None` keeps the client's path under the backend's `/v1` base.
+    fn path(&self, _out: &Outgoing) -> Result<Option<String>, ProviderError> {
+        Ok(None)
     }
     /// Where a `backendAuth.key` goes.
     fn key_scheme(&self) -> KeyScheme {
@@ -113,7 +114,12 @@ pub trait Api: Send + Sync + std::fmt::Debug {
     /// envelope that is not the family's. It fixes the headers (content
     /// type) for what it produces. A provider that transcodes asks for an
     /// unencoded answer in [`Api::shape`].
-    fn transcoder(&self, _status: u16, _headers: &mut HeaderMap) -> Option<Box<dyn Transcode>> {
+    fn transcoder(
+        &self,
+        _kind: AiKind,
+        _status: u16,
+        _headers: &mut HeaderMap,
+    ) -> Option<Box<dyn Transcode>> {
         None
     }
 }
@@ -123,6 +129,13 @@ pub fn build(b: &AiBackend) -> Result<Arc<dyn Api>, ProviderError> {
     Ok(match b.provider {
         Provider::Anthropic => Arc::new(anthropic::Anthropic),
         Provider::OpenAi => Arc::new(openai::OpenAi),
+        Provider::Bedrock => Arc::new(
+            bedrock::Bedrock::new(
+                b.params.region.as_deref().unwrap_or_default(),
+                b.model.clone(),
+            )
+            .map_err(|e| ProviderError::Internal(e.to_string()))?,
+        ),
         other => {
             return Err(ProviderError::Internal(format!(
                 "provider `{}` is not built into this gateway",

@@ -222,7 +222,7 @@ pub async fn handle(
     let transcoder = route
         .target
         .api()
-        .and_then(|a| a.transcoder(session.status, &mut parts.headers));
+        .and_then(|a| a.transcoder(kind, session.status, &mut parts.headers));
     if transcoder.is_some() {
         parts.headers.remove(header::CONTENT_LENGTH);
     }
@@ -588,8 +588,8 @@ async fn upstream_request(
     };
     let mut path = None;
     if let Some(api) = t.api() {
-        path = api.path(&out)?;
         api.shape(&mut out)?;
+        path = api.path(&out)?;
     }
     let mut path_and_query = match (t.path_override(), path) {
         (Some(p), _) => p.to_string(),

@@ -5,7 +5,7 @@ use super::client::{ClientError, HttpClient, TlsKey, Upstreams};
 use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
-use crate::config::{AiKind, BackendAuth, Config, ModelAliases, PathRewrite, Route, Secret};
+use crate::config::{AiKind, Config, ModelAliases, PathRewrite, Route, Secret};
 use crate::policy::Attachment;
 use crate::provider::auth::Credential;
 use crate::provider::Family;
@@ -113,16 +113,15 @@ impl Snapshot {
             let tls = p.backend_tls.clone().unwrap_or_default();
             let mut target =
                 Target::compile(backend, p.backend_tls.is_some()).map_err(|m| err(r, m))?;
-            target.credential = match &p.backend_auth {
-                Some(BackendAuth::Key(k)) => Some(Credential::Key(k.clone())),
-                Some(BackendAuth::Passthrough) | None => None,
-                Some(other) => {
-                    return Err(err(
-                        r,
-                        format!("backendAuth {other:?} is not built into this gateway"),
-                    ))
-                }
-            };
+            if let Some(auth) = &p.backend_auth {
+                let region = match backend {
+                    crate::config::Backend::Ai(ai) => ai.params.region.as_deref(),
+                    _ => None,
+                };
+                target.credential =
+                    Credential::compile(auth, target.api(), region, &|n| std::env::var(n).ok())
+                        .map_err(|e| err(r, e.to_string()))?;
+            }
             let client = upstreams.client(&TlsKey {
                 extra_root: tls.root.clone(),
             })?;

@@ -19,6 +19,7 @@
 //! transcoder removes it from what the client sees and keeps it readable
 //! ([`eventstream::EventStreamToSse::invocation_metrics`]).
 
+mod api;
 pub mod body;
 pub mod errors;
 pub mod eventstream;
@@ -31,6 +32,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::config::AiKind;
 
+pub use api::Bedrock;
 pub use body::{
     anthropic_betas, count_tokens_answer, map_count_tokens, map_messages, supported_betas,
     BodyError, Mapped, BEDROCK_BETAS,
