@@ -15,6 +15,7 @@ mod global;
 mod limits;
 mod plugins;
 mod policies;
+mod resilience;
 mod state;
 mod suggest;
 mod telemetry;
