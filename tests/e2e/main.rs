@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `sluice` binary between real clients and a fake
 //! provider upstream on loopback.
 
+mod backends;
 mod bypass_policies;
 mod bypass_request;
 mod common;

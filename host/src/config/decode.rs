@@ -966,7 +966,8 @@ fn decode_backend(
         match integer(ctx.d, n, &p)? {
             w @ 0..=1_000_000 => weight = w as u32,
             _ => {
-                ctx.d.error(&n.loc, &p, "expected a whole number from 0 to 1000000");
+                ctx.d
+                    .error(&n.loc, &p, "expected a whole number from 0 to 1000000");
                 return None;
             }
         }

@@ -114,7 +114,8 @@ fn decode_eviction(ctx: &mut Ctx, node: &Node, path: &str) -> Option<Eviction> {
         match integer(ctx.d, n, &p)? {
             v @ 1..=1000 => out.consecutive_failures = v as u32,
             _ => {
-                ctx.d.error(&n.loc, &p, "expected a whole number from 1 to 1000");
+                ctx.d
+                    .error(&n.loc, &p, "expected a whole number from 1 to 1000");
                 return None;
             }
         }
@@ -169,7 +170,8 @@ pub(crate) fn decode_retry(ctx: &mut Ctx, node: &Node, path: &str) -> Option<Ret
                 match integer(ctx.d, c, &cp) {
                     Some(v @ 100..=599) => out.codes.push(v as u16),
                     Some(_) => {
-                        ctx.d.error(&c.loc, &cp, "expected an HTTP status (100 to 599)");
+                        ctx.d
+                            .error(&c.loc, &cp, "expected an HTTP status (100 to 599)");
                         ok = false;
                     }
                     None => ok = false,

@@ -742,7 +742,14 @@ routes:
         r.backends.iter().map(|b| b.weight).collect::<Vec<_>>(),
         [9, 1, 1]
     );
-    let ev = r.backends[0].policies.health.as_ref().unwrap().eviction.as_ref().unwrap();
+    let ev = r.backends[0]
+        .policies
+        .health
+        .as_ref()
+        .unwrap()
+        .eviction
+        .as_ref()
+        .unwrap();
     assert_eq!(ev.consecutive_failures, 2);
     assert_eq!(ev.duration, Some(std::time::Duration::from_secs(10)));
     let Backend::Groups(g) = &r.backends[1].kind else {
@@ -750,36 +757,52 @@ routes:
     };
     assert_eq!(g.len(), 2);
     assert_eq!(g[0][0].name, "p1");
-    assert!(matches!(g[0][0].policies.backend_auth, Some(BackendAuth::Key(_))));
+    assert!(matches!(
+        g[0][0].policies.backend_auth,
+        Some(BackendAuth::Key(_))
+    ));
     assert_eq!(g[1][0].name, "s1");
     // The keys never print.
     let shown = l.config.redacted_json().to_string();
     assert!(!shown.contains("k1") && !shown.contains("k2"), "{shown}");
 
     let refused = [
-        ("retry: {attempts: 2, codes: [429], condition: 'true'}", "not supported yet"),
-        ("retry: {attempts: 2, codes: [429], precondition: 'true'}", "not supported yet"),
+        (
+            "retry: {attempts: 2, codes: [429], condition: 'true'}",
+            "not supported yet",
+        ),
+        (
+            "retry: {attempts: 2, codes: [429], precondition: 'true'}",
+            "not supported yet",
+        ),
         ("retry: {attempts: 0, codes: [429]}", "expected 1 to 255"),
         ("retry: {attempts: 2}", "missing required key `codes`"),
     ];
     for (policy, want) in refused {
-        let t = format!(
-            "routes:\n- name: r\n  policies:\n    {policy}\n  backends:\n  - host: h:1\n"
-        );
+        let t =
+            format!("routes:\n- name: r\n  policies:\n    {policy}\n  backends:\n  - host: h:1\n");
         let errs = load_err(&t).join("\n");
         assert!(errs.contains(want), "{policy}: {errs}");
     }
     let refused = [
-        ("health: {unhealthyExpression: 'response.code >= 500'}", "unhealthyExpression"),
+        (
+            "health: {unhealthyExpression: 'response.code >= 500'}",
+            "unhealthyExpression",
+        ),
         ("health: {eviction: {restoreHealth: 0.5}}", "restoreHealth"),
-        ("health: {eviction: {healthThreshold: 0.5}}", "healthThreshold"),
-        ("requestHeaderModifier: {set: [{name: a, value: b}]}", "not supported yet"),
+        (
+            "health: {eviction: {healthThreshold: 0.5}}",
+            "healthThreshold",
+        ),
+        (
+            "requestHeaderModifier: {set: [{name: a, value: b}]}",
+            "not supported yet",
+        ),
         ("backendAuthz: {}", "unknown key"),
     ];
     for (policy, want) in refused {
-        let t = format!(
-            "routes:\n- name: r\n  backends:\n  - host: h:1\n    policies: {{{policy}}}\n"
-        );
+        let t =
+            format!("routes:\n- name: r\n  backends:\n  - host: h:1\n    policies: {{{policy}}}\n");
         let errs = load_err(&t).join("\n");
         assert!(errs.contains(want), "{policy}: {errs}");
     }
@@ -789,7 +812,8 @@ routes:
     )
     .join("\n");
     assert!(errs.contains("named `r`"), "{errs}");
-    let errs = load_err("routes:\n- name: r\n  backends:\n  - weight: 0\n    host: h:1\n").join("\n");
+    let errs =
+        load_err("routes:\n- name: r\n  backends:\n  - weight: 0\n    host: h:1\n").join("\n");
     assert!(errs.contains("weight: 0"), "{errs}");
     let errs = load_err(
         "routes:\n- name: r\n  backends:\n  - ai: {groups: [{providers: [{provider: {anthropic: {}}}]}]}\n",

@@ -74,7 +74,12 @@ pub type Sent = Result<Result<Response<Incoming>, hyper_util::client::legacy::Er
 pub type Elapsed = tokio::time::error::Elapsed;
 
 impl<'a> Attempts<'a> {
-    pub fn new(route: &'a RouteEntry, metrics: &'a Metrics, kind: AiKind, started: Instant) -> Self {
+    pub fn new(
+        route: &'a RouteEntry,
+        metrics: &'a Metrics,
+        kind: AiKind,
+        started: Instant,
+    ) -> Self {
         Attempts {
             route,
             metrics,
@@ -207,11 +212,14 @@ impl<'a> Attempts<'a> {
                     c.target.authority,
                     error_chain(&e)
                 );
-                ("connect_error", Failure {
-                    status: 502,
-                    message: msg,
-                    retry_after: None,
-                })
+                (
+                    "connect_error",
+                    Failure {
+                        status: 502,
+                        message: msg,
+                        retry_after: None,
+                    },
+                )
             }
             Err(_) => {
                 if let Some(t) = trace {
@@ -222,11 +230,14 @@ impl<'a> Attempts<'a> {
                     c.target.authority,
                     self.time_left().max(self.route.attempt_timeout)
                 );
-                ("timeout", Failure {
-                    status: 504,
-                    message: msg,
-                    retry_after: None,
-                })
+                (
+                    "timeout",
+                    Failure {
+                        status: 504,
+                        message: msg,
+                        retry_after: None,
+                    },
+                )
             }
         };
         tracing::warn!(route = %route, backend = %backend, attempt = self.made, error = %failure.message, "upstream attempt failed");

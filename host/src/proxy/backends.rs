@@ -167,11 +167,9 @@ mod tests {
     use std::time::Duration;
 
     fn candidate(name: &str) -> Arc<Candidate> {
-        let target = super::super::target::Target::compile(
-            &Backend::Host(format!("{name}.test:80")),
-            false,
-        )
-        .unwrap();
+        let target =
+            super::super::target::Target::compile(&Backend::Host(format!("{name}.test:80")), false)
+                .unwrap();
         let upstreams =
             super::super::client::Upstreams::new(Default::default(), Duration::from_secs(1));
         Arc::new(Candidate {
@@ -228,19 +226,25 @@ mod tests {
             assert!(n.starts_with('p'), "{n}");
         }
         let g = &b.pools[0].groups;
-        g[0][0].health.evict(Duration::from_secs(60), Reason::RateLimited);
+        g[0][0]
+            .health
+            .evict(Duration::from_secs(60), Reason::RateLimited);
         for _ in 0..20 {
             assert_eq!(
                 name(b.pick(&mut rng, Instant::now(), |_| true, &[])),
                 "p2.test:80"
             );
         }
-        g[0][1].health.evict(Duration::from_secs(60), Reason::Failures);
+        g[0][1]
+            .health
+            .evict(Duration::from_secs(60), Reason::Failures);
         assert_eq!(
             name(b.pick(&mut rng, Instant::now(), |_| true, &[])),
             "s1.test:80"
         );
-        g[1][0].health.evict(Duration::from_secs(60), Reason::Failures);
+        g[1][0]
+            .health
+            .evict(Duration::from_secs(60), Reason::Failures);
         assert_eq!(
             name(b.pick(&mut rng, Instant::now(), |_| true, &[])),
             "evicted"
@@ -259,7 +263,10 @@ mod tests {
         }
         // Everything tried: retry among all again.
         let all: Vec<_> = b.all().cloned().collect();
-        assert!(matches!(b.pick(&mut rng, now, |_| true, &all), Pick::Chosen(_)));
+        assert!(matches!(
+            b.pick(&mut rng, now, |_| true, &all),
+            Pick::Chosen(_)
+        ));
         let only_b = |c: &Candidate| c.target.name.starts_with('b');
         for _ in 0..20 {
             assert_eq!(name(b.pick(&mut rng, now, only_b, &[])), "b.test:80");

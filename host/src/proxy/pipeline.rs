@@ -134,42 +134,38 @@ pub async fn handle(
     // provider that rewrites or signs it): it is read here then, once.
     let mut _held_body = None;
     let policy_body = need_body || session.chain.body_without_headers();
-    let body: Forward = if policy_body
-        || forward_needs_body(&route, kind)
-        || Attempts::may_replay(&route)
-    {
-        let got = match buffered.take() {
-            Some(b) => b,
-            None => match read_body(&mut body, declared, &mut parts.headers).await {
-                Ok(b) => b,
-                Err(r) => return body_refused(session, r),
-            },
-        };
-        _held_body = Some(got.held);
-        let mut bytes = got.bytes;
-        if let Err(r) = request_body::check_json(session.scope.ctx.kind, &bytes) {
-            return body_refused(session, r);
-        }
-        note_request_body(&mut session.scope.ctx, &bytes);
-        if policy_body {
-            let chain = session.chain.clone();
-            match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
-                Ok(None) => {}
-                Ok(Some(r)) => return session.immediate(r),
-                Err(f) => return session.policy_failure(f),
+    let body: Forward =
+        if policy_body || forward_needs_body(&route, kind) || Attempts::may_replay(&route) {
+            let got = match buffered.take() {
+                Some(b) => b,
+                None => match read_body(&mut body, declared, &mut parts.headers).await {
+                    Ok(b) => b,
+                    Err(r) => return body_refused(session, r),
+                },
+            };
+            _held_body = Some(got.held);
+            let mut bytes = got.bytes;
+            if let Err(r) = request_body::check_json(session.scope.ctx.kind, &bytes) {
+                return body_refused(session, r);
             }
-        }
-        Forward::Whole(bytes)
-    } else if let Some(got) = buffered.take() {
-        // Read early, and no policy wanted it after all: it goes upstream as
-        // the policies' headers describe it, decoded.
-        _held_body = Some(got.held);
-        Forward::Whole(got.bytes)
-    } else {
-        Forward::Stream(Some(
-            body.take().expect("the body is not read yet").boxed(),
-        ))
-    };
+            note_request_body(&mut session.scope.ctx, &bytes);
+            if policy_body {
+                let chain = session.chain.clone();
+                match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
+                    Ok(None) => {}
+                    Ok(Some(r)) => return session.immediate(r),
+                    Err(f) => return session.policy_failure(f),
+                }
+            }
+            Forward::Whole(bytes)
+        } else if let Some(got) = buffered.take() {
+            // Read early, and no policy wanted it after all: it goes upstream as
+            // the policies' headers describe it, decoded.
+            _held_body = Some(got.held);
+            Forward::Whole(got.bytes)
+        } else {
+            Forward::Stream(Some(body.take().expect("the body is not read yet").boxed()))
+        };
     let mut body = body;
 
     // Phases 4-5: upstream_request and upstream, one attempt after another.
@@ -184,7 +180,15 @@ pub async fn handle(
             Next::Fail(f) => return failed(session, f),
         };
         session.serve_with(&c, attempts.made());
-        let req = upstream_request(&session, &route, &c, parts.clone(), &mut body, prefix_len, peer);
+        let req = upstream_request(
+            &session,
+            &route,
+            &c,
+            parts.clone(),
+            &mut body,
+            prefix_len,
+            peer,
+        );
         let mut upstream_req = match req.await {
             Ok(r) => r,
             Err(ProviderError::BadRequest(msg)) => {
@@ -747,7 +751,11 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
     let mut names: Vec<&str> = route
         .backends
         .all()
-        .map(|c| c.target.api().map_or("plain HTTP", |a| a.provider().config_name()))
+        .map(|c| {
+            c.target
+                .api()
+                .map_or("plain HTTP", |a| a.provider().config_name())
+        })
         .collect();
     names.dedup();
     let backend = names.join("`, `");

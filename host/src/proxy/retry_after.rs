@@ -133,7 +133,10 @@ mod tests {
         assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
         assert_eq!(go_duration("1s"), Some(Duration::from_secs(1)));
         assert_eq!(go_duration("20ms"), Some(Duration::from_millis(20)));
-        assert_eq!(go_duration("1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
+        assert_eq!(
+            go_duration("1h2m3.5s"),
+            Some(Duration::from_millis(3_723_500))
+        );
         assert_eq!(go_duration("2"), Some(Duration::from_secs(2)));
         for bad in ["", "s", "5x", "1m-2s", "-1s", "nan"] {
             assert_eq!(go_duration(bad), None, "{bad}");

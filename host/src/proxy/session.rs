@@ -1,9 +1,9 @@
 //! Per-request state carried through the pipeline, and the logging phase that
 //! closes it: the completion hook, the access-log line and the metrics.
 
+use super::backends::Candidate;
 use super::errors::{error_body, ErrorShape};
 use super::response_body::ResponseBody;
-use super::backends::Candidate;
 use super::snapshot::RouteEntry;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels, TokenLabels};
 use crate::policy::{self, Chain, Completion, ImmediateResponse, RequestScope};

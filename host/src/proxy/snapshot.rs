@@ -7,8 +7,7 @@ use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
 use crate::config::{
-    AiKind, Backend, BackendAuth, BackendPolicies, Config, PathRewrite, Retry, Route,
-    Secret,
+    AiKind, Backend, BackendAuth, BackendPolicies, Config, PathRewrite, Retry, Route, Secret,
 };
 use crate::policy::Attachment;
 use crate::provider::auth::Credential;
@@ -259,7 +258,11 @@ fn candidate(
     target.credential = match auth {
         Some(BackendAuth::Key(k)) => Some(Credential::Key(k.clone())),
         Some(BackendAuth::Passthrough) | None => None,
-        Some(other) => return Err(format!("backendAuth {other:?} is not built into this gateway")),
+        Some(other) => {
+            return Err(format!(
+                "backendAuth {other:?} is not built into this gateway"
+            ))
+        }
     };
     let client = upstreams
         .client(&TlsKey {
