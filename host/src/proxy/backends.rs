@@ -62,10 +62,6 @@ impl Backends {
         self.all().next().expect("a route has at least one backend")
     }
 
-    pub fn len(&self) -> usize {
-        self.all().count()
-    }
-
     /// Choose a backend for the next attempt. `fits` says which backends can
     /// serve this request at all; `tried` are those already called for it,
     /// avoided while an untried one is in rotation. Among the `backends`

@@ -117,8 +117,10 @@ impl Health {
 
 /// Live health states by (route, backend); entries die with the last
 /// snapshot that uses them.
-static TABLE: LazyLock<Mutex<HashMap<(String, String), Weak<Health>>>> =
-    LazyLock::new(Default::default);
+static TABLE: LazyLock<Mutex<Table>> = LazyLock::new(Default::default);
+
+/// (route, backend) → its health.
+type Table = HashMap<(String, String), Weak<Health>>;
 
 /// The health of `backend` on `route`: the one a previous snapshot built,
 /// if it is still alive, else a fresh one.
