@@ -430,3 +430,71 @@ async fn a_body_too_large_to_keep_is_refused_not_replayed_in_part() {
     assert_eq!(a.requests().len() + b.requests().len(), 0);
     assert_eq!(send(&gw).await.status, 200);
 }
+
+/// Each attempt is a client span of its own, a child of the request's
+/// server span, carrying where it went and how it ended; each upstream sees
+/// its own span in `traceparent`.
+#[tokio::test]
+async fn each_attempt_is_its_own_client_span() {
+    use sluice_testkit::otlp::Collector;
+    let (a, b) = (FakeUpstream::plain().await, FakeUpstream::plain().await);
+    a.set_script(Script::default().status(503, "{}"));
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let backends = format!(
+        "  - ai:\n      groups:\n      - providers: [{}]\n      - providers: [{}]\n",
+        anthropic("a", a.addr()),
+        anthropic("b", b.addr())
+    );
+    let cfg = write(
+        dir.path(),
+        "sluice.yaml",
+        &route("    retry: {attempts: 2, codes: [503]}\n", &backends),
+    );
+    let tracing = write(
+        dir.path(),
+        "tracing.yaml",
+        &format!(
+            "config:\n  tracing:\n    otlpEndpoint: {}\n    otlpProtocol: http\n    randomSampling: true\n",
+            col.url()
+        ),
+    );
+    let gw = gateway(&[&cfg, &tracing], &[4060], &[], &[]).await;
+    assert_eq!(send(&gw).await.status, 200);
+    let spans = col
+        .wait_for(
+            "server and two client spans",
+            Duration::from_secs(15),
+            |s| s.iter().any(|x| x.kind == 2) && s.iter().filter(|x| x.kind == 3).count() >= 2,
+        )
+        .await
+        .unwrap();
+    let server = spans.iter().find(|s| s.kind == 2).unwrap();
+    let clients: Vec<_> = spans.iter().filter(|s| s.kind == 3).collect();
+    assert_eq!(clients.len(), 2, "{spans:#?}");
+    for c in &clients {
+        assert_eq!(c.parent_span_id, server.span_id);
+    }
+    let port = |addr: SocketAddr| Some(i64::from(addr.port()));
+    let first = clients
+        .iter()
+        .find(|c| c.int("server.port") == port(a.addr()))
+        .unwrap();
+    let second = clients
+        .iter()
+        .find(|c| c.int("server.port") == port(b.addr()))
+        .unwrap();
+    assert_eq!(first.int("http.response.status_code"), Some(503));
+    assert_eq!(first.str("error.type"), Some("503"));
+    assert_eq!(second.int("http.response.status_code"), Some(200));
+    let parent = |r: &sluice_testkit::RecordedRequest| {
+        r.header("traceparent")
+            .unwrap()
+            .split('-')
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(parent(&a.requests()[0]), first.span_id);
+    assert_eq!(parent(&b.requests()[0]), second.span_id);
+}
