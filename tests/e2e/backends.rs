@@ -498,3 +498,30 @@ async fn each_attempt_is_its_own_client_span() {
     assert_eq!(parent(&a.requests()[0]), first.span_id);
     assert_eq!(parent(&b.requests()[0]), second.span_id);
 }
+
+/// Plain `host:` backends take weights too; `weight: 0` is a standby that
+/// serves only when no weighted backend is in rotation.
+#[tokio::test]
+async fn host_backends_with_a_standby() {
+    let (main, standby) = (FakeUpstream::plain().await, FakeUpstream::plain().await);
+    let dir = tempfile::tempdir().unwrap();
+    let backends = format!(
+        "  - weight: 1\n    host: '{}'\n    policies: {{health: {{eviction: {{duration: 60s}}}}}}\n  - weight: 0\n    host: '{}'\n",
+        main.addr(),
+        standby.addr()
+    );
+    let (gw, _) = start(
+        &dir,
+        &route("    retry: {attempts: 2, codes: [502]}\n", &backends),
+    )
+    .await;
+    for _ in 0..10 {
+        assert_eq!(send(&gw).await.status, 200);
+    }
+    assert_eq!((main.requests().len(), standby.requests().len()), (10, 0));
+    // A 502 is retried on the standby, and evicts the main backend (5xx).
+    main.set_script(Script::default().status(502, "{}"));
+    assert_eq!(send(&gw).await.status, 200);
+    assert_eq!(send(&gw).await.status, 200);
+    assert_eq!((main.requests().len(), standby.requests().len()), (11, 2));
+}

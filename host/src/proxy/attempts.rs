@@ -227,8 +227,7 @@ impl<'a> Attempts<'a> {
                 }
                 let msg = format!(
                     "upstream {} did not answer within {:?}",
-                    c.target.authority,
-                    self.time_left().max(self.route.attempt_timeout)
+                    c.target.authority, self.route.attempt_timeout
                 );
                 (
                     "timeout",

@@ -159,7 +159,11 @@ impl Snapshot {
                 None
             };
             let timeout = p.timeout.clone().unwrap_or_default();
-            let request_timeout = timeout.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+            // Without `requestTimeout`, one attempt may take its whole
+            // `backendRequestTimeout` even when that exceeds the default.
+            let request_timeout = timeout.request_timeout.unwrap_or(
+                DEFAULT_REQUEST_TIMEOUT.max(timeout.backend_request_timeout.unwrap_or_default()),
+            );
             routes.push((
                 r,
                 Arc::new(RouteEntry {
