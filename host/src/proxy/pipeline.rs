@@ -13,14 +13,20 @@
 //!    phase 2, so header hooks see the decoded `Content-Length`: a size limit
 //!    cannot be walked past by compression. All of it counts against the
 //!    shared body budget, the decoded copy included.
-//! 4. **upstream_request**: rewrite the path, pick the origin, forward or inject credentials.
-//! 5. **upstream**: send it, with the route's timeout; 502/504 in the provider's shape.
+//! 4. **upstream_request**: pick a backend (`backends.rs`: weights, priority
+//!    groups, health), rewrite the path, shape the request for its provider,
+//!    forward or inject its credential.
+//! 5. **upstream**: send it, with the time left; on a connection failure, a
+//!    timeout or a status in `retry.codes`, back to 4 for the next attempt
+//!    (`attempts.rs`), the body replayed from memory. 502/503/504 in the
+//!    client's shape when no attempt answered.
 //! 6. **response_filter**: policies see the response headers.
 //! 7. **response_body_filter**: pass, observe (usage) or rewrite (JSON whole / SSE events).
 //! 8. **logging**: when the body ends, the completion hook, access log and metrics
 //!    (`Session::finish`, run by the response body).
 //!
-//! Nothing goes upstream before phases 2-3 have decided.
+//! Nothing goes upstream before phases 2-3 have decided, and phases 2-3 run
+//! once per client request however many attempts phase 5 makes.
 
 use super::attempts::{Attempts, Failure, Next, Outcome};
 use super::backends::Candidate;
@@ -131,10 +137,12 @@ pub async fn handle(
     // A policy asks for the body with `need-body`; one with only a body hook
     // (nothing to decide on at headers) always gets it.
     // The backend may need the body in hand as well (a model override, a
-    // provider that rewrites or signs it): it is read here then, once.
+    // provider that rewrites or signs it), and so does a route that may
+    // replay it on a further attempt: it is read here then, once, within
+    // the body budget (too large: refused, never replayed in part).
     let mut _held_body = None;
     let policy_body = need_body || session.chain.body_without_headers();
-    let body: Forward =
+    let mut body: Forward =
         if policy_body || forward_needs_body(&route, kind) || Attempts::may_replay(&route) {
             let got = match buffered.take() {
                 Some(b) => b,
@@ -166,7 +174,6 @@ pub async fn handle(
         } else {
             Forward::Stream(Some(body.take().expect("the body is not read yet").boxed()))
         };
-    let mut body = body;
 
     // Phases 4-5: upstream_request and upstream, one attempt after another.
     // Each attempt picks a backend, has its provider shape the request (path,
