@@ -1,4 +1,5 @@
-//! The admin listener: health, metrics, the effective config, and hot
+//! The admin listener: health, metrics, the effective config, each route's
+//! backends and their eviction state (`GET /backends`), and hot
 //! reloads (`GET /plugins`, `POST /plugins/{name}/reload`,
 //! `POST /config/reload`).
 //!
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod access;
+mod backends;
 
 /// Largest `POST /plugins/{name}/reload` body accepted (it holds one path).
 const MAX_RELOAD_BODY: usize = 64 * 1024;
@@ -53,6 +55,10 @@ pub async fn handle(
             let body =
                 serde_json::to_string_pretty(&snap.config.redacted_json()).unwrap_or_default();
             text(StatusCode::OK, "application/json", body)
+        }
+        (&Method::GET, "/backends") => {
+            let snap = gw.snapshot.load();
+            json(StatusCode::OK, &backends::report(&snap))
         }
         (&Method::GET, "/plugins") => {
             let snap = gw.snapshot.load();

@@ -43,6 +43,23 @@ pub struct TokenLabels {
     pub direction: &'static str,
 }
 
+/// One call to one backend (`outcome`: the status, `connect_error` or
+/// `timeout`): a client request that failed over makes several.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    pub route: String,
+    pub backend: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EvictionLabels {
+    pub route: String,
+    pub backend: String,
+    /// `rate_limited` (the provider's Retry-After) or `failures`.
+    pub reason: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 18))
 }
@@ -53,6 +70,8 @@ pub struct Metrics {
     pub duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub ttfb: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub tokens: Family<TokenLabels, Counter>,
+    pub backend_attempts: Family<AttemptLabels, Counter>,
+    pub backend_evictions: Family<EvictionLabels, Counter>,
     /// The GenAI conventions' histograms (rendered without the prefix).
     pub genai: crate::genai_metrics::GenAiMetrics,
     models: Mutex<HashSet<String>>,
@@ -90,11 +109,25 @@ impl Metrics {
             "Tokens reported by providers, by direction (input: uncached, cache_read, cache_write, output)",
             tokens.clone(),
         );
+        let backend_attempts = Family::<AttemptLabels, Counter>::default();
+        let backend_evictions = Family::<EvictionLabels, Counter>::default();
+        registry.register(
+            "backend_attempts",
+            "Calls to each backend, by outcome (status, connect_error, timeout); retries and failovers included",
+            backend_attempts.clone(),
+        );
+        registry.register(
+            "backend_evictions",
+            "Times a backend was taken out of rotation, by reason",
+            backend_evictions.clone(),
+        );
         Metrics {
             requests,
             duration,
             ttfb,
             tokens,
+            backend_attempts,
+            backend_evictions,
             genai: crate::genai_metrics::GenAiMetrics::new(),
             models: Mutex::new(HashSet::new()),
             registry: Mutex::new(registry),

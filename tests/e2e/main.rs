@@ -2,6 +2,7 @@
 //! provider upstream on loopback.
 
 mod authorization;
+mod backends;
 mod bypass_policies;
 mod bypass_request;
 mod common;

@@ -758,7 +758,7 @@ fn decode_route(ctx: &mut Ctx, node: &Node, path: &str, index: usize) -> Option<
         let bp = join_key(path, "backends");
         if let Some(items) = as_list(ctx.d, n, &bp) {
             for (i, bn) in items.iter().enumerate() {
-                match decode_backend(ctx.d, bn, &join_index(&bp, i), &name) {
+                match decode_backend(ctx, bn, &join_index(&bp, i), &name) {
                     Some(b) => backends.push(b),
                     None => ok = false,
                 }
@@ -777,7 +777,12 @@ fn decode_route(ctx: &mut Ctx, node: &Node, path: &str, index: usize) -> Option<
         }
     }
     for b in &mut backends {
-        if let Backend::Ai(ai) = b {
+        let members: Vec<&mut AiBackend> = match &mut b.kind {
+            Backend::Ai(ai) => vec![ai],
+            Backend::Groups(groups) => groups.iter_mut().flatten().collect(),
+            Backend::Host(_) => Vec::new(),
+        };
+        for ai in members {
             if ai.host_override.is_none() {
                 ai.host_override = overrides.host_override.clone().map(|(v, _)| v);
             }
@@ -789,6 +794,7 @@ fn decode_route(ctx: &mut Ctx, node: &Node, path: &str, index: usize) -> Option<
             }
         }
     }
+    check_backend_names(ctx.d, &backends, node, path);
 
     // Even a route with errors is kept (the load fails anyway) so that
     // duplicate names are still reported.
@@ -913,16 +919,76 @@ fn decode_header_match(d: &mut Diags, node: &Node, path: &str) -> Option<HeaderM
 // Backends
 // ---------------------------------------------------------------------------
 
-fn decode_backend(d: &mut Diags, node: &Node, path: &str, route_name: &str) -> Option<Backend> {
-    let m = as_map(d, node, path)?;
-    check_keys(d, m, path, &["ai", "host"]);
-    match (get(m, "ai"), get(m, "host")) {
-        (Some(ai), None) => {
-            decode_ai_backend(d, ai, &join_key(path, "ai"), route_name).map(Backend::Ai)
+/// Each backend of a route is known by its name: in the access log, the
+/// metrics, `GET /backends` and the health state that outlives a reload.
+/// Two with one name could not be told apart, and a route whose weights
+/// are all zero could serve nothing.
+fn check_backend_names(d: &mut Diags, backends: &[RouteBackend], node: &Node, path: &str) {
+    let mut seen = HashSet::new();
+    for b in backends {
+        let names: Vec<&str> = match &b.kind {
+            Backend::Ai(ai) => vec![ai.name.as_str()],
+            Backend::Host(h) => vec![h.as_str()],
+            Backend::Groups(g) => g.iter().flatten().map(|a| a.name.as_str()).collect(),
+        };
+        for n in names {
+            if !seen.insert(n) {
+                d.error(
+                    &node.loc,
+                    &join_key(path, "backends"),
+                    format!("two backends of this route are named `{n}`: give each `ai` backend its own `name`"),
+                );
+            }
         }
-        (None, Some(h)) => host_port(d, h, &join_key(path, "host"), false).map(Backend::Host),
+    }
+    if !backends.is_empty() && backends.iter().all(|b| b.weight == 0) {
+        d.error(
+            &node.loc,
+            &join_key(path, "backends"),
+            "every backend has `weight: 0`: the route could serve nothing",
+        );
+    }
+}
+
+/// One `backends` entry: `ai` (one provider or priority `groups`) or
+/// `host`, with its `weight` and its own `policies`.
+fn decode_backend(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: &str,
+    route_name: &str,
+) -> Option<RouteBackend> {
+    let m = as_map(ctx.d, node, path)?;
+    check_keys(ctx.d, m, path, &["ai", "host", "weight", "policies"]);
+    let mut weight = 1;
+    if let Some(n) = get(m, "weight") {
+        let p = join_key(path, "weight");
+        match integer(ctx.d, n, &p)? {
+            w @ 0..=1_000_000 => weight = w as u32,
+            _ => {
+                ctx.d
+                    .error(&n.loc, &p, "expected a whole number from 0 to 1000000");
+                return None;
+            }
+        }
+    }
+    let policies = match get(m, "policies") {
+        Some(n) => super::resilience::decode_backend_policies(ctx, n, &join_key(path, "policies")),
+        None => Some(BackendPolicies::default()),
+    };
+    let kind = match (get(m, "ai"), get(m, "host")) {
+        (Some(ai), None) => {
+            let ap = join_key(path, "ai");
+            match &ai.kind {
+                Kind::Map(am) if get(am, "groups").is_some() => {
+                    decode_groups(ctx, ai, &ap).map(Backend::Groups)
+                }
+                _ => decode_ai_backend(ctx, ai, &ap, route_name, false).map(Backend::Ai),
+            }
+        }
+        (None, Some(h)) => host_port(ctx.d, h, &join_key(path, "host"), false).map(Backend::Host),
         (Some(_), Some(_)) => {
-            d.error(
+            ctx.d.error(
                 &node.loc,
                 path,
                 "a backend is either `ai` or `host`, not both",
@@ -931,9 +997,9 @@ fn decode_backend(d: &mut Diags, node: &Node, path: &str, route_name: &str) -> O
         }
         (None, None) => {
             if m.iter()
-                .all(|(k, _)| ["ai", "host"].contains(&k.name.as_str()))
+                .all(|(k, _)| ["ai", "host", "weight", "policies"].contains(&k.name.as_str()))
             {
-                d.error(
+                ctx.d.error(
                     &node.loc,
                     path,
                     "expected a backend: `ai: {...}` or `host: host:port`",
@@ -941,36 +1007,88 @@ fn decode_backend(d: &mut Diags, node: &Node, path: &str, route_name: &str) -> O
             }
             None
         }
-    }
+    };
+    Some(RouteBackend {
+        weight,
+        kind: kind?,
+        policies: policies?,
+    })
 }
 
+/// `ai: {groups: [{providers: [...]}, ...]}`: each provider needs its `name`.
+fn decode_groups(ctx: &mut Ctx, node: &Node, path: &str) -> Option<Vec<Vec<AiBackend>>> {
+    let m = as_map(ctx.d, node, path)?;
+    check_keys(ctx.d, m, path, &["groups"]);
+    let gp = join_key(path, "groups");
+    let items = as_list(ctx.d, get(m, "groups")?, &gp)?;
+    if items.is_empty() {
+        ctx.d.error(&node.loc, &gp, "expected at least one group");
+        return None;
+    }
+    let mut groups = Vec::new();
+    let mut ok = true;
+    for (i, g) in items.iter().enumerate() {
+        let p = join_index(&gp, i);
+        let Some(gm) = as_map(ctx.d, g, &p) else {
+            ok = false;
+            continue;
+        };
+        check_keys(ctx.d, gm, &p, &["providers"]);
+        let pp = join_key(&p, "providers");
+        let Some(list) = get(gm, "providers").and_then(|n| as_list(ctx.d, n, &pp)) else {
+            ctx.d.error(&g.loc, &p, "missing required key `providers`");
+            ok = false;
+            continue;
+        };
+        if list.is_empty() {
+            ctx.d.error(&g.loc, &pp, "expected at least one provider");
+            ok = false;
+        }
+        let mut group = Vec::new();
+        for (j, n) in list.iter().enumerate() {
+            match decode_ai_backend(ctx, n, &join_index(&pp, j), "", true) {
+                Some(b) => group.push(b),
+                None => ok = false,
+            }
+        }
+        groups.push(group);
+    }
+    ok.then_some(groups)
+}
+
+/// An `ai` backend (agentgateway's `LocalNamedAIProvider`). A group member
+/// (`named`) must have a `name` and may carry its own `policies`.
 fn decode_ai_backend(
-    d: &mut Diags,
+    ctx: &mut Ctx,
     node: &Node,
     path: &str,
     route_name: &str,
+    named: bool,
 ) -> Option<AiBackend> {
-    let m = as_map(d, node, path)?;
-    check_keys(
-        d,
-        m,
-        path,
-        &[
-            "name",
-            "provider",
-            "hostOverride",
-            "pathOverride",
-            "pathPrefix",
-        ],
-    );
+    let m = as_map(ctx.d, node, path)?;
+    let mut keys = vec![
+        "name",
+        "provider",
+        "hostOverride",
+        "pathOverride",
+        "pathPrefix",
+    ];
+    if named {
+        keys.push("policies");
+    }
+    check_keys(ctx.d, m, path, &keys);
     let name = match get(m, "name") {
-        Some(n) => nonempty(d, n, &join_key(path, "name")),
+        Some(n) => nonempty(ctx.d, n, &join_key(path, "name")),
+        None if named => {
+            ctx.d.error(&node.loc, path, "missing required key `name`");
+            None
+        }
         None => Some(route_name.to_string()),
     };
     let provider = match get(m, "provider") {
-        Some(n) => decode_provider(d, n, &join_key(path, "provider")),
+        Some(n) => decode_provider(ctx.d, n, &join_key(path, "provider")),
         None => {
-            d.error(
+            ctx.d.error(
                 &node.loc,
                 path,
                 "missing required key `provider` (e.g. `anthropic: {}`, `openAI: {}`, `bedrock: {region}`)",
@@ -978,8 +1096,12 @@ fn decode_ai_backend(
             None
         }
     };
+    let policies = match get(m, "policies").filter(|_| named) {
+        Some(n) => super::resilience::decode_backend_policies(ctx, n, &join_key(path, "policies")),
+        None => Some(BackendPolicies::default()),
+    };
     let mut ov = HostOverrides::default();
-    ov.read(d, m, path);
+    ov.read(ctx.d, m, path);
     let (provider, model, params) = provider?;
     Some(AiBackend {
         name: name?,
@@ -989,6 +1111,7 @@ fn decode_ai_backend(
         host_override: ov.host_override.map(|(v, _)| v),
         path_prefix: ov.path_prefix.map(|(v, _)| v),
         path_override: ov.path_override.map(|(v, _)| v),
+        policies: Box::new(policies?),
     })
 }
 

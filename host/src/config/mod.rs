@@ -16,6 +16,7 @@ mod limits;
 mod model_aliases;
 mod plugins;
 mod policies;
+mod resilience;
 mod state;
 mod suggest;
 mod telemetry;

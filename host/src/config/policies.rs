@@ -30,6 +30,7 @@ pub const HOST_KEYS: &[&str] = &[
     "backendAuth",
     "backendTLS",
     "timeout",
+    "retry",
     "ai",
     "hostOverride",
     "pathPrefix",
@@ -339,7 +340,7 @@ fn decode_url_rewrite(d: &mut Diags, node: &Node, path: &str) -> Option<UrlRewri
     Some(out)
 }
 
-fn decode_backend_tls(ctx: &mut Ctx, node: &Node, path: &str) -> Option<BackendTls> {
+pub(crate) fn decode_backend_tls(ctx: &mut Ctx, node: &Node, path: &str) -> Option<BackendTls> {
     let m = as_map(ctx.d, node, path)?;
     check_keys(ctx.d, m, path, &["root", "insecure"]);
     let mut out = BackendTls::default();
@@ -463,6 +464,7 @@ pub(crate) fn decode_policies(ctx: &mut Ctx, node: &Node, path: &str) -> (Polici
             }
             "backendTLS" => pol.backend_tls = decode_backend_tls(ctx, v, &p),
             "timeout" => pol.timeout = decode_timeouts(ctx.d, v, &p),
+            "retry" => pol.retry = super::resilience::decode_retry(ctx, v, &p),
             "ai" => pol.ai = decode_ai(ctx.d, v, &p, &mut att),
             "plugins" => decode_plugin_list(ctx, v, &p, &mut att),
             name => {

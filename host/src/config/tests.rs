@@ -43,7 +43,7 @@ fn load_err(text: &str) -> Vec<String> {
 }
 
 fn ai(route: &Route) -> &AiBackend {
-    match &route.backends[0] {
+    match &route.backends[0].kind {
         Backend::Ai(a) => a,
         other => panic!("not an ai backend: {other:?}"),
     }
@@ -475,7 +475,11 @@ state:
         })
     );
     assert_eq!(
-        c.routes[0].backends,
+        c.routes[0]
+            .backends
+            .iter()
+            .map(|b| b.kind.clone())
+            .collect::<Vec<_>>(),
         vec![Backend::Host("localhost:8080".into())]
     );
     assert_eq!(c.admin.address.port(), 19000);
@@ -534,7 +538,7 @@ routes:
     assert!(r.policies.backend_tls.as_ref().unwrap().insecure);
     let t = r.policies.timeout.as_ref().unwrap();
     assert_eq!(t.request_timeout, Some(std::time::Duration::from_secs(30)));
-    let x = match &r.backends[0] {
+    let x = match &r.backends[0].kind {
         Backend::Ai(a) => a,
         _ => unreachable!(),
     };
@@ -542,7 +546,7 @@ routes:
     assert_eq!(x.host_override.as_deref(), Some("http://localhost:9000"));
     assert_eq!(x.path_prefix.as_deref(), Some("/p"));
     assert_eq!(x.path_override.as_deref(), Some("/v1/responses"));
-    let y = match &r.backends[1] {
+    let y = match &r.backends[1].kind {
         Backend::Ai(a) => a,
         _ => unreachable!(),
     };
@@ -727,4 +731,128 @@ fn model_alias_errors_name_the_key() {
     );
     let errs = load_err("- name: g\n  policies:\n    ai:\n      modelAlias: {}\n");
     assert!(errs.iter().any(|e| e.contains("modelAlias")), "{errs:?}");
+}
+
+/// Issue 21 §3 in agentgateway's syntax: weights, priority groups with
+/// per-provider policies, retry; and every key Sluice does not implement
+/// refused by name rather than accepted and ignored.
+#[test]
+fn several_backends_weights_groups_retry_health() {
+    let text = r#"
+routes:
+- name: r
+  policies:
+    retry: {attempts: 3, backoff: 100ms, codes: [429, 503]}
+  backends:
+  - weight: 9
+    ai:
+      name: main
+      provider: {anthropic: {}}
+    policies:
+      backendAuth: {key: k1}
+      health: {eviction: {duration: 10s, consecutiveFailures: 2}}
+  - weight: 1
+    ai:
+      groups:
+      - providers:
+        - name: p1
+          provider: {openAI: {}}
+          policies: {backendAuth: {key: k2}, health: {eviction: {duration: 1m}}}
+      - providers:
+        - name: s1
+          provider: {anthropic: {}}
+  - host: localhost:9000
+"#;
+    let l = load_str("t.yaml", text, &no_env).unwrap_or_else(|e| panic!("{e}"));
+    let r = &l.config.routes[0];
+    assert_eq!(
+        r.policies.retry,
+        Some(Retry {
+            attempts: 3,
+            backoff: Some(std::time::Duration::from_millis(100)),
+            codes: vec![429, 503]
+        })
+    );
+    assert_eq!(
+        r.backends.iter().map(|b| b.weight).collect::<Vec<_>>(),
+        [9, 1, 1]
+    );
+    let ev = r.backends[0]
+        .policies
+        .health
+        .as_ref()
+        .unwrap()
+        .eviction
+        .as_ref()
+        .unwrap();
+    assert_eq!(ev.consecutive_failures, 2);
+    assert_eq!(ev.duration, Some(std::time::Duration::from_secs(10)));
+    let Backend::Groups(g) = &r.backends[1].kind else {
+        panic!("groups")
+    };
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[0][0].name, "p1");
+    assert!(matches!(
+        g[0][0].policies.backend_auth,
+        Some(BackendAuth::Key(_))
+    ));
+    assert_eq!(g[1][0].name, "s1");
+    // The keys never print.
+    let shown = l.config.redacted_json().to_string();
+    assert!(!shown.contains("k1") && !shown.contains("k2"), "{shown}");
+
+    let refused = [
+        (
+            "retry: {attempts: 2, codes: [429], condition: 'true'}",
+            "not supported yet",
+        ),
+        (
+            "retry: {attempts: 2, codes: [429], precondition: 'true'}",
+            "not supported yet",
+        ),
+        ("retry: {attempts: 0, codes: [429]}", "expected 1 to 255"),
+        ("retry: {attempts: 2}", "missing required key `codes`"),
+    ];
+    for (policy, want) in refused {
+        let t =
+            format!("routes:\n- name: r\n  policies:\n    {policy}\n  backends:\n  - host: h:1\n");
+        let errs = load_err(&t).join("\n");
+        assert!(errs.contains(want), "{policy}: {errs}");
+    }
+    let refused = [
+        (
+            "health: {unhealthyExpression: 'response.code >= 500'}",
+            "unhealthyExpression",
+        ),
+        ("health: {eviction: {restoreHealth: 0.5}}", "restoreHealth"),
+        (
+            "health: {eviction: {healthThreshold: 0.5}}",
+            "healthThreshold",
+        ),
+        (
+            "requestHeaderModifier: {set: [{name: a, value: b}]}",
+            "not supported yet",
+        ),
+        ("backendAuthz: {}", "unknown key"),
+    ];
+    for (policy, want) in refused {
+        let t =
+            format!("routes:\n- name: r\n  backends:\n  - host: h:1\n    policies: {{{policy}}}\n");
+        let errs = load_err(&t).join("\n");
+        assert!(errs.contains(want), "{policy}: {errs}");
+    }
+    // Two backends one name, and weights that serve nothing.
+    let errs = load_err(
+        "routes:\n- name: r\n  backends:\n  - ai: {provider: {anthropic: {}}}\n  - ai: {provider: {openAI: {}}}\n",
+    )
+    .join("\n");
+    assert!(errs.contains("named `r`"), "{errs}");
+    let errs =
+        load_err("routes:\n- name: r\n  backends:\n  - weight: 0\n    host: h:1\n").join("\n");
+    assert!(errs.contains("weight: 0"), "{errs}");
+    let errs = load_err(
+        "routes:\n- name: r\n  backends:\n  - ai: {groups: [{providers: [{provider: {anthropic: {}}}]}]}\n",
+    )
+    .join("\n");
+    assert!(errs.contains("missing required key `name`"), "{errs}");
 }

@@ -16,7 +16,7 @@ fn route(backend: &str, policies: &str) -> String {
 
 fn backend(text: &str) -> AiBackend {
     let l = load(text).unwrap_or_else(|e| panic!("{e:?}"));
-    match &l.config.routes[0].backends[0] {
+    match &l.config.routes[0].backends[0].kind {
         Backend::Ai(a) => a.clone(),
         other => panic!("{other:?}"),
     }

@@ -287,7 +287,7 @@ pub struct Route {
     /// Empty = matches everything.
     pub matches: Vec<Match>,
     pub policies: Policies,
-    pub backends: Vec<Backend>,
+    pub backends: Vec<RouteBackend>,
     /// `None`: applies to every bind and listener.
     pub listener: Option<ListenerRef>,
     pub location: Location,
@@ -340,6 +340,10 @@ pub struct Policies {
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<BackendTls>,
     pub timeout: Option<Timeouts>,
+    /// `retry`: further attempts (on the same or another backend) before
+    /// the first byte of an answer reaches the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
     pub ai: Option<AiPolicy>,
     /// Wasm policies, in config order.
     pub attachments: Vec<PluginAttachment>,
@@ -453,12 +457,78 @@ impl AiKind {
     ];
 }
 
+/// `policies.retry` (agentgateway's `RetryPolicy`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Retry {
+    /// Total calls per client request, the first one included (the
+    /// documented meaning; agentgateway's code makes one more).
+    pub attempts: u8,
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub backoff: Option<Duration>,
+    /// Statuses that are retried instead of answered.
+    pub codes: Vec<u16>,
+}
+
+/// One entry of a route's `backends` list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteBackend {
+    /// Relative share of traffic among the route's backends (default 1).
+    pub weight: u32,
+    #[serde(flatten)]
+    pub kind: Backend,
+    /// `backends[].policies`: auth, TLS and health for this backend only.
+    #[serde(skip_serializing_if = "BackendPolicies::is_empty")]
+    pub policies: BackendPolicies,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Backend {
     Ai(AiBackend),
     /// `"host:port"`.
     Host(String),
+    /// `ai: {groups: [...]}`: priority groups of named providers; the first
+    /// group with a healthy provider serves.
+    Groups(Vec<Vec<AiBackend>>),
+}
+
+/// The backend policies Sluice implements (agentgateway's
+/// `LocalBackendPolicies`); the others are refused at load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendPolicies {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_auth: Option<BackendAuth>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pass_headers: Vec<String>,
+    #[serde(rename = "backendTLS", skip_serializing_if = "Option::is_none")]
+    pub backend_tls: Option<BackendTls>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+impl BackendPolicies {
+    pub fn is_empty(&self) -> bool {
+        *self == BackendPolicies::default()
+    }
+}
+
+/// `health`: when failures take a backend out of rotation. A failure is a
+/// connection or TLS error, a timeout before headers, or a 5xx (what
+/// agentgateway counts when no `unhealthyExpression` is set).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Health {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eviction: Option<Eviction>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Eviction {
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub duration: Option<Duration>,
+    /// Failures in a row that evict (default 1).
+    pub consecutive_failures: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -476,6 +546,10 @@ pub struct AiBackend {
     pub host_override: Option<String>,
     pub path_prefix: Option<String>,
     pub path_override: Option<String>,
+    /// A group member's own `policies` (empty for a plain `ai:` backend,
+    /// whose policies sit beside it in the `backends` entry).
+    #[serde(skip_serializing_if = "BackendPolicies::is_empty")]
+    pub policies: Box<BackendPolicies>,
 }
 
 /// Which provider a backend is, as agentgateway's `provider:` key names it.

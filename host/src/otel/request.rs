@@ -36,6 +36,9 @@ pub struct RequestTrace {
     headers: Vec<(String, String)>,
     client_ip: String,
     upstream: Option<Upstream>,
+    /// Attempts before the one that answered (retries, failovers), each
+    /// with the moment the next one replaced it.
+    earlier: Vec<(Upstream, Instant)>,
     /// Content is recorded for this request (`config.tracing.content`, and
     /// its route masks answers or `allowUnmasked` is set).
     content: bool,
@@ -133,6 +136,7 @@ impl RequestTrace {
             headers: captured,
             client_ip: s.peer.ip().to_string(),
             upstream: None,
+            earlier: Vec::new(),
             content: false,
             output: None,
         }
@@ -185,6 +189,9 @@ impl RequestTrace {
             Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(0)),
             _ => (authority.to_string(), if https { 443 } else { 80 }),
         };
+        if let Some(prev) = self.upstream.take() {
+            self.earlier.push((prev, Instant::now()));
+        }
         self.upstream = Some(Upstream {
             span_id,
             start: Instant::now(),
@@ -281,7 +288,39 @@ impl RequestTrace {
             server.set(name.clone(), v);
         }
 
-        // The client span of the upstream attempt.
+        // A client span for each attempt that did not answer: where it went,
+        // how it failed.
+        for (u, ended) in &self.earlier {
+            let mut c = SpanData {
+                trace_id: self.trace_id,
+                span_id: u.span_id,
+                parent: Some(self.span_id),
+                tracestate: None,
+                name: self.method.clone(),
+                kind: Kind::Client,
+                start: wall(self.anchor, u.start),
+                end: wall(self.anchor, *ended),
+                attrs: Vec::with_capacity(6),
+                error: None,
+            };
+            c.set("server.address", Value::Str(u.address.clone()));
+            c.set("server.port", Value::Int(u.port.into()));
+            c.set("http.request.method", Value::Str(self.method.clone()));
+            if let Some(s) = u.status {
+                c.set("http.response.status_code", Value::Int(s.into()));
+            }
+            let error_type = u
+                .error_type
+                .map(str::to_string)
+                .or_else(|| u.status.filter(|s| *s >= 400).map(|s| s.to_string()));
+            if let Some(e) = error_type {
+                c.error = Some(e.clone());
+                c.set("error.type", Value::Str(e));
+            }
+            spans.push(c);
+        }
+
+        // The client span of the upstream attempt that answered.
         if let Some(u) = &self.upstream {
             let mut c = SpanData {
                 trace_id: self.trace_id,

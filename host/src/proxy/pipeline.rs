@@ -13,17 +13,25 @@
 //!    phase 2, so header hooks see the decoded `Content-Length`: a size limit
 //!    cannot be walked past by compression. All of it counts against the
 //!    shared body budget, the decoded copy included.
-//! 4. **upstream_request**: rewrite the path, pick the origin, forward or inject credentials.
-//! 5. **upstream**: send it, with the route's timeout; 502/504 in the provider's shape.
+//! 4. **upstream_request**: pick a backend (`backends.rs`: weights, priority
+//!    groups, health), rewrite the path, shape the request for its provider,
+//!    forward or inject its credential.
+//! 5. **upstream**: send it, with the time left; on a connection failure, a
+//!    timeout or a status in `retry.codes`, back to 4 for the next attempt
+//!    (`attempts.rs`), the body replayed from memory. 502/503/504 in the
+//!    client's shape when no attempt answered.
 //! 6. **response_filter**: policies see the response headers.
 //! 7. **response_body_filter**: pass, observe (usage) or rewrite (JSON whole / SSE events).
 //! 8. **logging**: when the body ends, the completion hook, access log and metrics
 //!    (`Session::finish`, run by the response body).
 //!
-//! Nothing goes upstream before phases 2-3 have decided.
+//! Nothing goes upstream before phases 2-3 have decided, and phases 2-3 run
+//! once per client request however many attempts phase 5 makes.
 
+use super::attempts::{Attempts, Failure, Next, Outcome};
+use super::backends::Candidate;
 use super::budget;
-use super::client::{error_chain, UpstreamBody};
+use super::client::UpstreamBody;
 use super::errors::{error_response, ErrorShape};
 use super::guard;
 use super::headers;
@@ -77,10 +85,10 @@ pub async fn handle(
     if let Some(t) = &tracer {
         start_trace(t, &mut session, &listener.name, &req, peer);
     }
-    // Phase 1b: a request in a format the backend's provider does not speak
-    // is refused before any policy or upstream sees it.
+    // Phase 1b: a request in a format no backend's provider speaks is
+    // refused before any policy or upstream sees it.
     let kind = kind_of(&session);
-    if !provider::speaks(route.target.api(), kind) {
+    if !route.backends.all().any(|c| fits(c, kind)) {
         return wrong_format(session, &route, kind);
     }
     let (mut parts, body) = req.into_parts();
@@ -129,48 +137,70 @@ pub async fn handle(
     // A policy asks for the body with `need-body`; one with only a body hook
     // (nothing to decide on at headers) always gets it.
     // The backend may need the body in hand as well (a model override, a
-    // provider that rewrites or signs it): it is read here then, once.
+    // provider that rewrites or signs it), and so does a route that may
+    // replay it on a further attempt: it is read here then, once, within
+    // the body budget (too large: refused, never replayed in part).
     let mut _held_body = None;
     let policy_body = need_body || session.chain.body_without_headers();
-    let body: Forward = if policy_body || forward_needs_body(&route, kind) {
-        let got = match buffered.take() {
-            Some(b) => b,
-            None => match read_body(&mut body, declared, &mut parts.headers).await {
-                Ok(b) => b,
-                Err(r) => return body_refused(session, r),
-            },
-        };
-        _held_body = Some(got.held);
-        let mut bytes = got.bytes;
-        if let Err(r) = request_body::check_json(session.scope.ctx.kind, &bytes) {
-            return body_refused(session, r);
-        }
-        note_request_body(&mut session.scope.ctx, &bytes);
-        // Aliases rewrite the model before any policy or upstream sees it.
-        if let Err(e) = apply_alias(&mut session, &route, &mut bytes) {
-            return session.error(500, "", &e.to_string());
-        }
-        if policy_body {
-            let chain = session.chain.clone();
-            match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
-                Ok(None) => {}
-                Ok(Some(r)) => return session.immediate(r),
-                Err(f) => return session.policy_failure(f),
+    let mut body: Forward =
+        if policy_body || forward_needs_body(&route, kind) || Attempts::may_replay(&route) {
+            let got = match buffered.take() {
+                Some(b) => b,
+                None => match read_body(&mut body, declared, &mut parts.headers).await {
+                    Ok(b) => b,
+                    Err(r) => return body_refused(session, r),
+                },
+            };
+            _held_body = Some(got.held);
+            let mut bytes = got.bytes;
+            if let Err(r) = request_body::check_json(session.scope.ctx.kind, &bytes) {
+                return body_refused(session, r);
             }
-        }
-        Forward::Whole(bytes)
-    } else if let Some(got) = buffered.take() {
-        // Read early, and no policy wanted it after all: it goes upstream as
-        // the policies' headers describe it, decoded.
-        _held_body = Some(got.held);
-        Forward::Whole(got.bytes)
-    } else {
-        Forward::Stream(body.take().expect("the body is not read yet").boxed())
-    };
+            note_request_body(&mut session.scope.ctx, &bytes);
+            // Aliases rewrite the model before any policy or upstream sees it.
+            if let Err(e) = apply_alias(&mut session, &route, &mut bytes) {
+                return session.error(500, "", &e.to_string());
+            }
+            if policy_body {
+                let chain = session.chain.clone();
+                match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
+                    Ok(None) => {}
+                    Ok(Some(r)) => return session.immediate(r),
+                    Err(f) => return session.policy_failure(f),
+                }
+            }
+            Forward::Whole(bytes)
+        } else if let Some(got) = buffered.take() {
+            // Read early, and no policy wanted it after all: it goes upstream as
+            // the policies' headers describe it, decoded.
+            _held_body = Some(got.held);
+            Forward::Whole(got.bytes)
+        } else {
+            Forward::Stream(Some(body.take().expect("the body is not read yet").boxed()))
+        };
 
-    // Phase 4: upstream_request.
-    let mut upstream_req =
-        match upstream_request(&session, &route, parts, body, prefix_len, peer).await {
+    // Phases 4-5: upstream_request and upstream, one attempt after another.
+    // Each attempt picks a backend, has its provider shape the request (path,
+    // body, credential) and sends it with the time left; a failure or a
+    // retryable status leads to the next attempt. Policies ran once, above.
+    let mut attempts = Attempts::new(&route, &metrics, kind, session.started);
+    let (served, resp) = loop {
+        let c = match attempts.next().await {
+            Next::Try(c) => c,
+            Next::Answer(c, resp) => break (c, resp),
+            Next::Fail(f) => return failed(session, f),
+        };
+        session.serve_with(&c, attempts.made());
+        let req = upstream_request(
+            &session,
+            &route,
+            &c,
+            parts.clone(),
+            &mut body,
+            prefix_len,
+            peer,
+        );
+        let mut upstream_req = match req.await {
             Ok(r) => r,
             Err(ProviderError::BadRequest(msg)) => {
                 return session.error(400, "invalid_request_error", &msg)
@@ -180,38 +210,16 @@ pub async fn handle(
                 return session.error(500, "", &e.to_string());
             }
         };
-    if let Some(t) = session.trace.as_mut() {
-        trace_upstream(t, &route, &mut upstream_req);
-    }
-
-    // Phase 5: upstream.
-    let resp = match tokio::time::timeout(route.request_timeout, route.client.request(upstream_req))
-        .await
-    {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let msg = format!(
-                "upstream {} unreachable: {}",
-                route.target.authority,
-                error_chain(&e)
-            );
-            tracing::warn!(route = %route.name, error = %msg, "upstream request failed");
-            if let Some(t) = session.trace.as_mut() {
-                t.upstream_failed("connect");
-            }
-            return session.error(502, "", &msg);
+        if let Some(t) = session.trace.as_mut() {
+            trace_upstream(t, &c, &mut upstream_req);
         }
-        Err(_) => {
-            let msg = format!(
-                "upstream {} did not answer within {:?}",
-                route.target.authority, route.request_timeout
-            );
-            if let Some(t) = session.trace.as_mut() {
-                t.upstream_failed("timeout");
-            }
-            return session.error(504, "", &msg);
+        let sent = tokio::time::timeout(attempts.time_left(), c.client.request(upstream_req)).await;
+        match attempts.outcome(&c, sent, session.trace.as_deref_mut()) {
+            Outcome::Answer(resp) => break (c, resp),
+            Outcome::TryAgain => continue,
         }
     };
+    session.serve_with(&served, attempts.made());
 
     // Phase 6: response_filter. An answer the client cannot read as it is
     // (another framing or error envelope) is transcoded first, so policies
@@ -219,7 +227,7 @@ pub async fn handle(
     let (mut parts, body) = resp.into_parts();
     headers::prepare_response(&mut parts.headers);
     session.status = parts.status.as_u16();
-    let transcoder = route
+    let transcoder = served
         .target
         .api()
         .and_then(|a| a.transcoder(kind, session.status, &mut parts.headers));
@@ -244,20 +252,39 @@ pub async fn handle(
 
 /// The request body as phase 4 forwards it.
 enum Forward {
-    /// Read whole (a policy or the backend needed it).
+    /// Read whole (a policy or a backend needed it, or an attempt may be
+    /// replayed): every attempt sends the same bytes.
     Whole(Bytes),
-    /// Streamed through untouched.
-    Stream(UpstreamBody),
+    /// Streamed through untouched, by the one attempt there can be.
+    Stream(Option<UpstreamBody>),
 }
 
-/// Whether forwarding to the route's backend needs the body in hand: a
-/// model override rewrites it, and some providers rewrite or sign it.
+/// Whether a backend can serve a request of `kind` (it speaks its format).
+fn fits(c: &Candidate, kind: AiKind) -> bool {
+    provider::speaks(c.target.api(), kind)
+}
+
+/// Whether forwarding to one of the route's backends needs the body in
+/// hand: a model override rewrites it, and some providers rewrite or sign it.
 fn forward_needs_body(route: &RouteEntry, kind: AiKind) -> bool {
-    let Some(api) = route.target.api() else {
-        return false;
-    };
     let json = !matches!(kind, AiKind::Passthrough | AiKind::Models);
-    (json && (route.target.model.is_some() || !route.aliases.is_empty())) || api.needs_body(kind)
+    (json && !route.aliases.is_empty())
+        || route.backends.all().filter(|c| fits(c, kind)).any(|c| {
+            c.target
+                .api()
+                .is_some_and(|api| (json && c.target.model.is_some()) || api.needs_body(kind))
+        })
+}
+
+/// Phase 5 ended without an answer to pass on: 502, 503 (every backend
+/// evicted, with `Retry-After`) or 504, in the client's shape.
+fn failed(session: Session, f: Failure) -> Response<ResponseBody> {
+    let mut resp = session.error(f.status, "", &f.message);
+    if let Some(s) = f.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
 }
 
 /// `ai.modelAliases`: the requested model becomes the served one in the
@@ -308,13 +335,13 @@ fn start_trace(
     }
 }
 
-/// Phase 4, traced: the upstream attempt's client span, its `traceparent`,
-/// and the GenAI parameters read off the body on its way.
-fn trace_upstream(t: &mut otel::RequestTrace, route: &RouteEntry, req: &mut Request<UpstreamBody>) {
+/// Phase 4, traced: the upstream attempt's client span (one per attempt),
+/// its `traceparent`, and the GenAI parameters read off the body on its way.
+fn trace_upstream(t: &mut otel::RequestTrace, c: &Candidate, req: &mut Request<UpstreamBody>) {
     t.upstream_start(
         req.headers_mut(),
-        route.target.authority.as_str(),
-        route.target.scheme == http::uri::Scheme::HTTPS,
+        c.target.authority.as_str(),
+        c.target.scheme == http::uri::Scheme::HTTPS,
     );
     let body = std::mem::replace(
         req.body_mut(),
@@ -450,15 +477,19 @@ fn route(
 
     let rewritten = rewrite_path(path, route.rewrite.as_ref(), hit.prefix_len);
     let kind = ai_kind(route.ai_routes.as_deref(), &rewritten);
+    // Until an attempt picks one, policies are told of the first backend
+    // that can serve the request.
+    let first = route
+        .backends
+        .all()
+        .find(|c| fits(c, kind))
+        .unwrap_or_else(|| route.backends.first())
+        .clone();
     let ctx = RequestContext {
         request_id: request_id(req),
         route: route.name.clone(),
-        backend: route.target.name.clone(),
-        provider: match route.target.api().map(|a| a.family()) {
-            Some(Family::Anthropic) => policy::Provider::Anthropic,
-            Some(Family::OpenAi) => policy::Provider::Openai,
-            None => policy::Provider::None,
-        },
+        backend: first.target.name.clone(),
+        provider: policy_provider(&first),
         kind: policy_kind(kind),
         method: req.method().to_string(),
         path: path.to_string(),
@@ -468,7 +499,7 @@ fn route(
         streaming: false,
     };
     let mut scope = RequestScope::new(ctx);
-    if let Some(api) = route.target.api() {
+    if let Some(api) = first.target.api() {
         // The exact provider, beside the context's two-family `provider`.
         scope.attrs.insert(
             "backend.provider".into(),
@@ -480,7 +511,12 @@ fn route(
         route: Some(route.clone()),
         chain: Arc::new(Chain::new(attachments)),
         scope,
-        shape: route.shape,
+        shape: route.shape.unwrap_or(match kind {
+            AiKind::Messages | AiKind::AnthropicTokenCount => ErrorShape::Anthropic,
+            _ => ErrorShape::OpenAi,
+        }),
+        backend: Some(first),
+        attempts: 0,
         status: 0,
         short_circuited: false,
         metrics: metrics.clone(),
@@ -534,6 +570,8 @@ fn unrouted_session(
             streaming: false,
         }),
         shape,
+        backend: None,
+        attempts: 0,
         status: 404,
         short_circuited: true,
         metrics: metrics.clone(),
@@ -548,12 +586,13 @@ fn unrouted_session(
 async fn upstream_request(
     session: &Session,
     route: &RouteEntry,
+    c: &Candidate,
     mut parts: http::request::Parts,
-    body: Forward,
+    body: &mut Forward,
     prefix_len: Option<usize>,
     peer: SocketAddr,
 ) -> Result<Request<UpstreamBody>, ProviderError> {
-    let t = &route.target;
+    let t = &c.target;
     let ctx = &session.scope.ctx;
     headers::prepare_request(&mut parts.headers, peer.ip());
     let w = session.chain.wants();
@@ -566,7 +605,7 @@ async fn upstream_request(
         headers::limit_accept_encoding(&mut parts.headers);
     }
     if t.credential.is_some() {
-        super::billing::drop_billing_headers(&mut parts.headers, &route.pass_headers);
+        super::billing::drop_billing_headers(&mut parts.headers, &c.pass_headers);
     }
     if !parts.headers.contains_key("x-request-id") {
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
@@ -574,8 +613,8 @@ async fn upstream_request(
         }
     }
     let (whole, stream) = match body {
-        Forward::Whole(b) => (Some(b), None),
-        Forward::Stream(s) => (None, Some(s)),
+        Forward::Whole(b) => (Some(b.clone()), None),
+        Forward::Stream(s) => (None, s.take()),
     };
     let mut out = provider::Outgoing {
         kind: kind_of(session),
@@ -750,10 +789,17 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
         AiKind::Messages | AiKind::AnthropicTokenCount => ErrorShape::Anthropic,
         _ => ErrorShape::OpenAi,
     };
-    let backend = route
-        .target
-        .api()
-        .map_or("plain HTTP", |a| a.provider().config_name());
+    let mut names: Vec<&str> = route
+        .backends
+        .all()
+        .map(|c| {
+            c.target
+                .api()
+                .map_or("plain HTTP", |a| a.provider().config_name())
+        })
+        .collect();
+    names.dedup();
+    let backend = names.join("`, `");
     let msg = format!(
         "route `{}` sends this request to an `{backend}` backend, which does not accept {} requests; \
          the gateway does not translate between API formats",
@@ -762,6 +808,15 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
     );
     tracing::info!(route = %route.name, kind = ?kind, backend, "request format not spoken by the backend");
     session.error(400, "invalid_request_error", &msg)
+}
+
+/// The provider family a plugin is told (WIT `types.provider`).
+pub(super) fn policy_provider(c: &Candidate) -> policy::Provider {
+    match c.target.api().map(|a| a.family()) {
+        Some(Family::Anthropic) => policy::Provider::Anthropic,
+        Some(Family::OpenAi) => policy::Provider::Openai,
+        None => policy::Provider::None,
+    }
 }
 
 fn kind_of(session: &Session) -> AiKind {

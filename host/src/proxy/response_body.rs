@@ -230,20 +230,24 @@ impl ResponseBody {
     /// events have no names) and `event: error` in a Responses stream.
     fn fail_stream(&mut self, f: crate::policy::PolicyFailure) {
         tracing::warn!(plugin = %f.plugin, reason = %f.reason, "policy failed closed mid-stream");
+        self.error_event(f.status, &f.client_message());
+        self.error = Some(format!("policy {} failed: {}", f.plugin, f.reason));
+    }
+
+    /// End the stream with the provider's error event (see [`Self::fail_stream`]).
+    fn error_event(&mut self, status: u16, message: &str) {
         let (shape, kind) = self
             .session
             .as_ref()
             .map(|s| (s.shape, s.scope.ctx.kind))
             .unwrap_or((ErrorShape::Anthropic, crate::policy::AiKind::Messages));
-        let message = f.client_message();
-        let data = error_body(shape, f.status, "", &message);
+        let data = error_body(shape, status, "", message);
         let name = match (shape, kind) {
             (ErrorShape::OpenAi, crate::policy::AiKind::Completions) => None,
             _ => Some("error"),
         };
         self.out
             .push_back(sse::encode(name, &String::from_utf8_lossy(&data), None));
-        self.error = Some(format!("policy {} failed: {}", f.plugin, f.reason));
         self.done = true;
         self.source = Source::Full(None);
     }
@@ -409,6 +413,17 @@ impl Body for ResponseBody {
                     },
                     Poll::Ready(Some(Err(e))) => {
                         this.error = Some(format!("upstream body error: {e}"));
+                        if matches!(this.mode, Mode::ObserveSse { .. } | Mode::Events { .. }) {
+                            // The answer's head is out: it is never replayed
+                            // on another backend. An event stream ends with
+                            // the provider's error event, which SDKs raise.
+                            tracing::warn!(error = %e, "upstream stream broke mid-answer");
+                            this.error_event(
+                                502,
+                                "the upstream stream broke before the answer ended",
+                            );
+                            continue;
+                        }
                         this.done = true;
                         this.finish();
                         return Poll::Ready(Some(Err(Box::new(e))));

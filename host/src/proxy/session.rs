@@ -1,6 +1,7 @@
 //! Per-request state carried through the pipeline, and the logging phase that
 //! closes it: the completion hook, the access-log line and the metrics.
 
+use super::backends::Candidate;
 use super::errors::{error_body, ErrorShape};
 use super::response_body::ResponseBody;
 use super::snapshot::RouteEntry;
@@ -18,6 +19,11 @@ pub struct Session {
     pub chain: Arc<Chain>,
     pub scope: RequestScope,
     pub shape: ErrorShape,
+    /// The backend serving the request: the last one an attempt went to
+    /// (before any attempt, the first that can serve it).
+    pub backend: Option<Arc<Candidate>>,
+    /// Calls made upstream (retries and failovers included).
+    pub attempts: u8,
     pub status: u16,
     /// Set when a policy (or the gateway) answered instead of the upstream.
     pub short_circuited: bool,
@@ -43,6 +49,15 @@ pub struct Outcome {
 }
 
 impl Session {
+    /// An attempt goes to `c`: the access log, the metrics and the
+    /// policies that still run (response hooks) name it from now on.
+    pub fn serve_with(&mut self, c: &Arc<Candidate>, attempts: u8) {
+        self.scope.ctx.backend = c.target.name.clone();
+        self.scope.ctx.provider = super::pipeline::policy_provider(c);
+        self.backend = Some(c.clone());
+        self.attempts = attempts;
+    }
+
     pub fn route_name(&self) -> &str {
         &self.scope.ctx.route
     }
@@ -148,9 +163,9 @@ impl Session {
             .take(crate::metrics::MAX_MODEL_LABEL)
             .collect();
         let provider = self
-            .route
+            .backend
             .as_ref()
-            .and_then(|r| r.target.api())
+            .and_then(|c| c.target.api())
             .map_or("none", |a| a.provider().label());
         tracing::info!(
             target: "sluice::access",
@@ -164,6 +179,7 @@ impl Session {
             model = %logged_model,
             requested_model = self.requested_model.as_deref(),
             status = self.status,
+            attempts = self.attempts,
             input_tokens = usage.map(|u| u.input_tokens),
             output_tokens = usage.map(|u| u.output_tokens),
             cache_read_tokens = usage.map(|u| u.cache_read_tokens),

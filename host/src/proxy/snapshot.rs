@@ -1,11 +1,14 @@
 //! The running configuration: the config compiled into routes, targets,
 //! clients and policy chains, swapped as a whole on reload.
 
-use super::client::{ClientError, HttpClient, TlsKey, Upstreams};
+use super::backends::{Backends, Candidate, Pool};
+use super::client::{ClientError, TlsKey, Upstreams};
 use super::errors::ErrorShape;
 use super::router::MatchSet;
 use super::target::Target;
-use crate::config::{AiKind, Config, ModelAliases, PathRewrite, Route, Secret};
+use crate::config::{
+    AiKind, Backend, BackendPolicies, Config, ModelAliases, PathRewrite, Retry, Route, Secret,
+};
 use crate::policy::Attachment;
 use crate::provider::auth::Credential;
 use crate::provider::Family;
@@ -20,17 +23,30 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// A route that serves requests.
 pub struct RouteEntry {
     pub name: String,
-    pub target: Target,
-    pub client: HttpClient,
+    /// Where it forwards to: one backend, or several with weights, groups
+    /// and health.
+    pub backends: Backends,
     pub rewrite: Option<PathRewrite>,
     pub ai_routes: Option<Vec<(String, AiKind)>>,
+    /// Time to response headers, for one attempt.
+    pub attempt_timeout: Duration,
+    /// Time to response headers over every attempt and the backoff between.
     pub request_timeout: Duration,
+    /// `policies.retry`: total calls (1: no retry), backoff and statuses.
+    pub retry: Option<Retry>,
     pub attachments: Vec<Arc<Attachment>>,
-    pub shape: ErrorShape,
-    /// `backendAuth.passHeaders`: billing headers kept beside the injected key.
-    pub pass_headers: Vec<String>,
+    /// The error shape of the route's own answers; `None` when its backends
+    /// answer in different families: the client's format decides then.
+    pub shape: Option<ErrorShape>,
     /// `ai.modelAliases`: requested model → served model.
     pub aliases: ModelAliases,
+}
+
+impl RouteEntry {
+    /// Total calls one client request may make.
+    pub fn attempts(&self) -> u8 {
+        self.retry.as_ref().map_or(1, |r| r.attempts.max(1))
+    }
 }
 
 /// A policy layer: a route entry without backends.
@@ -45,6 +61,8 @@ pub struct Snapshot {
     /// with its own route table.
     pub binds: HashMap<u16, BindTable>,
     pub config: Arc<Config>,
+    /// Every route once, in config order (for `GET /backends`).
+    pub routes: Vec<Arc<RouteEntry>>,
 }
 
 /// The listeners sharing one port.
@@ -102,52 +120,70 @@ impl Snapshot {
         let mut routes = Vec::new();
         for r in &config.routes {
             MatchSet::compile(&r.matches).map_err(|m| err(r, m))?;
-            let backend = r
-                .backends
-                .first()
-                .ok_or_else(|| err(r, "no backends".into()))?;
-            if r.backends.len() > 1 {
-                tracing::warn!(route = %r.name, "several backends: only the first one is used");
+            if r.backends.is_empty() {
+                return Err(err(r, "no backends".into()));
             }
             let p = &r.policies;
-            let tls = p.backend_tls.clone().unwrap_or_default();
-            let mut target =
-                Target::compile(backend, p.backend_tls.is_some()).map_err(|m| err(r, m))?;
-            if let Some(auth) = &p.backend_auth {
-                let region = match backend {
-                    crate::config::Backend::Ai(ai) => ai.params.region.as_deref(),
-                    _ => None,
+            let mut pools = Vec::new();
+            for b in &r.backends {
+                let compile = |kind: &Backend, own: &BackendPolicies| {
+                    candidate(r, kind, own, upstreams)
+                        .map(Arc::new)
+                        .map_err(|m| err(r, m))
                 };
-                target.credential =
-                    Credential::compile(auth, target.api(), region, &|n| std::env::var(n).ok())
-                        .map_err(|e| err(r, e.to_string()))?;
+                let groups = match &b.kind {
+                    Backend::Groups(groups) => groups
+                        .iter()
+                        .map(|g| {
+                            g.iter()
+                                .map(|ai| compile(&Backend::Ai(ai.clone()), &ai.policies))
+                                .collect::<Result<Vec<_>, _>>()
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    single => vec![vec![compile(single, &b.policies)?]],
+                };
+                pools.push(Pool {
+                    weight: b.weight,
+                    groups,
+                });
             }
-            let client = upstreams.client(&TlsKey {
-                extra_root: tls.root.clone(),
-            })?;
-            let timeout = p.timeout.clone().unwrap_or_default();
-            let shape = match target.api().map(|a| a.family()) {
-                Some(Family::Anthropic) => ErrorShape::Anthropic,
-                _ => ErrorShape::OpenAi,
+            let backends = Backends { pools };
+            let families: Vec<_> = backends
+                .all()
+                .map(|c| c.target.api().map(|a| a.family()))
+                .collect();
+            let shape = if families.windows(2).all(|w| w[0] == w[1]) {
+                Some(match families[0] {
+                    Some(Family::Anthropic) => ErrorShape::Anthropic,
+                    _ => ErrorShape::OpenAi,
+                })
+            } else {
+                None
             };
+            let timeout = p.timeout.clone().unwrap_or_default();
+            // Without `requestTimeout`, one attempt may take its whole
+            // `backendRequestTimeout` even when that exceeds the default.
+            let request_timeout = timeout.request_timeout.unwrap_or(
+                DEFAULT_REQUEST_TIMEOUT.max(timeout.backend_request_timeout.unwrap_or_default()),
+            );
             routes.push((
                 r,
                 Arc::new(RouteEntry {
                     name: r.name.clone(),
-                    target,
-                    client,
+                    backends,
                     rewrite: p.url_rewrite.as_ref().and_then(|u| u.path.clone()),
                     ai_routes: p
                         .ai
                         .as_ref()
                         .map(|a| a.routes.iter().map(|(k, v)| (k.clone(), *v)).collect()),
-                    request_timeout: timeout
+                    attempt_timeout: timeout
                         .backend_request_timeout
-                        .or(timeout.request_timeout)
-                        .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+                        .unwrap_or(request_timeout)
+                        .min(request_timeout),
+                    request_timeout,
+                    retry: p.retry.clone(),
                     attachments: plugins.attach(r).map_err(|m| err(r, m))?,
                     shape,
-                    pass_headers: p.pass_headers.clone(),
                     aliases: p
                         .ai
                         .as_ref()
@@ -205,6 +241,51 @@ impl Snapshot {
             );
         }
         super::budget::GLOBAL.set_limit(config.limits.body_buffer_budget);
-        Ok(Snapshot { binds, config })
+        let routes = routes.into_iter().map(|(_, e)| e).collect();
+        Ok(Snapshot {
+            binds,
+            config,
+            routes,
+        })
     }
+}
+
+/// One backend compiled: its origin and provider, its credential and TLS
+/// (its own `policies` first, then the route's), and its health, found
+/// again by route and name so it outlives a reload.
+fn candidate(
+    r: &Route,
+    b: &Backend,
+    own: &BackendPolicies,
+    upstreams: &Upstreams,
+) -> Result<Candidate, String> {
+    let p = &r.policies;
+    let tls = own.backend_tls.as_ref().or(p.backend_tls.as_ref());
+    let mut target = Target::compile(b, tls.is_some())?;
+    let (auth, pass_headers) = match &own.backend_auth {
+        Some(a) => (Some(a), own.pass_headers.clone()),
+        None => (p.backend_auth.as_ref(), p.pass_headers.clone()),
+    };
+    if let Some(auth) = auth {
+        let region = match b {
+            Backend::Ai(ai) => ai.params.region.as_deref(),
+            _ => None,
+        };
+        target.credential =
+            Credential::compile(auth, target.api(), region, &|n| std::env::var(n).ok())
+                .map_err(|e| e.to_string())?;
+    }
+    let client = upstreams
+        .client(&TlsKey {
+            extra_root: tls.and_then(|t| t.root.clone()),
+        })
+        .map_err(|e| e.to_string())?;
+    let health = super::health::lookup(&r.name, &target.name);
+    Ok(Candidate {
+        target,
+        client,
+        pass_headers,
+        eviction: own.health.as_ref().and_then(|h| h.eviction.clone()),
+        health,
+    })
 }

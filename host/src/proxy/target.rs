@@ -44,6 +44,9 @@ impl Target {
                     credential: None,
                 })
             }
+            config::Backend::Groups(_) => {
+                Err("a group of providers is compiled one provider at a time".into())
+            }
             config::Backend::Host(h) => {
                 let (scheme, authority) = origin(h, tls_configured)?;
                 Ok(Target {
@@ -211,6 +214,7 @@ mod tests {
             host_override: host.map(str::to_string),
             path_prefix: prefix.map(str::to_string),
             path_override: None,
+            policies: Default::default(),
         })
     }
 
