@@ -73,3 +73,5 @@ mod tests {
         assert!(speaks(None, Messages) && speaks(None, Completions));
     }
 }
+
+pub mod gcp_auth;

@@ -9,9 +9,11 @@
 //! - [`idp`]: an OIDC identity provider (discovery + JWKS) and test RSA keys.
 //! - [`otlp`]: a fake OpenTelemetry collector decoding real OTLP (HTTP and gRPC).
 //! - [`redis`]: a throwaway `redis-server` per test, stoppable and restartable.
+//! - [`gcp`]: a Google OAuth token endpoint and a Vertex AI front that checks its tokens.
 
 pub mod client;
 pub mod gateway;
+pub mod gcp;
 pub mod idp;
 pub mod metrics;
 pub mod otlp;
@@ -22,6 +24,7 @@ pub mod upstream;
 
 pub use client::{Resp, TimedEvent};
 pub use gateway::{ClosedPort, Gateway};
+pub use gcp::{FakeTokenEndpoint, FakeVertex};
 pub use idp::Idp;
 pub use pki::TestPki;
 pub use redis::RedisServer;
