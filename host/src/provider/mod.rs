@@ -75,3 +75,4 @@ mod tests {
 }
 
 pub mod gcp_auth;
+pub mod vertex;
