@@ -74,5 +74,7 @@ mod tests {
     }
 }
 
+pub mod azure;
 pub mod gcp_auth;
+pub mod gemini;
 pub mod vertex;
