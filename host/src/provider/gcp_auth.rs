@@ -122,7 +122,8 @@ struct Cached {
 
 enum Method {
     ServiceAccount {
-        signer: Signer,
+        // Boxed: the parsed RSA key is large, and the enum is built once.
+        signer: Box<Signer>,
         email: String,
         key_id: Option<String>,
         grant: Grant,
@@ -200,7 +201,7 @@ impl GcpTokenSource {
                     },
                 };
                 Method::ServiceAccount {
-                    signer: Signer::from_pem(sa.private_key.expose())?,
+                    signer: Box::new(Signer::from_pem(sa.private_key.expose())?),
                     email: sa.client_email,
                     key_id: sa.private_key_id,
                     grant,
