@@ -454,3 +454,163 @@ impl FakeTokenEndpoint {
         self.state.lock().unwrap().issued.contains_key(token)
     }
 }
+
+/// A fake Gemini API (`generativelanguage.googleapis.com`) serving its
+/// OpenAI-compatible endpoint (`/v1beta/openai/chat/completions`,
+/// `/embeddings`, `/models`) through the shared [`FakeUpstream`]. A request
+/// without `Authorization: Bearer <api_key>` gets Google's answer to a bad
+/// key: 400 `INVALID_ARGUMENT`, the envelope in a one-element array.
+pub struct FakeGemini {
+    upstream: FakeUpstream,
+}
+
+impl std::ops::Deref for FakeGemini {
+    type Target = FakeUpstream;
+    fn deref(&self) -> &FakeUpstream {
+        &self.upstream
+    }
+}
+
+impl FakeGemini {
+    /// Plain HTTP on 127.0.0.1, accepting `api_key`.
+    pub async fn start(api_key: &str) -> FakeGemini {
+        Self::start_with(api_key, UpstreamOptions::plain()).await
+    }
+
+    pub async fn start_with(api_key: &str, opts: UpstreamOptions) -> FakeGemini {
+        let want = format!("Bearer {api_key}");
+        let guard = Arc::new(move |rec: &RecordedRequest| {
+            if rec.header("authorization") == Some(want.as_str()) {
+                return None;
+            }
+            let body = google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+            );
+            Some((400, format!("[{body}]")))
+        });
+        FakeGemini {
+            upstream: FakeUpstream::start(opts.guard(guard)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idp::sign;
+
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    fn claims(aud: &str) -> Value {
+        json!({"iss": TEST_CLIENT_EMAIL, "aud": aud, "scope": CLOUD_PLATFORM_SCOPE,
+               "iat": now_secs(), "exp": now_secs() + 3600})
+    }
+
+    #[test]
+    fn the_endpoint_checks_what_google_checks() {
+        let uri = "http://127.0.0.1:1/token";
+        let good = sign(TEST_RSA_KEY_1, TEST_KEY_ID, &claims(uri));
+        assert!(verify_assertion(Some(&good), uri).is_ok());
+        let wrong_aud = sign(
+            TEST_RSA_KEY_1,
+            TEST_KEY_ID,
+            &claims("http://elsewhere/token"),
+        );
+        assert!(verify_assertion(Some(&wrong_aud), uri).is_err());
+        let wrong_key = sign(TEST_RSA_KEY_2, TEST_KEY_ID, &claims(uri));
+        assert!(verify_assertion(Some(&wrong_key), uri).is_err());
+        let mut c = claims(uri);
+        c["scope"] = json!("https://www.googleapis.com/auth/userinfo.email");
+        let wrong_scope = sign(TEST_RSA_KEY_1, TEST_KEY_ID, &c);
+        assert!(verify_assertion(Some(&wrong_scope), uri).is_err());
+        let mut c = claims(uri);
+        c["exp"] = json!(now_secs() + 7200);
+        assert!(verify_assertion(Some(&sign(TEST_RSA_KEY_1, TEST_KEY_ID, &c)), uri).is_err());
+        assert!(verify_assertion(None, uri).is_err());
+    }
+
+    async fn post(url: String, auth: Option<&str>, body: Value) -> (u16, String) {
+        let mut req = reqwest::Client::new().post(url).json(&body).timeout(LIMIT);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("body"))
+    }
+
+    #[tokio::test]
+    async fn vertex_serves_count_tokens_and_the_openai_compatible_endpoint() {
+        let tokens = FakeTokenEndpoint::start().await;
+        let vertex = FakeVertex::start(&tokens).await;
+        let token = {
+            let mut st = tokens.state.lock().unwrap();
+            st.issued.insert(
+                "ya29.manual".into(),
+                Instant::now() + Duration::from_secs(60),
+            );
+            "Bearer ya29.manual"
+        };
+        let base = format!("{}/v1/projects/p/locations/global", vertex.url());
+        let (s, b) = post(
+            format!("{base}/publishers/anthropic/models/count-tokens:rawPredict"),
+            Some(token),
+            json!({"model": "claude-x", "messages": []}),
+        )
+        .await;
+        assert_eq!((s, b.as_str()), (200, r#"{"input_tokens":11}"#));
+        let chat = format!("{base}/endpoints/openapi/chat/completions");
+        let (s, b) = post(
+            chat.clone(),
+            Some(token),
+            json!({"model": "google/gemini-2.5-flash", "messages": []}),
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert_eq!(
+            serde_json::from_str::<Value>(&b).unwrap()["object"],
+            "chat.completion"
+        );
+        let (s, b) = post(
+            chat,
+            Some(token),
+            json!({"model": "google/gemini-2.5-flash", "stream": true, "messages": []}),
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert!(
+            b.contains("chat.completion.chunk") && b.ends_with("data: [DONE]\n\n"),
+            "{b}"
+        );
+        // Tokens lapse: an expired token is refused like a forged one.
+        tokens
+            .state
+            .lock()
+            .unwrap()
+            .issued
+            .insert("ya29.old".into(), Instant::now());
+        let (s, b) = post(
+            format!("{base}/publishers/anthropic/models/claude-x:rawPredict"),
+            Some("Bearer ya29.old"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(s, 401, "{b}");
+        assert_eq!(vertex.requests().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn gemini_checks_its_key() {
+        let gemini = FakeGemini::start("AIzaTEST").await;
+        let url = format!("{}/v1beta/openai/chat/completions", gemini.url());
+        let body = json!({"model": "gemini-2.5-flash", "messages": []});
+        let (s, _) = post(url.clone(), Some("Bearer AIzaTEST"), body.clone()).await;
+        assert_eq!(s, 200);
+        let (s, b) = post(url, Some("Bearer AIzaWRONG"), body).await;
+        assert_eq!(s, 400);
+        let v: Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v[0]["error"]["status"], "INVALID_ARGUMENT");
+    }
+}

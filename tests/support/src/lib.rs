@@ -9,7 +9,8 @@
 //! - [`idp`]: an OIDC identity provider (discovery + JWKS) and test RSA keys.
 //! - [`otlp`]: a fake OpenTelemetry collector decoding real OTLP (HTTP and gRPC).
 //! - [`redis`]: a throwaway `redis-server` per test, stoppable and restartable.
-//! - [`gcp`]: a Google OAuth token endpoint and a Vertex AI front that checks its tokens.
+//! - [`gcp`]: a Google OAuth token endpoint, a Vertex AI front that checks its tokens, and a
+//!   Gemini API front that checks its key.
 
 pub mod client;
 pub mod gateway;
@@ -24,7 +25,7 @@ pub mod upstream;
 
 pub use client::{Resp, TimedEvent};
 pub use gateway::{ClosedPort, Gateway};
-pub use gcp::{FakeTokenEndpoint, FakeVertex};
+pub use gcp::{FakeGemini, FakeTokenEndpoint, FakeVertex};
 pub use idp::Idp;
 pub use pki::TestPki;
 pub use redis::RedisServer;
