@@ -292,3 +292,37 @@ async fn the_fake_vertex_takes_only_tokens_the_endpoint_issued() {
     );
     assert_eq!(vertex.authorized_requests(&ep).len(), 2);
 }
+
+#[tokio::test]
+async fn works_through_the_gateways_own_client_and_its_resolve_pins() {
+    use crate::proxy::client::{ResolveMap, TlsKey, Upstreams};
+    let ep = FakeTokenEndpoint::start().await;
+    let port = ep.addr().port();
+    // A name only the pin resolves: the exchange must go through the
+    // gateway's connector, as a backend's request would.
+    let named = format!("http://oauth2.sluice.test:{port}/token");
+    let json = ep.service_account_json().replace(&ep.token_uri(), &named);
+    let pins = ResolveMap::parse(&[format!("oauth2.sluice.test:{port}={}", ep.addr())]).unwrap();
+    let client = Upstreams::new(pins, Duration::from_secs(2))
+        .client(&TlsKey::default())
+        .unwrap();
+    // The fake checks `aud` against its own URI, so it refuses the renamed
+    // one: reaching it at all (a typed refusal, not an unreachable host)
+    // is what shows the pin was applied.
+    let e = bounded(source(&json, GcpAuthOptions::default()).token(&client))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, GcpAuthError::Refused { detail, .. } if detail.contains("invalid_grant")),
+        "{e}"
+    );
+    // With its own URI the same client gets a token.
+    let t = bounded(
+        GcpTokenSource::from_json(ep.service_account_json().as_bytes())
+            .unwrap()
+            .token(&client),
+    )
+    .await
+    .unwrap();
+    assert!(ep.is_valid(t.expose()));
+}
