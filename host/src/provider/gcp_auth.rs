@@ -8,8 +8,9 @@
 //! first request after start-up (or near expiry) refreshes; the requests
 //! arriving meanwhile wait for that one exchange instead of each starting
 //! their own. A token is refreshed [`DEFAULT_REFRESH_EARLY`] before it
-//! expires so one in flight never lapses upstream; if that early refresh
-//! fails, the still-valid token keeps serving.
+//! expires (or halfway through a shorter life) so one in flight never
+//! lapses upstream; if that early refresh fails, the still-valid token
+//! keeps serving.
 //!
 //! Nothing here logs or prints a key, an assertion, a refresh token or an
 //! issued token: they are held as [`Secret`] or as sensitive header values.
@@ -117,6 +118,8 @@ struct Cached {
     token: Secret,
     /// `Bearer <token>`, marked sensitive.
     header: HeaderValue,
+    /// When the next caller refreshes it.
+    refresh_at: Instant,
     expires_at: Instant,
 }
 
@@ -255,7 +258,7 @@ impl GcpTokenSource {
     /// A cached token not yet due for refresh.
     fn fresh(&self) -> Option<Arc<Cached>> {
         let c = self.0.cached.load_full()?;
-        (Instant::now() + self.0.opts.refresh_early < c.expires_at).then_some(c)
+        (Instant::now() < c.refresh_at).then_some(c)
     }
 
     async fn current<P: FormPoster>(&self, poster: &P) -> Result<Arc<Cached>, GcpAuthError> {
@@ -355,11 +358,15 @@ impl GcpTokenSource {
             took_ms = started.elapsed().as_millis() as u64,
             "GCP token issued"
         );
+        // A token living less than twice the early margin is refreshed
+        // halfway through its life, not on every call.
+        let early = inner.opts.refresh_early.min(lifetime / 2);
         Ok(Cached {
             token: issued.token,
             header,
             // Measured from the request's start: the token was issued no
             // earlier, so the gateway never believes it lives longer.
+            refresh_at: started + lifetime - early,
             expires_at: started + lifetime,
         })
     }

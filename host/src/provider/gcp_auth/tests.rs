@@ -76,6 +76,21 @@ async fn refreshes_before_expiry() {
 }
 
 #[tokio::test]
+async fn a_short_lived_token_is_refreshed_halfway_not_on_every_call() {
+    let ep = FakeTokenEndpoint::start().await;
+    // Two seconds is far less than the default five-minute early margin.
+    ep.set_expires_in(2);
+    let src = GcpTokenSource::from_json(ep.service_account_json().as_bytes()).unwrap();
+    let c = client();
+    let t1 = bounded(src.token(&c)).await.unwrap();
+    assert_eq!(bounded(src.token(&c)).await.unwrap().expose(), t1.expose());
+    assert_eq!(ep.issued_count(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_ne!(bounded(src.token(&c)).await.unwrap().expose(), t1.expose());
+    assert_eq!(ep.issued_count(), 2);
+}
+
+#[tokio::test]
 async fn concurrent_callers_share_one_exchange() {
     let ep = FakeTokenEndpoint::start().await;
     ep.set_delay(Duration::from_millis(300));
@@ -121,15 +136,15 @@ async fn callers_queued_behind_a_failed_exchange_share_its_error() {
 #[tokio::test]
 async fn a_failed_early_refresh_keeps_serving_the_valid_token() {
     let ep = FakeTokenEndpoint::start().await;
-    ep.set_expires_in(5);
+    ep.set_expires_in(3);
     let opts = GcpAuthOptions {
-        refresh_early: Duration::from_secs(4),
+        refresh_early: Duration::from_secs(1),
         ..GcpAuthOptions::default()
     };
     let src = source(&ep.service_account_json(), opts);
     let c = client();
     let t1 = bounded(src.token(&c)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     ep.fail_next(500, "internal_failure");
     let t2 = bounded(src.token(&c)).await.unwrap();
     assert_eq!(t1.expose(), t2.expose());
