@@ -13,8 +13,13 @@
 
 pub mod anthropic;
 pub mod auth;
+pub mod azure;
+pub mod bedrock;
 pub mod body;
+pub mod gcp_auth;
+pub mod gemini;
 pub mod openai;
+pub mod vertex;
 pub mod whole;
 
 use crate::config::{AiBackend, AiKind, Provider};
@@ -223,4 +228,3 @@ mod tests {
         assert!(put_key(&mut h, KeyScheme::Bearer, "bad\nkey").is_err());
     }
 }
-pub mod bedrock;

@@ -10,9 +10,12 @@
 //! - [`idp`]: an OIDC identity provider (discovery + JWKS) and test RSA keys.
 //! - [`otlp`]: a fake OpenTelemetry collector decoding real OTLP (HTTP and gRPC).
 //! - [`redis`]: a throwaway `redis-server` per test, stoppable and restartable.
+//! - [`gcp`]: a Google OAuth token endpoint, a Vertex AI front that checks its tokens, and a
+//!   Gemini API front that checks its key.
 
 pub mod client;
 pub mod gateway;
+pub mod gcp;
 pub mod idp;
 pub mod metrics;
 pub mod otlp;
@@ -23,6 +26,7 @@ pub mod upstream;
 
 pub use client::{Resp, TimedEvent};
 pub use gateway::{ClosedPort, Gateway};
+pub use gcp::{FakeGemini, FakeTokenEndpoint, FakeVertex};
 pub use idp::Idp;
 pub use pki::TestPki;
 pub use redis::RedisServer;

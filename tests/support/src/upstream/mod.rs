@@ -36,6 +36,10 @@ use crate::sse::format_event;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
+/// Checks a recorded request before the script answers it: `Some((status, body))` refuses it
+/// with that JSON body (a fake provider's credential check, e.g. [`crate::gcp::FakeVertex`]).
+pub type Guard = Arc<dyn Fn(&RecordedRequest) -> Option<(u16, String)> + Send + Sync>;
+
 /// How to start a [`FakeUpstream`].
 #[derive(Clone, Default)]
 pub struct UpstreamOptions {
@@ -43,6 +47,8 @@ pub struct UpstreamOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The initial script.
     pub script: Script,
+    /// Refuses requests before the script answers (requests are still recorded).
+    pub guard: Option<Guard>,
 }
 
 impl UpstreamOptions {
@@ -56,11 +62,17 @@ impl UpstreamOptions {
         UpstreamOptions {
             tls: Some(pki.server_config(PROVIDER_NAMES)),
             script: Script::default(),
+            guard: None,
         }
     }
 
     pub fn script(mut self, script: Script) -> Self {
         self.script = script;
+        self
+    }
+
+    pub fn guard(mut self, guard: Guard) -> Self {
+        self.guard = Some(guard);
         self
     }
 }
@@ -158,6 +170,7 @@ struct State {
     events: Mutex<Vec<SentEvent>>,
     connections: Mutex<usize>,
     notify: Notify,
+    guard: Option<Guard>,
 }
 
 /// The running fake provider. Dropping it stops the server and closes its connections.
@@ -177,6 +190,7 @@ impl FakeUpstream {
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(State {
             script: Mutex::new(opts.script),
+            guard: opts.guard.clone(),
             ..State::default()
         });
         let (shutdown, rx) = watch::channel(false);
@@ -389,6 +403,9 @@ async fn handle(
     };
     state.notify.notify_waiters();
 
+    if let Some((status, body)) = state.guard.as_ref().and_then(|g| g(&rec)) {
+        return Ok(full(status, "application/json", body));
+    }
     if script.hang {
         std::future::pending::<()>().await;
     }
@@ -473,8 +490,11 @@ fn respond(state: &Arc<State>, rec: &RecordedRequest, script: &Script) -> Respon
         seq: rec.index,
         flavor,
         script,
+        path_model: wire::vertex_model(&rec.path),
     };
-    let stream = body.get("stream").and_then(Value::as_bool) == Some(true);
+    // Vertex picks streaming by method (`:streamRawPredict`), not by the body.
+    let stream = wire::vertex_streams(&rec.path)
+        .unwrap_or(body.get("stream").and_then(Value::as_bool) == Some(true));
     let (json, events) = match endpoint {
         Endpoint::NotFound => {
             let msg = format!("Not found: {} {}", rec.method, rec.path);

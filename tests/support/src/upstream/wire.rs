@@ -29,9 +29,15 @@ pub enum Endpoint {
 }
 
 /// Routes on the path suffix (any prefix is accepted, like a provider behind a base path).
+/// Vertex AI's Anthropic methods (`…/models/count-tokens:rawPredict`, `…/models/{m}:rawPredict`,
+/// `…:streamRawPredict`) answer in Anthropic's format.
 pub fn route(method: &str, path: &str) -> Endpoint {
     let path = path.trim_end_matches('/');
     match (method, path) {
+        ("POST", p) if p.ends_with("/models/count-tokens:rawPredict") => Endpoint::CountTokens,
+        ("POST", p) if p.ends_with(":rawPredict") || p.ends_with(":streamRawPredict") => {
+            Endpoint::Messages
+        }
         ("POST", p) if p.ends_with("/messages/count_tokens") => Endpoint::CountTokens,
         ("POST", p) if p.ends_with("/messages") => Endpoint::Messages,
         ("POST", p) if p.ends_with("/chat/completions") => Endpoint::ChatCompletions,
@@ -40,6 +46,25 @@ pub fn route(method: &str, path: &str) -> Endpoint {
         ("GET", p) if p.ends_with("/models") => Endpoint::Models,
         _ => Endpoint::NotFound,
     }
+}
+
+/// Whether a Vertex method streams (`Some(true)` for `:streamRawPredict`); `None` off Vertex,
+/// where the body's `stream` decides.
+pub fn vertex_streams(path: &str) -> Option<bool> {
+    if path.ends_with(":streamRawPredict") {
+        Some(true)
+    } else if path.ends_with(":rawPredict") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The model a Vertex publisher path names (`…/models/{model}:method`): Vertex bodies carry none.
+pub fn vertex_model(path: &str) -> Option<String> {
+    let (_, tail) = path.rsplit_once("/models/")?;
+    let (model, _) = tail.split_once(':')?;
+    Some(model.to_string())
 }
 
 /// One SSE event to send: optional `event:` name and the `data:` payload.
@@ -51,6 +76,8 @@ pub struct Ctx<'a> {
     pub seq: usize,
     pub flavor: Flavor,
     pub script: &'a Script,
+    /// The model named by the path (Vertex), used when the body names none.
+    pub path_model: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -58,8 +85,9 @@ impl Ctx<'_> {
         self.body
             .get("model")
             .and_then(Value::as_str)
-            .unwrap_or("test-model")
-            .to_string()
+            .map(str::to_string)
+            .or_else(|| self.path_model.clone())
+            .unwrap_or_else(|| "test-model".to_string())
     }
 }
 
