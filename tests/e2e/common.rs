@@ -77,6 +77,18 @@ pub async fn gateway(
         .unwrap_or_else(|e| panic!("gateway failed to start: {e}"))
 }
 
+/// [`gateway`], for a start that is expected to fail: the error names why.
+pub async fn try_gateway(
+    configs: &[&str],
+    ports: &[u16],
+    pins: &[String],
+    envs: &[(&str, &str)],
+) -> Result<Gateway, String> {
+    let args = gateway_args(configs, ports, pins);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Gateway::start(Path::new(BIN), &args, envs).await
+}
+
 /// The command line [`gateway`] passes.
 fn gateway_args(configs: &[&str], ports: &[u16], pins: &[String]) -> Vec<String> {
     let mut args: Vec<String> = vec![

@@ -32,6 +32,7 @@ mod plugin_transform;
 mod policies;
 mod production_route;
 mod provider_formats;
+mod providers_bedrock;
 mod rate_limit_window;
 mod redis_state;
 mod seed_patterns;

@@ -11,7 +11,7 @@ impl Api for Anthropic {
     fn provider(&self) -> Provider {
         Provider::Anthropic
     }
-    fn family(&self) -> Family {
+    fn family(&self, _kind: AiKind) -> Family {
         Family::Anthropic
     }
     fn speaks(&self, kind: AiKind) -> bool {

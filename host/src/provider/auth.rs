@@ -7,8 +7,9 @@
 //! the body are final, so nothing after them can invalidate a signature.
 
 use super::bedrock::{sign, AwsCredentials, BEDROCK_SERVICE};
+use super::gcp_auth::{FormPoster, GcpAuthError, GcpAuthOptions, GcpTokenSource};
 use super::{put_key, Api, ProviderError};
-use crate::config::{BackendAuth, Secret};
+use crate::config::{BackendAuth, GcpCredential, Secret};
 use std::time::SystemTime;
 
 /// A backend's credential, compiled from its `backendAuth`.
@@ -16,6 +17,9 @@ use std::time::SystemTime;
 pub enum Credential {
     /// `backendAuth.key`.
     Key(Secret),
+    /// `backendAuth.gcp`: a Google OAuth access token, cached and
+    /// refreshed by the source.
+    Gcp(GcpTokenSource),
     /// `backendAuth.aws`: SigV4 over the final request.
     Aws {
         creds: AwsCredentials,
@@ -31,8 +35,8 @@ pub enum AuthError {
     NoAwsCredentials,
     #[error("backendAuth.aws needs a region: the provider's `region` or `aws.region`")]
     NoAwsRegion,
-    #[error("backendAuth.{0} is not built into this gateway")]
-    Unsupported(&'static str),
+    #[error("backendAuth.gcp: {0}")]
+    Gcp(#[from] GcpAuthError),
 }
 
 impl Credential {
@@ -72,23 +76,49 @@ impl Credential {
                         .unwrap_or_else(|| BEDROCK_SERVICE.to_string()),
                 })
             }
-            BackendAuth::Gcp(_) => return Err(AuthError::Unsupported("gcp")),
+            BackendAuth::Gcp(g) => {
+                let inline;
+                let credential = match &g.credential {
+                    None => None,
+                    Some(GcpCredential::Inline(s)) => Some(s.expose()),
+                    Some(GcpCredential::File(p)) => {
+                        inline = p.to_string_lossy().into_owned();
+                        Some(inline.as_str())
+                    }
+                };
+                Some(Credential::Gcp(GcpTokenSource::from_config(
+                    credential,
+                    GcpAuthOptions::default(),
+                )?))
+            }
         })
     }
 }
 
 impl Credential {
     /// Replace the client's credential with the backend's.
-    pub async fn apply(
+    pub async fn apply<P: FormPoster>(
         &self,
         api: Option<&dyn Api>,
         parts: &mut http::request::Parts,
         body: &[u8],
+        poster: &P,
     ) -> Result<(), ProviderError> {
         match self {
             Credential::Key(k) => {
                 let scheme = api.map_or(super::KeyScheme::Bearer, |a| a.key_scheme());
                 put_key(&mut parts.headers, scheme, k.expose())
+            }
+            Credential::Gcp(source) => {
+                let value = source
+                    .authorization(poster)
+                    .await
+                    .map_err(|e| ProviderError::Unavailable(format!("Google access token: {e}")))?;
+                for name in ["x-api-key", "api-key", "x-goog-api-key"] {
+                    parts.headers.remove(name);
+                }
+                parts.headers.insert(http::header::AUTHORIZATION, value);
+                Ok(())
             }
             Credential::Aws {
                 creds,

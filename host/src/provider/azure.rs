@@ -21,6 +21,8 @@
 //! Embeddings; Anthropic Messages and token counting for Claude on Foundry.
 //! The credential for `backendAuth.key` is the `api-key` header.
 
+mod api;
+
 use http::{HeaderName, HeaderValue};
 
 use super::vertex::is_safe_segment;

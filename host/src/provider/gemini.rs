@@ -16,6 +16,8 @@
 //! are Google's envelope, often in a one-element array, mapped by
 //! [`super::vertex::google_error::to_openai`].
 
+mod api;
+
 use http::{header, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod azure;
 pub mod bedrock;
 pub mod body;
+mod errors_json;
 pub mod gcp_auth;
 pub mod gemini;
 pub mod openai;
@@ -71,6 +72,10 @@ pub enum ProviderError {
     BadRequest(String),
     #[error("cannot build the upstream request: {0}")]
     Internal(String),
+    /// A credential could not be had (a token endpoint down): 503, the
+    /// client may try again.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Turns an upstream answer's framing into the client's, chunk by chunk
@@ -90,7 +95,9 @@ pub struct TranscodeError(pub String);
 pub trait Api: Send + Sync + std::fmt::Debug {
     /// The provider, as the config names it (labels, logs, messages).
     fn provider(&self) -> Provider;
-    fn family(&self) -> Family;
+    /// The envelope an answer to a request of `kind` comes back in (the
+    /// same for every kind, but for providers serving several formats).
+    fn family(&self, kind: AiKind) -> Family;
     /// Whether a request of `kind` can be sent to this provider as it is.
     fn speaks(&self, kind: AiKind) -> bool;
     /// `host:port` or `https://host[:port]` when no `hostOverride` is set.
@@ -141,6 +148,27 @@ pub fn build(b: &AiBackend) -> Result<Arc<dyn Api>, ProviderError> {
             )
             .map_err(|e| ProviderError::Internal(e.to_string()))?,
         ),
+        Provider::Vertex => Arc::new(vertex::VertexProvider {
+            project_id: b.params.project_id.clone().unwrap_or_default(),
+            region: b.params.region.clone(),
+            model: b.model.clone(),
+        }),
+        Provider::Gemini => Arc::new(gemini::GeminiProvider {
+            model: b.model.clone(),
+        }),
+        Provider::Azure => Arc::new(azure::AzureProvider {
+            resource_name: b.params.resource_name.clone().unwrap_or_default(),
+            resource_type: b
+                .params
+                .resource_type
+                .as_deref()
+                .and_then(azure::AzureResourceType::from_config)
+                .unwrap_or(azure::AzureResourceType::OpenAi),
+            api_version: b.params.api_version.clone(),
+            project_name: b.params.project_name.clone(),
+            model: b.model.clone(),
+        }),
+        #[allow(unreachable_patterns)]
         other => {
             return Err(ProviderError::Internal(format!(
                 "provider `{}` is not built into this gateway",

@@ -11,7 +11,7 @@ impl Api for OpenAi {
     fn provider(&self) -> Provider {
         Provider::OpenAi
     }
-    fn family(&self) -> Family {
+    fn family(&self, _kind: AiKind) -> Family {
         Family::OpenAi
     }
     fn speaks(&self, kind: AiKind) -> bool {

@@ -23,6 +23,7 @@
 //!   envelope; errors from the model are Anthropic's and pass through.
 //!   See [`google_error`].
 
+mod api;
 pub mod google_error;
 mod model;
 

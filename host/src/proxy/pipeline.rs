@@ -209,6 +209,10 @@ pub async fn handle(
                 tracing::error!(route = %route.name, error = %e, "upstream request not built");
                 return session.error(500, "", &e.to_string());
             }
+            Err(ProviderError::Unavailable(msg)) => {
+                tracing::warn!(route = %route.name, backend = %c.target.name, error = %msg, "backend credential unavailable");
+                return session.error(503, "", &msg);
+            }
         };
         if let Some(t) = session.trace.as_mut() {
             trace_upstream(t, &c, &mut upstream_req);
@@ -489,7 +493,7 @@ fn route(
         request_id: request_id(req),
         route: route.name.clone(),
         backend: first.target.name.clone(),
-        provider: policy_provider(&first),
+        provider: policy_provider(&first, kind),
         kind: policy_kind(kind),
         method: req.method().to_string(),
         path: path.to_string(),
@@ -586,13 +590,13 @@ fn unrouted_session(
 async fn upstream_request(
     session: &Session,
     route: &RouteEntry,
-    c: &Candidate,
+    cand: &Candidate,
     mut parts: http::request::Parts,
     body: &mut Forward,
     prefix_len: Option<usize>,
     peer: SocketAddr,
 ) -> Result<Request<UpstreamBody>, ProviderError> {
-    let t = &c.target;
+    let t = &cand.target;
     let ctx = &session.scope.ctx;
     headers::prepare_request(&mut parts.headers, peer.ip());
     let w = session.chain.wants();
@@ -605,7 +609,7 @@ async fn upstream_request(
         headers::limit_accept_encoding(&mut parts.headers);
     }
     if t.credential.is_some() {
-        super::billing::drop_billing_headers(&mut parts.headers, &c.pass_headers);
+        super::billing::drop_billing_headers(&mut parts.headers, &cand.pass_headers);
     }
     if !parts.headers.contains_key("x-request-id") {
         if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
@@ -630,12 +634,16 @@ async fn upstream_request(
         api.shape(&mut out)?;
         path = api.path(&out)?;
     }
+    // A provider that lays out its own paths (Bedrock, Vertex, Azure) gets
+    // none of the client's query (Claude Code's `?beta=true`): the API it
+    // calls is not the one the client named.
+    let own_path = path.is_some();
     let mut path_and_query = match (t.path_override(), path) {
         (Some(p), _) => p.to_string(),
         (None, Some(p)) => p,
         (None, None) => t.upstream_path(&out.path),
     };
-    if let Some(q) = &out.query {
+    if let (Some(q), false) = (&out.query, own_path) {
         path_and_query.push('?');
         path_and_query.push_str(q);
     }
@@ -655,7 +663,7 @@ async fn upstream_request(
     }
     if let Some(c) = &t.credential {
         let signed: &[u8] = out.body.as_deref().unwrap_or_default();
-        c.apply(t.api(), &mut parts, signed).await?;
+        c.apply(t.api(), &mut parts, signed, &cand.client).await?;
     }
     let body = match (out.body, stream) {
         (Some(b), _) => Full::new(b).map_err(|never| match never {}).boxed(),
@@ -811,15 +819,15 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
 }
 
 /// The provider family a plugin is told (WIT `types.provider`).
-pub(super) fn policy_provider(c: &Candidate) -> policy::Provider {
-    match c.target.api().map(|a| a.family()) {
+pub(super) fn policy_provider(c: &Candidate, kind: AiKind) -> policy::Provider {
+    match c.target.api().map(|a| a.family(kind)) {
         Some(Family::Anthropic) => policy::Provider::Anthropic,
         Some(Family::OpenAi) => policy::Provider::Openai,
         None => policy::Provider::None,
     }
 }
 
-fn kind_of(session: &Session) -> AiKind {
+pub(super) fn kind_of(session: &Session) -> AiKind {
     match session.scope.ctx.kind {
         policy::AiKind::Messages => AiKind::Messages,
         policy::AiKind::AnthropicTokenCount => AiKind::AnthropicTokenCount,

@@ -53,7 +53,15 @@ impl Session {
     /// policies that still run (response hooks) name it from now on.
     pub fn serve_with(&mut self, c: &Arc<Candidate>, attempts: u8) {
         self.scope.ctx.backend = c.target.name.clone();
-        self.scope.ctx.provider = super::pipeline::policy_provider(c);
+        let kind = super::pipeline::kind_of(self);
+        self.scope.ctx.provider = super::pipeline::policy_provider(c, kind);
+        let provider = |c: &Candidate| c.target.api().map(|a| a.provider());
+        let changed = self.backend.as_deref().map(provider) != Some(provider(c));
+        if let (true, Some(p)) = (changed, provider(c)) {
+            self.scope
+                .attrs
+                .insert("backend.provider".into(), p.config_name().into());
+        }
         self.backend = Some(c.clone());
         self.attempts = attempts;
     }

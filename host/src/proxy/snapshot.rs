@@ -150,15 +150,23 @@ impl Snapshot {
             let backends = Backends { pools };
             let families: Vec<_> = backends
                 .all()
-                .map(|c| c.target.api().map(|a| a.family()))
-                .collect();
-            let shape = if families.windows(2).all(|w| w[0] == w[1]) {
-                Some(match families[0] {
-                    Some(Family::Anthropic) => ErrorShape::Anthropic,
-                    _ => ErrorShape::OpenAi,
+                .map(|c| {
+                    c.target
+                        .api()
+                        .map(|a| (a.family(AiKind::Messages), a.family(AiKind::Completions)))
                 })
-            } else {
-                None
+                .collect();
+            // One shape for the route when every backend answers every
+            // format in the same family; else the client's format decides.
+            let shape = match families[0] {
+                Some((a, b)) if a == b && families.windows(2).all(|w| w[0] == w[1]) => {
+                    Some(match a {
+                        Family::Anthropic => ErrorShape::Anthropic,
+                        Family::OpenAi => ErrorShape::OpenAi,
+                    })
+                }
+                None if families.windows(2).all(|w| w[0] == w[1]) => Some(ErrorShape::OpenAi),
+                _ => None,
             };
             let timeout = p.timeout.clone().unwrap_or_default();
             // Without `requestTimeout`, one attempt may take its whole

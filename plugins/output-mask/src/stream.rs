@@ -256,7 +256,13 @@ pub fn on_event(m: &Masker, ev: SseEvent) -> Vec<SseEvent> {
             let key = format!("a{idx}");
             then(flush_where(m, named, &|k| k == key), ev)
         }
-        "message_delta" | "message_stop" => {
+        // An error ends the stream for the client: held text goes first,
+        // as it would before the stream's normal end.
+        "message_delta" | "message_stop" | "error" => {
+            let pre = flush_all(m, named);
+            then(pre, mask_whole(m, ev, v))
+        }
+        _ if v.get("error").is_some_and(Value::is_object) => {
             let pre = flush_all(m, named);
             then(pre, mask_whole(m, ev, v))
         }

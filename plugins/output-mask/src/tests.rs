@@ -299,6 +299,23 @@ fn held_tail_is_flushed_before_block_stop() {
 }
 
 #[test]
+fn held_tail_is_flushed_before_a_mid_stream_error() {
+    let p = guide();
+    let mut events = anthropic_stream(&["Write to bob@example.com"]);
+    // The stream breaks after the delta: an error event instead of the end.
+    events.truncate(3);
+    events.push(named(
+        "error",
+        serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": "x"}}),
+    ));
+    let out = run(&p, AiKind::Messages, events);
+    let n = names(&out);
+    assert_eq!(n.last().map(String::as_str), Some("error"), "{n:?}");
+    let text = anthropic_text(&out, 0);
+    assert_eq!(text, "Write to <EMAIL>");
+}
+
+#[test]
 fn no_over_holding() {
     let p = guide();
     mock::reset();

@@ -41,7 +41,7 @@ impl Api for Bedrock {
     fn provider(&self) -> Provider {
         Provider::Bedrock
     }
-    fn family(&self) -> Family {
+    fn family(&self, _kind: AiKind) -> Family {
         Family::Anthropic
     }
     fn speaks(&self, kind: AiKind) -> bool {
