@@ -33,6 +33,7 @@ mod policies;
 mod production_route;
 mod provider_formats;
 mod providers_bedrock;
+mod providers_google;
 mod rate_limit_window;
 mod redis_state;
 mod seed_patterns;
