@@ -5,6 +5,7 @@ mod authorization;
 mod backends;
 mod bypass_policies;
 mod bypass_request;
+mod claude_code_real;
 mod common;
 mod config_cli;
 mod coverage_admin;
