@@ -225,3 +225,39 @@ async fn a_wrong_secret_or_missing_credentials_are_clear_errors() {
     };
     assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
 }
+
+#[tokio::test]
+async fn the_model_list_comes_from_the_config_for_a_provider_without_one() {
+    let fake = FakeBedrock::start(AKID, SECRET).await;
+    let env = [
+        ("AWS_ACCESS_KEY_ID", AKID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let text = route(&fake, "{aws: {}}").replace(
+        "    backendAuth: {aws: {}}\n",
+        "    backendAuth: {aws: {}}\n    ai:\n      modelAliases: {sonnet: x, 'claude-*': y}\n",
+    );
+    let r = write(dir.path(), "bedrock.yaml", &text);
+    let gw = gateway(&[&r], &[4060], &[], &env).await;
+    let c = TestClient::new();
+    let r = c
+        .get_with(
+            &gw.url(4060, "/claude/v1/models"),
+            &[("anthropic-version", "2023-06-01")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, [MODEL, "sonnet"], "{v}");
+    assert_eq!(v["data"][0]["type"], "model");
+    let r = c.get(&gw.url(4060, "/claude/v1/models")).await;
+    assert_eq!(r.json()["object"], "list");
+    assert!(fake.requests().is_empty(), "Bedrock was not asked");
+}

@@ -60,6 +60,15 @@ impl ModelAliases {
         self.entries.is_empty()
     }
 
+    /// The exact alias names (not the wildcard patterns), in config order:
+    /// the names a client may ask for.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .filter(|(n, _)| !n.contains('*'))
+            .map(|(n, _)| n.as_str())
+    }
+
     /// The model `model` is an alias for, if it is one.
     pub fn resolve(&self, model: &str) -> Option<&str> {
         // An exact entry wins, even one whose name contains `*`

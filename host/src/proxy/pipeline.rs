@@ -87,8 +87,11 @@ pub async fn handle(
     }
     // Phase 1b: a request in a format no backend's provider speaks is
     // refused before any policy or upstream sees it.
+    // (A model listing no backend can give is answered from the config,
+    // once the request policies have run: phase 4.)
     let kind = kind_of(&session);
-    if !route.backends.all().any(|c| fits(c, kind)) {
+    let listed_here = kind == AiKind::Models && !route.backends.all().any(|c| fits(c, kind));
+    if !listed_here && !route.backends.all().any(|c| fits(c, kind)) {
         return wrong_format(session, &route, kind);
     }
     let (mut parts, body) = req.into_parts();
@@ -178,6 +181,18 @@ pub async fn handle(
         } else {
             Forward::Stream(Some(body.take().expect("the body is not read yet").boxed()))
         };
+
+    if listed_here {
+        let anthropic = parts.headers.contains_key("anthropic-version");
+        let body = super::models::listing(&super::models::names(&route), anthropic);
+        return session.immediate(crate::policy::ImmediateResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            message: String::new(),
+            error_type: String::new(),
+            body: Some(body),
+        });
+    }
 
     // Phases 4-5: upstream_request and upstream, one attempt after another.
     // Each attempt picks a backend, has its provider shape the request (path,
