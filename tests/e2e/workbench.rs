@@ -333,3 +333,50 @@ fn new_rust_plugin_builds_and_its_snapshot_test_passes() {
         text(&o)
     );
 }
+
+/// `sluice plugin run` runs what the gateway runs: a plugin with only a
+/// body hook gets the body, and the gateway's strict JSON refuses a body
+/// with a duplicate key before any plugin sees it.
+#[test]
+fn run_follows_the_gateways_body_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "body-only.yaml", "needle: '\"role\"'\n");
+    let req = fixtures().join("claude-code-request.json");
+    let run = |req: &Path| {
+        sluice(
+            &[
+                "plugin",
+                "run",
+                p(&fixture("body-only")),
+                "--config",
+                &cfg,
+                "--request",
+                p(req),
+            ],
+            dir.path(),
+        )
+    };
+    let o = run(&req);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("request-body: respond"), "{out}");
+    assert!(out.contains("body-only fixture found the needle"), "{out}");
+
+    // The same request with `model` given twice: refused by the gateway's
+    // own check, the plugin never called.
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&req).unwrap()).unwrap();
+    let body = v["body"].to_string();
+    let twice = body.replacen('{', r#"{"model":"x","#, 1);
+    assert!(
+        twice.contains(r#""model":"claude"#),
+        "the fixture names a model"
+    );
+    v["body"] = serde_json::json!({ "text": twice });
+    let dup_req = dir.path().join("dup.json");
+    std::fs::write(&dup_req, v.to_string()).unwrap();
+    let o = run(&dup_req);
+    let out = text(&o);
+    assert!(out.contains("gateway-body-check: respond"), "{out}");
+    assert!(out.contains("respond 400"), "{out}");
+    assert!(!out.contains("request-body:"), "{out}");
+}

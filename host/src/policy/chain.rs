@@ -60,6 +60,14 @@ impl Chain {
         self.body_without_headers
     }
 
+    /// Whether the request-body phase runs the body policies: a plugin
+    /// asked for the body at the headers (`asked`), or one has only a body
+    /// hook (nothing to decide on at the headers). The one rule for the
+    /// gateway and `sluice plugin run`.
+    pub fn runs_body_policies(&self, asked: bool) -> bool {
+        asked || self.body_without_headers
+    }
+
     /// Union of every attachment's hooks: skip whole phases cheaply.
     /// One of its policies is the plugin `name`.
     pub fn has_plugin(&self, name: &str) -> bool {

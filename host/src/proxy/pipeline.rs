@@ -144,7 +144,7 @@ pub async fn handle(
     // replay it on a further attempt: it is read here then, once, within
     // the body budget (too large: refused, never replayed in part).
     let mut _held_body = None;
-    let policy_body = need_body || session.chain.body_without_headers();
+    let policy_body = session.chain.runs_body_policies(need_body);
     let mut body: Forward =
         if policy_body || forward_needs_body(&route, kind) || Attempts::may_replay(&route) {
             let got = match buffered.take() {
@@ -156,10 +156,9 @@ pub async fn handle(
             };
             _held_body = Some(got.held);
             let mut bytes = got.bytes;
-            if let Err(r) = request_body::check_json(session.scope.ctx.kind, &bytes) {
+            if let Err(r) = request_body::admit(&mut session.scope.ctx, &bytes) {
                 return body_refused(session, r);
             }
-            note_request_body(&mut session.scope.ctx, &bytes);
             // Aliases rewrite the model before any policy or upstream sees it.
             if let Err(e) = apply_alias(&mut session, &route, &mut bytes) {
                 return session.error(500, "", &e.to_string());
@@ -863,20 +862,6 @@ fn policy_kind(k: AiKind) -> policy::AiKind {
         AiKind::Embeddings => policy::AiKind::Embeddings,
         AiKind::Models => policy::AiKind::Models,
         AiKind::Passthrough => policy::AiKind::Passthrough,
-    }
-}
-
-/// `model` and `stream` from a buffered JSON request body.
-fn note_request_body(ctx: &mut RequestContext, body: &[u8]) {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        model: Option<String>,
-        #[serde(default)]
-        stream: bool,
-    }
-    if let Ok(p) = serde_json::from_slice::<Peek>(body) {
-        ctx.model = p.model;
-        ctx.streaming = p.stream;
     }
 }
 

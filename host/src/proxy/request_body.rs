@@ -125,6 +125,25 @@ async fn decode(
 }
 
 /// Hold JSON kinds to strict JSON.
+/// Phase 3's checks on a body in hand, before any body policy sees it: strict
+/// JSON for the kinds that carry JSON, then `model` and `stream` into the
+/// request context. The gateway and `sluice plugin run` both call this, so
+/// a plugin on the workbench sees what it would see in the gateway.
+pub fn admit(ctx: &mut policy::RequestContext, bytes: &[u8]) -> Result<(), Refusal> {
+    check_json(ctx.kind, bytes)?;
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        model: Option<String>,
+        #[serde(default)]
+        stream: bool,
+    }
+    if let Ok(p) = serde_json::from_slice::<Peek>(bytes) {
+        ctx.model = p.model;
+        ctx.streaming = p.stream;
+    }
+    Ok(())
+}
+
 pub fn check_json(kind: policy::AiKind, bytes: &[u8]) -> Result<(), Refusal> {
     if carries_json(kind) && !bytes.is_empty() {
         strict_json::check(bytes)

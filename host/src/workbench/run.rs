@@ -260,8 +260,36 @@ pub fn replay(
         r.steps.push(step);
     }
 
-    // Request body (the gateway calls it only when a plugin asked).
-    if short_circuit.is_none() && need_body && hooks.contains(Hooks::REQUEST_BODY) {
+    // Request body: the gateway's rule for when the body policies run, and
+    // its checks first (strict JSON, the model peek), from the same code.
+    if short_circuit.is_none()
+        && r.chain.runs_body_policies(need_body)
+        && hooks.contains(Hooks::REQUEST_BODY)
+    {
+        if let Err(refusal) = crate::proxy::request_body::admit(&mut r.scope.ctx, &req.body) {
+            let respond = respond_of(
+                &req.ctx,
+                crate::policy::ImmediateResponse {
+                    status: refusal.status,
+                    headers: Vec::new(),
+                    message: refusal.message.clone(),
+                    error_type: refusal.error_type.to_string(),
+                    body: None,
+                },
+            );
+            short_circuit = Some(respond.status);
+            r.steps.push(Step {
+                hook: "gateway-body-check",
+                action: "respond".into(),
+                respond: Some(respond),
+                ..Step::default()
+            });
+        }
+    }
+    if short_circuit.is_none()
+        && r.chain.runs_body_policies(need_body)
+        && hooks.contains(Hooks::REQUEST_BODY)
+    {
         let mut body = req.body.clone();
         let before = headers.clone();
         let (out, mut step) = r.step("request-body", |c, s| {
