@@ -39,6 +39,17 @@ pub enum Family {
     OpenAi,
 }
 
+impl Family {
+    /// The family a request of `kind` is written in: the envelope a client
+    /// of that format reads errors in.
+    pub fn of(kind: AiKind) -> Family {
+        match kind {
+            AiKind::Messages | AiKind::AnthropicTokenCount => Family::Anthropic,
+            _ => Family::OpenAi,
+        }
+    }
+}
+
 /// Where an API key goes on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyScheme {

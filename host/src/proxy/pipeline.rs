@@ -529,10 +529,7 @@ fn route(
         route: Some(route.clone()),
         chain: Arc::new(Chain::new(attachments)),
         scope,
-        shape: route.shape.unwrap_or(match kind {
-            AiKind::Messages | AiKind::AnthropicTokenCount => ErrorShape::Anthropic,
-            _ => ErrorShape::OpenAi,
-        }),
+        shape: route.shape.unwrap_or_else(|| client_shape(kind)),
         backend: Some(first),
         attempts: 0,
         status: 0,
@@ -804,13 +801,18 @@ async fn whole_body(
     Response::from_parts(parts, ResponseBody::full_with_usage(bytes, session, usage))
 }
 
+/// The error shape of the format a client wrote its request in.
+fn client_shape(kind: AiKind) -> ErrorShape {
+    match Family::of(kind) {
+        Family::Anthropic => ErrorShape::Anthropic,
+        Family::OpenAi => ErrorShape::OpenAi,
+    }
+}
+
 /// Phase 1b's refusal: a 400 in the client's own error shape (the format
 /// it wrote in), naming the route, what it sent and what the backend speaks.
 fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Response<ResponseBody> {
-    session.shape = match kind {
-        AiKind::Messages | AiKind::AnthropicTokenCount => ErrorShape::Anthropic,
-        _ => ErrorShape::OpenAi,
-    };
+    session.shape = client_shape(kind);
     let mut names: Vec<&str> = route
         .backends
         .all()

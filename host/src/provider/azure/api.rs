@@ -10,10 +10,8 @@ impl Api for AzureProvider {
         Provider::Azure
     }
     fn family(&self, kind: AiKind) -> Family {
-        match kind {
-            AiKind::Messages | AiKind::AnthropicTokenCount => Family::Anthropic,
-            _ => Family::OpenAi,
-        }
+        // Claude answers in Anthropic's format, the rest in OpenAI's.
+        Family::of(kind)
     }
     fn speaks(&self, kind: AiKind) -> bool {
         // Which of these the model takes is checked once the body is read.

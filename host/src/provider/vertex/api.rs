@@ -15,10 +15,8 @@ impl Api for VertexProvider {
         Provider::Vertex
     }
     fn family(&self, kind: AiKind) -> Family {
-        match kind {
-            AiKind::Messages | AiKind::AnthropicTokenCount => Family::Anthropic,
-            _ => Family::OpenAi,
-        }
+        // Claude answers in Anthropic's format, the rest in OpenAI's.
+        Family::of(kind)
     }
     fn speaks(&self, kind: AiKind) -> bool {
         // The model's family is checked once the body is read (`path`).
