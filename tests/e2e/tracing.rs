@@ -34,6 +34,31 @@ async fn traced_gateway(
     .await
 }
 
+/// A traced gateway on the guide's routes, its upstream and its collector.
+struct Traced {
+    up: FakeUpstream,
+    col: Collector,
+    gw: Gateway,
+    _dir: tempfile::TempDir,
+}
+
+impl Traced {
+    /// Exporting over `protocol` (`http` or `grpc`), every request sampled.
+    async fn start(protocol: &str) -> Traced {
+        let up = FakeUpstream::plain().await;
+        let col = Collector::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = tracing_yaml(&col.url(), protocol, "");
+        let gw = traced_gateway(dir.path(), &up, &yaml, &[]).await;
+        Traced {
+            up,
+            col,
+            gw,
+            _dir: dir,
+        }
+    }
+}
+
 fn messages_body() -> serde_json::Value {
     json!({"model": "claude-sonnet-4-5", "max_tokens": 512, "temperature": 0.25,
            "stream": true, "messages": [{"role": "user", "content": "hi"}]})
@@ -72,10 +97,7 @@ async fn metric(gw: &Gateway, name: &str) -> f64 {
 
 #[tokio::test]
 async fn request_span_tree_with_genai_attributes_over_http() {
-    let up = FakeUpstream::plain().await;
-    let col = Collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
+    let Traced { up, col, gw, _dir } = Traced::start("http").await;
     let answer = send(&gw, &[]).await.text();
 
     let spans = col
@@ -170,10 +192,12 @@ async fn request_span_tree_with_genai_attributes_over_http() {
 /// A whole (JSON) OpenAI chat answer: its `id` and `choices[].finish_reason`.
 #[tokio::test]
 async fn json_openai_answer_gives_response_id_and_finish_reasons() {
-    let up = FakeUpstream::plain().await;
-    let col = Collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
+    let Traced {
+        up: _up,
+        col,
+        gw,
+        _dir,
+    } = Traced::start("http").await;
     let r = tokio::time::timeout(
         Duration::from_secs(10),
         TestClient::new().post_json(
@@ -242,10 +266,12 @@ async fn incoming_traceparent_is_continued_and_untraced_requests_export_nothing(
 
 #[tokio::test]
 async fn spans_export_over_grpc() {
-    let up = FakeUpstream::plain().await;
-    let col = Collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "grpc", ""), &[]).await;
+    let Traced {
+        up: _up,
+        col,
+        gw,
+        _dir,
+    } = Traced::start("grpc").await;
     send(&gw, &[]).await;
     let spans = col
         .wait_for("a client span over gRPC", WAIT, |s| {
@@ -561,10 +587,12 @@ fn validate_refuses_content_without_masking() {
 /// are sent before the process exits.
 #[tokio::test]
 async fn sigterm_flushes_queued_spans() {
-    let up = FakeUpstream::plain().await;
-    let col = Collector::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut gw = traced_gateway(dir.path(), &up, &tracing_yaml(&col.url(), "http", ""), &[]).await;
+    let Traced {
+        up: _up,
+        col,
+        mut gw,
+        _dir,
+    } = Traced::start("http").await;
     send(&gw, &[]).await;
     wait_access_lines(&gw, 1, WAIT).await;
     gw.send_signal_term().unwrap();
