@@ -14,7 +14,8 @@
 //! - a plugin reload `path` must lie inside the plugin's declared directory
 //!   or `admin.pluginDirs`, and a refusal says nothing about the filesystem.
 
-use crate::app::Gateway;
+use crate::metrics::Metrics;
+use crate::reload::HotSwap;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -36,11 +37,12 @@ struct ReloadBody {
 }
 
 pub async fn handle(
-    gw: Arc<Gateway>,
+    hot: Arc<HotSwap>,
+    metrics: Arc<Metrics>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
-    if let Err(refusal) = access::check(&gw.snapshot.load().config.admin, &req, peer) {
+    if let Err(refusal) = access::check(&hot.snapshot().config.admin, &req, peer) {
         return refusal;
     }
     match (req.method(), req.uri().path()) {
@@ -48,24 +50,24 @@ pub async fn handle(
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            gw.metrics.render(),
+            metrics.render(),
         ),
         (&Method::GET, "/config") => {
-            let snap = gw.snapshot.load();
+            let snap = hot.snapshot();
             let body =
                 serde_json::to_string_pretty(&snap.config.redacted_json()).unwrap_or_default();
             text(StatusCode::OK, "application/json", body)
         }
         (&Method::GET, "/backends") => {
-            let snap = gw.snapshot.load();
+            let snap = hot.snapshot();
             json(StatusCode::OK, &backends::report(&snap))
         }
         (&Method::GET, "/plugins") => {
-            let snap = gw.snapshot.load();
-            json(StatusCode::OK, &gw.hot.report(&snap.config))
+            let snap = hot.snapshot();
+            json(StatusCode::OK, &hot.report(&snap.config))
         }
         (&Method::POST, "/config/reload") => {
-            let outcome = gw.hot.reload_config(&gw).await;
+            let outcome = hot.reload_config().await;
             let status = match outcome {
                 crate::reload::ConfigOutcome::Swapped { .. } => StatusCode::OK,
                 crate::reload::ConfigOutcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -74,7 +76,7 @@ pub async fn handle(
         }
         (&Method::POST, path) if plugin_reload_name(path).is_some() => {
             let name = plugin_reload_name(path).unwrap_or_default().to_owned();
-            reload_plugin(gw, name, req).await
+            reload_plugin(hot, name, req).await
         }
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
@@ -87,7 +89,7 @@ fn plugin_reload_name(path: &str) -> Option<&str> {
 }
 
 async fn reload_plugin(
-    gw: Arc<Gateway>,
+    hot: Arc<HotSwap>,
     name: String,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -112,7 +114,7 @@ async fn reload_plugin(
         }
     };
     if let Some(p) = &parsed.path {
-        let config = gw.snapshot.load().config.clone();
+        let config = hot.snapshot().config.clone();
         if let Some(decl) = config.plugins.iter().find(|d| d.name == name) {
             if let Err(msg) = access::plugin_path_allowed(p, &decl.path, &config.admin.plugin_dirs)
             {
@@ -120,7 +122,7 @@ async fn reload_plugin(
             }
         }
     }
-    match gw.hot.reload_plugin(&gw, &name, parsed.path).await {
+    match hot.reload_plugin(&name, parsed.path).await {
         Ok(outcome) => {
             let status = match outcome {
                 crate::reload::PluginOutcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,7 +1,7 @@
 //! Starting the gateway: load the config, build the running snapshot, open
 //! the listeners and the admin endpoint, and wait for a signal to stop.
 
-use crate::config::{self, Config, Protocol};
+use crate::config::Protocol;
 use crate::metrics::Metrics;
 use crate::plugins::{self, PluginSet};
 use crate::proxy::client::{ResolveMap, Upstreams};
@@ -31,34 +31,7 @@ pub struct Options {
     pub admin: Option<SocketAddr>,
 }
 
-/// The shared state of a running gateway.
-pub struct Gateway {
-    pub snapshot: ArcSwap<Snapshot>,
-    pub metrics: Arc<Metrics>,
-    pub upstreams: Upstreams,
-    pub options: Options,
-    /// Hot swap of plugins and config (`reload`).
-    pub hot: reload::HotSwap,
-    /// OpenTelemetry traces (`config.tracing`), swapped on reload.
-    pub tracing: crate::otel::Tracing,
-}
-
-/// Load and validate the config files.
-pub fn load_config(paths: &[PathBuf]) -> anyhow::Result<Config> {
-    // The loader logs its own warnings (duplicate keys and the like).
-    let loaded = config::load(paths).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
-    if loaded.config.binds.is_empty() {
-        bail!(
-            "no binds: {} defines routes but no `binds:` to listen on",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(loaded.config)
-}
+pub use reload::load_config;
 
 /// Run until SIGINT/SIGTERM.
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -89,21 +62,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let plugin_set = PluginSet::load(runtime, &cfg)
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
-    let hot = reload::HotSwap::new(plugin_set, &cfg, &metrics);
     let tracing = crate::otel::Tracing::new(&metrics);
     tracing.apply(crate::otel::plan(cfg.global.tracing.as_ref(), &|n| {
         std::env::var(n).ok()
     })?);
-    let gw = Arc::new(Gateway {
+    // The reloader owns what it swaps; listeners, SIGHUP, the watcher and
+    // the admin endpoint each get a handle to it.
+    let serving = reload::Serving {
         snapshot: ArcSwap::from_pointee(snapshot),
-        metrics,
         upstreams,
-        options: options.clone(),
-        hot,
+        config_paths: options.config_paths.clone(),
         tracing,
-    });
-    reload::spawn_sighup(gw.clone()).context("installing the SIGHUP handler")?;
-    watch::spawn(gw.clone()).await;
+    };
+    let hot = Arc::new(reload::HotSwap::new(plugin_set, &cfg, &metrics, serving));
+    reload::spawn_sighup(hot.clone()).context("installing the SIGHUP handler")?;
+    watch::spawn(hot.clone()).await;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -135,22 +108,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             tls.is_some()
         );
         tracing::info!(port = bind.port, %local, tls = tls.is_some(), "listening");
-        let gw2 = gw.clone();
+        let (hot2, metrics2) = (hot.clone(), metrics.clone());
         let bind_port = BindPort(bind.port);
         let handler = move |mut req: hyper::Request<hyper::body::Incoming>, peer| {
-            let gw = gw2.clone();
             req.extensions_mut().insert(bind_port);
-            let tracer = gw.tracing.current();
-            async move {
-                pipeline::handle(
-                    gw.snapshot.load_full(),
-                    gw.metrics.clone(),
-                    tracer,
-                    req,
-                    peer,
-                )
-                .await
-            }
+            let tracer = hot2.tracing().current();
+            let (snapshot, metrics) = (hot2.snapshot(), metrics2.clone());
+            async move { pipeline::handle(snapshot, metrics, tracer, req, peer).await }
         };
         let mut rx = stop_rx.clone();
         tasks.push(tokio::spawn(server::serve(
@@ -168,8 +132,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on admin address {admin_addr}"))?;
     println!("SLUICE_ADMIN addr={}", admin_listener.local_addr()?);
-    let gw2 = gw.clone();
-    let admin_handler = move |req, peer| admin::handle(gw2.clone(), req, peer);
+    let (hot2, metrics2) = (hot.clone(), metrics.clone());
+    let admin_handler = move |req, peer| admin::handle(hot2.clone(), metrics2.clone(), req, peer);
     let mut rx = stop_rx.clone();
     tasks.push(tokio::spawn(server::serve(
         admin_listener,
@@ -193,7 +157,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         let _ = t.await;
     }
     // Requests are done: their spans are queued; send them before exiting.
-    gw.tracing.shutdown(crate::otel::SHUTDOWN_FLUSH).await;
+    hot.tracing().shutdown(crate::otel::SHUTDOWN_FLUSH).await;
     Ok(())
 }
 

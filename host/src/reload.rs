@@ -12,12 +12,13 @@
 //! Reloads are serialised by one async mutex that also holds the
 //! [`PluginSet`] the current snapshot was built from.
 
-use crate::app::{self, Gateway};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::{self, Declared, PluginSet};
 use crate::policy::{bundled, PolicyRuntime};
+use crate::proxy::client::Upstreams;
 use crate::proxy::snapshot::Snapshot;
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -132,8 +133,38 @@ struct Status {
     config: Option<ConfigStatus>,
 }
 
-/// Reload state shared by the admin endpoint, SIGHUP and the file watcher.
+/// What a reload replaces while the gateway serves: the running snapshot,
+/// built from the config files against the upstreams, and the tracer the
+/// config sets up. The reloader owns it; the listeners only read it.
+pub struct Serving {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub upstreams: Upstreams,
+    pub config_paths: Vec<PathBuf>,
+    pub tracing: crate::otel::Tracing,
+}
+
+/// Load and validate the config files, as at start and on every reload.
+pub fn load_config(paths: &[PathBuf]) -> anyhow::Result<Config> {
+    // The loader logs its own warnings (duplicate keys and the like).
+    let loaded = crate::config::load(paths).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    if loaded.config.binds.is_empty() {
+        anyhow::bail!(
+            "no binds: {} defines routes but no `binds:` to listen on",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(loaded.config)
+}
+
+/// The reloader: the serving state it swaps, and the plugin set and
+/// reload history behind it. Shared by the admin endpoint, SIGHUP and the
+/// file watcher; it knows none of them.
 pub struct HotSwap {
+    serving: Arc<Serving>,
     runtime: Arc<PolicyRuntime>,
     current: tokio::sync::Mutex<PluginSet>,
     status: parking_lot::Mutex<Status>,
@@ -147,7 +178,7 @@ fn now_text(t: SystemTime) -> String {
 
 impl HotSwap {
     /// Record the startup plugin set as version 1 of everything.
-    pub fn new(set: PluginSet, cfg: &Config, metrics: &Metrics) -> HotSwap {
+    pub fn new(set: PluginSet, cfg: &Config, metrics: &Metrics, serving: Serving) -> HotSwap {
         let reloads = Family::<ReloadLabels, Counter>::default();
         metrics.with_registry(|r| {
             r.register(
@@ -174,12 +205,23 @@ impl HotSwap {
                 .insert(name.clone(), new_status(name, d, 1, started));
         }
         HotSwap {
+            serving: Arc::new(serving),
             runtime: set.runtime().clone(),
             current: tokio::sync::Mutex::new(set),
             status: parking_lot::Mutex::new(status),
             started,
             reloads,
         }
+    }
+
+    /// The running snapshot, for a request to use from start to end.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.serving.snapshot.load_full()
+    }
+
+    /// The tracer requests start their traces with.
+    pub fn tracing(&self) -> &crate::otel::Tracing {
+        &self.serving.tracing
     }
 
     fn count(&self, kind: &'static str, result: &'static str) {
@@ -190,13 +232,13 @@ impl HotSwap {
 
     /// Paths the file watcher should follow: the config files and the
     /// declared plugins' files as currently loaded.
-    pub async fn watched(&self, gw: &Gateway) -> (Vec<PathBuf>, Vec<(String, PathBuf)>) {
+    pub async fn watched(&self) -> (Vec<PathBuf>, Vec<(String, PathBuf)>) {
         let set = self.current.lock().await;
         let plugins = set
             .all_declared()
             .map(|(n, d)| (n.clone(), d.path.clone()))
             .collect();
-        (gw.snapshot.load().config.sources.clone(), plugins)
+        (self.serving.snapshot.load().config.sources.clone(), plugins)
     }
 
     /// `GET /plugins`: declared plugins plus the bundled ones routes use.
@@ -245,7 +287,6 @@ impl HotSwap {
     /// from). Refusals are an `Ok` outcome: the request itself was fine.
     pub async fn reload_plugin(
         &self,
-        gw: &Arc<Gateway>,
         name: &str,
         path: Option<PathBuf>,
     ) -> Result<PluginOutcome, ReloadError> {
@@ -259,7 +300,7 @@ impl HotSwap {
         };
         let path = path.unwrap_or_else(|| old.path.clone());
         let set = current.clone();
-        let gw2 = gw.clone();
+        let serving = self.serving.clone();
         let (name2, path2, old2) = (name.to_owned(), path.clone(), old.clone());
         let work = tokio::task::spawn_blocking(move || -> Result<Swap, String> {
             let d = plugins::load_declared(set.runtime(), &old2.decl, &path2)?;
@@ -267,8 +308,9 @@ impl HotSwap {
                 return Ok(Swap::Same(d));
             }
             let new_set = set.with_replaced(&name2, d.clone());
-            let cfg = gw2.snapshot.load().config.clone();
-            let snap = Snapshot::build(cfg, &gw2.upstreams, &new_set).map_err(|e| e.to_string())?;
+            let cfg = serving.snapshot.load().config.clone();
+            let snap =
+                Snapshot::build(cfg, &serving.upstreams, &new_set).map_err(|e| e.to_string())?;
             Ok(Swap::New(new_set, snap, d))
         })
         .await
@@ -297,7 +339,7 @@ impl HotSwap {
                 })
             }
             Ok(Swap::New(new_set, snap, d)) => {
-                gw.snapshot.store(Arc::new(snap));
+                self.serving.snapshot.store(Arc::new(snap));
                 *current = new_set;
                 let version = self.bump(name, &d);
                 self.count("plugin", "swapped");
@@ -328,25 +370,24 @@ impl HotSwap {
 
     /// Reload every config file: routes, plugin set and plugin configs. The
     /// new config passes the same checks as at startup or is refused.
-    pub async fn reload_config(&self, gw: &Arc<Gateway>) -> ConfigOutcome {
+    pub async fn reload_config(&self) -> ConfigOutcome {
         let mut current = self.current.lock().await;
         let runtime = self.runtime.clone();
-        let gw2 = gw.clone();
+        let serving = self.serving.clone();
         let work = tokio::task::spawn_blocking(
             move || -> Result<(PluginSet, Snapshot, Option<crate::otel::Plan>), String> {
-                let cfg =
-                    app::load_config(&gw2.options.config_paths).map_err(|e| format!("{e:#}"))?;
+                let cfg = load_config(&serving.config_paths).map_err(|e| format!("{e:#}"))?;
                 let tracing =
                     crate::otel::plan(cfg.global.tracing.as_ref(), &|n| std::env::var(n).ok())
                         .map_err(|e| e.to_string())?;
-                if cfg.state != gw2.snapshot.load().config.state {
+                if cfg.state != serving.snapshot.load().config.state {
                     return Err("`state` changed: the shared state backend (and replicaId) \
                     cannot change on a running gateway; this change needs a restart"
                         .to_string());
                 }
                 let set = PluginSet::load(runtime, &cfg)
                     .map_err(|e| format!("invalid plugins:\n{}", e.join("\n")))?;
-                let snap = Snapshot::build(Arc::new(cfg), &gw2.upstreams, &set)
+                let snap = Snapshot::build(Arc::new(cfg), &serving.upstreams, &set)
                     .map_err(|e| e.to_string())?;
                 Ok((set, snap, tracing))
             },
@@ -357,15 +398,15 @@ impl HotSwap {
         let serving_version = self.status.lock().config.as_ref().map_or(1, |c| c.version);
         match work {
             Ok((set, snap, tracing)) => {
-                gw.tracing.apply(tracing);
-                let binds_changed = gw.snapshot.load().config.binds != snap.config.binds;
+                self.serving.tracing.apply(tracing);
+                let binds_changed = self.serving.snapshot.load().config.binds != snap.config.binds;
                 if binds_changed {
                     tracing::warn!(
                         "config reload: `binds` changed; listeners are only reopened on restart"
                     );
                 }
                 let sources = snap.config.sources.clone();
-                gw.snapshot.store(Arc::new(snap));
+                self.serving.snapshot.store(Arc::new(snap));
                 self.record_set(&set);
                 *current = set;
                 let version = serving_version + 1;
@@ -470,13 +511,13 @@ fn new_status(name: &str, d: &Declared, version: u64, at: SystemTime) -> PluginS
 
 /// Reload the whole config on every SIGHUP. Installed before the gateway
 /// reports ready, so a SIGHUP never hits the default action (exit).
-pub fn spawn_sighup(gw: Arc<Gateway>) -> std::io::Result<()> {
+pub fn spawn_sighup(hot: Arc<HotSwap>) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the config");
-            gw.hot.reload_config(&gw).await;
+            hot.reload_config().await;
         }
     });
     Ok(())

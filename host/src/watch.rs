@@ -18,7 +18,7 @@
 //! produces a refused reload, after which the next event retries: the old
 //! version keeps serving meanwhile.
 
-use crate::app::Gateway;
+use crate::reload::HotSwap;
 use notify::{EventKind, RecursiveMode, Watcher};
 use parking_lot::RwLock;
 use std::collections::HashSet;
@@ -62,8 +62,8 @@ impl Targets {
     }
 }
 
-async fn targets(gw: &Gateway) -> Targets {
-    let (configs, plugins) = gw.hot.watched(gw).await;
+async fn targets(hot: &HotSwap) -> Targets {
+    let (configs, plugins) = hot.watched().await;
     Targets {
         configs: configs.iter().map(|p| normal(p)).collect(),
         plugins: plugins.into_iter().map(|(n, p)| (n, normal(&p))).collect(),
@@ -133,7 +133,7 @@ async fn settle(
 /// right after the gateway says it is ready is seen (a watch added later by
 /// the spawned task missed such a write on a busy machine, and the new
 /// version never served).
-pub async fn spawn(gw: Arc<Gateway>) {
+pub async fn spawn(hot: Arc<HotSwap>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let files: Arc<RwLock<HashSet<PathBuf>>> = Arc::default();
     let filter = files.clone();
@@ -165,7 +165,7 @@ pub async fn spawn(gw: Arc<Gateway>) {
         }
     };
     let mut dirs = HashSet::new();
-    let mut t = targets(&gw).await;
+    let mut t = targets(&hot).await;
     rewatch(&mut watcher, &mut dirs, &files, &t);
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -175,16 +175,16 @@ pub async fn spawn(gw: Arc<Gateway>) {
             let waited_ms = waited.as_millis() as u64;
             if t.configs.iter().any(|c| changed.contains(c)) {
                 tracing::info!(waited_ms, "config file changed: reloading the config");
-                gw.hot.reload_config(&gw).await;
+                hot.reload_config().await;
             } else {
                 for (name, p) in &t.plugins {
                     if changed.contains(p) {
                         tracing::info!(plugin = %name, path = %p.display(), waited_ms, "plugin file changed: reloading");
-                        let _ = gw.hot.reload_plugin(&gw, name, None).await;
+                        let _ = hot.reload_plugin(name, None).await;
                     }
                 }
             }
-            t = targets(&gw).await;
+            t = targets(&hot).await;
             rewatch(&mut watcher, &mut dirs, &files, &t);
         }
     });
