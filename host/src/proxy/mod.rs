@@ -5,6 +5,7 @@ pub mod client;
 pub mod errors;
 pub mod guard;
 pub mod headers;
+pub mod model_router;
 pub mod path;
 pub mod pipeline;
 #[cfg(test)]

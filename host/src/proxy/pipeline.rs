@@ -5,6 +5,9 @@
 //! 0. **canonical request**: hop-by-hop headers dropped and the path normalised
 //!    (`path.rs`), so routing, policies and the upstream read the same request.
 //! 1. **route**: pick the route and the policy layers that wrap it; 404 otherwise.
+//!    1c. **model route** (`llm:` listeners, before the route is built): the
+//!    body is read (within the body cap and budget) and its `model` picks
+//!    the route (`model_router.rs`); `/v1/models` is answered from the config.
 //! 2. **request_filter**: policies see the request headers (deny, edit, ask for the body).
 //! 3. **request_body_filter**: only if a policy asked: buffer the body, undo its
 //!    `Content-Encoding`, check strict JSON on JSON kinds (`request_body.rs`),
@@ -70,10 +73,29 @@ pub async fn handle(
         Ok(l) => l,
         Err(r) => return refused(&metrics, &req, peer, r),
     };
-    let (mut session, route, prefix_len) = match route(&listener, &metrics, &req, peer) {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
+    // Phase 1c: model route. On an `llm:` listener the body's `model`
+    // names the route, so the body is read first.
+    let mut early = None;
+    let mut picked = None;
+    if let Some(models) = listener.models.clone() {
+        match model_route(&models, &metrics, req, peer).await {
+            Ok((r, routed, buffered)) => {
+                req = r;
+                early = Some(buffered);
+                picked = Some(routed);
+            }
+            Err(resp) => return resp,
+        }
+    }
+    let model_routed = picked.is_some();
+    let (mut session, route, prefix_len) =
+        match route(&listener, &metrics, &req, peer, picked.as_ref().map(|p| p.0.clone())) {
+            Ok(s) => s,
+            Err(resp) => return resp,
+        };
+    if let Some((_, requested)) = picked {
+        session.requested_model = Some(requested);
+    }
     if let Some(t) = &tracer {
         start_trace(t, &mut session, &listener.name, &req, peer);
     }
@@ -94,8 +116,9 @@ pub async fn handle(
     // refuses it before a byte is copied into a plugin.
     let declared = body.size_hint().exact();
     let mut body = Some(body);
-    let mut buffered: Option<request_body::Buffered> = None;
-    if wants.contains(policy::Hooks::REQUEST_BODY)
+    let mut buffered: Option<request_body::Buffered> = early;
+    if buffered.is_none()
+        && wants.contains(policy::Hooks::REQUEST_BODY)
         && request_body::length_unknown(&parts.headers, declared)
     {
         match read_body(&mut body, declared, &mut parts.headers).await {
@@ -132,7 +155,7 @@ pub async fn handle(
     // provider that rewrites or signs it): it is read here then, once.
     let mut _held_body = None;
     let policy_body = need_body || session.chain.body_without_headers();
-    let body: Forward = if policy_body || forward_needs_body(&route, kind) {
+    let body: Forward = if policy_body || model_routed || forward_needs_body(&route, kind) {
         let got = match buffered.take() {
             Some(b) => b,
             None => match read_body(&mut body, declared, &mut parts.headers).await {
@@ -338,7 +361,7 @@ async fn read_body(
         &mut incoming,
         declared,
         headers,
-        MAX_BUFFERED_BODY,
+        budget::max_body(),
         &budget::GLOBAL,
     )
     .await;
@@ -346,6 +369,86 @@ async fn read_body(
         discard(incoming);
     }
     got
+}
+
+/// Phase 1c: on an `llm:` listener, read the body and let its `model` pick
+/// the route. Returns the request (its body read), the route with the model
+/// the client asked for, and the body as it goes on; or the answer: the
+/// model list, a refusal (`model_not_found`, ...) in the client's shape.
+async fn model_route(
+    models: &super::model_router::ModelRouter,
+    metrics: &Arc<Metrics>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<
+    (
+        Request<Incoming>,
+        (Arc<RouteEntry>, String),
+        request_body::Buffered,
+    ),
+    Response<ResponseBody>,
+> {
+    use super::model_router::lists_models;
+    let path = req.uri().path().to_string();
+    let shape = ErrorShape::guess(&path, req.headers());
+    let mut session = unrouted_session(metrics, &req, peer, shape);
+    let answer = |mut session: Session, status: u16, body: Bytes| {
+        session.status = status;
+        tracing::info!(target: "sluice::access", method = %session.scope.ctx.method, path = %session.scope.ctx.path, status, "answered by the model router");
+        let mut resp = Response::new(ResponseBody::full(body, session));
+        *resp.status_mut() =
+            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    };
+    if lists_models(req.method(), &path) {
+        let anthropic = req.headers().contains_key("anthropic-version");
+        return Err(answer(session, 200, models.list(anthropic)));
+    }
+    let (mut parts, mut body) = req.into_parts();
+    let declared = body.size_hint().exact();
+    let read = request_body::read(
+        &mut body,
+        declared,
+        &mut parts.headers,
+        budget::max_body(),
+        &budget::GLOBAL,
+    )
+    .await;
+    let got = match read {
+        Ok(g) => g,
+        Err(r) => {
+            discard(body);
+            session.status = r.status;
+            tracing::info!(target: "sluice::access", method = %session.scope.ctx.method, path = %session.scope.ctx.path, status = r.status, "request body refused");
+            return Err(body_refused(session, r));
+        }
+    };
+    let req = Request::from_parts(parts, body);
+    if let Err(e) = super::strict_json::check(&got.bytes) {
+        let r = super::model_router::Refusal {
+            status: 400,
+            code: "invalid_request_body",
+            message: e.to_string(),
+        };
+        return Err(answer(session, 400, r.body(shape)));
+    }
+    match models.route(&got.bytes) {
+        Ok(routed) => {
+            let buffered = request_body::Buffered {
+                bytes: routed.body,
+                held: got.held,
+            };
+            Ok((req, (routed.route, routed.requested), buffered))
+        }
+        Err(r) => {
+            tracing::debug!(status = r.status, code = r.code, "model route refused");
+            Err(answer(session, r.status, r.body(shape)))
+        }
+    }
 }
 
 fn body_refused(session: Session, r: request_body::Refusal) -> Response<ResponseBody> {
@@ -429,9 +532,15 @@ fn route(
     metrics: &Arc<Metrics>,
     req: &Request<Incoming>,
     peer: SocketAddr,
+    picked: Option<Arc<RouteEntry>>,
 ) -> Result<(Session, Arc<RouteEntry>, Option<usize>), Response<ResponseBody>> {
     let path = req.uri().path();
-    let Some((route, hit)) = router::select(&snap.routes, req.method(), path, req.headers()) else {
+    let selected = match picked {
+        Some(r) => Some((r, None)),
+        None => router::select(&snap.routes, req.method(), path, req.headers())
+            .map(|(r, h)| (r.clone(), h.prefix_len)),
+    };
+    let Some((route, prefix_len)) = selected else {
         let shape = ErrorShape::guess(path, req.headers());
         let msg = format!("no route for {} {}", req.method(), path);
         tracing::info!(target: "sluice::access", method = %req.method(), path, status = 404, "no route");
@@ -439,7 +548,6 @@ fn route(
             ResponseBody::full(b, unrouted_session(metrics, req, peer, shape))
         }));
     };
-    let route = route.clone();
     let mut attachments = Vec::new();
     for (set, layer) in &snap.layers {
         if set.best(req.method(), path, req.headers()).is_some() {
@@ -448,7 +556,7 @@ fn route(
     }
     attachments.extend(route.attachments.iter().cloned());
 
-    let rewritten = rewrite_path(path, route.rewrite.as_ref(), hit.prefix_len);
+    let rewritten = rewrite_path(path, route.rewrite.as_ref(), prefix_len);
     let kind = ai_kind(route.ai_routes.as_deref(), &rewritten);
     let ctx = RequestContext {
         request_id: request_id(req),
@@ -488,7 +596,7 @@ fn route(
         trace: None,
         requested_model: None,
     };
-    Ok((session, route, hit.prefix_len))
+    Ok((session, route, prefix_len))
 }
 
 /// A request its listener refused (Host, Origin, client key), in the error
