@@ -12,6 +12,7 @@ pub mod memtrim;
 pub mod metrics;
 pub mod otel;
 pub mod plugins;
+pub mod probes;
 pub mod policy;
 pub mod provider;
 pub mod proxy;
