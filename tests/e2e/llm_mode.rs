@@ -283,28 +283,28 @@ async fn cost_routing_picks_the_tier_by_condition() {
     let c = TestClient::new();
     let url = gw.url(4000, "/v1/chat/completions");
     let cases = [
-        (json!({}), "llm/economy-model", "gpt-4o-mini"),
-        (json!({"max_tokens": 1024}), "llm/economy-model", "gpt-4o-mini"),
-        (json!({"max_tokens": 2000}), "llm/balanced-model", "gpt-4o"),
-        (json!({"max_tokens": 9000}), "llm/premium-model", "gpt-4o"),
+        (json!({}), "economy-model", "gpt-4o-mini"),
+        (json!({"max_tokens": 1024}), "economy-model", "gpt-4o-mini"),
+        (json!({"max_tokens": 2000}), "balanced-model", "gpt-4o"),
+        (json!({"max_tokens": 9000}), "premium-model", "gpt-4o"),
         // An explicit tier wins over the budget.
         (
             json!({"max_tokens": 9000, "metadata": {"cost_tier": "economy"}}),
-            "llm/economy-model",
+            "economy-model",
             "gpt-4o-mini",
         ),
         (
             json!({"max_tokens": 10, "metadata": {"cost_tier": "balanced"}}),
-            "llm/balanced-model",
+            "balanced-model",
             "gpt-4o",
         ),
         (
             json!({"max_tokens": 10, "metadata": {"cost_tier": "gold"}}),
-            "llm/premium-model",
+            "premium-model",
             "gpt-4o",
         ),
     ];
-    for (i, (extra, route, served)) in cases.iter().enumerate() {
+    for (i, (extra, backend, served)) in cases.iter().enumerate() {
         let mut body = chat("smart-model");
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
@@ -324,7 +324,9 @@ async fn cost_routing_picks_the_tier_by_condition() {
             .nth(i)
             .unwrap()
             .to_string();
-        assert!(line.contains(&format!("route={route}")), "{body}: {line}");
+        // One `llm` route; the model entry is the backend.
+        assert!(line.contains(" route=llm "), "{body}: {line}");
+        assert!(line.contains(&format!(" backend={backend} ")), "{body}: {line}");
         assert!(line.contains("requested_model=\"smart-model\"") || line.contains("requested_model=smart-model"), "{line}");
     }
 

@@ -535,6 +535,7 @@ fn route(
     picked: Option<Arc<RouteEntry>>,
 ) -> Result<(Session, Arc<RouteEntry>, Option<usize>), Response<ResponseBody>> {
     let path = req.uri().path();
+    let model_routed = picked.is_some();
     let selected = match picked {
         Some(r) => Some((r, None)),
         None => router::select(&snap.routes, req.method(), path, req.headers())
@@ -558,9 +559,17 @@ fn route(
 
     let rewritten = rewrite_path(path, route.rewrite.as_ref(), prefix_len);
     let kind = ai_kind(route.ai_routes.as_deref(), &rewritten);
+    // On an `llm:` listener every model is served by the one "llm" route
+    // (as in agentgateway): policies keyed by route (rate limits) share
+    // it, and the model entry is the backend.
+    let route_name = if model_routed {
+        crate::config::llm::LLM_LISTENER.to_string()
+    } else {
+        route.name.clone()
+    };
     let ctx = RequestContext {
         request_id: request_id(req),
-        route: route.name.clone(),
+        route: route_name,
         backend: route.target.name.clone(),
         provider: match route.target.api().map(|a| a.family()) {
             Some(Family::Anthropic) => policy::Provider::Anthropic,
