@@ -30,6 +30,8 @@ mod props;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_llm;
+#[cfg(test)]
 mod tests_providers;
 
 use std::collections::{HashMap, HashSet};
