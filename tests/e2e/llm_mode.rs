@@ -417,3 +417,65 @@ llm:
     let r = c.post_json(&url, JSON, &chat("a")).await;
     assert_eq!(r.status, 429, "{}", r.text());
 }
+
+/// A failover virtual model: the next target on no connection, 429 or 5xx,
+/// never on a client error; the client sees one answer.
+#[tokio::test]
+async fn failover_tries_the_next_target_before_answering() {
+    let up = sluice_testkit::FakeUpstream::plain().await;
+    let closed = sluice_testkit::ClosedPort::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "llm.yaml",
+        &format!(
+            r#"
+llm:
+  port: 4000
+  models:
+  - name: primary
+    provider: openAI
+    params: {{model: model-primary, apiKey: key-p, baseUrl: "{url}/v1"}}
+  - name: backup
+    provider: openAI
+    params: {{model: model-backup, apiKey: key-b, baseUrl: "{url}/v1"}}
+  - name: gone
+    provider: openAI
+    params: {{apiKey: key-g, baseUrl: "http://{closed}/v1"}}
+  virtualModels:
+  - name: ha
+    routing: {{failover: {{targets: [{{model: backup, priority: 1}}, {{model: primary, priority: 0}}]}}}}
+  - name: ha-dead
+    routing: {{failover: {{targets: [{{model: gone, priority: 0}}, {{model: backup, priority: 1}}]}}}}
+"#,
+            url = up.url(),
+            closed = closed.addr()
+        ),
+    );
+    let gw = gateway(&[&cfg], &[4000], &[], &[]).await;
+    let c = TestClient::new();
+    let url = gw.url(4000, "/v1/chat/completions");
+
+    assert_eq!(served(&c, &up, &url, "ha").await.0, "model-primary");
+    for status in [503, 429] {
+        up.clear();
+        up.queue_script(sluice_testkit::Script::text("x").status(status, "{\"error\":{}}"));
+        let got = served(&c, &up, &url, "ha").await;
+        assert_eq!(got, ("model-backup".into(), "Bearer key-b".into()), "{status}");
+        let models: Vec<String> = up
+            .requests()
+            .iter()
+            .map(|r| r.json()["model"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(models, ["model-primary", "model-backup"], "{status}");
+    }
+    // A client error is the client's: no second attempt.
+    up.clear();
+    up.queue_script(sluice_testkit::Script::text("x").status(400, "{\"error\":{}}"));
+    let r = c.post_json(&url, JSON, &chat("ha")).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(up.requests().len(), 1);
+    // No connection at all.
+    up.clear();
+    assert_eq!(served(&c, &up, &url, "ha-dead").await.0, "model-backup");
+}

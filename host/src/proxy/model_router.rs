@@ -82,8 +82,9 @@ pub struct Routed {
     pub body: Bytes,
     /// What the client asked for (kept for the access log).
     pub requested: String,
-    /// The other routes a failover virtual model may try, in order.
-    pub fallbacks: Vec<(Arc<RouteEntry>, Bytes)>,
+    /// A failover virtual model's other targets, in order: the route and
+    /// the model to put in the body (`transformation.model` applied).
+    pub fallbacks: Vec<(Arc<RouteEntry>, String)>,
 }
 
 struct Model {
@@ -213,7 +214,7 @@ impl ModelRouter {
             let (route, body) = self.serve(m, parsed)?;
             return Ok(Routed {
                 route,
-                body,
+                body: encode(&body)?,
                 requested,
                 fallbacks: Vec::new(),
             });
@@ -270,11 +271,18 @@ impl ModelRouter {
             served.push(self.serve(m, body)?);
         }
         let (route, body) = served.remove(0);
+        let fallbacks = served
+            .into_iter()
+            .map(|(r, b)| {
+                let model = b["model"].as_str().unwrap_or_default().to_string();
+                (r, model)
+            })
+            .collect();
         Ok(Routed {
             route,
-            body,
+            body: encode(&body)?,
             requested,
-            fallbacks: served,
+            fallbacks,
         })
     }
 
@@ -298,7 +306,7 @@ impl ModelRouter {
 
     /// The entry's route and the body as it goes on (its `transformation.model`
     /// applied).
-    fn serve(&self, m: &Model, mut body: Value) -> Result<(Arc<RouteEntry>, Bytes), Refusal> {
+    fn serve(&self, m: &Model, mut body: Value) -> Result<(Arc<RouteEntry>, Value), Refusal> {
         if let Some(t) = &m.transform {
             let model = t.eval_string(&body).map_err(|e| {
                 tracing::warn!(model = %m.name, expression = t.source(), error = %e, "transformation.model failed");
@@ -310,9 +318,23 @@ impl ModelRouter {
             })?;
             body["model"] = Value::String(model);
         }
-        let bytes = serde_json::to_vec(&body)
-            .map_err(|e| Refusal::new(500, "internal_error", format!("re-encoding the body: {e}")))?;
-        Ok((m.route.clone(), Bytes::from(bytes)))
+        Ok((m.route.clone(), body))
+    }
+}
+
+fn encode(body: &Value) -> Result<Bytes, Refusal> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| Refusal::new(500, "internal_error", format!("re-encoding the body: {e}")))
+}
+
+/// Whether a failover virtual model tries its next target after this
+/// attempt: no connection, no answer in time, or 429/5xx. Decided before
+/// any byte of the answer reaches the client.
+pub fn failover_cause<B, E, T>(sent: &Result<Result<http::Response<B>, E>, T>) -> bool {
+    match sent {
+        Ok(Ok(r)) => r.status() == http::StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error(),
+        _ => true,
     }
 }
 

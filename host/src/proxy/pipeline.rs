@@ -88,13 +88,15 @@ pub async fn handle(
         }
     }
     let model_routed = picked.is_some();
-    let (mut session, route, prefix_len) =
+    let (mut session, mut route, prefix_len) =
         match route(&listener, &metrics, &req, peer, picked.as_ref().map(|p| p.0.clone())) {
             Ok(s) => s,
             Err(resp) => return resp,
         };
-    if let Some((_, requested)) = picked {
+    let mut fallbacks = std::collections::VecDeque::new();
+    if let Some((_, requested, f)) = picked {
         session.requested_model = Some(requested);
+        fallbacks = f.into();
     }
     if let Some(t) = &tracer {
         start_trace(t, &mut session, &listener.name, &req, peer);
@@ -191,6 +193,12 @@ pub async fn handle(
         Forward::Stream(body.take().expect("the body is not read yet").boxed())
     };
 
+    // A failover virtual model may send the request again, elsewhere.
+    let retry = match (&body, fallbacks.is_empty()) {
+        (Forward::Whole(b), false) => Some((copy_parts(&parts), b.clone())),
+        _ => None,
+    };
+
     // Phase 4: upstream_request.
     let mut upstream_req =
         match upstream_request(&session, &route, parts, body, prefix_len, peer).await {
@@ -208,9 +216,44 @@ pub async fn handle(
     }
 
     // Phase 5: upstream.
-    let resp = match tokio::time::timeout(route.request_timeout, route.client.request(upstream_req))
-        .await
-    {
+    let mut sent =
+        tokio::time::timeout(route.request_timeout, route.client.request(upstream_req)).await;
+    // Phase 5b: failover (`llm:` failover virtual models), before any byte
+    // of the answer reached the client.
+    if let Some((saved, bytes)) = &retry {
+        while super::model_router::failover_cause(&sent) {
+            let Some((next, model)) = fallbacks.pop_front() else {
+                break;
+            };
+            if !provider::speaks(next.target.api(), kind) {
+                continue;
+            }
+            tracing::warn!(from = %route.target.name, to = %next.target.name, "failover to the next target");
+            let body = match provider::body::with_model(bytes, &model) {
+                Ok(b) => b.unwrap_or_else(|| bytes.clone()),
+                Err(e) => return session.error(500, "", &e.to_string()),
+            };
+            route = next;
+            session.route = Some(route.clone());
+            session.scope.ctx.backend = route.target.name.clone();
+            session.scope.ctx.model = Some(model);
+            let req = match upstream_request(
+                &session,
+                &route,
+                copy_parts(saved),
+                Forward::Whole(body),
+                prefix_len,
+                peer,
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => return session.error(500, "", &e.to_string()),
+            };
+            sent = tokio::time::timeout(route.request_timeout, route.client.request(req)).await;
+        }
+    }
+    let resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             let msg = format!(
@@ -263,6 +306,16 @@ pub async fn handle(
 
     // Phase 7: response_body_filter.
     response_body_filter(session, wants, parts, body, transcoder).await
+}
+
+/// A copy of the request head, for a failover attempt.
+fn copy_parts(p: &http::request::Parts) -> http::request::Parts {
+    let (mut out, ()) = Request::new(()).into_parts();
+    out.method = p.method.clone();
+    out.uri = p.uri.clone();
+    out.version = p.version;
+    out.headers = p.headers.clone();
+    out
 }
 
 /// The request body as phase 4 forwards it.
@@ -383,7 +436,7 @@ async fn model_route(
 ) -> Result<
     (
         Request<Incoming>,
-        (Arc<RouteEntry>, String),
+        (Arc<RouteEntry>, String, Vec<(Arc<RouteEntry>, String)>),
         request_body::Buffered,
     ),
     Response<ResponseBody>,
@@ -442,7 +495,11 @@ async fn model_route(
                 bytes: routed.body,
                 held: got.held,
             };
-            Ok((req, (routed.route, routed.requested), buffered))
+            Ok((
+                req,
+                (routed.route, routed.requested, routed.fallbacks),
+                buffered,
+            ))
         }
         Err(r) => {
             tracing::debug!(status = r.status, code = r.code, "model route refused");
