@@ -230,7 +230,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 /// A probe listener (`config.statsAddr`/`readinessAddr`); `--port-map`
 /// applies to its port as to a bind's (tests run several gateways at once).
 async fn bind_probe(options: &Options, addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
-    let port = options.port_map.get(&addr.port()).copied().unwrap_or(addr.port());
+    let port = options
+        .port_map
+        .get(&addr.port())
+        .copied()
+        .unwrap_or(addr.port());
     let addr = SocketAddr::new(addr.ip(), port);
     TcpListener::bind(addr)
         .await

@@ -100,8 +100,10 @@ mod tests {
         assert_eq!(stats(&m, &get("/metrics")).status(), 200);
         assert_eq!(stats(&m, &get("/config")).status(), 404);
         let mut page = get("/metrics");
-        page.headers_mut()
-            .insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        page.headers_mut().insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert_eq!(stats(&m, &page).status(), 403);
     }
 }

@@ -7,8 +7,8 @@
 
 use crate::common::*;
 use serde_json::{json, Value};
-use sluice_testkit::gateway::run;
 use sluice_testkit::client::TestClient;
+use sluice_testkit::gateway::run;
 use sluice_testkit::Gateway;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -165,7 +165,11 @@ async fn unknown_models_get_model_not_found_in_the_clients_shape() {
     assert_eq!(v["error"]["message"], "Model not found", "{v}");
 
     let r = c
-        .post_json(&url("/v1/messages"), ANTHROPIC, &message("Anthropic/claude"))
+        .post_json(
+            &url("/v1/messages"),
+            ANTHROPIC,
+            &message("Anthropic/claude"),
+        )
         .await;
     assert_eq!(r.status, 404, "{}", r.text());
     let v = r.json();
@@ -174,11 +178,7 @@ async fn unknown_models_get_model_not_found_in_the_clients_shape() {
 
     // No model at all: 400.
     let r = c
-        .post_json(
-            &url("/v1/chat/completions"),
-            JSON,
-            &json!({"messages": []}),
-        )
+        .post_json(&url("/v1/chat/completions"), JSON, &json!({"messages": []}))
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "missing_model");
@@ -206,7 +206,10 @@ async fn hostile_bodies_are_read_one_way() {
     let one = br#"{"mod\u0065l":"smart","messages":[{"role":"user","content":"hi"}]}"#.to_vec();
     let r = c.post_bytes(&url, JSON, one).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(p.upstream.last_request().unwrap().json()["model"], "gpt-5.5");
+    assert_eq!(
+        p.upstream.last_request().unwrap().json()["model"],
+        "gpt-5.5"
+    );
 
     // Over `frontendPolicies.http.maxBufferSize` (20 MiB): 413, client's shape.
     let mut big = br#"{"model":"smart","messages":[{"role":"user","content":""#.to_vec();
@@ -243,7 +246,10 @@ async fn models_are_listed_from_the_config_and_probes_answer() {
     assert_eq!(v["data"][0]["object"], "model");
 
     let r = c
-        .get_with(&gw.url(4000, "/v1/models"), &[("anthropic-version", "2023-06-01")])
+        .get_with(
+            &gw.url(4000, "/v1/models"),
+            &[("anthropic-version", "2023-06-01")],
+        )
         .await;
     let v = r.json();
     assert_eq!(v["has_more"], false, "{v}");
@@ -267,13 +273,22 @@ async fn models_are_listed_from_the_config_and_probes_answer() {
         .await;
     assert_eq!(page.status, 403);
     let ready = announced(&gw, "READINESS");
-    assert_eq!(c.get(&format!("http://{ready}/healthz/ready")).await.status, 200);
+    assert_eq!(
+        c.get(&format!("http://{ready}/healthz/ready")).await.status,
+        200
+    );
     assert_eq!(c.get(&format!("http://{ready}/metrics")).await.status, 404);
 }
 
 async fn cost(p: &Provider) -> Gateway {
     let ca = p.ca.display().to_string();
-    gateway(&[&config(COST)], &[4000], &p.pins(), &[("SSL_CERT_FILE", &ca)]).await
+    gateway(
+        &[&config(COST)],
+        &[4000],
+        &p.pins(),
+        &[("SSL_CERT_FILE", &ca)],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -326,8 +341,15 @@ async fn cost_routing_picks_the_tier_by_condition() {
             .to_string();
         // One `llm` route; the model entry is the backend.
         assert!(line.contains(" route=llm "), "{body}: {line}");
-        assert!(line.contains(&format!(" backend={backend} ")), "{body}: {line}");
-        assert!(line.contains("requested_model=\"smart-model\"") || line.contains("requested_model=smart-model"), "{line}");
+        assert!(
+            line.contains(&format!(" backend={backend} ")),
+            "{body}: {line}"
+        );
+        assert!(
+            line.contains("requested_model=\"smart-model\"")
+                || line.contains("requested_model=smart-model"),
+            "{line}"
+        );
     }
 
     // Internal models are reachable only through the virtual one.
@@ -404,15 +426,24 @@ llm:
     let c = TestClient::new();
     let url = gw.url(4000, "/v1/chat/completions");
     for _ in 0..2 {
-        assert_eq!(served(&c, &up, &url, "only-b").await, ("model-b".into(), "Bearer key-b".into()));
+        assert_eq!(
+            served(&c, &up, &url, "only-b").await,
+            ("model-b".into(), "Bearer key-b".into())
+        );
     }
     // Failover: the lowest priority first.
     assert_eq!(served(&c, &up, &url, "ha").await.0, "model-b");
     // `*suffix` beats `*`; the client's model is kept without `params.model`.
-    assert_eq!(served(&c, &up, &url, "gpt-4o-mini").await, ("gpt-4o-mini".into(), "Bearer key-mini".into()));
+    assert_eq!(
+        served(&c, &up, &url, "gpt-4o-mini").await,
+        ("gpt-4o-mini".into(), "Bearer key-mini".into())
+    );
     // `b` is internal: its own name falls to `*`.
     assert_eq!(served(&c, &up, &url, "b").await.0, "catch-all");
-    assert_eq!(up.last_request().unwrap().path_and_query(), "/v1/chat/completions");
+    assert_eq!(
+        up.last_request().unwrap().path_and_query(),
+        "/v1/chat/completions"
+    );
     // The shared rate limit (5 requests) applies to every model on the port.
     let r = c.post_json(&url, JSON, &chat("a")).await;
     assert_eq!(r.status, 429, "{}", r.text());
@@ -461,7 +492,11 @@ llm:
         up.clear();
         up.queue_script(sluice_testkit::Script::text("x").status(status, "{\"error\":{}}"));
         let got = served(&c, &up, &url, "ha").await;
-        assert_eq!(got, ("model-backup".into(), "Bearer key-b".into()), "{status}");
+        assert_eq!(
+            got,
+            ("model-backup".into(), "Bearer key-b".into()),
+            "{status}"
+        );
         let models: Vec<String> = up
             .requests()
             .iter()

@@ -363,7 +363,8 @@ pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) ->
                 }
             }
             if let Some(n) = get(entries, "admin") {
-                parts.admin_address_set = matches!(&n.kind, Kind::Map(m) if get(m, "address").is_some());
+                parts.admin_address_set =
+                    matches!(&n.kind, Kind::Map(m) if get(m, "address").is_some());
                 if let Some(a) = decode_admin(ctx, n, "admin") {
                     parts.admin = Some((a, n.loc.clone()));
                 }

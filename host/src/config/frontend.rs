@@ -86,7 +86,10 @@ pub(crate) fn decode_frontend(d: &mut Diags, node: &Node, path: &str) -> Option<
                     d.error(
                         &n.loc,
                         &p,
-                        format!("maxBufferSize {} must be between {MIN_BUFFER} and 4294967296 bytes", n.shown()),
+                        format!(
+                            "maxBufferSize {} must be between {MIN_BUFFER} and 4294967296 bytes",
+                            n.shown()
+                        ),
                     );
                     ok = false;
                 }

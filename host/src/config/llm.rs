@@ -127,7 +127,12 @@ const PARAMS: &[&str] = &[
 ];
 const PARAMS_LATER: &[&str] = &["tokenize"];
 /// `llm.policies` keys mapped onto the bundled plugins routes use.
-const POLICIES: &[&str] = &["jwtAuth", "authorization", "localRateLimit", "transformations"];
+const POLICIES: &[&str] = &[
+    "jwtAuth",
+    "authorization",
+    "localRateLimit",
+    "transformations",
+];
 const POLICIES_LATER: &[&str] = &[
     "oidc",
     "extAuthz",
@@ -141,7 +146,13 @@ const POLICIES_LATER: &[&str] = &[
 
 /// Refuse keys outside `known`: "not supported yet" for the ones agentgateway
 /// has (`later`), "unknown key" otherwise.
-fn check(ctx: &mut Ctx, m: &[(super::tree::Key, Node)], path: &str, known: &[&str], later: &[&str]) -> bool {
+fn check(
+    ctx: &mut Ctx,
+    m: &[(super::tree::Key, Node)],
+    path: &str,
+    known: &[&str],
+    later: &[&str],
+) -> bool {
     let mut ok = true;
     for (k, _) in m {
         if later.contains(&k.name.as_str()) {
@@ -163,7 +174,12 @@ fn check(ctx: &mut Ctx, m: &[(super::tree::Key, Node)], path: &str, known: &[&st
     ok && ctx.d.errors.len() == before
 }
 
-pub(crate) fn decode_llm(ctx: &mut Ctx, node: &Node, path: &str, next_index: &mut usize) -> Option<LlmConfig> {
+pub(crate) fn decode_llm(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: &str,
+    next_index: &mut usize,
+) -> Option<LlmConfig> {
     let m = as_map(ctx.d, node, path)?;
     let mut ok = check(ctx, m, path, TOP, TOP_LATER);
     let port = match get(m, "port") {
@@ -172,14 +188,22 @@ pub(crate) fn decode_llm(ctx: &mut Ctx, node: &Node, path: &str, next_index: &mu
             match integer(ctx.d, n, &p).map(u16::try_from) {
                 Some(Ok(v)) => Some(v),
                 Some(Err(_)) => {
-                    ctx.d.error(&n.loc, &p, format!("port {} is out of range (0-65535)", n.shown()));
+                    ctx.d.error(
+                        &n.loc,
+                        &p,
+                        format!("port {} is out of range (0-65535)", n.shown()),
+                    );
                     None
                 }
                 None => None,
             }
         }
         None => {
-            ctx.d.error(&node.loc, path, "missing required key `port` (Sluice serves `llm:` on its own port)");
+            ctx.d.error(
+                &node.loc,
+                path,
+                "missing required key `port` (Sluice serves `llm:` on its own port)",
+            );
             None
         }
     };
@@ -191,7 +215,11 @@ pub(crate) fn decode_llm(ctx: &mut Ctx, node: &Node, path: &str, next_index: &mu
     match get(m, "models") {
         Some(n) => {
             let mp = join_key(path, "models");
-            for (i, item) in as_list(ctx.d, n, &mp).unwrap_or_default().iter().enumerate() {
+            for (i, item) in as_list(ctx.d, n, &mp)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 let index = *next_index;
                 *next_index += 1;
                 match decode_model(ctx, item, &join_index(&mp, i), &listener, index) {
@@ -201,7 +229,8 @@ pub(crate) fn decode_llm(ctx: &mut Ctx, node: &Node, path: &str, next_index: &mu
             }
         }
         None => {
-            ctx.d.error(&node.loc, path, "missing required key `models`");
+            ctx.d
+                .error(&node.loc, path, "missing required key `models`");
             ok = false;
         }
     }
@@ -219,7 +248,11 @@ pub(crate) fn decode_llm(ctx: &mut Ctx, node: &Node, path: &str, next_index: &mu
     let mut virtual_models = Vec::new();
     if let Some(n) = get(m, "virtualModels") {
         let vp = join_key(path, "virtualModels");
-        for (i, item) in as_list(ctx.d, n, &vp).unwrap_or_default().iter().enumerate() {
+        for (i, item) in as_list(ctx.d, n, &vp)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             match decode_virtual(ctx, item, &join_index(&vp, i), &models) {
                 Some(v) => {
                     if !seen.insert(v.name.clone()) {
@@ -298,7 +331,10 @@ fn decode_model(
         Some(n) => {
             let p = join_key(path, "provider");
             let s = string(ctx.d, n, &p);
-            match s.as_deref().and_then(|s| PROVIDERS.iter().find(|(k, _)| *k == s)) {
+            match s
+                .as_deref()
+                .and_then(|s| PROVIDERS.iter().find(|(k, _)| *k == s))
+            {
                 Some((_, prov)) => Some(*prov),
                 None => {
                     if s.is_some() {
@@ -319,7 +355,11 @@ fn decode_model(
             }
         }
         None => {
-            ctx.d.error(&node.loc, path, "missing required key `provider` (e.g. `openAI`, `anthropic`)");
+            ctx.d.error(
+                &node.loc,
+                path,
+                "missing required key `provider` (e.g. `openAI`, `anthropic`)",
+            );
             None
         }
     };
@@ -420,7 +460,10 @@ fn decode_params(
                     ctx.d.error(
                         &v.loc,
                         &kp,
-                        format!("invalid base URL {}: expected `http(s)://host[:port][/path]`", v.shown()),
+                        format!(
+                            "invalid base URL {}: expected `http(s)://host[:port][/path]`",
+                            v.shown()
+                        ),
                     );
                     ok = false;
                 }
@@ -503,7 +546,12 @@ pub fn name_matches(pattern: &str, model: &str) -> bool {
     pattern == model
 }
 
-fn decode_virtual(ctx: &mut Ctx, node: &Node, path: &str, models: &[LlmModel]) -> Option<VirtualModel> {
+fn decode_virtual(
+    ctx: &mut Ctx,
+    node: &Node,
+    path: &str,
+    models: &[LlmModel],
+) -> Option<VirtualModel> {
     let m = as_map(ctx.d, node, path)?;
     check_keys(ctx.d, m, path, &["name", "routing"]);
     let name = match get(m, "name") {
@@ -514,7 +562,8 @@ fn decode_virtual(ctx: &mut Ctx, node: &Node, path: &str, models: &[LlmModel]) -
         }
     };
     let Some(rn) = get(m, "routing") else {
-        ctx.d.error(&node.loc, path, "missing required key `routing`");
+        ctx.d
+            .error(&node.loc, path, "missing required key `routing`");
         return None;
     };
     let rp = join_key(path, "routing");
@@ -522,7 +571,11 @@ fn decode_virtual(ctx: &mut Ctx, node: &Node, path: &str, models: &[LlmModel]) -
     const KINDS: &[&str] = &["weighted", "failover", "conditional"];
     check_keys(ctx.d, rm, &rp, KINDS);
     if rm.len() != 1 {
-        ctx.d.error(&rn.loc, &rp, "expected exactly one of `weighted`, `failover`, `conditional`");
+        ctx.d.error(
+            &rn.loc,
+            &rp,
+            "expected exactly one of `weighted`, `failover`, `conditional`",
+        );
         return None;
     }
     let (k, v) = &rm[0];
@@ -618,7 +671,8 @@ fn decode_virtual(ctx: &mut Ctx, node: &Node, path: &str, models: &[LlmModel]) -
         }
     }
     if k.name == "weighted" && weighted.iter().all(|(_, w)| *w == 0) {
-        ctx.d.error(&tn.loc, &tp, "at least one target needs a weight above 0");
+        ctx.d
+            .error(&tn.loc, &tp, "at least one target needs a weight above 0");
         ok = false;
     }
     failover.sort_by_key(|(p, _)| *p);

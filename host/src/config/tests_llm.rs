@@ -34,7 +34,10 @@ fn a_model_compiles_into_a_route_on_its_own_bind() {
     assert_eq!(c.routes.len(), 1);
     let r = &c.routes[0];
     assert_eq!(r.name, "llm/m");
-    assert_eq!(r.policies.backend_auth, Some(BackendAuth::Key(Secret::new("sk-1"))));
+    assert_eq!(
+        r.policies.backend_auth,
+        Some(BackendAuth::Key(Secret::new("sk-1")))
+    );
     let Backend::Ai(ai) = &r.backends[0] else {
         panic!("{r:?}")
     };
@@ -46,7 +49,10 @@ fn a_model_compiles_into_a_route_on_its_own_bind() {
 
 #[test]
 fn keys_sluice_cannot_honour_are_refused_by_name() {
-    let e = errors(&llm("    guardrails: {}\n    params: {tokenize: true}\n", ""));
+    let e = errors(&llm(
+        "    guardrails: {}\n    params: {tokenize: true}\n",
+        "",
+    ));
     assert!(e.contains("`guardrails` is not supported yet"), "{e}");
     assert!(e.contains("`tokenize` is not supported yet"), "{e}");
     let e = errors(&llm("", "  policies:\n    cors: {}\n    apiKey: {}\n"));
@@ -62,7 +68,10 @@ fn keys_sluice_cannot_honour_are_refused_by_name() {
 
 #[test]
 fn cel_is_compiled_at_load_and_errors_name_the_key() {
-    let e = errors(&llm("    transformation:\n      model: 'llmRequest.model +'\n", ""));
+    let e = errors(&llm(
+        "    transformation:\n      model: 'llmRequest.model +'\n",
+        "",
+    ));
     assert!(e.contains("llm.models[0].transformation.model"), "{e}");
     assert!(e.contains("t.yaml:7:14"), "{e}");
     let e = errors(&llm(
@@ -106,10 +115,19 @@ fn shared_policies_become_a_layer_on_the_llm_listener() {
 fn frontend_max_buffer_size_is_the_body_cap() {
     let l = load("frontendPolicies:\n  http:\n    maxBufferSize: 4096\n").unwrap();
     assert_eq!(l.config.limits.max_buffered_body, 4096);
-    assert_eq!(load("{}").unwrap().config.limits.max_buffered_body, 32 << 20);
+    assert_eq!(
+        load("{}").unwrap().config.limits.max_buffered_body,
+        32 << 20
+    );
     let e = errors("frontendPolicies:\n  tcp: {}\n  http:\n    http1IdleTimeout: 1m\n");
-    assert!(e.contains("`frontendPolicies.tcp` is not supported yet"), "{e}");
-    assert!(e.contains("`frontendPolicies.http.http1IdleTimeout` is not supported yet"), "{e}");
+    assert!(
+        e.contains("`frontendPolicies.tcp` is not supported yet"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`frontendPolicies.http.http1IdleTimeout` is not supported yet"),
+        "{e}"
+    );
     let e = errors("frontendPolicies:\n  http:\n    maxBufferSize: 10\n");
     assert!(e.contains("must be between"), "{e}");
 }

@@ -197,9 +197,16 @@ impl ModelRouter {
     /// Pick the route for a strict-JSON request body.
     pub fn route(&self, body: &Bytes) -> Result<Routed, Refusal> {
         let parsed: Value = serde_json::from_slice(body).map_err(|_| {
-            Refusal::new(400, "invalid_request_body", "LLM request body must be valid JSON")
+            Refusal::new(
+                400,
+                "invalid_request_body",
+                "LLM request body must be valid JSON",
+            )
         })?;
-        let Some(requested) = parsed.get("model").and_then(Value::as_str).map(str::to_string)
+        let Some(requested) = parsed
+            .get("model")
+            .and_then(Value::as_str)
+            .map(str::to_string)
         else {
             return Err(Refusal::new(
                 400,
@@ -254,7 +261,10 @@ impl ModelRouter {
             return Err(Refusal::new(
                 400,
                 "virtual_model_no_matching_target",
-                format!("Virtual model {} did not match any conditional target", v.name),
+                format!(
+                    "Virtual model {} did not match any conditional target",
+                    v.name
+                ),
             ));
         }
         let mut served = Vec::new();
@@ -263,7 +273,10 @@ impl ModelRouter {
                 Refusal::new(
                     404,
                     "virtual_model_target_not_found",
-                    format!("Virtual model {} selected target {t}, but no matching model was found", v.name),
+                    format!(
+                        "Virtual model {} selected target {t}, but no matching model was found",
+                        v.name
+                    ),
                 )
             })?;
             let mut body = parsed.clone();
@@ -333,7 +346,9 @@ fn encode(body: &Value) -> Result<Bytes, Refusal> {
 /// any byte of the answer reaches the client.
 pub fn failover_cause<B, E, T>(sent: &Result<Result<http::Response<B>, E>, T>) -> bool {
     match sent {
-        Ok(Ok(r)) => r.status() == http::StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error(),
+        Ok(Ok(r)) => {
+            r.status() == http::StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
+        }
         _ => true,
     }
 }

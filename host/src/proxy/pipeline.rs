@@ -88,11 +88,16 @@ pub async fn handle(
         }
     }
     let model_routed = picked.is_some();
-    let (mut session, mut route, prefix_len) =
-        match route(&listener, &metrics, &req, peer, picked.as_ref().map(|p| p.0.clone())) {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        };
+    let (mut session, mut route, prefix_len) = match route(
+        &listener,
+        &metrics,
+        &req,
+        peer,
+        picked.as_ref().map(|p| p.0.clone()),
+    ) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
     let mut fallbacks = std::collections::VecDeque::new();
     if let Some((_, requested, f)) = picked {
         session.requested_model = Some(requested);

@@ -198,7 +198,9 @@ impl Snapshot {
                     auth_keys: l.auth_keys.clone(),
                     models: models
                         .as_ref()
-                        .filter(|(port, _)| *port == b.port && l.name == crate::config::llm::LLM_LISTENER)
+                        .filter(|(port, _)| {
+                            *port == b.port && l.name == crate::config::llm::LLM_LISTENER
+                        })
                         .map(|(_, m)| m.clone()),
                 };
                 // Compiled again per listener: a MatchSet is small, and each
