@@ -514,3 +514,54 @@ llm:
     up.clear();
     assert_eq!(served(&c, &up, &url, "ha-dead").await.0, "model-backup");
 }
+
+/// `readinessAddr` says 503 as soon as the gateway drains, while a request
+/// is still in flight, and the probe listener keeps answering meanwhile.
+#[tokio::test]
+async fn readiness_turns_503_while_draining() {
+    let up = sluice_testkit::FakeUpstream::plain().await;
+    up.set_script(sluice_testkit::Script::text("slow").response_delay(Duration::from_secs(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "llm.yaml",
+        &format!(
+            "config:\n  readinessAddr: 127.0.0.1:19001\nllm:\n  port: 4000\n  models:\n  - name: '*'\n    provider: openAI\n    params: {{baseUrl: '{}'}}\n",
+            up.url()
+        ),
+    );
+    let mut gw = gateway(&[&cfg], &[4000, 19001], &[], &[]).await;
+    let ready = format!("http://{}/healthz/ready", announced(&gw, "READINESS"));
+    let c = TestClient::new();
+    assert_eq!(c.get(&ready).await.status, 200);
+
+    let url = gw.url(4000, "/v1/chat/completions");
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.post_json(&url, JSON, &chat("m")).await })
+    };
+    up.wait_for_requests(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    gw.send_signal_term().unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = c.reqwest().get(&ready).send().await;
+        if r.as_ref().is_ok_and(|r| r.status() == 503) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "still {r:?}\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The in-flight request still completes.
+    let r = tokio::time::timeout(Duration::from_secs(10), slow)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(gw.wait_exit(Duration::from_secs(10)).await.is_some());
+}
