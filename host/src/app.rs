@@ -207,11 +207,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         };
         probe_tasks.push(spawn_probe(listener, &cfg, handler, probes_stop_rx.clone()));
     }
+    // Listen for the stop signals before announcing readiness: a SIGTERM
+    // that arrives in between would otherwise kill the process undrained.
+    let stop = StopSignals::install()?;
     ready.set(true);
     println!("SLUICE_READY");
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "sluice ready");
 
-    wait_for_stop().await;
+    stop.wait().await;
     tracing::info!("stopping: draining in-flight requests");
     ready.set(false);
     let _ = stop_tx.send(true);
@@ -267,11 +270,25 @@ where
     ))
 }
 
-async fn wait_for_stop() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, listened for from [`StopSignals::install`] on.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 }
