@@ -447,6 +447,11 @@ llm:
     // The shared rate limit (5 requests) applies to every model on the port.
     let r = c.post_json(&url, JSON, &chat("a")).await;
     assert_eq!(r.status, 429, "{}", r.text());
+    // Policies decide before the model router answers anything itself.
+    let r = c.get(&gw.url(4000, "/v1/models")).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let r = c.post_json(&url, JSON, &json!({"messages": []})).await;
+    assert_eq!(r.status, 429, "{}", r.text());
 }
 
 /// A failover virtual model: the next target on no connection, 429 or 5xx,

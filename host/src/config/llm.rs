@@ -234,6 +234,14 @@ pub(crate) fn decode_llm(
             ok = false;
         }
     }
+    if ok && models.is_empty() {
+        ctx.d.error(
+            &node.loc,
+            &join_key(path, "models"),
+            "list at least one model",
+        );
+        ok = false;
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, mo) in models.iter().enumerate() {
         if !seen.insert(mo.name.clone()) {

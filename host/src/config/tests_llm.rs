@@ -97,6 +97,8 @@ fn the_llm_port_must_be_its_own() {
     assert!(e.contains("also a bind's port"), "{e}");
     let e = errors(&llm("  - name: m\n    provider: anthropic\n", ""));
     assert!(e.contains("listed twice"), "{e}");
+    let e = errors("llm:\n  port: 4000\n  models: []\n");
+    assert!(e.contains("list at least one model"), "{e}");
 }
 
 #[test]

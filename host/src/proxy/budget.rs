@@ -22,7 +22,7 @@ pub static GLOBAL: LazyLock<Arc<BodyBudget>> = LazyLock::new(|| {
 /// The largest single body buffered (`Limits::max_buffered_body`,
 /// agentgateway's `frontendPolicies.http.maxBufferSize`); it follows the
 /// running config like [`GLOBAL`].
-static MAX_BODY: AtomicUsize = AtomicUsize::new(32 << 20);
+static MAX_BODY: AtomicUsize = AtomicUsize::new(super::pipeline::MAX_BUFFERED_BODY);
 
 /// See [`MAX_BODY`].
 pub fn max_body() -> usize {

@@ -164,6 +164,13 @@ impl ModelRouter {
         })
     }
 
+    /// The entry a request's session starts on, before phase 1c picks its
+    /// own: every model route has the same API routes and no attachments
+    /// of its own (`llm.policies` is a layer), so the choice is neutral.
+    pub fn placeholder(&self) -> Arc<RouteEntry> {
+        self.models[0].route.clone()
+    }
+
     /// `GET /v1/models`: public model names and virtual models.
     pub fn list(&self, anthropic: bool) -> Bytes {
         let names: Vec<&str> = self

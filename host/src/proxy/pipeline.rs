@@ -52,7 +52,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Largest request or response body the gateway buffers for a policy.
+/// Largest request or response body the gateway buffers for a policy by
+/// default; `frontendPolicies.http.maxBufferSize` sets it
+/// (`budget::max_body`).
 pub const MAX_BUFFERED_BODY: usize = 32 << 20;
 
 /// Serve one request.
@@ -73,43 +75,29 @@ pub async fn handle(
         Ok(l) => l,
         Err(r) => return refused(&metrics, &req, peer, r),
     };
-    // Phase 1c: model route. On an `llm:` listener the body's `model`
-    // names the route, so the body is read first.
-    let mut early = None;
-    let mut picked = None;
-    if let Some(models) = listener.models.clone() {
-        match model_route(&models, &metrics, req, peer).await {
-            Ok((r, routed, buffered)) => {
-                req = r;
-                early = Some(buffered);
-                picked = Some(routed);
-            }
-            Err(resp) => return resp,
-        }
-    }
-    let model_routed = picked.is_some();
+    // On an `llm:` listener the route is the model dispatcher: the session
+    // starts on a placeholder entry, and phase 1c (once the body is read)
+    // picks the model's own.
+    let models = listener.models.clone();
     let (mut session, mut route, prefix_len) = match route(
         &listener,
         &metrics,
         &req,
         peer,
-        picked.as_ref().map(|p| p.0.clone()),
+        models.as_ref().map(|m| m.placeholder()),
     ) {
         Ok(s) => s,
         Err(resp) => return resp,
     };
     let mut fallbacks = std::collections::VecDeque::new();
-    if let Some((_, requested, f)) = picked {
-        session.requested_model = Some(requested);
-        fallbacks = f.into();
-    }
     if let Some(t) = &tracer {
         start_trace(t, &mut session, &listener.name, &req, peer);
     }
     // Phase 1b: a request in a format the backend's provider does not speak
-    // is refused before any policy or upstream sees it.
+    // is refused before any policy or upstream sees it (on an `llm:`
+    // listener, in phase 1c, when the backend is known).
     let kind = kind_of(&session);
-    if !provider::speaks(route.target.api(), kind) {
+    if models.is_none() && !provider::speaks(route.target.api(), kind) {
         return wrong_format(session, &route, kind);
     }
     let (mut parts, body) = req.into_parts();
@@ -123,9 +111,8 @@ pub async fn handle(
     // refuses it before a byte is copied into a plugin.
     let declared = body.size_hint().exact();
     let mut body = Some(body);
-    let mut buffered: Option<request_body::Buffered> = early;
-    if buffered.is_none()
-        && wants.contains(policy::Hooks::REQUEST_BODY)
+    let mut buffered: Option<request_body::Buffered> = None;
+    if wants.contains(policy::Hooks::REQUEST_BODY)
         && request_body::length_unknown(&parts.headers, declared)
     {
         match read_body(&mut body, declared, &mut parts.headers).await {
@@ -155,6 +142,15 @@ pub async fn handle(
         }
     }
 
+    // `/v1/models` on an `llm:` listener: answered from the config, once
+    // the policies have admitted the request.
+    if let Some(m) = &models {
+        if super::model_router::lists_models(&parts.method, &session.scope.ctx.path) {
+            let anthropic = parts.headers.contains_key("anthropic-version");
+            return answer(session, 200, m.list(anthropic));
+        }
+    }
+
     // Phase 3: request_body_filter.
     // A policy asks for the body with `need-body`; one with only a body hook
     // (nothing to decide on at headers) always gets it.
@@ -162,7 +158,7 @@ pub async fn handle(
     // provider that rewrites or signs it): it is read here then, once.
     let mut _held_body = None;
     let policy_body = need_body || session.chain.body_without_headers();
-    let body: Forward = if policy_body || model_routed || forward_needs_body(&route, kind) {
+    let body: Forward = if policy_body || models.is_some() || forward_needs_body(&route, kind) {
         let got = match buffered.take() {
             Some(b) => b,
             None => match read_body(&mut body, declared, &mut parts.headers).await {
@@ -174,6 +170,20 @@ pub async fn handle(
         let mut bytes = got.bytes;
         if let Err(r) = request_body::check_json(session.scope.ctx.kind, &bytes) {
             return body_refused(session, r);
+        }
+        // Phase 1c: model route. The body's `model` picks the route.
+        if let Some(m) = &models {
+            match model_route(m, session, &mut bytes) {
+                Ok((s, r, f)) => {
+                    session = s;
+                    route = r;
+                    fallbacks = f.into();
+                }
+                Err(resp) => return resp,
+            }
+            if !provider::speaks(route.target.api(), kind) {
+                return wrong_format(session, &route, kind);
+            }
         }
         note_request_body(&mut session.scope.ctx, &bytes);
         // Aliases rewrite the model before any policy or upstream sees it.
@@ -429,88 +439,68 @@ async fn read_body(
     got
 }
 
-/// Phase 1c: on an `llm:` listener, read the body and let its `model` pick
-/// the route. Returns the request (its body read), the route with the model
-/// the client asked for, and the body as it goes on; or the answer: the
-/// model list, a refusal (`model_not_found`, ...) in the client's shape.
-async fn model_route(
+/// Phase 1c: on an `llm:` listener, the body's `model` picks the route
+/// (`model_router.rs`); the session moves onto it and `bytes` becomes the
+/// body it is sent (its `model` rewritten). A request no model serves gets
+/// the router's refusal (`model_not_found`, ...) in the client's shape.
+#[allow(clippy::type_complexity, clippy::result_large_err)]
+fn model_route(
     models: &super::model_router::ModelRouter,
-    metrics: &Arc<Metrics>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Result<
-    (
-        Request<Incoming>,
-        (Arc<RouteEntry>, String, Vec<(Arc<RouteEntry>, String)>),
-        request_body::Buffered,
-    ),
-    Response<ResponseBody>,
-> {
-    use super::model_router::lists_models;
-    let path = req.uri().path().to_string();
-    let shape = ErrorShape::guess(&path, req.headers());
-    let mut session = unrouted_session(metrics, &req, peer, shape);
-    let answer = |mut session: Session, status: u16, body: Bytes| {
-        session.status = status;
-        tracing::info!(target: "sluice::access", method = %session.scope.ctx.method, path = %session.scope.ctx.path, status, "answered by the model router");
-        let mut resp = Response::new(ResponseBody::full(body, session));
-        *resp.status_mut() =
-            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp
+    mut session: Session,
+    bytes: &mut Bytes,
+) -> Result<(Session, Arc<RouteEntry>, Vec<(Arc<RouteEntry>, String)>), Response<ResponseBody>> {
+    let refuse = |session: Session, r: super::model_router::Refusal| {
+        tracing::debug!(status = r.status, code = r.code, "model route refused");
+        let body = r.body(session.shape);
+        answer(session, r.status, body)
     };
-    if lists_models(req.method(), &path) {
-        let anthropic = req.headers().contains_key("anthropic-version");
-        return Err(answer(session, 200, models.list(anthropic)));
-    }
-    let (mut parts, mut body) = req.into_parts();
-    let declared = body.size_hint().exact();
-    let read = request_body::read(
-        &mut body,
-        declared,
-        &mut parts.headers,
-        budget::max_body(),
-        &budget::GLOBAL,
-    )
-    .await;
-    let got = match read {
-        Ok(g) => g,
-        Err(r) => {
-            discard(body);
-            session.status = r.status;
-            tracing::info!(target: "sluice::access", method = %session.scope.ctx.method, path = %session.scope.ctx.path, status = r.status, "request body refused");
-            return Err(body_refused(session, r));
-        }
-    };
-    let req = Request::from_parts(parts, body);
-    if let Err(e) = super::strict_json::check(&got.bytes) {
+    // One reading of the body for the router and the provider (duplicate
+    // keys, lone surrogates), whatever the path's kind.
+    if let Err(e) = super::strict_json::check(bytes) {
         let r = super::model_router::Refusal {
             status: 400,
             code: "invalid_request_body",
             message: e.to_string(),
         };
-        return Err(answer(session, 400, r.body(shape)));
+        return Err(refuse(session, r));
     }
-    match models.route(&got.bytes) {
-        Ok(routed) => {
-            let buffered = request_body::Buffered {
-                bytes: routed.body,
-                held: got.held,
-            };
-            Ok((
-                req,
-                (routed.route, routed.requested, routed.fallbacks),
-                buffered,
-            ))
-        }
-        Err(r) => {
-            tracing::debug!(status = r.status, code = r.code, "model route refused");
-            Err(answer(session, r.status, r.body(shape)))
-        }
+    let routed = match models.route(bytes) {
+        Ok(r) => r,
+        Err(r) => return Err(refuse(session, r)),
+    };
+    *bytes = routed.body;
+    let r = routed.route;
+    let ctx = &mut session.scope.ctx;
+    ctx.backend = r.target.name.clone();
+    ctx.provider = match r.target.api().map(|a| a.family()) {
+        Some(Family::Anthropic) => policy::Provider::Anthropic,
+        Some(Family::OpenAi) => policy::Provider::Openai,
+        None => policy::Provider::None,
+    };
+    if let Some(api) = r.target.api() {
+        session.scope.attrs.insert(
+            "backend.provider".into(),
+            api.provider().config_name().into(),
+        );
     }
+    session.route = Some(r.clone());
+    session.requested_model = Some(routed.requested);
+    Ok((session, r, routed.fallbacks))
+}
+
+/// A JSON answer the gateway gives itself (the model list, a model
+/// router refusal), logged like any response.
+fn answer(mut session: Session, status: u16, body: Bytes) -> Response<ResponseBody> {
+    session.status = status;
+    session.short_circuited = true;
+    let mut resp = Response::new(ResponseBody::full(body, session));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn body_refused(session: Session, r: request_body::Refusal) -> Response<ResponseBody> {
@@ -623,17 +613,17 @@ fn route(
     let kind = ai_kind(route.ai_routes.as_deref(), &rewritten);
     // On an `llm:` listener every model is served by the one "llm" route
     // (as in agentgateway): policies keyed by route (rate limits) share
-    // it, and the model entry is the backend.
-    let route_name = if model_routed {
-        crate::config::llm::LLM_LISTENER.to_string()
+    // it. The model entry, hence the backend, is known in phase 1c.
+    let (route_name, backend) = if model_routed {
+        (crate::config::llm::LLM_LISTENER.to_string(), None)
     } else {
-        route.name.clone()
+        (route.name.clone(), Some(&route.target))
     };
     let ctx = RequestContext {
         request_id: request_id(req),
         route: route_name,
-        backend: route.target.name.clone(),
-        provider: match route.target.api().map(|a| a.family()) {
+        backend: backend.map(|t| t.name.clone()).unwrap_or_default(),
+        provider: match backend.and_then(|t| t.api()).map(|a| a.family()) {
             Some(Family::Anthropic) => policy::Provider::Anthropic,
             Some(Family::OpenAi) => policy::Provider::Openai,
             None => policy::Provider::None,
@@ -647,7 +637,7 @@ fn route(
         streaming: false,
     };
     let mut scope = RequestScope::new(ctx);
-    if let Some(api) = route.target.api() {
+    if let Some(api) = backend.and_then(|t| t.api()) {
         // The exact provider, beside the context's two-family `provider`.
         scope.attrs.insert(
             "backend.provider".into(),
@@ -659,7 +649,12 @@ fn route(
         route: Some(route.clone()),
         chain: Arc::new(Chain::new(attachments)),
         scope,
-        shape: route.shape,
+        // An `llm:` listener answers in the format the client wrote in.
+        shape: if model_routed {
+            ErrorShape::guess(path, req.headers())
+        } else {
+            route.shape
+        },
         status: 0,
         short_circuited: false,
         metrics: metrics.clone(),
@@ -878,7 +873,7 @@ async fn whole_body(
     decoder: Option<crate::stream::decode::Decoder>,
     transcoder: Option<Box<dyn provider::Transcode>>,
 ) -> Response<ResponseBody> {
-    let raw = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
+    let raw = match Limited::new(body, budget::max_body()).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
             return session.error(502, "", &format!("cannot read the upstream response: {e}"))
