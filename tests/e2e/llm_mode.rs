@@ -194,8 +194,12 @@ async fn hostile_bodies_are_read_one_way() {
 
     // Two `model` keys: which would the provider read? Refused.
     let dup = br#"{"model":"smart","model":"anthropic/claude","messages":[]}"#.to_vec();
-    let r = c.post_bytes(&url, JSON, dup).await;
+    let r = c.post_bytes(&url, JSON, dup.clone()).await;
     assert_eq!(r.status, 400, "{}", r.text());
+    // Also on a path of no known API format (passthrough).
+    let r = c.post_bytes(&gw.url(4000, "/v1/other"), JSON, dup).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "invalid_request_body");
     // The same key spelled with an escape is the same key.
     let esc = br#"{"model":"Smart","mod\u0065l":"smart","messages":[]}"#.to_vec();
     let r = c.post_bytes(&url, JSON, esc).await;
