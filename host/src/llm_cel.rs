@@ -17,10 +17,13 @@
 use std::sync::{Arc, OnceLock};
 
 use cel::common::ast::{operators, CallExpr, Expr, IdedExpr, LiteralValue};
-use cel::common::types::{self, CelString};
-use cel::common::value::CowVal;
+use cel::common::types::{
+    self, CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::{CowVal, Val};
 use cel::parser::{Macro, MacroExprHelper, ParseError};
 use cel::{Context, Env, ExecutionError, Program, Value};
+use std::collections::HashMap;
 
 /// A compiled expression failed to compile or to evaluate.
 #[derive(Debug, thiserror::Error)]
@@ -135,31 +138,65 @@ impl LlmExpr {
         &self.source
     }
 
-    fn eval(&self, body: &serde_json::Value) -> Result<Value, CelError> {
+    fn eval_with<R>(
+        &self,
+        req: &LlmRequest<'_>,
+        read: impl FnOnce(&dyn Val) -> Option<R>,
+        expected: &'static str,
+    ) -> Result<R, CelError> {
         let mut ctx = Context::with_env(env());
-        let v = cel::to_value(body).map_err(|e| CelError::Eval(e.to_string()))?;
-        ctx.add_variable_from_value("llmRequest", v);
-        self.program
-            .execute(&ctx)
-            .map_err(|e| CelError::Eval(e.to_string()))
+        ctx.add_variable_as_val("llmRequest", req.0.clone());
+        let out = Value::resolve_val(self.program.expression(), &ctx)
+            .map_err(|e| CelError::Eval(e.to_string()))?;
+        read(&*out).ok_or(CelError::Type { expected })
     }
 
     /// Evaluate to a boolean (`when`).
-    pub fn eval_bool(&self, body: &serde_json::Value) -> Result<bool, CelError> {
-        match self.eval(body)? {
-            Value::Bool(b) => Ok(b),
-            _ => Err(CelError::Type {
-                expected: "boolean",
-            }),
-        }
+    pub fn eval_bool(&self, req: &LlmRequest<'_>) -> Result<bool, CelError> {
+        self.eval_with(
+            req,
+            |v| v.downcast_ref::<CelBool>().map(|b| *b.inner()),
+            "boolean",
+        )
     }
 
     /// Evaluate to a string (`transformation.model`).
-    pub fn eval_string(&self, body: &serde_json::Value) -> Result<String, CelError> {
-        match self.eval(body)? {
-            Value::String(s) => Ok(s.to_string()),
-            _ => Err(CelError::Type { expected: "string" }),
-        }
+    pub fn eval_string(&self, req: &LlmRequest<'_>) -> Result<String, CelError> {
+        self.eval_with(
+            req,
+            |v| v.downcast_ref::<CelString>().map(|s| s.inner().to_string()),
+            "string",
+        )
+    }
+}
+
+/// The request body as `llmRequest`, built once per request and shared by
+/// every expression that reads it; its strings are borrowed, not copied.
+pub struct LlmRequest<'a>(Box<dyn Val + 'a>);
+
+impl<'a> LlmRequest<'a> {
+    pub fn new(body: &'a serde_json::Value) -> Self {
+        LlmRequest(to_val(body))
+    }
+}
+
+fn to_val(v: &serde_json::Value) -> Box<dyn Val + '_> {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Box::new(CelNull),
+        J::Bool(b) => Box::new(CelBool::from(*b)),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        J::String(s) => Box::new(CelString::from(s.as_str())),
+        J::Array(a) => Box::new(CelList::from(a.iter().map(to_val).collect::<Vec<_>>())),
+        J::Object(o) => Box::new(CelMap::from(
+            o.iter()
+                .map(|(k, v)| (CelMapKey::from(k.as_str()), to_val(v)))
+                .collect::<HashMap<_, _>>(),
+        )),
     }
 }
 
@@ -168,37 +205,58 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Evaluate against a body given by value (tests only).
+    trait Eval {
+        fn b(&self, v: serde_json::Value) -> Result<bool, CelError>;
+        fn s(&self, v: serde_json::Value) -> Result<String, CelError>;
+    }
+
+    impl Eval for LlmExpr {
+        fn b(&self, v: serde_json::Value) -> Result<bool, CelError> {
+            self.eval_bool(&LlmRequest::new(&v))
+        }
+        fn s(&self, v: serde_json::Value) -> Result<String, CelError> {
+            self.eval_string(&LlmRequest::new(&v))
+        }
+    }
+
     const TIER: &str = r#"default(llmRequest.metadata.cost_tier, "") == "economy" || (default(llmRequest.metadata.cost_tier, "") == "" && default(llmRequest.max_tokens, 1024) <= 1024)"#;
 
     #[test]
     fn strip_prefix_as_agentgateway_does() {
         let e = LlmExpr::compile(r#"llmRequest.model.stripPrefix("anthropic/")"#).unwrap();
-        let got = e
-            .eval_string(&json!({"model": "anthropic/claude-x"}))
-            .unwrap();
+        let got = e.s(json!({"model": "anthropic/claude-x"})).unwrap();
         assert_eq!(got, "claude-x");
-        let got = e.eval_string(&json!({"model": "claude-y"})).unwrap();
+        let got = e.s(json!({"model": "claude-y"})).unwrap();
         assert_eq!(got, "claude-y");
         // Only one prefix comes off.
-        let got = e
-            .eval_string(&json!({"model": "anthropic/anthropic/z"}))
-            .unwrap();
+        let got = e.s(json!({"model": "anthropic/anthropic/z"})).unwrap();
         assert_eq!(got, "anthropic/z");
     }
 
     #[test]
     fn default_covers_missing_members_at_any_depth() {
         let e = LlmExpr::compile(TIER).unwrap();
-        assert!(e.eval_bool(&json!({"model": "m"})).unwrap());
-        assert!(e.eval_bool(&json!({"max_tokens": 1024})).unwrap());
-        assert!(!e.eval_bool(&json!({"max_tokens": 1025})).unwrap());
+        assert!(e.b(json!({"model": "m"})).unwrap());
+        assert!(e.b(json!({"max_tokens": 1024})).unwrap());
+        assert!(!e.b(json!({"max_tokens": 1025})).unwrap());
         assert!(e
-            .eval_bool(&json!({"max_tokens": 9000, "metadata": {"cost_tier": "economy"}}))
+            .b(json!({"max_tokens": 9000, "metadata": {"cost_tier": "economy"}}))
             .unwrap());
         assert!(!e
-            .eval_bool(&json!({"max_tokens": 10, "metadata": {"cost_tier": "premium"}}))
+            .b(json!({"max_tokens": 10, "metadata": {"cost_tier": "premium"}}))
             .unwrap());
-        assert!(e.eval_bool(&json!({"metadata": {}})).unwrap());
+        assert!(e.b(json!({"metadata": {}})).unwrap());
+    }
+
+    #[test]
+    fn every_json_type_reads_as_cel() {
+        let e = LlmExpr::compile(
+            r#"llmRequest.n == 1 && llmRequest.f > 0.5 && llmRequest.l[0].x == "y" && llmRequest.z == null && llmRequest.t && size(llmRequest.l) == 1"#,
+        )
+        .unwrap();
+        let v = json!({"n": 1, "f": 0.7, "l": [{"x": "y"}], "z": null, "t": true});
+        assert!(e.b(v).unwrap());
     }
 
     #[test]
@@ -208,7 +266,7 @@ mod tests {
             CelError::Compile(_)
         ));
         let e = LlmExpr::compile("llmRequest.model").unwrap();
-        assert!(e.eval_string(&json!({})).is_err());
-        assert!(e.eval_bool(&json!({"model": "x"})).is_err());
+        assert!(e.s(json!({})).is_err());
+        assert!(e.b(json!({"model": "x"})).is_err());
     }
 }

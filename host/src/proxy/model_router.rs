@@ -31,7 +31,7 @@
 use super::errors::ErrorShape;
 use super::snapshot::RouteEntry;
 use crate::config::llm::{name_matches, LlmConfig, VirtualRouting};
-use crate::llm_cel::LlmExpr;
+use crate::llm_cel::{LlmExpr, LlmRequest};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -251,18 +251,20 @@ impl ModelRouter {
                 chosen.into_iter().collect()
             }
             Routing::Failover(t) => t.iter().map(String::as_str).collect(),
-            Routing::Conditional(t) => t
-                .iter()
+            Routing::Conditional(t) => {
+                let req = LlmRequest::new(&parsed);
+                t.iter()
                 .find(|(when, _)| match when {
                     None => true,
-                    Some(e) => e.eval_bool(&parsed).unwrap_or_else(|err| {
+                    Some(e) => e.eval_bool(&req).unwrap_or_else(|err| {
                         tracing::debug!(virtual_model = %v.name, error = %err, "`when` failed: false");
                         false
                     }),
                 })
                 .map(|(_, m)| m.as_str())
                 .into_iter()
-                .collect(),
+                .collect()
+            }
         };
         if targets.is_empty() {
             return Err(Refusal::new(
@@ -328,7 +330,7 @@ impl ModelRouter {
     /// applied).
     fn serve(&self, m: &Model, mut body: Value) -> Result<(Arc<RouteEntry>, Value), Refusal> {
         if let Some(t) = &m.transform {
-            let model = t.eval_string(&body).map_err(|e| {
+            let model = t.eval_string(&LlmRequest::new(&body)).map_err(|e| {
                 tracing::warn!(model = %m.name, expression = t.source(), error = %e, "transformation.model failed");
                 Refusal::new(
                     500,
