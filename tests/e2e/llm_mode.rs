@@ -137,6 +137,30 @@ async fn llm_basic_picks_the_provider_by_model() {
         "/v1/messages/count_tokens"
     );
 
+    // Responses, embeddings and streams go the same way.
+    for (path, body) in [
+        ("/v1/responses", json!({"model": "smart", "input": "hi"})),
+        ("/v1/embeddings", json!({"model": "smart", "input": ["hi"]})),
+    ] {
+        let r = c.post_json(&url(path), JSON, &body).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let got = p.upstream.last_request().unwrap();
+        assert_eq!(got.path_and_query(), path);
+        assert_eq!(got.json()["model"], "gpt-5.5");
+    }
+    let mut streamed = chat("smart");
+    streamed["stream"] = json!(true);
+    let r = c
+        .post_json(&url("/v1/chat/completions"), JSON, &streamed)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type").unwrap().starts_with("text/event-stream"),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.text().contains("data: [DONE]"), "{}", r.text());
+
     // A model its provider cannot serve in this format is refused, not forwarded.
     let before = p.upstream.requests().len();
     let r = c
