@@ -155,7 +155,9 @@ async fn llm_basic_picks_the_provider_by_model() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
-        r.header("content-type").unwrap().starts_with("text/event-stream"),
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/event-stream"),
         "{:?}",
         r.headers
     );

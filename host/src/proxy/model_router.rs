@@ -13,8 +13,9 @@
 //!    carries `anthropic-version`.
 //! 2. A virtual model of that name picks a target model (weighted random;
 //!    conditional: the first `when` that is true, CEL errors counting as
-//!    false; failover: the first target, the others on a failed attempt —
-//!    see [`ModelRouter::failover_targets`]). The body's `model` becomes the
+//!    false; failover: the lowest `priority` first, the others in
+//!    [`Routed::fallbacks`], tried by the pipeline's phase 5b on no
+//!    connection, a timeout, 429 or 5xx). The body's `model` becomes the
 //!    target's name, resolved like a client's, `internal` entries included.
 //! 3. A model entry: the exact name first, then the longest `prefix*` or
 //!    `*suffix` pattern (config order on equal lengths), then `*`.
@@ -27,6 +28,10 @@
 //!
 //! No match is agentgateway's 404 `model_not_found`; a body without a
 //! string `model` is 400 `missing_model`.
+//!
+//! The pipeline runs this after the listener's policies (`llm.policies`, a
+//! layer) have seen the headers and the body is read: an unauthenticated
+//! client gets the policy's refusal, not the model list nor a 404.
 
 use super::errors::ErrorShape;
 use super::snapshot::RouteEntry;

@@ -5,19 +5,25 @@
 //! 0. **canonical request**: hop-by-hop headers dropped and the path normalised
 //!    (`path.rs`), so routing, policies and the upstream read the same request.
 //! 1. **route**: pick the route and the policy layers that wrap it; 404 otherwise.
-//!    1c. **model route** (`llm:` listeners, before the route is built): the
-//!    body is read (within the body cap and budget) and its `model` picks
-//!    the route (`model_router.rs`); `/v1/models` is answered from the config.
+//!    On an `llm:` listener the route is the model dispatcher: the session
+//!    starts on a placeholder entry; `/v1/models` is answered from the
+//!    config once phase 2 admitted the request.
 //! 2. **request_filter**: policies see the request headers (deny, edit, ask for the body).
-//! 3. **request_body_filter**: only if a policy asked: buffer the body, undo its
+//! 3. **request_body_filter**: only if a policy asked (always on an `llm:`
+//!    listener): buffer the body, undo its
 //!    `Content-Encoding`, check strict JSON on JSON kinds (`request_body.rs`),
 //!    policies see it whole and decoded. When a body hook is attached and the
 //!    body is encoded or has no length, it is read and decoded *before*
 //!    phase 2, so header hooks see the decoded `Content-Length`: a size limit
 //!    cannot be walked past by compression. All of it counts against the
 //!    shared body budget, the decoded copy included.
+//!    1c. **model route** (`llm:` listeners), once the body is read and
+//!    before the body policies: its `model` picks the route and backend
+//!    (`model_router.rs`), then phase 1b's format check runs for it.
 //! 4. **upstream_request**: rewrite the path, pick the origin, forward or inject credentials.
 //! 5. **upstream**: send it, with the route's timeout; 502/504 in the provider's shape.
+//!    5b. **failover** (`llm:` failover virtual models): on no connection, a
+//!    timeout, 429 or 5xx, the next target, before any byte reached the client.
 //! 6. **response_filter**: policies see the response headers.
 //! 7. **response_body_filter**: pass, observe (usage) or rewrite (JSON whole / SSE events).
 //! 8. **logging**: when the body ends, the completion hook, access log and metrics
