@@ -147,13 +147,46 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         },
     )));
+    // The probe listeners outlive the drain: readiness says 503 meanwhile.
+    let (probes_stop_tx, probes_stop_rx) = tokio::sync::watch::channel(false);
+    let ready = Arc::new(crate::probes::Readiness::default());
+    let mut probe_tasks = Vec::new();
+    if let Some(addr) = cfg.global.stats_addr {
+        let listener = bind_probe(&options, addr, "statsAddr").await?;
+        println!("SLUICE_STATS addr={}", listener.local_addr()?);
+        let metrics = metrics.clone();
+        let handler = move |req: hyper::Request<hyper::body::Incoming>, _peer| {
+            let r = crate::probes::stats(&metrics, &req);
+            async move { r }
+        };
+        probe_tasks.push(spawn_probe(listener, &cfg, handler, probes_stop_rx.clone()));
+    }
+    if let Some(addr) = cfg.global.readiness_addr {
+        let listener = bind_probe(&options, addr, "readinessAddr").await?;
+        println!("SLUICE_READINESS addr={}", listener.local_addr()?);
+        let ready = ready.clone();
+        let handler = move |req: hyper::Request<hyper::body::Incoming>, _peer| {
+            let r = crate::probes::readiness(&ready, &req);
+            async move { r }
+        };
+        probe_tasks.push(spawn_probe(listener, &cfg, handler, probes_stop_rx.clone()));
+    }
+    // Listen for the stop signals before announcing readiness: a SIGTERM
+    // that arrives in between would otherwise kill the process undrained.
+    let stop = StopSignals::install()?;
+    ready.set(true);
     println!("SLUICE_READY");
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "sluice ready");
 
-    wait_for_stop().await;
+    stop.wait().await;
     tracing::info!("stopping: draining in-flight requests");
+    ready.set(false);
     let _ = stop_tx.send(true);
     for t in tasks {
+        let _ = t.await;
+    }
+    let _ = probes_stop_tx.send(true);
+    for t in probe_tasks {
         let _ = t.await;
     }
     // Requests are done: their spans are queued; send them before exiting.
@@ -161,11 +194,65 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// A probe listener (`config.statsAddr`/`readinessAddr`); `--port-map`
+/// applies to its port as to a bind's (tests run several gateways at once).
+async fn bind_probe(options: &Options, addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    let port = options
+        .port_map
+        .get(&addr.port())
+        .copied()
+        .unwrap_or(addr.port());
+    let addr = SocketAddr::new(addr.ip(), port);
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on config.{key} {addr}"))
+}
+
+fn spawn_probe<H, F>(
+    listener: TcpListener,
+    cfg: &crate::config::Config,
+    handler: H,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(server::serve(
+        listener,
+        None,
+        server::ServeLimits {
+            max_connections: 64,
+            ..(&cfg.limits).into()
+        },
+        handler,
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    ))
+}
+
+/// SIGINT and SIGTERM, listened for from [`StopSignals::install`] on.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 }

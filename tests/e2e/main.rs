@@ -23,6 +23,7 @@ mod hot_swap_busy;
 mod k8s_manifests;
 mod lang_examples;
 mod lifecycle;
+mod llm_mode;
 mod model_override;
 mod plugin_fetch;
 mod plugin_input_validation;

@@ -283,6 +283,8 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "limits",
     "include",
     "config",
+    "llm",
+    "frontendPolicies",
 ];
 
 /// A route entry before listener scoping and naming are resolved.
@@ -304,6 +306,10 @@ pub(crate) struct FileParts {
     pub state: Option<(StateConfig, Location)>,
     pub limits: Option<(super::limits::Limits, Location)>,
     pub global: Option<(super::global::GlobalConfig, Location)>,
+    pub llm: Option<(super::llm::LlmConfig, Location)>,
+    pub frontend: Option<(super::frontend::FrontendPolicies, Location)>,
+    /// Whether this file sets `admin.address` (for `config.adminAddr`).
+    pub admin_address_set: bool,
 }
 
 pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) -> FileParts {
@@ -346,7 +352,19 @@ pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) ->
                     parts.limits = Some((l, n.loc.clone()));
                 }
             }
+            if let Some(n) = get(entries, "llm") {
+                if let Some(l) = super::llm::decode_llm(ctx, n, "llm", next_index) {
+                    parts.llm = Some((l, n.loc.clone()));
+                }
+            }
+            if let Some(n) = get(entries, "frontendPolicies") {
+                if let Some(f) = super::frontend::decode_frontend(ctx.d, n, "frontendPolicies") {
+                    parts.frontend = Some((f, n.loc.clone()));
+                }
+            }
             if let Some(n) = get(entries, "admin") {
+                parts.admin_address_set =
+                    matches!(&n.kind, Kind::Map(m) if get(m, "address").is_some());
                 if let Some(a) = decode_admin(ctx, n, "admin") {
                     parts.admin = Some((a, n.loc.clone()));
                 }

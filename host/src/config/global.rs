@@ -1,7 +1,9 @@
 //! The top-level `config:` section: process-wide settings, in agentgateway's
 //! place and spelling (`config: {tracing: ..., adminAddr: ..., ...}`).
 //!
-//! Only `tracing` is decoded so far. agentgateway's other keys are known by
+//! Decoded: `tracing`, `adminAddr` (the admin listener, as `admin.address`),
+//! `statsAddr` (a listener serving only `GET /metrics`) and `readinessAddr`
+//! (a listener serving only `GET /healthz/ready`). agentgateway's other keys are known by
 //! name so that a config written for agentgateway gets "not supported yet"
 //! instead of a misleading "unknown key"; to support one, move it from
 //! [`NOT_YET`] into the match in [`decode_global`] and add its field to
@@ -9,7 +11,9 @@
 
 use serde::Serialize;
 
-use super::decode::{as_map, get};
+use std::net::SocketAddr;
+
+use super::decode::{as_map, get, string};
 use super::error::Diags;
 use super::suggest::hint;
 use super::telemetry::{decode_tracing, TracingConfig};
@@ -22,14 +26,22 @@ pub struct GlobalConfig {
     /// `config.tracing`: OpenTelemetry export of request traces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
+    /// `config.adminAddr`: the admin listener's address (`admin.address`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_addr: Option<SocketAddr>,
+    /// `config.statsAddr`: serves `GET /metrics` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_addr: Option<SocketAddr>,
+    /// `config.readinessAddr`: serves `GET /healthz/ready` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_addr: Option<SocketAddr>,
 }
 
 /// Keys Sluice decodes under `config:`.
-const SUPPORTED: &[&str] = &["tracing"];
+const SUPPORTED: &[&str] = &["tracing", "adminAddr", "statsAddr", "readinessAddr"];
 
 /// agentgateway's other `config:` keys (its `RawConfig`): refused by name.
 const NOT_YET: &[&str] = &[
-    "adminAddr",
     "additionalTrustDomains",
     "backend",
     "caAddress",
@@ -51,14 +63,12 @@ const NOT_YET: &[&str] = &[
     "modelCatalog",
     "namespace",
     "network",
-    "readinessAddr",
     "sensitiveHeaders",
     "serviceAccount",
     "session",
     "skipValidateTrustDomain",
     "spiffe",
     "standardAttributes",
-    "statsAddr",
     "storage",
     "trustDomain",
     "workerThreads",
@@ -81,7 +91,14 @@ pub(crate) fn decode_global(d: &mut Diags, node: &Node, path: &str) -> Option<Gl
             d.error(
                 &k.loc,
                 &kp,
-                format!("`{path}.{name}` is not supported yet by Sluice (supported under `{path}`: `tracing`)"),
+                format!(
+                    "`{path}.{name}` is not supported yet by Sluice (supported under `{path}`: {})",
+                    SUPPORTED
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             );
         } else {
             d.error(
@@ -97,5 +114,36 @@ pub(crate) fn decode_global(d: &mut Diags, node: &Node, path: &str) -> Option<Gl
             None => ok = false,
         }
     }
+    for (key, slot) in [
+        ("adminAddr", &mut out.admin_addr),
+        ("statsAddr", &mut out.stats_addr),
+        ("readinessAddr", &mut out.readiness_addr),
+    ] {
+        if let Some(n) = get(m, key) {
+            match socket_addr(d, n, &join_key(path, key)) {
+                Some(a) => *slot = Some(a),
+                None => ok = false,
+            }
+        }
+    }
     ok.then_some(out)
+}
+
+/// `ip:port`, as agentgateway writes these addresses (`127.0.0.1:15000`).
+fn socket_addr(d: &mut Diags, n: &Node, path: &str) -> Option<SocketAddr> {
+    let s = string(d, n, path)?;
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            d.error(
+                &n.loc,
+                path,
+                format!(
+                    "invalid socket address {}: expected e.g. `127.0.0.1:15020`",
+                    n.shown()
+                ),
+            );
+            None
+        }
+    }
 }

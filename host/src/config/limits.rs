@@ -33,6 +33,10 @@ pub struct Limits {
     /// Request bytes buffered for policies, across all requests at once.
     /// A request that would go beyond it gets `503` with `Retry-After`.
     pub body_buffer_budget: u64,
+    /// Largest single body buffered (a request for policies or model
+    /// routing, a response for policies): agentgateway's
+    /// `frontendPolicies.http.maxBufferSize`. Beyond it: 413.
+    pub max_buffered_body: usize,
     /// Instances of one plugin attachment running at once (each holds up to
     /// its `memoryLimit`). Read at start; a config reload keeps the old value.
     pub plugin_instances: usize,
@@ -50,6 +54,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_concurrent_streams: 128,
             body_buffer_budget: 256 << 20,
+            max_buffered_body: 32 << 20,
             plugin_instances: 16,
             plugin_instance_wait: Duration::from_secs(1),
         }

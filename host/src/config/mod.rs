@@ -11,8 +11,10 @@
 mod decode;
 mod env;
 mod error;
+mod frontend;
 mod global;
 mod limits;
+pub mod llm;
 mod model_aliases;
 mod plugins;
 mod policies;
@@ -28,6 +30,8 @@ mod units;
 mod props;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_llm;
 #[cfg(test)]
 mod tests_providers;
 
@@ -228,6 +232,7 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         state: StateConfig::default(),
         limits: Limits::default(),
         global: GlobalConfig::default(),
+        llm: None,
         sources: files.iter().map(|f| f.path.clone()).collect(),
         secret_values: Vec::new(),
     };
@@ -271,9 +276,9 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         set_once(diags, &mut all.state, parts.state, "state");
         set_once(diags, &mut all.limits, parts.limits, "limits");
         set_once(diags, &mut all.global, parts.global, "config");
-    }
-    if let Some((g, _)) = all.global {
-        config.global = g;
+        set_once(diags, &mut all.llm, parts.llm, "llm");
+        set_once(diags, &mut all.frontend, parts.frontend, "frontendPolicies");
+        all.admin_address_set |= parts.admin_address_set;
     }
     if let Some((a, _)) = all.admin {
         config.admin = a;
@@ -284,6 +289,16 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
     if let Some((l, _)) = all.limits {
         config.limits = l;
     }
+    if let Some((g, loc)) = all.global.take() {
+        apply_admin_addr(&mut config, &g, all.admin_address_set, &loc, diags);
+        config.global = g;
+    }
+    if let Some((f, _)) = all.frontend {
+        if let Some(n) = f.max_buffer_size {
+            config.limits.max_buffered_body = n;
+        }
+    }
+    let llm = all.llm.take();
 
     // 3. Binds: top-level listeners apply to every bind; default listener.
     let mut addrs: HashMap<(std::net::IpAddr, u16), Location> = HashMap::new();
@@ -343,6 +358,10 @@ fn finish(files: Vec<SourceFile>, diags: &mut Diags) -> Result<Loaded, ConfigErr
         } else {
             config.routes.push(route);
         }
+    }
+
+    if let Some((l, loc)) = llm {
+        add_llm(&mut config, l, &loc, &addrs, &names, diags);
     }
 
     check_trace_content(&config, diags);
@@ -424,6 +443,98 @@ fn check_trace_content(config: &Config, diags: &mut Diags) {
             ),
         );
     }
+}
+
+/// `config.adminAddr` is the admin listener's address, agentgateway's
+/// spelling of `admin.address`: both set and different is an error (which
+/// one would an operator expect?); the same non-loopback rule applies.
+fn apply_admin_addr(
+    config: &mut Config,
+    g: &GlobalConfig,
+    address_set: bool,
+    loc: &Location,
+    diags: &mut Diags,
+) {
+    let Some(a) = g.admin_addr else {
+        return;
+    };
+    if address_set && config.admin.address != a {
+        diags.error(
+            loc,
+            "config.adminAddr",
+            format!(
+                "`config.adminAddr` ({a}) and `admin.address` ({}) disagree; set one of them",
+                config.admin.address
+            ),
+        );
+        return;
+    }
+    if !a.ip().is_loopback() && config.admin.token.is_none() {
+        diags.error(
+            loc,
+            "config.adminAddr",
+            format!(
+                "admin address {a} is not loopback: set `admin.token` (e.g. `$SLUICE_ADMIN_TOKEN`) \
+                 so the admin API is not open to the network"
+            ),
+        );
+        return;
+    }
+    config.admin.address = a;
+}
+
+/// `llm:` joins the routing mode's pieces: a bind on its port with one
+/// listener (`llm`), a route per model and a policy layer, all scoped to
+/// that listener. Route names are `llm/<model>`, so they cannot clash with
+/// another file's routes unless named so on purpose (reported).
+fn add_llm(
+    config: &mut Config,
+    l: llm::LlmConfig,
+    loc: &Location,
+    addrs: &HashMap<(std::net::IpAddr, u16), Location>,
+    names: &HashMap<String, Location>,
+    diags: &mut Diags,
+) {
+    let address = std::net::IpAddr::from([127, 0, 0, 1]);
+    if let Some(b) = config.binds.iter().find(|b| b.port == l.port) {
+        let first = addrs
+            .get(&(b.address, b.port))
+            .map(|l| l.to_string())
+            .unwrap_or_default();
+        diags.error(
+            loc,
+            "llm.port",
+            format!(
+                "`llm.port` {} is also a bind's port (at {first}); the LLM mode needs its own port",
+                l.port
+            ),
+        );
+        return;
+    }
+    for r in l.models.iter().map(|m| &m.route).chain(&l.policies) {
+        if let Some(first) = names.get(&r.name) {
+            diags.error(
+                &r.location,
+                "llm",
+                format!("route name `{}` is also used at {first}", r.name),
+            );
+        }
+    }
+    let mut listener = Listener::default_http();
+    listener.name = llm::LLM_LISTENER.into();
+    config.binds.push(Bind {
+        port: l.port,
+        address,
+        listeners: vec![listener],
+        limits: Default::default(),
+    });
+    config
+        .routes
+        .extend(l.models.iter().map(|m| m.route.clone()));
+    if let Some(p) = &l.policies {
+        config.layers.push(p.clone());
+    }
+    config.llm = Some(l);
 }
 
 /// `admin:`/`state:` may appear in several files: the later one wins, with a warning.

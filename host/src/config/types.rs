@@ -78,6 +78,10 @@ pub struct Config {
     /// Process-wide settings (`config:`, agentgateway's place for them).
     #[serde(rename = "config")]
     pub global: super::global::GlobalConfig,
+    /// agentgateway's LLM mode (`llm:`): its bind, routes and policy layer
+    /// are also in `binds`/`routes`/`layers`; this keeps what picks them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<super::llm::LlmConfig>,
     /// Every file loaded, in load order (includes after their includer).
     pub sources: Vec<PathBuf>,
     /// Every scalar that came from environment expansion, so that dumps can

@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use http_body::Body;
 use http_body_util::BodyExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 /// The process-wide budget; its size follows the running config.
@@ -18,6 +18,24 @@ pub static GLOBAL: LazyLock<Arc<BodyBudget>> = LazyLock::new(|| {
         crate::config::Limits::default().body_buffer_budget,
     ))
 });
+
+/// The largest single body buffered (`Limits::max_buffered_body`,
+/// agentgateway's `frontendPolicies.http.maxBufferSize`); it follows the
+/// running config like [`GLOBAL`].
+static MAX_BODY: AtomicUsize = AtomicUsize::new(MAX_BUFFERED_BODY);
+
+/// Largest request or response body the gateway buffers for a policy by
+/// default; `frontendPolicies.http.maxBufferSize` sets it ([`max_body`]).
+pub const MAX_BUFFERED_BODY: usize = 32 << 20;
+
+/// See [`MAX_BODY`].
+pub fn max_body() -> usize {
+    MAX_BODY.load(Ordering::Acquire)
+}
+
+pub fn set_max_body(n: usize) {
+    MAX_BODY.store(n, Ordering::Release);
+}
 
 #[derive(Debug)]
 pub struct BodyBudget {

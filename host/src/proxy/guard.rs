@@ -213,6 +213,7 @@ mod tests {
                 .iter()
                 .map(|k| crate::config::Secret::new(*k))
                 .collect(),
+            models: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod guard;
 pub mod headers;
 pub mod health;
+pub mod model_router;
 pub mod models;
 pub mod path;
 pub mod pipeline;

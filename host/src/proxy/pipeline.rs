@@ -13,6 +13,9 @@
 //!    phase 2, so header hooks see the decoded `Content-Length`: a size limit
 //!    cannot be walked past by compression. All of it counts against the
 //!    shared body budget, the decoded copy included.
+//!    1c. **model route** (`llm:` listeners), once the body is read and
+//!    before the body policies: its `model` picks the route and backend
+//!    (`model_router.rs`), then phase 1b's format check runs for it.
 //! 4. **upstream_request**: pick a backend (`backends.rs`: weights, priority
 //!    groups, health), rewrite the path, shape the request for its provider,
 //!    forward or inject its credential.
@@ -20,6 +23,9 @@
 //!    timeout or a status in `retry.codes`, back to 4 for the next attempt
 //!    (`attempts.rs`), the body replayed from memory. 502/503/504 in the
 //!    client's shape when no attempt answered.
+//!    5b. **failover** (`llm:` failover virtual models): when phase 5 ends
+//!    on no answer, a 429 or a 5xx, the virtual model's next target, with
+//!    its own attempts, before any byte reached the client.
 //! 6. **response_filter**: policies see the response headers.
 //! 7. **response_body_filter**: pass, observe (usage) or rewrite (JSON whole / SSE events).
 //! 8. **logging**: when the body ends, the completion hook, access log and metrics
@@ -57,9 +63,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Largest request or response body the gateway buffers for a policy.
-pub const MAX_BUFFERED_BODY: usize = 32 << 20;
-
 /// Serve one request.
 pub async fn handle(
     snap: Arc<Snapshot>,
@@ -78,20 +81,31 @@ pub async fn handle(
         Ok(l) => l,
         Err(r) => return refused(&metrics, &req, peer, r),
     };
-    let (mut session, route, prefix_len) = match route(&listener, &metrics, &req, peer) {
+    // On an `llm:` listener the route is the model dispatcher: the session
+    // starts on a placeholder entry, and phase 1c (once the body is read)
+    // picks the model's own.
+    let models = listener.models.clone();
+    let (mut session, mut route, prefix_len) = match route(
+        &listener,
+        &metrics,
+        &req,
+        peer,
+        models.as_ref().map(|m| m.placeholder()),
+    ) {
         Ok(s) => s,
         Err(resp) => return resp,
     };
+    let mut fallbacks = std::collections::VecDeque::new();
     if let Some(t) = &tracer {
         start_trace(t, &mut session, &listener.name, &req, peer);
     }
     // Phase 1b: a request in a format no backend's provider speaks is
-    // refused before any policy or upstream sees it.
-    // (A model listing no backend can give is answered from the config,
-    // once the request policies have run: phase 4.)
+    // refused before any policy or upstream sees it (on an `llm:` listener,
+    // in phase 1c, when the backend is known). A model listing no backend
+    // can give is answered from the config, once the request policies ran.
     let kind = kind_of(&session);
     let listed_here = kind == AiKind::Models && !route.backends.all().any(|c| fits(c, kind));
-    if !listed_here && !route.backends.all().any(|c| fits(c, kind)) {
+    if models.is_none() && !listed_here && !route.backends.all().any(|c| fits(c, kind)) {
         return wrong_format(session, &route, kind);
     }
     let (mut parts, body) = req.into_parts();
@@ -136,6 +150,15 @@ pub async fn handle(
         }
     }
 
+    // `/v1/models` on an `llm:` listener: answered from the config, once
+    // the policies have admitted the request.
+    if let Some(m) = &models {
+        if super::model_router::lists_models(&parts.method, &session.scope.ctx.path) {
+            let anthropic = parts.headers.contains_key("anthropic-version");
+            return answer(session, 200, m.list(anthropic));
+        }
+    }
+
     // Phase 3: request_body_filter.
     // A policy asks for the body with `need-body`; one with only a body hook
     // (nothing to decide on at headers) always gets it.
@@ -145,99 +168,146 @@ pub async fn handle(
     // the body budget (too large: refused, never replayed in part).
     let mut _held_body = None;
     let policy_body = session.chain.runs_body_policies(need_body);
-    let mut body: Forward =
-        if policy_body || forward_needs_body(&route, kind) || Attempts::may_replay(&route) {
-            let got = match buffered.take() {
-                Some(b) => b,
-                None => match read_body(&mut body, declared, &mut parts.headers).await {
-                    Ok(b) => b,
-                    Err(r) => return body_refused(session, r),
-                },
-            };
-            _held_body = Some(got.held);
-            let mut bytes = got.bytes;
-            if let Err(r) = request_body::admit(&mut session.scope.ctx, &bytes) {
-                return body_refused(session, r);
-            }
-            // Aliases rewrite the model before any policy or upstream sees it.
-            if let Err(e) = apply_alias(&mut session, &route, &mut bytes) {
-                return session.error(500, "", &e.to_string());
-            }
-            if policy_body {
-                let chain = session.chain.clone();
-                match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
-                    Ok(None) => {}
-                    Ok(Some(r)) => return session.immediate(r),
-                    Err(f) => return session.policy_failure(f),
-                }
-            }
-            Forward::Whole(bytes)
-        } else if let Some(got) = buffered.take() {
-            // Read early, and no policy wanted it after all: it goes upstream as
-            // the policies' headers describe it, decoded.
-            _held_body = Some(got.held);
-            Forward::Whole(got.bytes)
-        } else {
-            Forward::Stream(Some(body.take().expect("the body is not read yet").boxed()))
+    let mut body: Forward = if policy_body
+        || models.is_some()
+        || forward_needs_body(&route, kind)
+        || Attempts::may_replay(&route)
+    {
+        let got = match buffered.take() {
+            Some(b) => b,
+            None => match read_body(&mut body, declared, &mut parts.headers).await {
+                Ok(b) => b,
+                Err(r) => return body_refused(session, r),
+            },
         };
+        _held_body = Some(got.held);
+        let mut bytes = got.bytes;
+        // Phase 1c: model route. The body's `model` picks the route.
+        if let Some(m) = &models {
+            match model_route(m, session, &mut bytes, kind) {
+                Ok((s, r, f)) => {
+                    session = s;
+                    route = r;
+                    fallbacks = f.into();
+                }
+                Err(resp) => return resp,
+            }
+            if !route.backends.all().any(|c| fits(c, kind)) {
+                return wrong_format(session, &route, kind);
+            }
+        }
+        if let Err(r) = request_body::admit(&mut session.scope.ctx, &bytes) {
+            return body_refused(session, r);
+        }
+        // Aliases rewrite the model before any policy or upstream sees it.
+        if let Err(e) = apply_alias(&mut session, &route, &mut bytes) {
+            return session.error(500, "", &e.to_string());
+        }
+        if policy_body {
+            let chain = session.chain.clone();
+            match chain.request_body(&mut session.scope, &mut parts.headers, &mut bytes) {
+                Ok(None) => {}
+                Ok(Some(r)) => return session.immediate(r),
+                Err(f) => return session.policy_failure(f),
+            }
+        }
+        Forward::Whole(bytes)
+    } else if let Some(got) = buffered.take() {
+        // Read early, and no policy wanted it after all: it goes upstream as
+        // the policies' headers describe it, decoded.
+        _held_body = Some(got.held);
+        Forward::Whole(got.bytes)
+    } else {
+        Forward::Stream(Some(body.take().expect("the body is not read yet").boxed()))
+    };
 
-    if listed_here {
+    if listed_here && models.is_none() {
         let anthropic = parts.headers.contains_key("anthropic-version");
-        let body = super::models::listing(&super::models::names(&route), anthropic);
-        return session.immediate(crate::policy::ImmediateResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            message: String::new(),
-            error_type: String::new(),
-            body: Some(body),
-        });
+        return answer(
+            session,
+            200,
+            super::models::listing(&super::models::names(&route), anthropic),
+        );
     }
 
     // Phases 4-5: upstream_request and upstream, one attempt after another.
     // Each attempt picks a backend, has its provider shape the request (path,
     // body, credential) and sends it with the time left; a failure or a
     // retryable status leads to the next attempt. Policies ran once, above.
-    let mut attempts = Attempts::new(&route, &metrics, kind, session.started);
     let (served, resp) = loop {
-        let c = match attempts.next().await {
-            Next::Try(c) => c,
-            Next::Answer(c, resp) => break (c, resp),
-            Next::Fail(f) => return failed(session, f),
+        let current = route.clone();
+        let mut attempts = Attempts::new(&current, &metrics, kind, session.started);
+        let outcome = loop {
+            let c = match attempts.next().await {
+                Next::Try(c) => c,
+                Next::Answer(c, resp) => break Ok((c, resp)),
+                Next::Fail(f) => break Err(f),
+            };
+            session.serve_with(&c, attempts.made());
+            let req = upstream_request(
+                &session,
+                &current,
+                &c,
+                parts.clone(),
+                &mut body,
+                prefix_len,
+                peer,
+            );
+            let mut upstream_req = match req.await {
+                Ok(r) => r,
+                Err(ProviderError::BadRequest(msg)) => {
+                    return session.error(400, "invalid_request_error", &msg)
+                }
+                Err(e @ ProviderError::Internal(_)) => {
+                    tracing::error!(route = %current.name, error = %e, "upstream request not built");
+                    return session.error(500, "", &e.to_string());
+                }
+                Err(ProviderError::Unavailable(msg)) => {
+                    tracing::warn!(route = %current.name, backend = %c.target.name, error = %msg, "backend credential unavailable");
+                    return session.error(503, "", &msg);
+                }
+            };
+            if let Some(t) = session.trace.as_mut() {
+                trace_upstream(t, &c, &mut upstream_req);
+            }
+            let sent =
+                tokio::time::timeout(attempts.time_left(), c.client.request(upstream_req)).await;
+            match attempts.outcome(&c, sent, session.trace.as_deref_mut()) {
+                Outcome::Answer(resp) => break Ok((c, resp)),
+                Outcome::TryAgain => continue,
+            }
         };
-        session.serve_with(&c, attempts.made());
-        let req = upstream_request(
-            &session,
-            &route,
-            &c,
-            parts.clone(),
-            &mut body,
-            prefix_len,
-            peer,
-        );
-        let mut upstream_req = match req.await {
-            Ok(r) => r,
-            Err(ProviderError::BadRequest(msg)) => {
-                return session.error(400, "invalid_request_error", &msg)
-            }
-            Err(e @ ProviderError::Internal(_)) => {
-                tracing::error!(route = %route.name, error = %e, "upstream request not built");
-                return session.error(500, "", &e.to_string());
-            }
-            Err(ProviderError::Unavailable(msg)) => {
-                tracing::warn!(route = %route.name, backend = %c.target.name, error = %msg, "backend credential unavailable");
-                return session.error(503, "", &msg);
+        // Phase 5b: failover (`llm:` failover virtual models): no answer, a
+        // 429 or a 5xx goes to the next target, before any byte of it
+        // reached the client.
+        let failed_over = match &outcome {
+            Err(_) => true,
+            Ok((_, r)) => {
+                r.status() == http::StatusCode::TOO_MANY_REQUESTS || r.status().is_server_error()
             }
         };
-        if let Some(t) = session.trace.as_mut() {
-            trace_upstream(t, &c, &mut upstream_req);
+        if let (true, Forward::Whole(bytes)) = (failed_over, &body) {
+            if let Some((next, model)) = next_target(&mut fallbacks, kind) {
+                tracing::warn!(from = %current.name, to = %next.name, "failover to the next target");
+                let moved = match provider::body::with_model(bytes, &model) {
+                    Ok(b) => b.unwrap_or_else(|| bytes.clone()),
+                    Err(e) => return session.error(500, "", &e.to_string()),
+                };
+                body = Forward::Whole(moved);
+                route = next;
+                session.route = Some(route.clone());
+                session.scope.ctx.model = Some(model);
+                continue;
+            }
         }
-        let sent = tokio::time::timeout(attempts.time_left(), c.client.request(upstream_req)).await;
-        match attempts.outcome(&c, sent, session.trace.as_deref_mut()) {
-            Outcome::Answer(resp) => break (c, resp),
-            Outcome::TryAgain => continue,
+        match outcome {
+            Ok((c, resp)) => {
+                session.serve_with(&c, attempts.made());
+                break (c, resp);
+            }
+            Err(f) => return failed(session, f),
         }
     };
-    session.serve_with(&served, attempts.made());
 
     // Phase 6: response_filter. An answer the client cannot read as it is
     // (another framing or error envelope) is transcoded first, so policies
@@ -383,7 +453,7 @@ async fn read_body(
         &mut incoming,
         declared,
         headers,
-        MAX_BUFFERED_BODY,
+        budget::max_body(),
         &budget::GLOBAL,
     )
     .await;
@@ -391,6 +461,87 @@ async fn read_body(
         discard(incoming);
     }
     got
+}
+
+/// Phase 1c: on an `llm:` listener, the body's `model` picks the route
+/// (`model_router.rs`); the session moves onto it and `bytes` becomes the
+/// body it is sent (its `model` rewritten). A request no model serves gets
+/// the router's refusal (`model_not_found`, ...) in the client's shape.
+#[allow(clippy::type_complexity, clippy::result_large_err)]
+fn model_route(
+    models: &super::model_router::ModelRouter,
+    mut session: Session,
+    bytes: &mut Bytes,
+    kind: AiKind,
+) -> Result<(Session, Arc<RouteEntry>, Vec<(Arc<RouteEntry>, String)>), Response<ResponseBody>> {
+    let refuse = |session: Session, r: super::model_router::Refusal| {
+        tracing::debug!(status = r.status, code = r.code, "model route refused");
+        let body = r.body(session.shape);
+        answer(session, r.status, body)
+    };
+    // One reading of the body for the router and the provider (duplicate
+    // keys, lone surrogates), whatever the path's kind.
+    if let Err(e) = super::strict_json::check(bytes) {
+        let r = super::model_router::Refusal {
+            status: 400,
+            code: "invalid_request_body",
+            message: e.to_string(),
+        };
+        return Err(refuse(session, r));
+    }
+    let routed = match models.route(bytes) {
+        Ok(r) => r,
+        Err(r) => return Err(refuse(session, r)),
+    };
+    *bytes = routed.body;
+    let r = routed.route;
+    let first = r
+        .backends
+        .all()
+        .find(|c| fits(c, kind))
+        .unwrap_or_else(|| r.backends.first())
+        .clone();
+    session.scope.ctx.backend = first.target.name.clone();
+    session.scope.ctx.provider = policy_provider(&first, kind);
+    if let Some(api) = first.target.api() {
+        session.scope.attrs.insert(
+            "backend.provider".into(),
+            api.provider().config_name().into(),
+        );
+    }
+    session.backend = Some(first);
+    session.route = Some(r.clone());
+    session.requested_model = Some(routed.requested);
+    Ok((session, r, routed.fallbacks))
+}
+
+/// Phase 5b's next target: the first of a failover virtual model's
+/// remaining targets that can serve a request of `kind`.
+fn next_target(
+    fallbacks: &mut std::collections::VecDeque<(Arc<RouteEntry>, String)>,
+    kind: AiKind,
+) -> Option<(Arc<RouteEntry>, String)> {
+    while let Some((next, model)) = fallbacks.pop_front() {
+        if next.backends.all().any(|c| fits(c, kind)) {
+            return Some((next, model));
+        }
+    }
+    None
+}
+
+/// A JSON answer the gateway gives itself (the model list, a model
+/// router refusal), logged like any response.
+fn answer(mut session: Session, status: u16, body: Bytes) -> Response<ResponseBody> {
+    session.status = status;
+    session.short_circuited = true;
+    let mut resp = Response::new(ResponseBody::full(body, session));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 fn body_refused(session: Session, r: request_body::Refusal) -> Response<ResponseBody> {
@@ -474,9 +625,16 @@ fn route(
     metrics: &Arc<Metrics>,
     req: &Request<Incoming>,
     peer: SocketAddr,
+    picked: Option<Arc<RouteEntry>>,
 ) -> Result<(Session, Arc<RouteEntry>, Option<usize>), Response<ResponseBody>> {
     let path = req.uri().path();
-    let Some((route, hit)) = router::select(&snap.routes, req.method(), path, req.headers()) else {
+    let model_routed = picked.is_some();
+    let selected = match picked {
+        Some(r) => Some((r, None)),
+        None => router::select(&snap.routes, req.method(), path, req.headers())
+            .map(|(r, h)| (r.clone(), h.prefix_len)),
+    };
+    let Some((route, prefix_len)) = selected else {
         let shape = ErrorShape::guess(path, req.headers());
         let msg = format!("no route for {} {}", req.method(), path);
         tracing::info!(target: "sluice::access", method = %req.method(), path, status = 404, "no route");
@@ -484,7 +642,6 @@ fn route(
             ResponseBody::full(b, unrouted_session(metrics, req, peer, shape))
         }));
     };
-    let route = route.clone();
     let mut attachments = Vec::new();
     for (set, layer) in &snap.layers {
         if set.best(req.method(), path, req.headers()).is_some() {
@@ -493,10 +650,12 @@ fn route(
     }
     attachments.extend(route.attachments.iter().cloned());
 
-    let rewritten = rewrite_path(path, route.rewrite.as_ref(), hit.prefix_len);
+    let rewritten = rewrite_path(path, route.rewrite.as_ref(), prefix_len);
     let kind = ai_kind(route.ai_routes.as_deref(), &rewritten);
     // Until an attempt picks one, policies are told of the first backend
-    // that can serve the request.
+    // that can serve the request. On an `llm:` listener every model is
+    // served by the one "llm" route (as in agentgateway): policies keyed by
+    // route (rate limits) share it, and the backend is known in phase 1c.
     let first = route
         .backends
         .all()
@@ -505,9 +664,21 @@ fn route(
         .clone();
     let ctx = RequestContext {
         request_id: request_id(req),
-        route: route.name.clone(),
-        backend: first.target.name.clone(),
-        provider: policy_provider(&first, kind),
+        route: if model_routed {
+            crate::config::llm::LLM_LISTENER.to_string()
+        } else {
+            route.name.clone()
+        },
+        backend: if model_routed {
+            String::new()
+        } else {
+            first.target.name.clone()
+        },
+        provider: if model_routed {
+            policy::Provider::None
+        } else {
+            policy_provider(&first, kind)
+        },
         kind: policy_kind(kind),
         method: req.method().to_string(),
         path: path.to_string(),
@@ -517,7 +688,7 @@ fn route(
         streaming: false,
     };
     let mut scope = RequestScope::new(ctx);
-    if let Some(api) = first.target.api() {
+    if let (false, Some(api)) = (model_routed, first.target.api()) {
         // The exact provider, beside the context's two-family `provider`.
         scope.attrs.insert(
             "backend.provider".into(),
@@ -529,7 +700,12 @@ fn route(
         route: Some(route.clone()),
         chain: Arc::new(Chain::new(attachments)),
         scope,
-        shape: route.shape.unwrap_or_else(|| client_shape(kind)),
+        // An `llm:` listener answers in the format the client wrote in.
+        shape: if model_routed {
+            client_shape(kind)
+        } else {
+            route.shape.unwrap_or_else(|| client_shape(kind))
+        },
         backend: Some(first),
         attempts: 0,
         status: 0,
@@ -539,7 +715,7 @@ fn route(
         trace: None,
         requested_model: None,
     };
-    Ok((session, route, hit.prefix_len))
+    Ok((session, route, prefix_len))
 }
 
 /// A request its listener refused (Host, Origin, client key), in the error
@@ -757,7 +933,7 @@ async fn whole_body(
     decoder: Option<crate::stream::decode::Decoder>,
     transcoder: Option<Box<dyn provider::Transcode>>,
 ) -> Response<ResponseBody> {
-    let raw = match Limited::new(body, MAX_BUFFERED_BODY).collect().await {
+    let raw = match Limited::new(body, budget::max_body()).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
             return session.error(502, "", &format!("cannot read the upstream response: {e}"))

@@ -84,6 +84,8 @@ pub struct ListenerTable {
     pub layers: Vec<(MatchSet, Arc<LayerEntry>)>,
     pub allowed_origins: Vec<String>,
     pub auth_keys: Vec<Secret>,
+    /// On the `llm:` listener: the body's `model` picks the route.
+    pub models: Option<Arc<super::model_router::ModelRouter>>,
 }
 
 /// Does `route` apply to listener `listener` on bind `port`?
@@ -100,6 +102,8 @@ pub enum BuildError {
     Route { route: String, message: String },
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Llm(#[from] super::model_router::BuildError),
 }
 
 /// Turns plugin attachments in the config into live ones.
@@ -211,6 +215,19 @@ impl Snapshot {
                 }),
             ));
         }
+        let models = match &config.llm {
+            Some(l) => {
+                let by_name: HashMap<String, Arc<RouteEntry>> = routes
+                    .iter()
+                    .map(|(r, e)| (r.name.clone(), e.clone()))
+                    .collect();
+                Some((
+                    l.port,
+                    Arc::new(super::model_router::ModelRouter::build(l, &by_name)?),
+                ))
+            }
+            None => None,
+        };
         let mut binds = HashMap::new();
         for b in &config.binds {
             let mut listeners = Vec::new();
@@ -222,6 +239,12 @@ impl Snapshot {
                     layers: Vec::new(),
                     allowed_origins: l.allowed_origins.clone(),
                     auth_keys: l.auth_keys.clone(),
+                    models: models
+                        .as_ref()
+                        .filter(|(port, _)| {
+                            *port == b.port && l.name == crate::config::llm::LLM_LISTENER
+                        })
+                        .map(|(_, m)| m.clone()),
                 };
                 // Compiled again per listener: a MatchSet is small, and each
                 // table stays a plain slice for `router::select`.
@@ -249,6 +272,7 @@ impl Snapshot {
             );
         }
         super::budget::GLOBAL.set_limit(config.limits.body_buffer_budget);
+        super::budget::set_max_body(config.limits.max_buffered_body);
         let routes = routes.into_iter().map(|(_, e)| e).collect();
         Ok(Snapshot {
             binds,
