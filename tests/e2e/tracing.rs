@@ -612,7 +612,7 @@ fn validate_names_file_line_and_key_of_refused_tracing_keys() {
     let f = write(
         dir.path(),
         "t.yaml",
-        "binds:\n- port: 4060\nconfig:\n  adminAddr: 127.0.0.1:9\n  tracing:\n    otlpEndpoint: http://c:4317\n    fields:\n      add:\n        x: 'flattenRecursive(llm.prompt)'\n",
+        "binds:\n- port: 4060\nconfig:\n  workerThreads: 2\n  tracing:\n    otlpEndpoint: http://c:4317\n    fields:\n      add:\n        x: 'flattenRecursive(llm.prompt)'\n",
     );
     let out = sluice_testkit::gateway::run(
         std::path::Path::new(BIN),
@@ -622,7 +622,8 @@ fn validate_names_file_line_and_key_of_refused_tracing_keys() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains(&format!("{f}:4:3: config.adminAddr:")) && text.contains("not supported yet"),
+        text.contains(&format!("{f}:4:3: config.workerThreads:"))
+            && text.contains("not supported yet"),
         "{text}"
     );
     assert!(

@@ -31,6 +31,22 @@ pub(crate) struct Ctx<'a> {
 // Generic helpers
 // ---------------------------------------------------------------------------
 
+/// A TCP port: an integer from 0 to 65535.
+pub(crate) fn port_number(d: &mut Diags, n: &Node, p: &str) -> Option<u16> {
+    match integer(d, n, p).map(u16::try_from) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            d.error(
+                &n.loc,
+                p,
+                format!("port {} is out of range (0-65535)", n.shown()),
+            );
+            None
+        }
+        None => None,
+    }
+}
+
 pub(crate) fn expected(d: &mut Diags, node: &Node, path: &str, what: &str) {
     d.error(
         &node.loc,
@@ -450,22 +466,7 @@ fn decode_bind(
         None => Default::default(),
     };
     let port = match get(m, "port") {
-        Some(n) => {
-            let p = join_key(path, "port");
-            let v = integer(ctx.d, n, &p);
-            match v.map(u16::try_from) {
-                Some(Ok(v)) => Some(v),
-                Some(Err(_)) => {
-                    ctx.d.error(
-                        &n.loc,
-                        &p,
-                        format!("port {} is out of range (0-65535)", n.shown()),
-                    );
-                    None
-                }
-                None => None,
-            }
-        }
+        Some(n) => port_number(ctx.d, n, &join_key(path, "port")),
         None => {
             ctx.d.error(&node.loc, path, "missing required key `port`");
             None

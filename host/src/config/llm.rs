@@ -183,21 +183,7 @@ pub(crate) fn decode_llm(
     let m = as_map(ctx.d, node, path)?;
     let mut ok = check(ctx, m, path, TOP, TOP_LATER);
     let port = match get(m, "port") {
-        Some(n) => {
-            let p = join_key(path, "port");
-            match integer(ctx.d, n, &p).map(u16::try_from) {
-                Some(Ok(v)) => Some(v),
-                Some(Err(_)) => {
-                    ctx.d.error(
-                        &n.loc,
-                        &p,
-                        format!("port {} is out of range (0-65535)", n.shown()),
-                    );
-                    None
-                }
-                None => None,
-            }
-        }
+        Some(n) => super::decode::port_number(ctx.d, n, &join_key(path, "port")),
         None => {
             ctx.d.error(
                 &node.loc,
