@@ -2,6 +2,7 @@
 //! provider upstream on loopback.
 
 mod authorization;
+mod backend_auth;
 mod backends;
 mod bypass_policies;
 mod bypass_request;

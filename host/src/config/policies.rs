@@ -180,7 +180,7 @@ pub(crate) fn decode_backend_auth(
     };
     let p = join_key(path, &k.name);
     match k.name.as_str() {
-        "key" => decode_key(ctx.d, v, &p).map(BackendAuth::Key),
+        "key" => decode_key(ctx.d, v, &p),
         "passthrough" => {
             let pm = as_map(ctx.d, v, &p)?;
             check_keys(ctx.d, pm, &p, &[]);
@@ -192,26 +192,66 @@ pub(crate) fn decode_backend_auth(
 }
 
 /// `key: <value>` or agentgateway's `key: {value: <value>}`.
-fn decode_key(d: &mut Diags, v: &Node, p: &str) -> Option<Secret> {
-    if let Kind::Map(km) = &v.kind {
-        if let Some((k, _)) = km.iter().find(|(k, _)| k.name == "location") {
+fn decode_key(d: &mut Diags, v: &Node, p: &str) -> Option<BackendAuth> {
+    let Kind::Map(km) = &v.kind else {
+        return nonempty(d, v, p).map(|s| BackendAuth::Key(Secret::new(s)));
+    };
+    check_keys(d, km, p, &["value", "location"]);
+    let key = match get(km, "value") {
+        Some(n) => Secret::new(nonempty(d, n, &join_key(p, "value"))?),
+        None => {
+            d.error(&v.loc, p, "missing required key `value`");
+            return None;
+        }
+    };
+    let Some(loc) = get(km, "location") else {
+        return Some(BackendAuth::Key(key));
+    };
+    // agentgateway's AuthorizationLocation; only a header carries a key here.
+    let lp = join_key(p, "location");
+    let lm = as_map(d, loc, &lp)?;
+    for (k, _) in lm {
+        if ["queryParameter", "cookie", "expression"].contains(&k.name.as_str()) {
             d.error(
                 &k.loc,
-                &join_key(p, "location"),
-                "a key `location` is not supported yet: the key goes where the provider expects it",
+                &join_key(&lp, &k.name),
+                "only a `header` location is supported for a backend key",
             );
             return None;
         }
-        check_keys(d, km, p, &["value"]);
-        return match get(km, "value") {
-            Some(n) => nonempty(d, n, &join_key(p, "value")).map(Secret::new),
-            None => {
-                d.error(&v.loc, p, "missing required key `value`");
-                None
-            }
-        };
     }
-    nonempty(d, v, p).map(Secret::new)
+    check_keys(d, lm, &lp, &["header"]);
+    let Some(h) = get(lm, "header") else {
+        d.error(&loc.loc, &lp, "expected `header: {name, prefix}`");
+        return None;
+    };
+    let hp = join_key(&lp, "header");
+    let hm = as_map(d, h, &hp)?;
+    check_keys(d, hm, &hp, &["name", "prefix"]);
+    let name = match get(hm, "name") {
+        Some(n) => nonempty(d, n, &join_key(&hp, "name"))?.to_ascii_lowercase(),
+        None => {
+            d.error(&h.loc, &hp, "missing required key `name`");
+            return None;
+        }
+    };
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        d.error(
+            &h.loc,
+            &join_key(&hp, "name"),
+            format!("{name:?} is not a header name"),
+        );
+        return None;
+    }
+    let prefix = match get(hm, "prefix") {
+        Some(n) => string(d, n, &join_key(&hp, "prefix"))?,
+        None => String::new(),
+    };
+    Some(BackendAuth::KeyAt {
+        key,
+        header: name,
+        prefix,
+    })
 }
 
 fn decode_aws(d: &mut Diags, v: &Node, p: &str) -> Option<AwsAuth> {

@@ -133,14 +133,29 @@ fn backend_auth_variants() {
         matches!(&l.config.routes[0].policies.backend_auth, Some(BackendAuth::Key(k)) if k.expose() == "sk-1")
     );
 
+    let l = load(&route(
+        "{name: o, provider: {openAI: {}}}",
+        "{backendAuth: {key: {value: sk-1, location: {header: {name: X-Key, prefix: 'Token '}}}}}",
+    ))
+    .unwrap();
+    assert!(matches!(
+        &l.config.routes[0].policies.backend_auth,
+        Some(BackendAuth::KeyAt { key, header, prefix })
+            if key.expose() == "sk-1" && header == "x-key" && prefix == "Token "
+    ));
+
     for (auth, needle) in [
         ("{aws: {accessKeyId: AKID}}", "go together"),
         ("{aws: {assumeRole: {roleArn: x}}}", "assumeRole"),
         ("{gcp: {type: idToken}}", "ID tokens"),
         ("{azure: {implicit: {}}}", "not supported yet"),
         (
-            "{key: {value: k, location: {header: {name: x}}}}",
-            "location",
+            "{key: {value: k, location: {queryParameter: {name: key}}}}",
+            "only a `header` location",
+        ),
+        (
+            "{key: {value: k, location: {header: {name: 'bad name'}}}}",
+            "not a header name",
         ),
         ("{key: k, aws: {}}", "exactly one"),
     ] {

@@ -374,6 +374,13 @@ pub enum PathRewrite {
 pub enum BackendAuth {
     /// Inject this key upstream (as the provider expects it).
     Key(Secret),
+    /// agentgateway's `key: {value, location: {header: {name, prefix}}}`:
+    /// the key in this header (lowercase), after `prefix`.
+    KeyAt {
+        key: Secret,
+        header: String,
+        prefix: String,
+    },
     /// Forward the client's own credentials.
     Passthrough,
     /// Sign each request with AWS SigV4 (Bedrock).

@@ -17,6 +17,13 @@ use std::time::SystemTime;
 pub enum Credential {
     /// `backendAuth.key`.
     Key(Secret),
+    /// `backendAuth.key` with a `location`: the key in that header, after
+    /// its prefix.
+    KeyAt {
+        key: Secret,
+        header: http::HeaderName,
+        prefix: String,
+    },
     /// `backendAuth.gcp`: a Google OAuth access token, cached and
     /// refreshed by the source.
     Gcp(GcpTokenSource),
@@ -35,6 +42,8 @@ pub enum AuthError {
     NoAwsCredentials,
     #[error("backendAuth.aws needs a region: the provider's `region` or `aws.region`")]
     NoAwsRegion,
+    #[error("backendAuth.key location: {0:?} is not a header name")]
+    BadHeader(String),
     #[error("backendAuth.gcp: {0}")]
     Gcp(#[from] GcpAuthError),
 }
@@ -52,6 +61,16 @@ impl Credential {
         Ok(match auth {
             BackendAuth::Passthrough => None,
             BackendAuth::Key(k) => Some(Credential::Key(k.clone())),
+            BackendAuth::KeyAt {
+                key,
+                header,
+                prefix,
+            } => Some(Credential::KeyAt {
+                key: key.clone(),
+                header: http::HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| AuthError::BadHeader(header.clone()))?,
+                prefix: prefix.clone(),
+            }),
             BackendAuth::Aws(a) => {
                 let creds = match (&a.access_key_id, &a.secret_access_key) {
                     (Some(id), Some(secret)) => AwsCredentials {
@@ -108,6 +127,24 @@ impl Credential {
             Credential::Key(k) => {
                 let scheme = api.map_or(super::KeyScheme::Bearer, |a| a.key_scheme());
                 put_key(&mut parts.headers, scheme, k.expose())
+            }
+            Credential::KeyAt {
+                key,
+                header,
+                prefix,
+            } => {
+                for name in ["authorization", "x-api-key", "api-key", "x-goog-api-key"] {
+                    parts.headers.remove(name);
+                }
+                let mut v = http::HeaderValue::from_str(&format!("{prefix}{}", key.expose()))
+                    .map_err(|_| {
+                        ProviderError::Internal(
+                            "the backend key has characters a header cannot carry".into(),
+                        )
+                    })?;
+                v.set_sensitive(true);
+                parts.headers.insert(header.clone(), v);
+                Ok(())
             }
             Credential::Gcp(source) => {
                 let value = source
