@@ -94,6 +94,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     tracing.apply(crate::otel::plan(cfg.global.tracing.as_ref(), &|n| {
         std::env::var(n).ok()
     })?);
+    crate::pricing::set(model_catalog(&cfg));
     let gw = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snapshot),
         metrics,
@@ -204,4 +205,13 @@ async fn wait_for_stop() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The price catalog `cfg` sets (empty: no request is priced).
+pub fn model_catalog(cfg: &Config) -> crate::config::Catalog {
+    cfg.global
+        .model_catalog
+        .as_ref()
+        .map(|m| m.catalog.clone())
+        .unwrap_or_default()
 }

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod otel;
 pub mod plugins;
 pub mod policy;
+pub mod pricing;
 pub mod provider;
 pub mod proxy;
 pub mod reload;

@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 /// Longest model label, in characters.
@@ -70,6 +71,8 @@ pub struct Metrics {
     pub duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub ttfb: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub tokens: Family<TokenLabels, Counter>,
+    /// Dollars spent, priced by `config.modelCatalog` (`sluice_cost_usd_total`).
+    pub cost_usd: Family<RouteLabels, Counter<f64, AtomicU64>>,
     pub backend_attempts: Family<AttemptLabels, Counter>,
     pub backend_evictions: Family<EvictionLabels, Counter>,
     /// The GenAI conventions' histograms (rendered without the prefix).
@@ -109,6 +112,12 @@ impl Metrics {
             "Tokens reported by providers, by direction (input: uncached, cache_read, cache_write, output)",
             tokens.clone(),
         );
+        let cost_usd = Family::<RouteLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "cost_usd",
+            "US dollars spent on priced requests (config.modelCatalog), by route, provider and model",
+            cost_usd.clone(),
+        );
         let backend_attempts = Family::<AttemptLabels, Counter>::default();
         let backend_evictions = Family::<EvictionLabels, Counter>::default();
         registry.register(
@@ -126,6 +135,7 @@ impl Metrics {
             duration,
             ttfb,
             tokens,
+            cost_usd,
             backend_attempts,
             backend_evictions,
             genai: crate::genai_metrics::GenAiMetrics::new(),

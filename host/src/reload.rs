@@ -358,6 +358,7 @@ impl HotSwap {
         match work {
             Ok((set, snap, tracing)) => {
                 gw.tracing.apply(tracing);
+                crate::pricing::set(app::model_catalog(&snap.config));
                 let binds_changed = gw.snapshot.load().config.binds != snap.config.binds;
                 if binds_changed {
                     tracing::warn!(

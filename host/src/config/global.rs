@@ -22,10 +22,14 @@ pub struct GlobalConfig {
     /// `config.tracing`: OpenTelemetry export of request traces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
+    /// `config.modelCatalog`: model prices, for each request's cost
+    /// (decoded by `decode.rs`, which knows the file's directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_catalog: Option<super::catalog::ModelCatalog>,
 }
 
 /// Keys Sluice decodes under `config:`.
-const SUPPORTED: &[&str] = &["tracing"];
+const SUPPORTED: &[&str] = &["tracing", "modelCatalog"];
 
 /// agentgateway's other `config:` keys (its `RawConfig`): refused by name.
 const NOT_YET: &[&str] = &[
@@ -48,7 +52,6 @@ const NOT_YET: &[&str] = &[
     "logging",
     "mcp",
     "metrics",
-    "modelCatalog",
     "namespace",
     "network",
     "readinessAddr",
@@ -81,7 +84,7 @@ pub(crate) fn decode_global(d: &mut Diags, node: &Node, path: &str) -> Option<Gl
             d.error(
                 &k.loc,
                 &kp,
-                format!("`{path}.{name}` is not supported yet by Sluice (supported under `{path}`: `tracing`)"),
+                format!("`{path}.{name}` is not supported yet by Sluice (supported under `{path}`: `tracing`, `modelCatalog`)"),
             );
         } else {
             d.error(
