@@ -67,7 +67,10 @@ fn every_variable_and_literal_text() {
             r=claude-agent b=anthropic k=alice")
     );
     assert_eq!(
-        Template::parse("$(apiKey.team)").unwrap().vars().collect::<Vec<_>>(),
+        Template::parse("$(apiKey.team)")
+            .unwrap()
+            .vars()
+            .collect::<Vec<_>>(),
         [&Var::ApiKey("team".into())]
     );
     assert!(Template::parse("$(apiKey.)").is_err());

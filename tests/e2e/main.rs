@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `sluice` binary between real clients and a fake
 //! provider upstream on loopback.
 
+mod api_keys;
 mod authorization;
 mod backends;
 mod bypass_policies;
@@ -23,6 +24,7 @@ mod hot_swap_busy;
 mod k8s_manifests;
 mod lang_examples;
 mod lifecycle;
+mod model_catalog;
 mod model_override;
 mod plugin_fetch;
 mod plugin_input_validation;

@@ -158,11 +158,15 @@ impl ApiKey {
         for (name, v) in &entry.metadata {
             host::set_attr(&format!("apiKey.{name}"), &value_text(v));
         }
-        if !entry.allowed.is_any() {
-            host::set_attr(ALLOWED_ATTR, &entry.allowed.to_json());
-        }
         host::metric_counter("api_key_accepted", 1);
-        HeaderOps::new().remove(self.s.header.clone()).proceed()
+        let ops = HeaderOps::new().remove(self.s.header.clone());
+        if entry.allowed.is_any() {
+            return ops.proceed();
+        }
+        // The model is in the body: ask for it (the host hands it over
+        // after `ai.modelAliases`).
+        host::set_attr(ALLOWED_ATTR, &entry.allowed.to_json());
+        ops.need_body()
     }
 }
 

@@ -56,12 +56,13 @@ fn attr(k: &str) -> Option<String> {
 /// `Ok(removed headers)` when passed, `Err(status)` when refused.
 fn run(p: &ApiKey, headers: &[(&str, &str)]) -> Result<Vec<String>, u16> {
     match p.on_request_headers(&ctx(None), &h(headers)) {
-        HeadersAction::Continue(ops) if format!("{ops:?}").contains("authorization") => {
+        HeadersAction::Continue(ops) | HeadersAction::NeedBody(ops)
+            if format!("{ops:?}").contains("authorization") =>
+        {
             Ok(vec!["authorization".to_owned()])
         }
-        HeadersAction::Continue(_) => Ok(vec![]),
+        HeadersAction::Continue(_) | HeadersAction::NeedBody(_) => Ok(vec![]),
         HeadersAction::Respond(r) => Err(r.status),
-        HeadersAction::NeedBody(_) => panic!("never asks for the body at the headers"),
     }
 }
 
@@ -214,7 +215,18 @@ fn body_status(p: &ApiKey, model: Option<&str>, body: Value) -> Option<u16> {
 fn allowed_models_checked_on_the_body() {
     let p = keys("strict");
     assert!(p.hooks().contains(Hooks::REQUEST_BODY));
-    run(&p, &[("authorization", &format!("Bearer {ALICE}"))]).unwrap();
+    // A restricted key asks for the body; an unrestricted one does not.
+    let alice = h(&[("authorization", &format!("Bearer {ALICE}"))]);
+    let bob = h(&[("authorization", &format!("Bearer {BOB}"))]);
+    assert!(matches!(
+        p.on_request_headers(&ctx(None), &bob),
+        HeadersAction::Continue(_)
+    ));
+    mock::reset();
+    assert!(matches!(
+        p.on_request_headers(&ctx(None), &alice),
+        HeadersAction::NeedBody(_)
+    ));
     let m = |name: &str| json!({"model": name});
     assert_eq!(
         body_status(&p, Some("claude-sonnet-4-5"), m("claude-sonnet-4-5")),
