@@ -177,3 +177,56 @@ async fn a_bad_catalog_is_refused_at_load() {
         "{err}"
     );
 }
+
+/// The request span carries the cost (`sluice.cost_usd`) and the API key's
+/// identity (`enduser.id`, `sluice.team`).
+#[tokio::test]
+async fn trace_carries_cost_user_and_team() {
+    use sluice_testkit::otlp::{Attr, Collector};
+    let up = FakeUpstream::plain().await;
+    let col = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "prices.json", r#"{"providers": {}}"#);
+    let cfg = config(&up)
+        .replace(
+            "config:\n",
+            &format!(
+                "config:\n  tracing:\n    otlpEndpoint: {}\n    otlpProtocol: http\n    randomSampling: true\n",
+                col.url()
+            ),
+        )
+        .replace(
+            "  policies:\n    urlRewrite",
+            "  policies:\n    apiKey:\n      mode: strict\n      keys:\n      - key: sk-traced-key-1\n        metadata: {user: alice, team: platform}\n    urlRewrite",
+        );
+    let cfg = write(dir.path(), "sluice.yaml", &cfg);
+    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    up.set_script(
+        Script::default()
+            .tokens(1000, 500)
+            .cache_tokens(20_000, 4_000),
+    );
+    let body = r#"{"model":"claude-sonnet-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    let headers = [
+        ("host", "localhost"),
+        ("content-type", "application/json"),
+        ("anthropic-version", "2023-06-01"),
+        ("authorization", "Bearer sk-traced-key-1"),
+    ];
+    let r = raw(gw.addr(4060), "POST", "/claude/v1/messages", &headers, body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let spans = col
+        .wait_for("the server span", Duration::from_secs(15), |s| {
+            s.iter().any(|x| x.kind == 2)
+        })
+        .await
+        .unwrap();
+    let server = spans.iter().find(|s| s.kind == 2).unwrap();
+    assert_eq!(server.str("enduser.id"), Some("alice"));
+    assert_eq!(server.str("sluice.team"), Some("platform"));
+    match server.attr("sluice.cost_usd") {
+        Some(Attr::Float(c)) => assert!(close(*c, 0.0315), "{c}"),
+        other => panic!("sluice.cost_usd: {other:?}"),
+    }
+    assert!(!gw.logs().contains("sk-traced-key-1"), "the key was logged");
+}
