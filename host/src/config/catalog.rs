@@ -273,3 +273,60 @@ pub(crate) fn decode(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sonnet(c: &Catalog) -> &ModelPrices {
+        &c.providers["anthropic"].models["claude-sonnet-4-5"]
+    }
+
+    #[test]
+    fn sources_merge_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.json"),
+            r#"{"providers":{"anthropic":{"models":{"claude-sonnet-4-5":{"rates":{"input":"3","output":"15","cacheRead":"0.3"}}}}}}"#,
+        )
+        .unwrap();
+        let c = load(
+            json!([
+                {"file": "p.json"},
+                {"inline": r#"{"providers":{"anthropic":{"models":{"claude-sonnet-4-5":{"rates":{"output":"16"}}}}}}"#},
+                {"inline": {"providers": {"anthropic": {"models": {"claude-sonnet-4-5":
+                    {"tiers": [{"contextOver": 200000, "rates": {"input": 6}}]}}}}}},
+            ]),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(c.files, [dir.path().join("p.json")]);
+        let m = sonnet(&c.catalog);
+        assert_eq!(m.rates.input, Some(3.0));
+        assert_eq!(m.rates.output, Some(16.0));
+        assert_eq!(m.rates.cache_read, Some(0.3));
+        assert_eq!(m.tiers.len(), 1);
+        assert_eq!(m.tiers[0].rates.input, Some(6.0));
+    }
+
+    #[test]
+    fn bad_catalogs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = |v: serde_json::Value| load(v, dir.path()).unwrap_err().to_string();
+        assert!(bad(json!({"inline": {}})).contains("each source"));
+        assert!(bad(json!([{"inline": {}, "file": "x"}])).contains("each source"));
+        assert!(bad(json!([{"file": "missing.json"}])).contains("missing.json"));
+        assert!(bad(
+            json!([{"inline": {"providers": {"a": {"models": {"m": {"rates": {"input": "x"}}}}}}}])
+        )
+        .contains("invalid decimal"));
+        assert!(bad(
+            json!([{"inline": {"providers": {"a": {"models": {"m": {"rates": {"inptu": "1"}}}}}}}])
+        )
+        .contains("inptu"));
+        let tiers = json!([{"inline": {"providers": {"a": {"models": {"m": {"tiers": [
+            {"contextOver": 10, "rates": {}}, {"contextOver": 10, "rates": {}}]}}}}}}]);
+        assert!(bad(tiers).contains("tier 1"));
+    }
+}
