@@ -196,7 +196,14 @@ impl HotSwap {
             .all_declared()
             .map(|(n, d)| (n.clone(), d.path.clone()))
             .collect();
-        (gw.snapshot.load().config.sources.clone(), plugins)
+        let cfg = gw.snapshot.load().config.clone();
+        let mut configs = cfg.sources.clone();
+        // A price catalog file is part of the config: its change reloads
+        // the config, which reads it again.
+        if let Some(mc) = &cfg.global.model_catalog {
+            configs.extend(mc.files.iter().cloned());
+        }
+        (configs, plugins)
     }
 
     /// `GET /plugins`: declared plugins plus the bundled ones routes use.

@@ -230,3 +230,41 @@ async fn trace_carries_cost_user_and_team() {
     }
     assert!(!gw.logs().contains("sk-traced-key-1"), "the key was logged");
 }
+
+/// A catalog file is watched like a config file: a change reprices new
+/// requests without any reload call.
+#[tokio::test]
+async fn a_changed_catalog_file_is_reloaded_live() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let prices = |input: u32| {
+        format!(
+            r#"{{"providers": {{"anthropic": {{"models": {{"claude-haiku-4-5": {{"rates": {{"input": "{input}"}}}}}}}}}}}}"#
+        )
+    };
+    let file = write(dir.path(), "prices.json", &prices(1));
+    let cfg = write(dir.path(), "sluice.yaml", &config(&up));
+    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    up.set_script(Script::default().tokens(1_000_000, 0));
+    send(&gw, "claude-haiku-4-5").await;
+    wait_access_lines(&gw, 1, Duration::from_secs(10)).await;
+    assert!(close(logged_cost(&gw, 1).unwrap(), 1.0));
+
+    std::fs::write(&file, prices(4)).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut n = 1;
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the new price was not picked up\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send(&gw, "claude-haiku-4-5").await;
+        n += 1;
+        wait_access_lines(&gw, n, Duration::from_secs(10)).await;
+        if close(logged_cost(&gw, n).unwrap(), 4.0) {
+            break;
+        }
+    }
+}
