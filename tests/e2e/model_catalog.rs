@@ -229,6 +229,20 @@ async fn trace_carries_cost_user_and_team() {
         other => panic!("sluice.cost_usd: {other:?}"),
     }
     assert!(!gw.logs().contains("sk-traced-key-1"), "the key was logged");
+    // The team's metrics.
+    let text = TestClient::new()
+        .get(&gw.admin_url("/metrics"))
+        .await
+        .text();
+    let team = [("route", "priced"), ("team", "platform")];
+    assert_eq!(
+        metric(&text, "sluice_team_requests_total", &team),
+        Some(1.0)
+    );
+    assert!(close(
+        metric(&text, "sluice_team_cost_usd_total", &team).unwrap(),
+        0.0315
+    ));
 }
 
 /// A catalog file is watched like a config file: a change reprices new

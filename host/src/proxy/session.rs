@@ -255,6 +255,16 @@ impl Session {
         if let Some(c) = cost_usd {
             m.cost_usd.get_or_create(&rl).inc_by(c);
         }
+        if let Some(team) = self.scope.attrs.get("apiKey.team") {
+            let tl = crate::metrics::TeamLabels {
+                route: route.clone(),
+                team: m.team_label(team),
+            };
+            m.team_requests.get_or_create(&tl).inc();
+            if let Some(c) = cost_usd {
+                m.team_cost_usd.get_or_create(&tl).inc_by(c);
+            }
+        }
         if let Some(op) = operation(self.scope.ctx.kind) {
             record_genai(m, op, provider, &model, &route, duration, ttfb, usage);
         }
