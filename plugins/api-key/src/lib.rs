@@ -121,9 +121,15 @@ impl Policy for ApiKey {
         // The context's model is the one served (after aliases); the body's
         // is what goes upstream. Both must be allowed, and a body without a
         // string `model` cannot show it is.
-        let from_body = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_owned));
+        let from_body = match models::body_model(&body) {
+            models::BodyModel::Named(m) => Some(m),
+            models::BodyModel::None => None,
+            models::BodyModel::Repeated => {
+                return Respond::status(403)
+                    .message("the request names its model more than once")
+                    .into()
+            }
+        };
         let models: Vec<&str> = ctx
             .model
             .iter()

@@ -53,3 +53,51 @@ impl Allowed {
         serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
     }
 }
+
+/// What a request body says its model is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyModel {
+    /// A string `model`.
+    Named(String),
+    /// No string `model` (or not a JSON object).
+    None,
+    /// `model` twice: the gateway and the provider could read different
+    /// ones, so the request cannot show it is allowed.
+    Repeated,
+}
+
+/// The body's top-level `model`, keys compared after JSON unescaping
+/// (`"mod\u0065l"` is `model`).
+pub fn body_model(body: &[u8]) -> BodyModel {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Top;
+    impl<'de> Visitor<'de> for Top {
+        type Value = BodyModel;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<BodyModel, A::Error> {
+            let mut model: Option<Option<String>> = None;
+            let mut repeated = false;
+            // The whole map is read: serde_json checks its end afterwards.
+            while let Some(k) = m.next_key::<String>()? {
+                if k != "model" || model.is_some() {
+                    repeated |= k == "model";
+                    m.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                let v: serde_json::Value = m.next_value()?;
+                model = Some(v.as_str().map(str::to_owned));
+            }
+            if repeated {
+                return Ok(BodyModel::Repeated);
+            }
+            Ok(match model.flatten() {
+                Some(m) => BodyModel::Named(m),
+                None => BodyModel::None,
+            })
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_map(Top).unwrap_or(BodyModel::None)
+}

@@ -237,6 +237,12 @@ fn allowed_models_checked_on_the_body() {
         body_status(&p, Some("claude-opus-4"), m("claude-opus-4")),
         Some(403)
     );
+    // `model` twice (one escaped): refused, whichever the provider reads.
+    let twice = br#"{"model":"claude-sonnet-4-5","mod\u0065l":"claude-opus-4"}"#.to_vec();
+    assert!(matches!(
+        p.on_request_body(&ctx(None), &h(&[]), twice),
+        BodyAction::Respond(r) if r.status == 403
+    ));
     // Context and body disagree: both must be allowed.
     assert_eq!(
         body_status(&p, Some("claude-sonnet-4"), m("claude-opus-4")),
@@ -266,4 +272,23 @@ fn globs() {
     assert!(!glob("a*b*c", "axxbyy"));
     assert!(!glob("gpt-5", "gpt-5-mini"));
     assert!(!glob("claude-sonnet-*", "xclaude-sonnet-4"));
+}
+
+#[test]
+fn body_models() {
+    use models::{body_model, BodyModel};
+    assert_eq!(
+        body_model(br#"{"model":"m","x":{"model":1}}"#),
+        BodyModel::Named("m".into())
+    );
+    assert_eq!(body_model(br#"{"model":7}"#), BodyModel::None);
+    assert_eq!(body_model(b"[1]"), BodyModel::None);
+    assert_eq!(
+        body_model(br#"{"model":"a","model":"b"}"#),
+        BodyModel::Repeated
+    );
+    assert_eq!(
+        body_model(br#"{"mod\u0065l":"a","model":"b"}"#),
+        BodyModel::Repeated
+    );
 }
