@@ -251,3 +251,66 @@ async fn bad_key_hash_is_refused_at_load() {
         .expect("a keyHash without sha256: must be refused");
     assert!(err.contains("sha256:<hex>"), "{err}");
 }
+
+/// Claude Code style: the virtual key in `x-api-key` (`location: header`),
+/// the provider key injected by `backendAuth`. Upstream sees only the
+/// provider key.
+#[tokio::test]
+async fn x_api_key_location_with_backend_auth() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let addr = up.addr();
+    let cfg = format!(
+        r#"binds:
+- port: 4060
+routes:
+- name: keyed
+  matches:
+  - path: {{pathPrefix: /claude}}
+  policies:
+    apiKey:
+      mode: strict
+      location: {{header: {{name: x-api-key}}}}
+      keys:
+      - key: {ALICE}
+        metadata: {{user: alice}}
+    urlRewrite: {{path: {{prefix: /}}}}
+    backendAuth: {{key: sk-ant-provider-secret}}
+  backends:
+  - ai: {{name: claude, provider: {{anthropic: {{}}}}, hostOverride: 'http://{addr}'}}
+"#
+    );
+    let cfg = write(dir.path(), "sluice.yaml", &cfg);
+    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    let body = r#"{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    let with = |key: &'static str| {
+        vec![
+            ("host", "localhost"),
+            ("content-type", "application/json"),
+            ("anthropic-version", "2023-06-01"),
+            ("x-api-key", key),
+        ]
+    };
+    let r = raw(
+        gw.addr(4060),
+        "POST",
+        "/claude/v1/messages",
+        &with(ALICE),
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = up.last_request().unwrap();
+    assert_eq!(got.header_all("x-api-key"), ["sk-ant-provider-secret"]);
+    assert!(!got.headers.iter().any(|(_, v)| v.contains(ALICE)));
+    // The provider key itself is not a virtual key.
+    let r = raw(
+        gw.addr(4060),
+        "POST",
+        "/claude/v1/messages",
+        &with("sk-ant-provider-secret"),
+        body,
+    )
+    .await;
+    assert_refused(&r, 401, "authentication_error");
+}
