@@ -66,6 +66,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     tracing.apply(crate::otel::plan(cfg.global.tracing.as_ref(), &|n| {
         std::env::var(n).ok()
     })?);
+    crate::pricing::set(crate::pricing::catalog_of(&cfg));
     // The reloader owns what it swaps; listeners, SIGHUP, the watcher and
     // the admin endpoint each get a handle to it.
     let serving = reload::Serving {

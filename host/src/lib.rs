@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod otel;
 pub mod plugins;
 pub mod policy;
+pub mod pricing;
 pub mod probes;
 pub mod provider;
 pub mod proxy;

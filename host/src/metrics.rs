@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
 /// Longest model label, in characters.
@@ -52,6 +53,17 @@ pub struct AttemptLabels {
     pub outcome: String,
 }
 
+/// A team from the `apiKey` policy's metadata (`apiKey.team`), bounded
+/// like models: the first [`MAX_TEAMS`] distinct teams, then `other`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TeamLabels {
+    pub route: String,
+    pub team: String,
+}
+
+/// Distinct `team` label values before later ones become `other`.
+pub const MAX_TEAMS: usize = 64;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EvictionLabels {
     pub route: String,
@@ -70,6 +82,12 @@ pub struct Metrics {
     pub duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub ttfb: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub tokens: Family<TokenLabels, Counter>,
+    /// Dollars spent, priced by `config.modelCatalog` (`sluice_cost_usd_total`).
+    pub cost_usd: Family<RouteLabels, Counter<f64, AtomicU64>>,
+    /// Requests and dollars by the API key's team (`sluice_team_*`).
+    pub team_requests: Family<TeamLabels, Counter>,
+    pub team_cost_usd: Family<TeamLabels, Counter<f64, AtomicU64>>,
+    teams: Mutex<HashSet<String>>,
     pub backend_attempts: Family<AttemptLabels, Counter>,
     pub backend_evictions: Family<EvictionLabels, Counter>,
     /// The GenAI conventions' histograms (rendered without the prefix).
@@ -109,6 +127,24 @@ impl Metrics {
             "Tokens reported by providers, by direction (input: uncached, cache_read, cache_write, output)",
             tokens.clone(),
         );
+        let cost_usd = Family::<RouteLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "cost_usd",
+            "US dollars spent on priced requests (config.modelCatalog), by route, provider and model",
+            cost_usd.clone(),
+        );
+        let team_requests = Family::<TeamLabels, Counter>::default();
+        registry.register(
+            "team_requests",
+            "Requests authenticated by an API key whose metadata names a team, by route and team (first 64 teams, then `other`)",
+            team_requests.clone(),
+        );
+        let team_cost_usd = Family::<TeamLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "team_cost_usd",
+            "US dollars spent on priced requests by API-key team, by route and team (first 64 teams, then `other`)",
+            team_cost_usd.clone(),
+        );
         let backend_attempts = Family::<AttemptLabels, Counter>::default();
         let backend_evictions = Family::<EvictionLabels, Counter>::default();
         registry.register(
@@ -126,6 +162,10 @@ impl Metrics {
             duration,
             ttfb,
             tokens,
+            cost_usd,
+            team_requests,
+            team_cost_usd,
+            teams: Mutex::new(HashSet::new()),
             backend_attempts,
             backend_evictions,
             genai: crate::genai_metrics::GenAiMetrics::new(),
@@ -156,6 +196,27 @@ impl Metrics {
         m
     }
 
+    /// The `team` label for `team`: cut like a model name, and `other`
+    /// once [`MAX_TEAMS`] distinct ones have been seen (teams come from the
+    /// config's key metadata, but a runtime key store must not be able to
+    /// grow the series without bound either).
+    pub fn team_label(&self, team: &str) -> String {
+        let t: String = team
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_MODEL_LABEL)
+            .collect();
+        let mut seen = self.teams.lock().expect("team labels poisoned");
+        if seen.contains(&t) {
+            return t;
+        }
+        if seen.len() >= MAX_TEAMS {
+            return "other".to_string();
+        }
+        seen.insert(t.clone());
+        t
+    }
+
     /// Let another part of the host (the policy runtime) register its metrics.
     pub fn with_registry<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
         f(&mut self.registry.lock().expect("metrics registry poisoned"))
@@ -183,6 +244,16 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn team_labels_are_bounded() {
+        let m = Metrics::new();
+        for i in 0..MAX_TEAMS {
+            assert_eq!(m.team_label(&format!("t{i}")), format!("t{i}"));
+        }
+        assert_eq!(m.team_label("one-too-many"), "other");
+        assert_eq!(m.team_label("t0"), "t0");
+    }
 
     #[test]
     fn model_labels_are_truncated_and_bounded() {

@@ -238,7 +238,14 @@ impl HotSwap {
             .all_declared()
             .map(|(n, d)| (n.clone(), d.path.clone()))
             .collect();
-        (self.serving.snapshot.load().config.sources.clone(), plugins)
+        let cfg = self.serving.snapshot.load().config.clone();
+        let mut configs = cfg.sources.clone();
+        // A price catalog file is part of the config: its change reloads
+        // the config, which reads it again.
+        if let Some(mc) = &cfg.global.model_catalog {
+            configs.extend(mc.files.iter().cloned());
+        }
+        (configs, plugins)
     }
 
     /// `GET /plugins`: declared plugins plus the bundled ones routes use.
@@ -399,6 +406,7 @@ impl HotSwap {
         match work {
             Ok((set, snap, tracing)) => {
                 self.serving.tracing.apply(tracing);
+                crate::pricing::set(crate::pricing::catalog_of(&snap.config));
                 let binds_changed = self.serving.snapshot.load().config.binds != snap.config.binds;
                 if binds_changed {
                     tracing::warn!(

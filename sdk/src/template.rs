@@ -54,6 +54,9 @@ pub enum Var {
     RouteName,
     /// `backend.name`
     BackendName,
+    /// `apiKey.<name>` (or `apiKey.metadata`): the request attribute the
+    /// `apiKey` policy set from the matched key's metadata.
+    ApiKey(String),
 }
 
 impl fmt::Display for Var {
@@ -70,6 +73,7 @@ impl fmt::Display for Var {
             Var::Iss => f.write_str("request.auth.iss"),
             Var::RouteName => f.write_str("route.name"),
             Var::BackendName => f.write_str("backend.name"),
+            Var::ApiKey(n) => write!(f, "apiKey.{n}"),
         }
     }
 }
@@ -199,6 +203,8 @@ fn parse_var(name: &str) -> Result<Var, TemplateError> {
         _ => {
             if let Some(rest) = name.strip_prefix("request.auth.claims.") {
                 Var::Claim(named(rest, "claim")?)
+            } else if let Some(rest) = name.strip_prefix("apiKey.") {
+                Var::ApiKey(named(rest, "apiKey attribute")?)
             } else if let Some(rest) = name
                 .strip_prefix("request.header.")
                 .or_else(|| name.strip_prefix("request.headers."))

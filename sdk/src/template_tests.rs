@@ -26,6 +26,7 @@ fn lookup() -> M {
         ("request.header.x-empty", ""),
         ("route.name", "claude-agent"),
         ("backend.name", "anthropic"),
+        ("apiKey.user", "alice"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -59,12 +60,20 @@ fn every_variable_and_literal_text() {
         render(
             "id=$(request.id) p=$(request.path) m=$(request.method) u=$(request.auth.claims.email) \
              s=$(request.auth.sub) i=$(request.auth.iss) h=$(request.header.X-User) \
-             hs=$(request.headers.x-user) r=$(route.name) b=$(backend.name)"
+             hs=$(request.headers.x-user) r=$(route.name) b=$(backend.name) k=$(apiKey.user)"
         )
         .as_deref(),
         Ok("id=req-1 p=/claude/v1/messages m=POST u=a@b.c s=u1 i=https://i h=bob hs=bob \
-            r=claude-agent b=anthropic")
+            r=claude-agent b=anthropic k=alice")
     );
+    assert_eq!(
+        Template::parse("$(apiKey.team)")
+            .unwrap()
+            .vars()
+            .collect::<Vec<_>>(),
+        [&Var::ApiKey("team".into())]
+    );
+    assert!(Template::parse("$(apiKey.)").is_err());
     assert_eq!(render("1.2").as_deref(), Ok("1.2"));
     assert_eq!(render("cost $5, (x)").as_deref(), Ok("cost $5, (x)"));
     assert!(Template::parse("1.2").unwrap().is_literal());

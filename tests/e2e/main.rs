@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `sluice` binary between real clients and a fake
 //! provider upstream on loopback.
 
+mod api_keys;
 mod authorization;
 mod backend_auth;
 mod backends;
@@ -25,6 +26,7 @@ mod k8s_manifests;
 mod lang_examples;
 mod lifecycle;
 mod llm_mode;
+mod model_catalog;
 mod model_override;
 mod plugin_fetch;
 mod plugin_input_validation;

@@ -391,7 +391,8 @@ pub(crate) fn decode_file(ctx: &mut Ctx, root: &Node, next_index: &mut usize) ->
                 }
             }
             if let Some(n) = get(entries, "config") {
-                if let Some(g) = super::global::decode_global(ctx.d, n, "config") {
+                if let Some(mut g) = super::global::decode_global(ctx.d, n, "config") {
+                    g.model_catalog = super::catalog::decode(ctx, n);
                     parts.global = Some((g, n.loc.clone()));
                 }
             }

@@ -35,10 +35,20 @@ pub struct GlobalConfig {
     /// `config.readinessAddr`: serves `GET /healthz/ready` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readiness_addr: Option<SocketAddr>,
+    /// `config.modelCatalog`: model prices, for each request's cost
+    /// (decoded by `decode.rs`, which knows the file's directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_catalog: Option<super::catalog::ModelCatalog>,
 }
 
 /// Keys Sluice decodes under `config:`.
-const SUPPORTED: &[&str] = &["tracing", "adminAddr", "statsAddr", "readinessAddr"];
+const SUPPORTED: &[&str] = &[
+    "tracing",
+    "adminAddr",
+    "statsAddr",
+    "readinessAddr",
+    "modelCatalog",
+];
 
 /// agentgateway's other `config:` keys (its `RawConfig`): refused by name.
 const NOT_YET: &[&str] = &[
@@ -60,7 +70,6 @@ const NOT_YET: &[&str] = &[
     "logging",
     "mcp",
     "metrics",
-    "modelCatalog",
     "namespace",
     "network",
     "sensitiveHeaders",

@@ -8,6 +8,7 @@
 //! things here (listener fan-out, route names, layers). Every problem is
 //! collected; a load either returns a full [`Loaded`] or every error found.
 
+mod catalog;
 mod decode;
 mod env;
 mod error;
@@ -39,6 +40,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use catalog::{Catalog, ModelCatalog, ModelPrices, ProviderPrices, Rates, Tier};
 pub use error::{ConfigError, ConfigErrors, ConfigWarning, Location};
 pub use global::GlobalConfig;
 pub use limits::{BindLimits, Limits};

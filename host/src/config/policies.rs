@@ -688,6 +688,7 @@ mod keys_tests {
             ("responseHeaderModifier", "transform"),
             ("transformations", "transform"),
             ("authorization", "authorization"),
+            ("apiKey", "api-key"),
         ];
         let mut got: Vec<(&str, &str)> = PLUGIN_KEYS.to_vec();
         got.sort();
@@ -699,6 +700,7 @@ mod keys_tests {
         assert_eq!(
             bundled,
             [
+                "api-key",
                 "authorization",
                 "input-validation",
                 "jwt-auth",

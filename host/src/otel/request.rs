@@ -90,6 +90,8 @@ pub struct Finish<'a> {
     pub policy: Option<Box<PolicySpans>>,
     /// Request attributes policies set (`auth.sub`, `auth.claims.*`).
     pub attrs: &'a HashMap<String, String>,
+    /// The request's price (`config.modelCatalog`), when its model is priced.
+    pub cost_usd: Option<f64>,
 }
 
 impl RequestTrace {
@@ -272,8 +274,19 @@ impl RequestTrace {
             server.set("error.type", Value::Str(f.status.to_string()));
             server.error = Some(f.error.unwrap_or("server error").to_string());
         }
-        if let Some(user) = f.attrs.get("auth.sub") {
+        // The JWT subject, else the API key's `user` (apiKey metadata).
+        if let Some(user) = f
+            .attrs
+            .get("auth.sub")
+            .or_else(|| f.attrs.get("apiKey.user"))
+        {
             server.set("enduser.id", Value::Str(user.clone()));
+        }
+        if let Some(team) = f.attrs.get("apiKey.team") {
+            server.set("sluice.team", Value::Str(team.clone()));
+        }
+        if let Some(cost) = f.cost_usd {
+            server.set("sluice.cost_usd", Value::Float(cost));
         }
         for (name, expr) in &self.tracer.fields.add {
             let Some(v) = self.eval(expr, &f, &params) else {

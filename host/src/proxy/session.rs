@@ -175,6 +175,15 @@ impl Session {
             .as_ref()
             .and_then(|c| c.target.api())
             .map_or("none", |a| a.provider().label());
+        let cost_usd = usage.and_then(|u| {
+            crate::pricing::cost(
+                provider,
+                &[outcome.model.as_deref(), ctx.model.as_deref()],
+                &u,
+            )
+        });
+        // Identity from the apiKey policy's metadata (never the key itself).
+        let attr = |k: &str| self.scope.attrs.get(k).map(String::as_str);
         tracing::info!(
             target: "sluice::access",
             request_id = %ctx.request_id,
@@ -194,6 +203,9 @@ impl Session {
             cache_write_tokens = usage.map(|u| u.cache_write_tokens),
             reasoning_tokens = usage.map(|u| u.reasoning_tokens),
             total_input_tokens = usage.map(|u| u.all_input()),
+            cost_usd,
+            user = attr("apiKey.user"),
+            team = attr("apiKey.team"),
             duration_ms = duration.as_secs_f64() * 1000.0,
             ttfb_ms = ttfb.as_secs_f64() * 1000.0,
             bytes = outcome.bytes,
@@ -217,6 +229,7 @@ impl Session {
                 first_byte: self.first_byte,
                 policy: self.scope.policy_spans.take(),
                 attrs: &self.scope.attrs,
+                cost_usd,
             });
         }
         let ctx = &self.scope.ctx;
@@ -239,6 +252,19 @@ impl Session {
             .get_or_create(&rl)
             .observe(duration.as_secs_f64());
         m.ttfb.get_or_create(&rl).observe(ttfb.as_secs_f64());
+        if let Some(c) = cost_usd {
+            m.cost_usd.get_or_create(&rl).inc_by(c);
+        }
+        if let Some(team) = self.scope.attrs.get("apiKey.team") {
+            let tl = crate::metrics::TeamLabels {
+                route: route.clone(),
+                team: m.team_label(team),
+            };
+            m.team_requests.get_or_create(&tl).inc();
+            if let Some(c) = cost_usd {
+                m.team_cost_usd.get_or_create(&tl).inc_by(c);
+            }
+        }
         if let Some(op) = operation(self.scope.ctx.kind) {
             record_genai(m, op, provider, &model, &route, duration, ttfb, usage);
         }

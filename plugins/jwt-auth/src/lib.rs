@@ -533,6 +533,7 @@ impl Lookup for Scope<'_> {
             Var::Claims => Some(Value::Object(self.claims.clone()).to_string()),
             Var::Sub => self.claims.get("sub").map(value_text),
             Var::Iss => self.claims.get("iss").map(value_text),
+            Var::ApiKey(n) => host::get_attr(&format!("apiKey.{n}")),
         }
     }
 }

@@ -342,6 +342,7 @@ impl Lookup for Ctx<'_> {
             Var::Claims => host::get_attr("auth.claims"),
             Var::Sub => host::get_attr("auth.sub"),
             Var::Iss => host::get_attr("auth.iss"),
+            Var::ApiKey(n) => host::get_attr(&format!("apiKey.{n}")),
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct Script {
     pub input_tokens: u64,
     /// Reported output tokens.
     pub output_tokens: u64,
+    /// Reported cache-read input tokens (Anthropic `cache_read_input_tokens`).
+    pub cache_read_tokens: u64,
+    /// Reported cache-write input tokens (Anthropic `cache_creation_input_tokens`).
+    pub cache_write_tokens: u64,
     /// Extra response headers.
     pub headers: Vec<(String, String)>,
     /// Answer a request with exactly these SSE events `(event name, data)`
@@ -52,6 +56,8 @@ impl Default for Script {
             hang: false,
             input_tokens: 11,
             output_tokens: 7,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
             headers: Vec::new(),
             sse_events: None,
         }
@@ -108,6 +114,13 @@ impl Script {
     pub fn tokens(mut self, input: u64, output: u64) -> Self {
         self.input_tokens = input;
         self.output_tokens = output;
+        self
+    }
+
+    /// Cache tokens reported beside the input (Anthropic's wire only).
+    pub fn cache_tokens(mut self, read: u64, write: u64) -> Self {
+        self.cache_read_tokens = read;
+        self.cache_write_tokens = write;
         self
     }
 

@@ -144,8 +144,8 @@ pub fn anthropic_json(c: &Ctx) -> Value {
         "stop_sequence": null,
         "usage": {
             "input_tokens": s.input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": s.cache_write_tokens,
+            "cache_read_input_tokens": s.cache_read_tokens,
             "output_tokens": s.output_tokens
         }
     })
@@ -159,8 +159,9 @@ pub fn anthropic_events(c: &Ctx) -> Vec<Event> {
             json!({"type": "message_start", "message": {
                 "id": format!("msg_test_{}", c.seq), "type": "message", "role": "assistant",
                 "model": c.model(), "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": s.input_tokens, "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": 0, "output_tokens": 1}}}),
+                "usage": {"input_tokens": s.input_tokens,
+                          "cache_creation_input_tokens": s.cache_write_tokens,
+                          "cache_read_input_tokens": s.cache_read_tokens, "output_tokens": 1}}}),
         ),
         ev(
             "content_block_start",
