@@ -228,3 +228,71 @@ async fn gemini_and_azure_chat_completions() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
 }
+
+/// Azure with an Entra ID app secret (agentgateway's
+/// `azure.explicitConfig.clientSecret`): a client-credentials token from the
+/// authority (`AZURE_AUTHORITY_HOST`, as the Azure SDKs read it), cached,
+/// sent as the bearer; the client's own credential never.
+#[tokio::test]
+async fn azure_with_an_entra_app_secret() {
+    use sluice_testkit::gcp::{TEST_AZURE_CLIENT_ID, TEST_AZURE_CLIENT_SECRET, TEST_AZURE_TENANT};
+    let tokens = FakeTokenEndpoint::start().await;
+    let azure = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let route = |secret: &str| {
+        format!(
+            "binds:\n- port: 4060\nroutes:
+- name: azure
+  policies:
+    backendAuth:
+      azure:
+        explicitConfig:
+          clientSecret: {{tenant_id: {TEST_AZURE_TENANT}, client_id: {TEST_AZURE_CLIENT_ID}, client_secret: {secret}}}
+  backends:
+  - ai: {{name: a, provider: {{azure: {{resourceName: acme, resourceType: openAI}}}}, hostOverride: 'http://{}'}}
+",
+            azure.addr()
+        )
+    };
+    let authority = format!("http://{}", tokens.addr());
+    let env = [("AZURE_AUTHORITY_HOST", authority.as_str())];
+    let cfg = write(dir.path(), "a.yaml", &route(TEST_AZURE_CLIENT_SECRET));
+    let gw = gateway(&[&cfg], &[4060], &[], &env).await;
+    let c = TestClient::new();
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let auth = [("authorization", "Bearer client-token")];
+    for _ in 0..2 {
+        let r = c
+            .post_json(&gw.url(4060, "/v1/chat/completions"), &auth, &chat)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let req = azure.last_request().unwrap();
+    assert_eq!(req.path_and_query(), "/openai/v1/chat/completions");
+    let token = req
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap()
+        .to_string();
+    assert!(
+        tokens.is_valid(&token),
+        "an Entra token the authority issued"
+    );
+    assert_eq!(tokens.issued_count(), 1, "cached");
+    assert!(req.header("api-key").is_none());
+    assert!(
+        !gw.logs().contains(TEST_AZURE_CLIENT_SECRET),
+        "the secret was logged"
+    );
+
+    // A wrong secret: no token, a 503, nothing sent.
+    let before = azure.requests().len();
+    let cfg = write(dir.path(), "b.yaml", &route("wrong-secret"));
+    let gw = gateway(&[&cfg], &[4060], &[], &env).await;
+    let r = c
+        .post_json(&gw.url(4060, "/v1/chat/completions"), &auth, &chat)
+        .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.json()["error"]["message"].is_string());
+    assert_eq!(azure.requests().len(), before);
+}

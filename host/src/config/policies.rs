@@ -131,21 +131,14 @@ pub(crate) fn decode_backend_auth(
     pass_headers: &mut Vec<String>,
 ) -> Option<BackendAuth> {
     let m = as_map(ctx.d, node, path)?;
-    const KINDS: &[&str] = &["key", "passthrough", "aws", "gcp"];
+    const KINDS: &[&str] = &["key", "passthrough", "aws", "gcp", "azure"];
     for (k, _) in m {
-        if [
-            "azure",
-            "copilot",
-            "jwtSign",
-            "oauthTokenExchange",
-            "crossAppAccess",
-        ]
-        .contains(&k.name.as_str())
+        if ["copilot", "jwtSign", "oauthTokenExchange", "crossAppAccess"].contains(&k.name.as_str())
         {
             ctx.d.error(
                 &k.loc,
                 &join_key(path, &k.name),
-                "this backendAuth is not supported yet (supported: key, passthrough, aws, gcp)",
+                "this backendAuth is not supported yet (supported: key, passthrough, aws, gcp, azure)",
             );
             return None;
         }
@@ -154,7 +147,7 @@ pub(crate) fn decode_backend_auth(
         ctx.d,
         m,
         path,
-        &["key", "passthrough", "aws", "gcp", "passHeaders"],
+        &["key", "passthrough", "aws", "gcp", "azure", "passHeaders"],
     );
     if let Some(n) = get(m, "passHeaders") {
         *pass_headers = decode_pass_headers(ctx.d, n, &join_key(path, "passHeaders"));
@@ -174,7 +167,7 @@ pub(crate) fn decode_backend_auth(
         ctx.d.error(
             &node.loc,
             path,
-            "expected exactly one of `key: <api key>`, `passthrough: {}`, `aws: {...}` or `gcp: {...}`",
+            "expected exactly one of `key: <api key>`, `passthrough: {}`, `aws: {...}`, `gcp: {...}` or `azure: {...}`",
         );
         return None;
     };
@@ -187,6 +180,7 @@ pub(crate) fn decode_backend_auth(
             Some(BackendAuth::Passthrough)
         }
         "aws" => decode_aws(ctx.d, v, &p).map(BackendAuth::Aws),
+        "azure" => decode_azure(ctx.d, v, &p).map(BackendAuth::Azure),
         _ => decode_gcp(ctx, v, &p).map(BackendAuth::Gcp),
     }
 }
@@ -251,6 +245,64 @@ fn decode_key(d: &mut Diags, v: &Node, p: &str) -> Option<BackendAuth> {
         key,
         header: name,
         prefix,
+    })
+}
+
+/// agentgateway's `azure` backend auth; of its forms only an app's client
+/// secret, whose token endpoint a config (and a test) can name.
+fn decode_azure(d: &mut Diags, v: &Node, p: &str) -> Option<AzureClientSecret> {
+    let m = as_map(d, v, p)?;
+    for (k, _) in m {
+        if ["developerImplicit", "implicit"].contains(&k.name.as_str()) {
+            d.error(
+                &k.loc,
+                &join_key(p, &k.name),
+                "only `explicitConfig: {clientSecret: {...}}` is supported for azure",
+            );
+            return None;
+        }
+    }
+    check_keys(d, m, p, &["explicitConfig"]);
+    let Some(e) = get(m, "explicitConfig") else {
+        d.error(&v.loc, p, "missing required key `explicitConfig`");
+        return None;
+    };
+    let ep = join_key(p, "explicitConfig");
+    let em = as_map(d, e, &ep)?;
+    for (k, _) in em {
+        if ["managedIdentity", "workloadIdentity"].contains(&k.name.as_str()) {
+            d.error(
+                &k.loc,
+                &join_key(&ep, &k.name),
+                "only `clientSecret` is supported for azure (managed and workload identities are not yet)",
+            );
+            return None;
+        }
+    }
+    check_keys(d, em, &ep, &["clientSecret"]);
+    let Some(c) = get(em, "clientSecret") else {
+        d.error(&e.loc, &ep, "missing required key `clientSecret`");
+        return None;
+    };
+    let cp = join_key(&ep, "clientSecret");
+    let cm = as_map(d, c, &cp)?;
+    check_keys(d, cm, &cp, &["tenant_id", "client_id", "client_secret"]);
+    let mut field = |name: &str| match get(cm, name) {
+        Some(n) => nonempty(d, n, &join_key(&cp, name)),
+        None => {
+            d.error(&c.loc, &cp, format!("missing required key `{name}`"));
+            None
+        }
+    };
+    let (tenant, client, secret) = (
+        field("tenant_id"),
+        field("client_id"),
+        field("client_secret"),
+    );
+    Some(AzureClientSecret {
+        tenant_id: tenant?,
+        client_id: client?,
+        client_secret: Secret::new(secret?),
     })
 }
 

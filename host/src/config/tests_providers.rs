@@ -148,7 +148,16 @@ fn backend_auth_variants() {
         ("{aws: {accessKeyId: AKID}}", "go together"),
         ("{aws: {assumeRole: {roleArn: x}}}", "assumeRole"),
         ("{gcp: {type: idToken}}", "ID tokens"),
-        ("{azure: {implicit: {}}}", "not supported yet"),
+        ("{azure: {implicit: {}}}", "only `explicitConfig"),
+        (
+            "{azure: {explicitConfig: {managedIdentity: {}}}}",
+            "only `clientSecret`",
+        ),
+        (
+            "{azure: {explicitConfig: {clientSecret: {tenant_id: t, client_id: c}}}}",
+            "missing required key `client_secret`",
+        ),
+        ("{copilot: {}}", "not supported yet"),
         (
             "{key: {value: k, location: {queryParameter: {name: key}}}}",
             "only a `header` location",

@@ -387,6 +387,9 @@ pub enum BackendAuth {
     Aws(AwsAuth),
     /// A Google OAuth access token from a service account (Vertex).
     Gcp(GcpAuth),
+    /// A Microsoft Entra ID token for an app's client secret (Azure):
+    /// agentgateway's `azure: {explicitConfig: {clientSecret: {...}}}`.
+    Azure(AzureClientSecret),
 }
 
 /// `backendAuth.aws`: static keys, or (none given) the environment's
@@ -401,6 +404,14 @@ pub struct AwsAuth {
     pub region: Option<String>,
     /// Signing service; `bedrock` when absent.
     pub service_name: Option<String>,
+}
+
+/// `backendAuth.azure.explicitConfig.clientSecret`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AzureClientSecret {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: Secret,
 }
 
 /// `backendAuth.gcp`: a service-account (or authorized-user) JSON file or

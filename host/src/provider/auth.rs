@@ -7,7 +7,12 @@
 //! the body are final, so nothing after them can invalidate a signature.
 
 use super::bedrock::{sign, AwsCredentials, BEDROCK_SERVICE};
-use super::gcp_auth::{FormPoster, GcpAuthError, GcpAuthOptions, GcpTokenSource};
+use super::gcp_auth::{
+    ClientCredentials, FormPoster, GcpAuthError, GcpAuthOptions, GcpTokenSource,
+};
+
+/// The scope Azure OpenAI and Foundry tokens are issued for.
+const AZURE_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 use super::{put_key, Api, ProviderError};
 use crate::config::{BackendAuth, GcpCredential, Secret};
 use std::time::SystemTime;
@@ -44,7 +49,7 @@ pub enum AuthError {
     NoAwsRegion,
     #[error("backendAuth.key location: {0:?} is not a header name")]
     BadHeader(String),
-    #[error("backendAuth.gcp: {0}")]
+    #[error("backendAuth token source: {0}")]
     Gcp(#[from] GcpAuthError),
 }
 
@@ -94,6 +99,27 @@ impl Credential {
                         .clone()
                         .unwrap_or_else(|| BEDROCK_SERVICE.to_string()),
                 })
+            }
+            BackendAuth::Azure(a) => {
+                // The Azure SDKs' own override of the authority, e.g. for a
+                // sovereign cloud; Microsoft's public cloud otherwise.
+                let authority = env("AZURE_AUTHORITY_HOST")
+                    .unwrap_or_else(|| "https://login.microsoftonline.com".to_string());
+                let token_uri = format!(
+                    "{}/{}/oauth2/v2.0/token",
+                    authority.trim_end_matches('/'),
+                    a.tenant_id
+                );
+                let cred = super::gcp_auth::Credential::ClientCredentials(ClientCredentials {
+                    client_id: a.client_id.clone(),
+                    client_secret: a.client_secret.clone(),
+                    scope: AZURE_SCOPE.to_string(),
+                    token_uri,
+                });
+                Some(Credential::Gcp(GcpTokenSource::new(
+                    cred,
+                    GcpAuthOptions::default(),
+                )?))
             }
             BackendAuth::Gcp(g) => {
                 let inline;

@@ -28,7 +28,9 @@ use arc_swap::ArcSwapOption;
 use http::{HeaderValue, Uri};
 
 pub use assertion::{Grant, Signer, ASSERTION_LIFETIME, CLOUD_PLATFORM_SCOPE};
-pub use credentials::{AuthorizedUser, Credential, ServiceAccount, ADC_ENV, DEFAULT_TOKEN_URI};
+pub use credentials::{
+    AuthorizedUser, ClientCredentials, Credential, ServiceAccount, ADC_ENV, DEFAULT_TOKEN_URI,
+};
 pub use exchange::{FormAnswer, FormPoster};
 
 use crate::config::Secret;
@@ -132,6 +134,7 @@ enum Method {
         grant: Grant,
     },
     RefreshToken(AuthorizedUser),
+    ClientCredentials(credentials::ClientCredentials),
 }
 
 /// Issues, caches and refreshes Google tokens for one credential. Share it
@@ -217,6 +220,14 @@ impl GcpTokenSource {
                     ));
                 }
                 Method::RefreshToken(u)
+            }
+            Credential::ClientCredentials(c) => {
+                if opts.token_type == TokenType::IdToken {
+                    return Err(GcpAuthError::Unsupported(
+                        "type idToken needs a service_account credential",
+                    ));
+                }
+                Method::ClientCredentials(c)
             }
         };
         Ok(GcpTokenSource(Arc::new(Inner {
@@ -334,6 +345,10 @@ impl GcpTokenSource {
                     u.client_secret.expose(),
                     u.refresh_token.expose(),
                 ),
+                false,
+            ),
+            Method::ClientCredentials(c) => (
+                exchange::client_credentials_form(&c.client_id, c.client_secret.expose(), &c.scope),
                 false,
             ),
         };

@@ -61,6 +61,12 @@ struct TokenState {
     exchanges: Vec<Exchange>,
 }
 
+/// The Entra ID app the fake token endpoint knows (client credentials at
+/// `/{TEST_AZURE_TENANT}/oauth2/v2.0/token`).
+pub const TEST_AZURE_TENANT: &str = "sluice-test-tenant";
+pub const TEST_AZURE_CLIENT_ID: &str = "sluice-test-app";
+pub const TEST_AZURE_CLIENT_SECRET: &str = "sluice-test-app-secret";
+
 /// A fake `https://oauth2.googleapis.com/token` on 127.0.0.1 (plain HTTP).
 pub struct FakeTokenEndpoint {
     addr: SocketAddr,
@@ -226,7 +232,10 @@ async fn handle_token(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let at = Instant::now();
-    let ok_method = req.method() == hyper::Method::POST && req.uri().path() == "/token";
+    // Google's `/token`, or Entra ID's `/{tenant}/oauth2/v2.0/token`.
+    let ok_method = req.method() == hyper::Method::POST
+        && (req.uri().path() == "/token"
+            || req.uri().path() == format!("/{TEST_AZURE_TENANT}/oauth2/v2.0/token"));
     let form_type = req
         .headers()
         .get("content-type")
@@ -268,6 +277,16 @@ async fn handle_token(
                 (Ok(()), None)
             }
             "refresh_token" => (Err((400, "invalid_grant: bad refresh token".into())), None),
+            "client_credentials"
+                if form.get("client_id").map(String::as_str) == Some(TEST_AZURE_CLIENT_ID)
+                    && form.get("client_secret").map(String::as_str)
+                        == Some(TEST_AZURE_CLIENT_SECRET)
+                    && form.get("scope").map(String::as_str)
+                        == Some("https://cognitiveservices.azure.com/.default") =>
+            {
+                (Ok(()), None)
+            }
+            "client_credentials" => (Err((401, "invalid_client".into())), None),
             _ => (Err((400, "unsupported_grant_type".into())), None),
         }
     };

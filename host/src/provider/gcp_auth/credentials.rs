@@ -26,6 +26,18 @@ pub const ADC_ENV: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 pub enum Credential {
     ServiceAccount(ServiceAccount),
     AuthorizedUser(AuthorizedUser),
+    /// OAuth 2.0 client credentials (Microsoft Entra ID's app secret for
+    /// Azure): the same exchange, cache and refresh, another grant.
+    ClientCredentials(ClientCredentials),
+}
+
+/// `grant_type=client_credentials` with a secret, for `scope`.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scope: String,
+    pub token_uri: String,
 }
 
 /// `"type": "service_account"`.
@@ -54,6 +66,7 @@ impl Credential {
         match self {
             Credential::ServiceAccount(s) => &s.token_uri,
             Credential::AuthorizedUser(u) => &u.token_uri,
+            Credential::ClientCredentials(c) => &c.token_uri,
         }
     }
 

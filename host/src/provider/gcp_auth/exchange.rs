@@ -86,6 +86,18 @@ pub fn jwt_bearer_form(assertion: &str) -> Secret {
     )
 }
 
+/// `grant_type=client_credentials&...` for an app's secret.
+pub fn client_credentials_form(client_id: &str, client_secret: &str, scope: &str) -> Secret {
+    Secret::new(
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", client_id)
+            .append_pair("client_secret", client_secret)
+            .append_pair("scope", scope)
+            .finish(),
+    )
+}
+
 /// `grant_type=refresh_token&...` for an authorized user.
 pub fn refresh_token_form(client_id: &str, client_secret: &str, refresh_token: &str) -> Secret {
     Secret::new(
