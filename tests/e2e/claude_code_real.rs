@@ -235,4 +235,35 @@ async fn claude_code_through_a_two_group_failover_route() {
         Some("sk-ant-client-test"),
         "passthrough credentials on every attempt"
     );
+
+    // A tool-use round trip, each turn failing over from the first group.
+    std::fs::write(work.path().join("note.txt"), "sluice-secret-word: quince\n").unwrap();
+    let path = work.path().join("note.txt").display().to_string();
+    let sse: Vec<(Option<String>, String)> = tool_use_events(&path)
+        .into_iter()
+        .map(|e| (e["type"].as_str().map(str::to_string), e.to_string()))
+        .collect();
+    up.queue_script(Script::default().sse(sse));
+    up.queue_script(Script::text("The word is quince."));
+    let (tried, before) = (down.requests().len(), up.requests().len());
+    let (ok, out, err) = run_claude(
+        &bin,
+        &gw.url(4060, "/claude"),
+        work.path(),
+        "Read note.txt and tell me the word",
+        "Read",
+    )
+    .await;
+    assert!(ok, "claude failed\nstdout: {out}\nstderr: {err}");
+    assert!(out.contains("quince"), "{out}");
+    let sent: Vec<Value> = up.requests()[before..].iter().map(|r| r.json()).collect();
+    let result = sent
+        .iter()
+        .find_map(tool_result)
+        .unwrap_or_else(|| panic!("no tool_result in {} requests", sent.len()));
+    assert!(result.contains("quince"), "{result}");
+    assert!(
+        down.requests().len() >= tried + 2,
+        "each turn tried the first group"
+    );
 }
