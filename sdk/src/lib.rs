@@ -45,6 +45,7 @@ pub mod prompt_guard;
 pub mod rt;
 pub mod sse;
 pub mod template;
+pub mod text;
 
 /// Sizes and durations: the one grammar of host and plugins (`1MB` =
 /// 1,000,000 bytes, `1MiB` = 1,048,576; `30s`, `1h30m`). See [`sluice_units`].

@@ -195,8 +195,9 @@ pub async fn handle(
             if !route.backends.all().any(|c| fits(c, kind)) {
                 return wrong_format(session, &route, kind);
             }
-        }
-        if let Err(r) = request_body::admit(&mut session.scope.ctx, &bytes) {
+            // The router read the body strictly already.
+            request_body::peek(&mut session.scope.ctx, &bytes);
+        } else if let Err(r) = request_body::admit(&mut session.scope.ctx, &bytes) {
             return body_refused(session, r);
         }
         // Aliases rewrite the model before any policy or upstream sees it.

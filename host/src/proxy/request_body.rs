@@ -131,6 +131,12 @@ async fn decode(
 /// a plugin on the workbench sees what it would see in the gateway.
 pub fn admit(ctx: &mut policy::RequestContext, bytes: &[u8]) -> Result<(), Refusal> {
     check_json(ctx.kind, bytes)?;
+    peek(ctx, bytes);
+    Ok(())
+}
+
+/// `model` and `stream` from a body already checked as strict JSON.
+pub fn peek(ctx: &mut policy::RequestContext, bytes: &[u8]) {
     #[derive(serde::Deserialize)]
     struct Peek {
         model: Option<String>,
@@ -141,7 +147,6 @@ pub fn admit(ctx: &mut policy::RequestContext, bytes: &[u8]) -> Result<(), Refus
         ctx.model = p.model;
         ctx.streaming = p.stream;
     }
-    Ok(())
 }
 
 pub fn check_json(kind: policy::AiKind, bytes: &[u8]) -> Result<(), Refusal> {

@@ -35,6 +35,7 @@ pub mod models;
 use serde_json::Value;
 use sluice_sdk::prelude::*;
 use sluice_sdk::template::value_text;
+use sluice_sdk::text::truncate;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use config::{Entry, Mode, Settings};
@@ -236,17 +237,6 @@ fn reject(f: Failure) -> HeadersAction {
         .message(f.message())
         .error_type("authentication_error")
         .into()
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

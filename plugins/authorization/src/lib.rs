@@ -35,6 +35,7 @@ pub mod rule;
 pub mod vars;
 
 use sluice_sdk::prelude::*;
+use sluice_sdk::text::truncate;
 
 use config::Config;
 use rule::{decide, Verdict};
@@ -135,17 +136,6 @@ fn refuse(ctx: &RequestContext, why: &str) -> Respond {
     ));
     host::metric_counter("authorization_refusals", 1);
     Respond::status(403).message(REFUSAL)
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -277,14 +277,7 @@ fn has_body(method: &str, headers: &Headers) -> bool {
 }
 
 fn truncate(s: &str) -> &str {
-    if s.len() <= MAX_REASON {
-        return s;
-    }
-    let mut end = MAX_REASON;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    sluice_sdk::text::truncate(s, MAX_REASON)
 }
 
 /// The 500 for a failed body expression (see the crate doc).
