@@ -17,6 +17,16 @@ pub enum ErrorShape {
     OpenAi,
 }
 
+impl From<crate::provider::Family> for ErrorShape {
+    /// The envelope of a provider family's answers.
+    fn from(f: crate::provider::Family) -> Self {
+        match f {
+            crate::provider::Family::Anthropic => ErrorShape::Anthropic,
+            crate::provider::Family::OpenAi => ErrorShape::OpenAi,
+        }
+    }
+}
+
 impl ErrorShape {
     /// Guess the shape for a request no route claimed, from what the client sent.
     pub fn guess(path: &str, headers: &http::HeaderMap) -> Self {

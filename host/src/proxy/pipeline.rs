@@ -980,10 +980,7 @@ async fn whole_body(
 
 /// The error shape of the format a client wrote its request in.
 fn client_shape(kind: AiKind) -> ErrorShape {
-    match Family::of(kind) {
-        Family::Anthropic => ErrorShape::Anthropic,
-        Family::OpenAi => ErrorShape::OpenAi,
-    }
+    Family::of(kind).into()
 }
 
 /// Phase 1b's refusal: a 400 in the client's own error shape (the format

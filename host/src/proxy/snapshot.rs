@@ -11,7 +11,6 @@ use crate::config::{
 };
 use crate::policy::Attachment;
 use crate::provider::auth::Credential;
-use crate::provider::Family;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,10 +163,7 @@ impl Snapshot {
             // format in the same family; else the client's format decides.
             let shape = match families[0] {
                 Some((a, b)) if a == b && families.windows(2).all(|w| w[0] == w[1]) => {
-                    Some(match a {
-                        Family::Anthropic => ErrorShape::Anthropic,
-                        Family::OpenAi => ErrorShape::OpenAi,
-                    })
+                    Some(ErrorShape::from(a))
                 }
                 None if families.windows(2).all(|w| w[0] == w[1]) => Some(ErrorShape::OpenAi),
                 _ => None,
