@@ -106,3 +106,29 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(up.requests().len(), 4);
 }
+
+/// A refused request's body is read away: the client's kept-alive
+/// connection serves its next request (it broke as `IncompleteMessage`).
+#[tokio::test]
+async fn a_refusal_leaves_the_connection_usable() {
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "sluice.yaml", &routes(&up));
+    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    let c = sluice_testkit::client::TestClient::new();
+    // Larger than what the server reads with the head, so it is unread.
+    let mut body: serde_json::Value = serde_json::from_str(MESSAGES).unwrap();
+    body["messages"][0]["content"] = serde_json::json!("x".repeat(512 * 1024));
+    let chat: serde_json::Value = serde_json::from_str(CHAT).unwrap();
+    let h = [("content-type", "application/json")];
+    for _ in 0..20 {
+        let r = c
+            .post_json(&gw.url(4060, "/openai/v1/messages"), &h, &body)
+            .await;
+        assert_eq!(r.status, 400);
+        let r = c
+            .post_json(&gw.url(4060, "/openai/v1/chat/completions"), &h, &chat)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}

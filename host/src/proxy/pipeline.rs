@@ -106,6 +106,9 @@ pub async fn handle(
     let kind = kind_of(&session);
     let listed_here = kind == AiKind::Models && !route.backends.all().any(|c| fits(c, kind));
     if models.is_none() && !listed_here && !route.backends.all().any(|c| fits(c, kind)) {
+        // Read the unread body away, so the client's connection stays
+        // usable for its next request.
+        discard(req.into_body());
         return wrong_format(session, &route, kind);
     }
     let (mut parts, body) = req.into_parts();
