@@ -176,11 +176,12 @@ pub struct LlmRequest<'a>(Box<dyn Val + 'a>);
 
 impl<'a> LlmRequest<'a> {
     pub fn new(body: &'a serde_json::Value) -> Self {
-        LlmRequest(to_val(body))
+        LlmRequest(json_val(body))
     }
 }
 
-fn to_val(v: &serde_json::Value) -> Box<dyn Val + '_> {
+/// A JSON value as CEL reads it; strings are borrowed, not copied.
+pub(crate) fn json_val(v: &serde_json::Value) -> Box<dyn Val + '_> {
     use serde_json::Value as J;
     match v {
         J::Null => Box::new(CelNull),
@@ -191,10 +192,10 @@ fn to_val(v: &serde_json::Value) -> Box<dyn Val + '_> {
             _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
         },
         J::String(s) => Box::new(CelString::from(s.as_str())),
-        J::Array(a) => Box::new(CelList::from(a.iter().map(to_val).collect::<Vec<_>>())),
+        J::Array(a) => Box::new(CelList::from(a.iter().map(json_val).collect::<Vec<_>>())),
         J::Object(o) => Box::new(CelMap::from(
             o.iter()
-                .map(|(k, v)| (CelMapKey::from(k.as_str()), to_val(v)))
+                .map(|(k, v)| (CelMapKey::from(k.as_str()), json_val(v)))
                 .collect::<HashMap<_, _>>(),
         )),
     }

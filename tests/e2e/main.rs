@@ -44,4 +44,5 @@ mod redis_state;
 mod seed_patterns;
 mod streaming;
 mod tracing;
+mod tracing_examples;
 mod workbench;

@@ -612,7 +612,7 @@ fn validate_names_file_line_and_key_of_refused_tracing_keys() {
     let f = write(
         dir.path(),
         "t.yaml",
-        "binds:\n- port: 4060\nconfig:\n  workerThreads: 2\n  tracing:\n    otlpEndpoint: http://c:4317\n    fields:\n      add:\n        x: 'flattenRecursive(llm.prompt)'\n",
+        "binds:\n- port: 4060\nconfig:\n  workerThreads: 2\n  tracing:\n    otlpEndpoint: http://c:4317\n    fields:\n      add:\n        x: 'llm.prompt.map('\n",
     );
     let out = sluice_testkit::gateway::run(
         std::path::Path::new(BIN),
@@ -628,7 +628,7 @@ fn validate_names_file_line_and_key_of_refused_tracing_keys() {
     );
     assert!(
         text.contains(&format!("{f}:9:12: config.tracing.fields.add.x:"))
-            && text.contains("CEL expression"),
+            && text.contains("invalid CEL expression"),
         "{text}"
     );
 }

@@ -397,25 +397,78 @@ pub const OUTPUT_MASK: &str = "output-mask";
 /// can apply to it. A layer counts whatever its path matches (they are
 /// resolved per request); the proxy checks again per request and records
 /// no content where no masking ran.
+///
+/// `fields.add` expressions that read the prompt or the answer
+/// (agentgateway's tracing examples) follow the same rule per request, but
+/// are not refused: the operator wrote them, and where no masking runs they
+/// are left out of the trace, which a warning names.
 fn check_trace_content(config: &Config, diags: &mut Diags) {
-    let Some(c) = config
-        .global
-        .tracing
-        .as_ref()
-        .and_then(|t| t.content.as_ref())
-    else {
+    let Some(t) = config.global.tracing.as_ref() else {
         return;
     };
-    if c.allow_unmasked {
+    let allow = t.content.as_ref().is_some_and(|c| c.allow_unmasked);
+    let fields: Vec<&str> = t
+        .fields
+        .add
+        .iter()
+        .filter(|(_, e)| matches!(e, FieldExpr::Cel(c) if c.0.reads_content()))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if allow || (t.content.is_none() && fields.is_empty()) {
         return;
     }
+    let unmasked = unmasked_routes(config);
+    if unmasked.is_empty() {
+        return;
+    }
+    let names = unmasked
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(c) = &t.content {
+        diags.error(
+            &c.location,
+            "config.tracing.content",
+            format!(
+                "recording prompt and answer content needs output masking on every route; \
+                 route(s) {names} run no `outputFilter` (output-mask): add one, or set \
+                 `allowUnmasked: true` to record unmasked answers"
+            ),
+        );
+    } else {
+        let Some(loc) = &t.fields.location else {
+            return;
+        };
+        diags.warn(
+            loc,
+            "config.tracing.fields.add",
+            format!(
+                "{} read(s) the prompt or the answer (`llm.prompt`, `llm.completion`), which \
+                 are recorded only where output masking runs: route(s) {names} run no \
+                 `outputFilter`, so their traces leave these fields out (set \
+                 `config.tracing.content: {{enabled: true, allowUnmasked: true}}` to record \
+                 unmasked text)",
+                fields
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+}
+
+/// Routes no `outputFilter` can apply to: none on the route, none on a
+/// policy layer of its listener.
+fn unmasked_routes(config: &Config) -> Vec<&str> {
     let masks = |r: &Route| {
         r.policies
             .attachments
             .iter()
             .any(|a| a.plugin == OUTPUT_MASK)
     };
-    let unmasked: Vec<&str> = config
+    config
         .routes
         .iter()
         .filter(|r| {
@@ -428,23 +481,7 @@ fn check_trace_content(config: &Config, diags: &mut Diags) {
                 })
         })
         .map(|r| r.name.as_str())
-        .collect();
-    if !unmasked.is_empty() {
-        diags.error(
-            &c.location,
-            "config.tracing.content",
-            format!(
-                "recording prompt and answer content needs output masking on every route; \
-                 route(s) {} run no `outputFilter` (output-mask): add one, or set \
-                 `allowUnmasked: true` to record unmasked answers",
-                unmasked
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
+        .collect()
 }
 
 /// `config.adminAddr` is the admin listener's address, agentgateway's

@@ -16,11 +16,12 @@
 //!       allowUnmasked: false        # default; then every route must run `outputFilter`
 //! ```
 //!
-//! agentgateway evaluates sampling and `fields.add` as CEL. Sluice has no
-//! CEL on the host, so it takes the forms that need none (literals, and the
-//! plain variables listed in [`VARIABLES`]) and refuses every other
-//! expression with an error naming it, rather than exporting something else
-//! than the operator asked for.
+//! agentgateway evaluates `fields.add` as CEL, and so does Sluice: the
+//! common forms (literals, and the plain variables listed in [`VARIABLES`])
+//! are read without an interpreter, and every other expression is compiled
+//! at load ([`crate::trace_cel`]), so a bad one is a config error naming it.
+//! Expressions that read the prompt or the answer (`llm.prompt`,
+//! `llm.completion`) follow the content rule of `content` below.
 
 use serde::{Serialize, Serializer};
 
@@ -95,10 +96,20 @@ fn ser_headers<S: Serializer>(h: &[(String, Secret)], s: S) -> Result<S::Ok, S::
 
 /// `fields`: attributes added to the request span, and attribute keys
 /// removed from every span.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct TraceFields {
     pub add: Vec<(String, FieldExpr)>,
     pub remove: Vec<String>,
+    /// Where `fields` is, for the warning about content fields.
+    #[serde(skip)]
+    pub location: Option<super::error::Location>,
+}
+
+/// Compared on reload: where the key sits does not change what it does.
+impl PartialEq for TraceFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.add == other.add && self.remove == other.remove
+    }
 }
 
 /// A `fields.add` value Sluice can evaluate.
@@ -110,6 +121,24 @@ pub enum FieldExpr {
     Float(f64),
     Bool(bool),
     Var(FieldVar),
+    /// Any other expression, compiled.
+    Cel(CelField),
+}
+
+/// A compiled `fields.add` expression; compared and shown by its source.
+#[derive(Clone, Debug)]
+pub struct CelField(pub std::sync::Arc<crate::trace_cel::TraceExpr>);
+
+impl PartialEq for CelField {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source() == other.0.source()
+    }
+}
+
+impl Serialize for CelField {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.source())
+    }
 }
 
 /// The variables `fields.add` may name (agentgateway's CEL names).
@@ -336,7 +365,10 @@ fn sampling(d: &mut Diags, node: &Node, path: &str) -> Option<f64> {
 }
 
 fn fields(d: &mut Diags, node: &Node, path: &str) -> TraceFields {
-    let mut out = TraceFields::default();
+    let mut out = TraceFields {
+        location: Some(node.loc.clone()),
+        ..TraceFields::default()
+    };
     let Some(m) = as_map(d, node, path) else {
         return out;
     };
@@ -347,24 +379,17 @@ fn fields(d: &mut Diags, node: &Node, path: &str) -> TraceFields {
             for (k, v) in am {
                 let kp = join_key(&p, &k.name);
                 if let Some(e) = string(d, v, &kp) {
-                    match field_expr(&e) {
-                        Some(x) => out.add.push((k.name.clone(), x)),
-                        None => d.error(
-                            &v.loc,
-                            &kp,
-                            format!(
-                                "{} is a CEL expression Sluice does not evaluate: give a literal \
-                                 (`'\"text\"'`, a number, true/false), `jwt.<claim>`, \
-                                 `request.headers[\"name\"]` or one of {}",
-                                v.shown(),
-                                VARIABLES
-                                    .iter()
-                                    .map(|(n, _)| format!("`{n}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ),
-                    }
+                    let x = match field_expr(&e) {
+                        Some(x) => Some(x),
+                        None => match crate::trace_cel::TraceExpr::compile(&e) {
+                            Ok(t) => Some(FieldExpr::Cel(CelField(std::sync::Arc::new(t)))),
+                            Err(err) => {
+                                d.error(&v.loc, &kp, format!("{}: {err}", v.shown()));
+                                None
+                            }
+                        },
+                    };
+                    out.add.extend(x.map(|x| (k.name.clone(), x)));
                 }
             }
         }

@@ -692,6 +692,22 @@ fn redact_secret_keys(v: &mut serde_json::Value) {
     }
 }
 
+/// Does a request or response header carry a credential? Such headers
+/// are redacted in logs and never copied into traces.
+pub fn is_credential_header(name: &str) -> bool {
+    [
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "set-cookie",
+    ]
+    .iter()
+    .any(|c| name.eq_ignore_ascii_case(c))
+}
+
 /// Does a config key name a secret? By whole words (camelCase, `_`, `-`):
 /// `secret`, `clientSecret`, `password`, `token`, `bearerToken`,
 /// `credentials`, `apiKey`, `privateKey`, `signing_key`. Not `key` alone

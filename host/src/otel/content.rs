@@ -59,6 +59,63 @@ pub fn input_messages(tap: &Tap) -> String {
     String::from_utf8_lossy(&tap.buf).into_owned()
 }
 
+/// `llm.prompt` for `fields.add` expressions, as agentgateway gives it: a
+/// list of `{role, content}` with each message's text (its text blocks
+/// joined), the system prompt first. Empty when the body cannot be read.
+pub fn prompt(tap: &Tap) -> Value {
+    let Ok(v) = serde_json::from_slice::<Value>(&tap.buf) else {
+        return Value::Array(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut push = |role: &str, content: &Value| {
+        let text = plain_text(content);
+        if !text.is_empty() {
+            out.push(json!({"role": role, "content": text}));
+        }
+    };
+    if let Some(s) = v.get("system").or_else(|| v.get("instructions")) {
+        push("system", s);
+    }
+    match v.get("messages").or_else(|| v.get("input")) {
+        Some(Value::Array(m)) => {
+            for msg in m {
+                let role = msg.get("role").and_then(Value::as_str).unwrap_or("user");
+                push(role, msg.get("content").unwrap_or(&Value::Null));
+            }
+        }
+        Some(s @ Value::String(_)) => push("user", s),
+        _ => {}
+    }
+    Value::Array(out)
+}
+
+/// `llm.completion`: the answer's text as the client received it, one
+/// string per answer (agentgateway's shape).
+pub fn completion(tap: &Tap, sse: bool) -> Value {
+    let text = if sse {
+        sse_text(&tap.buf)
+    } else {
+        serde_json::from_slice::<Value>(&tap.buf)
+            .ok()
+            .and_then(|v| json_text(&v))
+            .unwrap_or_default()
+    };
+    json!([text])
+}
+
+/// A message's text: a string, or the `text` of its blocks, joined.
+fn plain_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
 /// `gen_ai.output.messages`: the answer's text as the client received it,
 /// as one assistant message (`[{"role":"assistant","parts":[{"type":"text",
 /// "content":...}],"finish_reason":...}]`).

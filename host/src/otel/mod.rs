@@ -212,6 +212,11 @@ pub struct Tracer {
     pub(crate) ids: Ids,
     /// `content` enabled: `Some(allow_unmasked)`.
     pub(crate) content: Option<bool>,
+    /// A `fields.add` expression may read the prompt or the answer.
+    pub(crate) content_fields: bool,
+    /// A `fields.add` expression may read any request header: every header
+    /// but the credentials is captured.
+    pub(crate) all_headers: bool,
     queue: tokio::sync::mpsc::Sender<Vec<SpanData>>,
     dropped: Counter,
 }
@@ -240,6 +245,16 @@ impl Tracer {
             header_fields,
             ids: Ids(ring::rand::SystemRandom::new()),
             content: cfg.content.as_ref().map(|c| c.allow_unmasked),
+            content_fields: cfg
+                .fields
+                .add
+                .iter()
+                .any(|(_, e)| matches!(e, crate::config::FieldExpr::Cel(c) if c.0.reads_content())),
+            all_headers: cfg
+                .fields
+                .add
+                .iter()
+                .any(|(_, e)| matches!(e, crate::config::FieldExpr::Cel(c) if c.0.reads_headers())),
             queue,
             dropped,
         }

@@ -20,6 +20,7 @@ use super::span::{wall, Kind, PolicyOutcome, PolicySpans, SpanData, Value};
 use super::Tracer;
 use crate::config::{FieldExpr, FieldVar};
 use crate::stream::usage::Usage;
+use crate::trace_cel::Scalar;
 
 /// A traced request in flight.
 pub struct RequestTrace {
@@ -103,16 +104,24 @@ impl RequestTrace {
         headers: &HeaderMap,
         s: Start<'_>,
     ) -> Self {
-        let captured = tracer
-            .header_fields
-            .iter()
-            .filter_map(|h| {
-                headers
-                    .get(h.as_str())
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| (h.clone(), v.to_string()))
-            })
-            .collect();
+        let captured = if tracer.all_headers {
+            headers
+                .iter()
+                .filter(|(n, _)| !crate::config::is_credential_header(n.as_str()))
+                .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect()
+        } else {
+            tracer
+                .header_fields
+                .iter()
+                .filter_map(|h| {
+                    headers
+                        .get(h.as_str())
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| (h.clone(), v.to_string()))
+                })
+                .collect()
+        };
         let (parent, tracestate) = match parent {
             Some((p, ts)) => (Some(p), ts),
             None => (None, None),
@@ -148,7 +157,9 @@ impl RequestTrace {
     /// `content` is on and the request's policies mask answers (`masked`),
     /// or the operator allowed unmasked content.
     pub fn content_for(&mut self, masked: bool) {
-        self.content = self.tracer.content.is_some_and(|allow| allow || masked);
+        let allow = self.tracer.content == Some(true);
+        self.content =
+            (self.tracer.content.is_some() || self.tracer.content_fields) && (allow || masked);
     }
 
     /// The answer is captured for `gen_ai.output.messages`.
@@ -288,7 +299,34 @@ impl RequestTrace {
         if let Some(cost) = f.cost_usd {
             server.set("sluice.cost_usd", Value::Float(cost));
         }
+        let mut cel_vars = None;
         for (name, expr) in &self.tracer.fields.add {
+            if let FieldExpr::Cel(c) = expr {
+                let vars = cel_vars.get_or_insert_with(|| self.cel_vars(&f, &params));
+                let named: Vec<(&str, &serde_json::Value)> =
+                    vars.iter().map(|(k, v)| (*k, v)).collect();
+                let Some(v) = c.0.eval(&named) else {
+                    continue;
+                };
+                let mut attrs = Vec::new();
+                crate::trace_cel::attributes(name, &v, &mut attrs);
+                for (k, a) in attrs {
+                    let v = match a {
+                        Scalar::Str(s) => Value::Str(s),
+                        Scalar::Int(i) => Value::Int(i),
+                        Scalar::Float(x) => Value::Float(x),
+                        Scalar::Bool(b) => Value::Bool(b),
+                    };
+                    if k == "span.name" {
+                        if let Value::Str(s) = v {
+                            server.name = s;
+                        }
+                        continue;
+                    }
+                    server.set(k, v);
+                }
+                continue;
+            }
             let Some(v) = self.eval(expr, &f, &params) else {
                 continue;
             };
@@ -408,7 +446,7 @@ impl RequestTrace {
                     }
                 }
             }
-            if let Some(input) = &u.input {
+            if let Some(input) = u.input.as_ref().filter(|_| self.tracer.content.is_some()) {
                 let t = input.lock();
                 c.set(
                     "gen_ai.input.messages",
@@ -418,7 +456,11 @@ impl RequestTrace {
                     c.set("sluice.content.truncated", Value::Bool(true));
                 }
             }
-            if let Some((tap, sse)) = &self.output {
+            if let Some((tap, sse)) = self
+                .output
+                .as_ref()
+                .filter(|_| self.tracer.content.is_some())
+            {
                 c.set(
                     "gen_ai.output.messages",
                     Value::Str(content::output_messages(
@@ -502,6 +544,81 @@ impl RequestTrace {
         self.tracer.submit(spans);
     }
 
+    /// The variables a compiled `fields.add` expression reads, with
+    /// agentgateway's names. The prompt and the answer are there only when
+    /// this request records content (the masking rule of `content`).
+    fn cel_vars(
+        &self,
+        f: &Finish<'_>,
+        params: &RequestParams,
+    ) -> Vec<(&'static str, serde_json::Value)> {
+        use serde_json::{json, Map, Value as J};
+        let mut llm = Map::new();
+        llm.insert("provider".into(), f.provider.into());
+        if let Some(m) = params.model.as_deref().or(f.request_model) {
+            llm.insert("requestModel".into(), m.into());
+        }
+        if let Some(m) = f.response_model {
+            llm.insert("responseModel".into(), m.into());
+        }
+        llm.insert(
+            "streaming".into(),
+            params.stream.unwrap_or(f.streaming).into(),
+        );
+        if let Some(u) = f.usage {
+            for (k, n) in [
+                ("inputTokens", u.all_input()),
+                ("outputTokens", u.output_tokens),
+                ("totalTokens", u.all_input() + u.output_tokens),
+                ("cachedInputTokens", u.cache_read_tokens),
+                ("cacheCreationInputTokens", u.cache_write_tokens),
+                ("reasoningTokens", u.reasoning_tokens),
+            ] {
+                llm.insert(k.into(), n.into());
+            }
+        }
+        if self.content {
+            if let Some(input) = self.upstream.as_ref().and_then(|u| u.input.as_ref()) {
+                llm.insert("prompt".into(), content::prompt(&input.lock()));
+            }
+            if let Some((tap, sse)) = &self.output {
+                llm.insert("completion".into(), content::completion(tap, *sse));
+            }
+        }
+        let path = self
+            .server
+            .iter()
+            .find(|(k, _)| *k == "url.path")
+            .and_then(|(_, v)| match v {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let headers: Map<String, J> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), J::String(v.clone())))
+            .collect();
+        let claims: Map<String, J> = f
+            .attrs
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("auth.claims.")
+                    .map(|c| (c.to_string(), J::String(v.clone())))
+            })
+            .collect();
+        vec![
+            ("llm", J::Object(llm)),
+            (
+                "request",
+                json!({"method": self.method, "path": path, "headers": headers}),
+            ),
+            ("response", json!({"code": f.status})),
+            ("source", json!({"address": self.client_ip})),
+            ("jwt", J::Object(claims)),
+        ]
+    }
+
     fn eval(&self, e: &FieldExpr, f: &Finish<'_>, params: &RequestParams) -> Option<Value> {
         let int = |n: u64| Some(Value::Int(n as i64));
         Some(match e {
@@ -509,6 +626,8 @@ impl RequestTrace {
             FieldExpr::Int(i) => Value::Int(*i),
             FieldExpr::Float(x) => Value::Float(*x),
             FieldExpr::Bool(b) => Value::Bool(*b),
+            // Evaluated with its variables in `finish`.
+            FieldExpr::Cel(_) => return None,
             FieldExpr::Var(v) => match v {
                 FieldVar::LlmProvider => Value::Str(f.provider.into()),
                 FieldVar::LlmRequestModel => Value::Str(

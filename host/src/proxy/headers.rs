@@ -93,10 +93,7 @@ pub fn prepare_response(h: &mut HeaderMap) {
 pub fn redacted(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter()
         .map(|(k, v)| {
-            let secret = matches!(
-                k.as_str(),
-                "authorization" | "x-api-key" | "proxy-authorization" | "cookie" | "set-cookie"
-            );
+            let secret = crate::config::is_credential_header(k.as_str());
             let value = if secret {
                 "<redacted>".to_string()
             } else {
