@@ -30,7 +30,8 @@
 //! collector down), printed as ratios to the production route untraced.
 //!
 //! `BENCH_PERF=<seconds>` (profile the production route with `perf` instead;
-//! `BENCH_PERF_ROUTE=plain` for the no-policy route), `BENCH_SMAPS=1` (print
+//! `BENCH_PERF_ROUTE=plain` for the no-policy route, `traced` for the route
+//! traced at 100%), `BENCH_SMAPS=1` (print
 //! where the resident memory is while the streams are open).
 
 mod load;
@@ -357,18 +358,15 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
-        // `BENCH_PERF_ROUTE=plain` profiles the no-policy route instead.
-        let plain_route = std::env::var("BENCH_PERF_ROUTE").is_ok_and(|r| r == "plain");
-        let (peer, path, headers) = if plain_route {
-            (&plain, "/plain/v1/messages", &plain_headers)
-        } else {
-            (&prod, "/claude/v1/messages", &auth_headers)
+        // `BENCH_PERF_ROUTE=plain` profiles the no-policy route instead,
+        // `traced` the production route traced at 100% to a live collector.
+        let which = std::env::var("BENCH_PERF_ROUTE").unwrap_or_default();
+        let (peer, path, headers, out) = match which.as_str() {
+            "plain" => (&plain, "/plain/v1/messages", &plain_headers, "plain"),
+            "traced" => (&prod_traced, "/claude/v1/messages", &auth_headers, "traced"),
+            _ => (&prod, "/claude/v1/messages", &auth_headers, "production"),
         };
-        let out = repo().join(if plain_route {
-            "target/perf-plain.data"
-        } else {
-            "target/perf-production.data"
-        });
+        let out = repo().join(format!("target/perf-{out}.data"));
         let mut perf = std::process::Command::new("perf")
             .args(["record", "-F", "4000", "--call-graph", "dwarf,16384", "-o"])
             .arg(&out)

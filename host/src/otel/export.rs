@@ -1,32 +1,23 @@
 //! The exporter: a task that batches queued spans and sends them to the
 //! collector as OTLP protobuf, over HTTP or gRPC.
 //!
-//! Requests only ever `try_send` into a bounded queue ([`super::QUEUE_REQUESTS`]),
-//! so a collector that is down, slow or refusing never delays or fails a
+//! Requests only ever append to a bounded queue ([`super::queue`]), so a
+//! collector that is down, slow or refusing never delays or fails a
 //! request: its spans wait in the queue, then are dropped and counted
 //! (`sluice_otel_spans_dropped_total`). An outage is logged once when it
 //! starts and once when it ends.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    span, status, ResourceSpans, ScopeSpans, Span, Status,
-};
-use prost::Message;
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use super::config::ExportSettings;
-use super::span::{Kind, SpanData, Value};
+use super::queue::SpanQueue;
 use super::OtelMetrics;
 use crate::config::OtlpProtocol;
 
@@ -67,10 +58,10 @@ pub fn shown(u: &Uri) -> String {
 pub fn spawn(
     settings: ExportSettings,
     metrics: OtelMetrics,
-) -> (mpsc::Sender<Vec<SpanData>>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(super::QUEUE_REQUESTS);
-    let task = tokio::spawn(run(settings, metrics, rx));
-    (tx, task)
+) -> (Arc<SpanQueue>, tokio::task::JoinHandle<()>) {
+    let queue = SpanQueue::new(MAX_BATCH, metrics.dropped.clone());
+    let task = tokio::spawn(run(settings, metrics, queue.clone()));
+    (queue, task)
 }
 
 fn client(protocol: OtlpProtocol) -> HttpsClient {
@@ -105,26 +96,22 @@ fn tls_config() -> rustls::ClientConfig {
     .with_no_client_auth()
 }
 
-async fn run(
-    settings: ExportSettings,
-    metrics: OtelMetrics,
-    mut rx: mpsc::Receiver<Vec<SpanData>>,
-) {
+async fn run(settings: ExportSettings, metrics: OtelMetrics, queue: Arc<SpanQueue>) {
     let client = client(settings.protocol);
-    let resource = resource(&settings);
     let shown = shown(&settings.url);
     let mut outage: Option<(Instant, u64)> = None;
-    while let Some(first) = rx.recv().await {
-        let mut batch = first;
-        let deadline = tokio::time::Instant::now() + BATCH_DELAY;
-        while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(more)) => batch.extend(more),
-                Ok(None) | Err(_) => break,
+    loop {
+        queue.wait(BATCH_DELAY).await;
+        let closed = queue.is_closed();
+        let batch = queue.take(MAX_BATCH);
+        if batch.is_empty() {
+            if closed {
+                return;
             }
+            continue;
         }
         let n = batch.len() as u64;
-        let body = encode(resource.clone(), batch);
+        let body = super::encode::encode(&settings.resource, &batch);
         match send(&client, &settings, body).await {
             Ok(()) => {
                 metrics.exported.inc_by(n);
@@ -216,93 +203,4 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
-}
-
-fn resource(s: &ExportSettings) -> Resource {
-    Resource {
-        attributes: s
-            .resource
-            .iter()
-            .map(|(k, v)| kv(k.clone(), any(Value::Str(v.clone()))))
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn any(v: Value) -> AnyValue {
-    AnyValue {
-        value: Some(match v {
-            Value::Str(s) => any_value::Value::StringValue(s),
-            Value::Int(i) => any_value::Value::IntValue(i),
-            Value::Float(f) => any_value::Value::DoubleValue(f),
-            Value::Bool(b) => any_value::Value::BoolValue(b),
-            Value::StrList(l) => any_value::Value::ArrayValue(ArrayValue {
-                values: l.into_iter().map(|s| any(Value::Str(s))).collect(),
-            }),
-        }),
-    }
-}
-
-fn kv(key: String, value: AnyValue) -> KeyValue {
-    KeyValue {
-        key,
-        value: Some(value),
-        ..Default::default()
-    }
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// One export request for `spans`, as protobuf bytes.
-pub fn encode(resource: Resource, spans: Vec<SpanData>) -> Vec<u8> {
-    let spans = spans
-        .into_iter()
-        .map(|s| Span {
-            trace_id: s.trace_id.to_vec(),
-            span_id: s.span_id.to_vec(),
-            trace_state: s.tracestate.unwrap_or_default(),
-            parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
-            name: s.name,
-            kind: match s.kind {
-                Kind::Internal => span::SpanKind::Internal,
-                Kind::Server => span::SpanKind::Server,
-                Kind::Client => span::SpanKind::Client,
-            } as i32,
-            start_time_unix_nano: nanos(s.start),
-            end_time_unix_nano: nanos(s.end),
-            attributes: s
-                .attrs
-                .into_iter()
-                .map(|(k, v)| kv(k.into_owned(), any(v)))
-                .collect(),
-            status: Some(match s.error {
-                Some(m) => Status {
-                    message: m,
-                    code: status::StatusCode::Error as i32,
-                },
-                None => Status::default(),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "sluice".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
 }

@@ -13,9 +13,11 @@
 
 pub mod config;
 pub mod content;
+pub mod encode;
 pub mod export;
 pub mod peek;
 pub mod propagate;
+pub mod queue;
 pub mod request;
 pub mod span;
 
@@ -30,9 +32,6 @@ use crate::config::{TraceFields, TracingConfig};
 use crate::metrics::Metrics;
 pub use request::{Finish, RequestTrace, Start};
 pub use span::{PolicyCall, PolicyOutcome, PolicySpans, SpanData};
-
-/// Requests whose spans may wait for export; past it they are dropped.
-pub const QUEUE_REQUESTS: usize = 2048;
 
 /// Longest shutdown waits for queued spans to reach the collector.
 pub const SHUTDOWN_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
@@ -143,7 +142,7 @@ impl Tracing {
                 *self.exporter.lock() = None;
             }
             Some(p) => {
-                let (tx, task) = export::spawn(p.settings.clone(), self.metrics.clone());
+                let (queue, task) = export::spawn(p.settings.clone(), self.metrics.clone());
                 // The replaced exporter flushes and ends on its own once
                 // its requests are done.
                 *self.exporter.lock() = Some(task);
@@ -154,30 +153,28 @@ impl Tracing {
                     client_sampling = p.tracing.client_sampling,
                     "tracing on"
                 );
-                self.current.store(Some(Arc::new(Tracer::new(
-                    &p.tracing,
-                    tx,
-                    self.metrics.dropped.clone(),
-                ))));
+                self.current
+                    .store(Some(Arc::new(Tracer::new(&p.tracing, queue))));
             }
         }
         *cur = plan;
     }
 }
 
-/// Random ids and sampling draws, from the OS generator.
-#[derive(Debug)]
-pub struct Ids(ring::rand::SystemRandom);
+/// Random ids and sampling draws, from the thread's CSPRNG (`rand`'s
+/// ChaCha generator, seeded and reseeded from the OS): a traced request
+/// takes a dozen ids, and a system call for each showed in the profile.
+#[derive(Debug, Default)]
+pub struct Ids;
 
 impl Ids {
     fn fill<const N: usize>(&self) -> [u8; N] {
-        use ring::rand::SecureRandom;
-        let mut b = [0u8; N];
+        use rand::Rng;
+        let mut rng = rand::rng();
         loop {
-            if self.0.fill(&mut b).is_err() {
-                // The OS generator does not fail in practice; never all zeros.
-                b[N - 1] = 1;
-            }
+            let mut b = [0u8; N];
+            rng.fill(&mut b[..]);
+            // W3C: an all-zero id is invalid.
             if b.iter().any(|x| *x != 0) {
                 return b;
             }
@@ -217,16 +214,19 @@ pub struct Tracer {
     /// A `fields.add` expression may read any request header: every header
     /// but the credentials is captured.
     pub(crate) all_headers: bool,
-    queue: tokio::sync::mpsc::Sender<Vec<SpanData>>,
-    dropped: Counter,
+    queue: Arc<queue::SpanQueue>,
+}
+
+/// The last request done with a replaced (or stopped) tracer closes its
+/// queue: the exporter sends what is left and ends.
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
 }
 
 impl Tracer {
-    fn new(
-        cfg: &TracingConfig,
-        queue: tokio::sync::mpsc::Sender<Vec<SpanData>>,
-        dropped: Counter,
-    ) -> Tracer {
+    fn new(cfg: &TracingConfig, queue: Arc<queue::SpanQueue>) -> Tracer {
         let header_fields = cfg
             .fields
             .add
@@ -243,7 +243,7 @@ impl Tracer {
             client: cfg.client_sampling,
             fields: cfg.fields.clone(),
             header_fields,
-            ids: Ids(ring::rand::SystemRandom::new()),
+            ids: Ids,
             content: cfg.content.as_ref().map(|c| c.allow_unmasked),
             content_fields: cfg
                 .fields
@@ -256,7 +256,6 @@ impl Tracer {
                 .iter()
                 .any(|(_, e)| matches!(e, crate::config::FieldExpr::Cel(c) if c.0.reads_headers())),
             queue,
-            dropped,
         }
     }
 
@@ -293,9 +292,6 @@ impl Tracer {
 
     /// Queue a request's spans; never waits. A full queue drops them (counted).
     fn submit(&self, spans: Vec<SpanData>) {
-        let n = spans.len() as u64;
-        if self.queue.try_send(spans).is_err() {
-            self.dropped.inc_by(n);
-        }
+        self.queue.push(spans);
     }
 }
