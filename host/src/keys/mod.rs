@@ -10,6 +10,7 @@
 //! hash (409).
 
 pub mod config_keys;
+pub mod models;
 pub mod persist;
 pub mod record;
 pub mod secret;
