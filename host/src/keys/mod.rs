@@ -9,6 +9,7 @@
 //! them first, and the admin API refuses a runtime key with a config key's
 //! hash (409).
 
+pub mod cli;
 pub mod config_keys;
 pub mod models;
 pub mod persist;
