@@ -37,7 +37,9 @@ pub use reload::load_config;
 /// live there) or without a path (memory only).
 fn keys_file(cfg: &crate::config::Config) -> Option<PathBuf> {
     match (&cfg.state.backend, &cfg.state.memory_path) {
-        (crate::config::StateBackend::Memory, Some(dir)) => Some(crate::keys::persist::path_in(dir)),
+        (crate::config::StateBackend::Memory, Some(dir)) => {
+            Some(crate::keys::persist::path_in(dir))
+        }
         _ => None,
     }
 }
@@ -159,7 +161,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         spend: None,
     });
     let hot2 = hot.clone();
-    let admin_handler = move |req, peer| admin::handle(hot2.clone(), admin_state.clone(), req, peer);
+    let admin_handler =
+        move |req, peer| admin::handle(hot2.clone(), admin_state.clone(), req, peer);
     let mut rx = stop_rx.clone();
     tasks.push(tokio::spawn(server::serve(
         admin_listener,

@@ -69,7 +69,10 @@ fn main() -> ExitCode {
                 .and_then(|config| sluice::workbench::main(cmd, config))
         }
         Some(Command::Keys(args)) => {
-            init_logging(Some(cli.log_level.as_deref().unwrap_or("warn")), cli.log_json);
+            init_logging(
+                Some(cli.log_level.as_deref().unwrap_or("warn")),
+                cli.log_json,
+            );
             keys(args)
         }
         Some(Command::Validate) => {

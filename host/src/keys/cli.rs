@@ -47,9 +47,7 @@ pub enum KeysCommand {
     /// List every key (config keys read-only), never a secret.
     List,
     /// One key, never its secret.
-    Show {
-        id: String,
-    },
+    Show { id: String },
     /// Replace the given fields of a runtime key.
     Update {
         id: String,
@@ -60,13 +58,9 @@ pub enum KeysCommand {
         any_model: bool,
     },
     /// A new secret (printed once); the old one is refused from now on.
-    Rotate {
-        id: String,
-    },
+    Rotate { id: String },
     /// Revoke a key: refused on every replica from its next request.
-    Revoke {
-        id: String,
-    },
+    Revoke { id: String },
     /// Spend by key, team or model and day (from the budget ledger).
     Spend {
         #[arg(long, default_value = "key")]
@@ -107,9 +101,9 @@ impl Fields {
         if !self.meta.is_empty() {
             let mut m = Map::new();
             for kv in &self.meta {
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| CliError::Usage(format!("--meta {kv:?}: expected NAME=VALUE")))?;
+                let (k, v) = kv.split_once('=').ok_or_else(|| {
+                    CliError::Usage(format!("--meta {kv:?}: expected NAME=VALUE"))
+                })?;
                 m.insert(k.to_owned(), Value::String(v.to_owned()));
             }
             body.insert("metadata".into(), Value::Object(m));
@@ -118,8 +112,7 @@ impl Fields {
             body.insert("allowedModels".into(), json!(self.models));
         }
         if !self.budgets.is_empty() {
-            let b: Result<Vec<Value>, CliError> =
-                self.budgets.iter().map(|b| budget(b)).collect();
+            let b: Result<Vec<Value>, CliError> = self.budgets.iter().map(|b| budget(b)).collect();
             body.insert("budgets".into(), Value::Array(b?));
         }
         Ok(())
@@ -128,7 +121,11 @@ impl Fields {
 
 /// `usd=25/month` → `{"usd": 25, "period": "month"}`.
 fn budget(s: &str) -> Result<Value, CliError> {
-    let bad = || CliError::Usage(format!("--budget {s:?}: expected usd=N/PERIOD or tokens=N/PERIOD"));
+    let bad = || {
+        CliError::Usage(format!(
+            "--budget {s:?}: expected usd=N/PERIOD or tokens=N/PERIOD"
+        ))
+    };
     let (amount, period) = s.split_once('/').ok_or_else(bad)?;
     let (kind, n) = amount.split_once('=').ok_or_else(bad)?;
     let n = match kind {

@@ -18,9 +18,8 @@ pub fn path_in(dir: &Path) -> PathBuf {
 /// The records in `file`; none when it does not exist yet.
 pub fn load(file: &Path) -> Result<Vec<KeyRecord>, KeyError> {
     match std::fs::read(file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            KeyError::Corrupt(format!("{}: {e}", file.display()))
-        }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| KeyError::Corrupt(format!("{}: {e}", file.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(KeyError::Persist(format!("{}: {e}", file.display()))),
     }

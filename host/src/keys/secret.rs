@@ -11,7 +11,10 @@ pub const PREFIX: &str = "sk-sluice-";
 
 /// A fresh secret, `sk-sluice-<32 base62>`.
 pub fn mint() -> String {
-    format!("{PREFIX}{}", Alphanumeric.sample_string(&mut rand::rng(), 32))
+    format!(
+        "{PREFIX}{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 32)
+    )
 }
 
 /// A fresh runtime key id, `key_<16 base62>` (not derived from the secret,

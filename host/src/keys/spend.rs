@@ -54,7 +54,11 @@ pub fn parse(query: Option<&str>, today: NaiveDate) -> Result<SpendQuery, KeyErr
             "from" => &mut from,
             "to" => &mut to,
             "day" => &mut day,
-            other => return Err(bad(format!("unknown parameter `{other}` (by, from, to, day)"))),
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter `{other}` (by, from, to, day)"
+                )))
+            }
         };
         if slot.replace(v.into_owned()).is_some() {
             return Err(bad(format!("parameter `{k}` given twice")));

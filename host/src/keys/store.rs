@@ -378,7 +378,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = persist::path_in(dir.path());
         let (_, keys) = store(Some(file.clone()));
-        let m = keys.create(CreateKey::default(), &ConfigKeys::default()).unwrap();
+        let m = keys
+            .create(CreateKey::default(), &ConfigKeys::default())
+            .unwrap();
         let secret = m.secret.unwrap();
         let (state, again) = store(Some(file));
         assert_eq!(again.restore().unwrap(), 1);

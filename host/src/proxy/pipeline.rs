@@ -339,7 +339,15 @@ pub async fn handle(
 
     // A key restricted to some models sees only those in an upstream's
     // listing too.
-    if kind == AiKind::Models && parts.status.is_success() {
+    let listing = kind == AiKind::Models
+        || (session.scope.ctx.method.eq_ignore_ascii_case("GET")
+            && session
+                .scope
+                .ctx
+                .path
+                .trim_end_matches('/')
+                .ends_with("/v1/models"));
+    if listing && parts.status.is_success() {
         if let Some(p) = crate::keys::models::patterns(&session.scope.attrs) {
             return upstream_listing_for_key(session, parts, body, transcoder.is_some(), &p).await;
         }

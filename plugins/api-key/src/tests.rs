@@ -308,7 +308,10 @@ fn runtime_keys_only_when_enabled_and_config_keys_win() {
     // Without `runtimeKeys`, a stored runtime key is unknown.
     let p = keys("strict");
     store_runtime(CAROL, json!({"id": "key_c", "metadata": {"user": "carol"}}));
-    assert_eq!(run(&p, &[("authorization", &format!("Bearer {CAROL}"))]), Err(401));
+    assert_eq!(
+        run(&p, &[("authorization", &format!("Bearer {CAROL}"))]),
+        Err(401)
+    );
 
     let p = policy(json!({"mode": "strict", "runtimeKeys": true,
         "keys": [{"key": ALICE, "metadata": {"user": "alice"},
@@ -319,7 +322,10 @@ fn runtime_keys_only_when_enabled_and_config_keys_win() {
                "budgets": [{"tokens": 1000, "period": "day"}]}),
     );
     // A runtime record with Alice's hash: the config key wins.
-    store_runtime(ALICE, json!({"id": "key_forged", "metadata": {"user": "mallory"}}));
+    store_runtime(
+        ALICE,
+        json!({"id": "key_forged", "metadata": {"user": "mallory"}}),
+    );
     assert!(run(&p, &[("authorization", &format!("Bearer {CAROL}"))]).is_ok());
     assert_eq!(attr("apiKey.user").as_deref(), Some("carol"));
     assert_eq!(attr("apiKey.id").as_deref(), Some("key_c"));
@@ -337,7 +343,10 @@ fn runtime_keys_only_when_enabled_and_config_keys_win() {
     );
     // Revoked: refused at once.
     store_runtime(CAROL, json!({"revoked": true}));
-    assert_eq!(run(&p, &[("authorization", &format!("Bearer {CAROL}"))]), Err(401));
+    assert_eq!(
+        run(&p, &[("authorization", &format!("Bearer {CAROL}"))]),
+        Err(401)
+    );
 }
 
 #[test]
