@@ -245,12 +245,12 @@ impl KeyStore {
 
     fn set(&self, key: &str, v: &Value) -> Result<(), KeyError> {
         let bytes = serde_json::to_vec(v).map_err(|e| KeyError::Corrupt(e.to_string()))?;
-        self.state.kv_set(PLUGIN, key, bytes, FOREVER)?;
+        self.state.kv_set_strict(PLUGIN, key, bytes, FOREVER)?;
         Ok(())
     }
 
     fn read_index(&self) -> Result<Vec<KeyRecord>, KeyError> {
-        match self.state.kv_get(PLUGIN, INDEX)? {
+        match self.state.kv_get_strict(PLUGIN, INDEX)? {
             None => Ok(Vec::new()),
             Some(b) => serde_json::from_slice(&b)
                 .map_err(|e| KeyError::Corrupt(format!("stored key index: {e}"))),
@@ -259,7 +259,7 @@ impl KeyStore {
 
     fn write_index(&self, all: &[KeyRecord]) -> Result<(), KeyError> {
         let bytes = serde_json::to_vec(all).map_err(|e| KeyError::Corrupt(e.to_string()))?;
-        self.state.kv_set(PLUGIN, INDEX, bytes, FOREVER)?;
+        self.state.kv_set_strict(PLUGIN, INDEX, bytes, FOREVER)?;
         Ok(())
     }
 }
