@@ -208,3 +208,50 @@ fn refusal(e: KeyError) -> Response<Full<Bytes>> {
 fn clip(p: &str) -> String {
     p.chars().take(100).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::spend::{SpendError, SpendQuery, SpendRow};
+    use futures_util::future::BoxFuture;
+
+    /// A ledger answering one row per query, or failing.
+    struct Ledger(bool);
+    impl SpendSource for Ledger {
+        fn spend<'a>(
+            &'a self,
+            q: &'a SpendQuery,
+        ) -> BoxFuture<'a, Result<Vec<SpendRow>, SpendError>> {
+            Box::pin(async move {
+                if !self.0 {
+                    return Err("ledger down".into());
+                }
+                Ok(vec![SpendRow {
+                    group: "ml".into(),
+                    day: q.from_day,
+                    usd: 1.5,
+                    tokens: 10,
+                    requests: 2,
+                }])
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn spend_is_served_from_the_ledger() {
+        let q = Some("by=team&day=2026-12-01");
+        let (status, v) = spend(Some(&Ledger(true)), q).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            v,
+            json!({"by": "team", "from": "2026-12-01", "to": "2026-12-01",
+                "rows": [{"group": "ml", "day": "2026-12-01", "usd": 1.5, "tokens": 10,
+                          "requests": 2}]})
+        );
+        let (status, v) = spend(Some(&Ledger(false)), q).await.unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(v["reason"].as_str().unwrap().contains("ledger down"));
+        assert_eq!(spend(None, q).await.unwrap().0, StatusCode::NOT_IMPLEMENTED);
+        assert!(spend(Some(&Ledger(true)), Some("by=nobody")).await.is_err());
+    }
+}

@@ -39,9 +39,15 @@ pub struct SpendRow {
     pub requests: u64,
 }
 
-/// What serves spend rows (the budget ledger once merged).
+/// Why the ledger could not answer (the ledger's own error, boxed so its
+/// `BudgetError` converts with `?`/`into`).
+pub type SpendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What serves spend rows: the budget ledger, wired at merge time with
+/// `impl SpendSource for Ledger { fn spend(..) { Box::pin(async move {
+/// Ledger::spend(self, q).await.map_err(Into::into) }) } }`.
 pub trait SpendSource: Send + Sync {
-    fn spend<'a>(&'a self, q: &'a SpendQuery) -> BoxFuture<'a, Result<Vec<SpendRow>, String>>;
+    fn spend<'a>(&'a self, q: &'a SpendQuery) -> BoxFuture<'a, Result<Vec<SpendRow>, SpendError>>;
 }
 
 /// Decode the query string; `today` fills in a missing day.
