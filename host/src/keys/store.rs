@@ -149,9 +149,7 @@ impl KeyStore {
             .iter_mut()
             .find(|r| r.id == id)
             .ok_or(KeyError::NotFound)?;
-        if r.revoked.is_some() {
-            return Err(KeyError::Conflict("the key is revoked".into()));
-        }
+        self.live(r)?;
         conflict(config, &hex_of(&r.hash))?;
         if let Some(m) = patch.metadata {
             r.metadata = m;
@@ -179,9 +177,7 @@ impl KeyStore {
             .iter_mut()
             .find(|r| r.id == id)
             .ok_or(KeyError::NotFound)?;
-        if r.revoked.is_some() {
-            return Err(KeyError::Conflict("the key is revoked".into()));
-        }
+        self.live(r)?;
         let old = hex_of(&r.hash);
         r.hash = format!("sha256:{hex}");
         r.rotated = Some(now());
@@ -222,6 +218,23 @@ impl KeyStore {
         self.write_index(all)?;
         if let Some(file) = &self.file {
             persist::save(file, all)?;
+        }
+        Ok(())
+    }
+
+    /// Refuse to edit a revoked key. The lookup entry is checked too: it is
+    /// what the plugin obeys, and another replica's concurrent index write
+    /// may have lost the revocation from the index (never from the entry),
+    /// which an edit must not undo.
+    fn live(&self, r: &KeyRecord) -> Result<(), KeyError> {
+        let revoked = r.revoked.is_some()
+            || self
+                .state
+                .kv_get_strict(PLUGIN, &lookup_key(&hex_of(&r.hash)))?
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|v| v["revoked"] == Value::Bool(true));
+        if revoked {
+            return Err(KeyError::Conflict("the key is revoked".into()));
         }
         Ok(())
     }
@@ -335,6 +348,16 @@ mod tests {
             Err(KeyError::Conflict(_))
         ));
         assert!(matches!(keys.get("key_nope"), Err(KeyError::NotFound)));
+        // An index that lost the revocation (a concurrent write on another
+        // replica) cannot bring the key back through an edit.
+        let mut stale = keys.list().unwrap();
+        stale[0].revoked = None;
+        keys.write_index(&stale).unwrap();
+        assert!(matches!(
+            keys.update(&m.record.id, KeyPatch::default(), &none),
+            Err(KeyError::Conflict(_))
+        ));
+        assert_eq!(entry(&state, &new).unwrap(), json!({"revoked": true}));
         assert_eq!(keys.list().unwrap().len(), 1);
     }
 
