@@ -36,6 +36,11 @@ routes:
       keys:
       - key: $ALICE_KEY
         metadata: {{user: alice, team: platform}}
+        budgets: [{{usd: 25, period: month}}]
+    requestHeaderModifier:
+      set:
+        x-key-id: $(apiKey.id)
+        x-key-budgets: $(apiKey.budgets)
     urlRewrite: {{path: {{prefix: /}}}}
   backends:
   - ai: {{name: claude, provider: {{anthropic: {{}}}}, hostOverride: 'http://{up}'}}
@@ -155,6 +160,16 @@ async fn create_use_list_rotate_revoke() {
     assert_eq!(call(&gw, &secret, "claude-sonnet-4-5").await, 200);
     let got = up.last_request().unwrap();
     assert!(!got.headers.iter().any(|(_, v)| v.contains(&secret)));
+    // The budget policy's contract: `apiKey.id` and `apiKey.budgets`.
+    assert_eq!(got.header("x-key-id"), Some(id.as_str()));
+    let budgets: Value = serde_json::from_str(got.header("x-key-budgets").unwrap()).unwrap();
+    assert_eq!(budgets, json!([{"usd": 25.0, "period": "month"}]));
+    assert_eq!(call(&gw, ALICE, "claude-sonnet-4-5").await, 200);
+    let got = up.last_request().unwrap();
+    let alice_id = &sha256_hex(ALICE)[..16];
+    assert_eq!(got.header("x-key-id"), Some(alice_id));
+    let budgets: Value = serde_json::from_str(got.header("x-key-budgets").unwrap()).unwrap();
+    assert_eq!(budgets, json!([{"usd": 25.0, "period": "month"}]));
     gw.wait_for_log("user=\"carol\"", Duration::from_secs(10))
         .await
         .unwrap();
