@@ -507,3 +507,58 @@ pub fn sha256_hex(s: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// A runtime key registered by hash, then added to the config by a reload:
+/// the config key wins (its metadata applies) and the listing says so.
+#[tokio::test]
+async fn a_config_key_added_later_shadows_the_runtime_key() {
+    const FRANK: &str = "sk-frank-00112233445566778899";
+    let up = FakeUpstream::plain().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path(), &up, "").await;
+    let hash = format!("sha256:{}", sha256_hex(FRANK));
+    let r = admin(
+        &gw,
+        "POST",
+        "/keys",
+        &json!({"keyHash": hash, "metadata": {"user": "frank-runtime"}}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        r.json().get("secret").is_none(),
+        "registered by hash: no secret"
+    );
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(call(&gw, FRANK, "claude-sonnet-4-5").await, 200);
+    assert_eq!(
+        up.last_request().unwrap().header("x-key-id"),
+        Some(id.as_str())
+    );
+
+    let text = config(up.addr(), "").replace(
+        "        budgets: [{usd: 25, period: month}]\n",
+        &format!(
+            "        budgets: [{{usd: 25, period: month}}]\n      - keyHash: \"{hash}\"\n        metadata: {{user: frank-config}}\n"
+        ),
+    );
+    write(dir.path(), "sluice.yaml", &text);
+    let r = admin(&gw, "POST", "/config/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    assert_eq!(call(&gw, FRANK, "claude-sonnet-4-5").await, 200);
+    let config_id = &sha256_hex(FRANK)[..16];
+    assert_eq!(
+        up.last_request().unwrap().header("x-key-id"),
+        Some(config_id)
+    );
+    let v = admin(&gw, "GET", &format!("/keys/{id}"), "").await.json();
+    assert_eq!(v["shadowedBy"], config_id, "{v}");
+    assert!(
+        v["note"].as_str().unwrap().contains("config key wins"),
+        "{v}"
+    );
+    let r = admin(&gw, "PATCH", &format!("/keys/{id}"), r#"{"metadata": {}}"#).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("config keys win"), "{}", r.body);
+}
