@@ -1,7 +1,8 @@
 //! The admin listener: health, metrics, the effective config, each route's
 //! backends and their eviction state (`GET /backends`), and hot
 //! reloads (`GET /plugins`, `POST /plugins/{name}/reload`,
-//! `POST /config/reload`).
+//! `POST /config/reload`), and runtime API keys (`/keys`, see
+//! [`crate::keys`]).
 //!
 //! Bound to loopback by default (`admin.address`, 127.0.0.1:15000): it shows
 //! the config and swaps code, so it is guarded like a credential store:
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 mod access;
 mod backends;
+mod keys;
 
 /// Largest `POST /plugins/{name}/reload` body accepted (it holds one path).
 const MAX_RELOAD_BODY: usize = 64 * 1024;
@@ -36,15 +38,27 @@ struct ReloadBody {
     path: Option<PathBuf>,
 }
 
+/// What the admin API serves besides the hot-swapped config.
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<crate::keys::KeyStore>,
+    /// The budget ledger's spend, once a build has one.
+    pub spend: Option<Arc<dyn crate::keys::spend::SpendSource>>,
+}
+
 pub async fn handle(
     hot: Arc<HotSwap>,
-    metrics: Arc<Metrics>,
+    admin: Arc<AdminState>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
     if let Err(refusal) = access::check(&hot.snapshot().config.admin, &req, peer) {
         return refusal;
     }
+    if keys::owns(req.uri().path()) {
+        return keys::handle(&hot, &admin.keys, admin.spend.as_deref(), req).await;
+    }
+    let metrics = &admin.metrics;
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n".into()),
         (&Method::GET, "/metrics") => text(

@@ -33,6 +33,17 @@ pub struct Options {
 
 pub use reload::load_config;
 
+/// `keys.json` under `state.memory.path`; none with Redis (the records
+/// live there) or without a path (memory only).
+fn keys_file(cfg: &crate::config::Config) -> Option<PathBuf> {
+    match (&cfg.state.backend, &cfg.state.memory_path) {
+        (crate::config::StateBackend::Memory, Some(dir)) => {
+            Some(crate::keys::persist::path_in(dir))
+        }
+        _ => None,
+    }
+}
+
 /// Run until SIGINT/SIGTERM.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let cfg = load_config(&options.config_paths)?;
@@ -59,6 +70,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Learn now whether the store answers (logged once if not; never fatal:
     // the store reconnects by itself and the failure mode covers the gap).
     let _ = runtime.state().probe();
+    let keys = Arc::new(crate::keys::KeyStore::new(
+        runtime.state().clone(),
+        keys_file(&cfg),
+    ));
+    match keys.restore() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(keys = n, "runtime API keys restored"),
+        // A file that cannot be read must not be overwritten by the next
+        // change: refuse to start rather than lose every runtime key.
+        Err(e) => bail!("runtime API keys: {e}"),
+    }
     let plugin_set = PluginSet::load(runtime, &cfg)
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
@@ -133,8 +155,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on admin address {admin_addr}"))?;
     println!("SLUICE_ADMIN addr={}", admin_listener.local_addr()?);
-    let (hot2, metrics2) = (hot.clone(), metrics.clone());
-    let admin_handler = move |req, peer| admin::handle(hot2.clone(), metrics2.clone(), req, peer);
+    let admin_state = Arc::new(admin::AdminState {
+        metrics: metrics.clone(),
+        keys,
+        spend: None,
+    });
+    let hot2 = hot.clone();
+    let admin_handler =
+        move |req, peer| admin::handle(hot2.clone(), admin_state.clone(), req, peer);
     let mut rx = stop_rx.clone();
     tasks.push(tokio::spawn(server::serve(
         admin_listener,

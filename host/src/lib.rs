@@ -7,6 +7,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod genai_metrics;
+pub mod keys;
 pub mod llm_cel;
 pub mod memtrim;
 pub mod metrics;

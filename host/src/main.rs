@@ -52,6 +52,8 @@ enum Command {
         #[command(subcommand)]
         cmd: sluice::workbench::PluginCommand,
     },
+    /// Manage runtime API keys through a running gateway's admin API.
+    Keys(sluice::keys::cli::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,13 @@ fn main() -> ExitCode {
             sluice::workbench::record::init_logging(cli.log_level.as_deref().unwrap_or("warn"));
             plugin_config(&matches, &cli.config)
                 .and_then(|config| sluice::workbench::main(cmd, config))
+        }
+        Some(Command::Keys(args)) => {
+            init_logging(
+                Some(cli.log_level.as_deref().unwrap_or("warn")),
+                cli.log_json,
+            );
+            keys(args)
         }
         Some(Command::Validate) => {
             init_logging(cli.log_level.as_deref(), cli.log_json);
@@ -97,6 +106,19 @@ fn plugin_config(
         (true, [one]) => Ok(Some(one.clone())),
         (true, _) => anyhow::bail!("`sluice plugin` takes one --config file (the plugin's config)"),
     }
+}
+
+fn keys(args: sluice::keys::cli::KeysArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let ok = rt.block_on(sluice::keys::cli::run(args))?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

@@ -23,6 +23,8 @@ mod header_set;
 mod hot_swap;
 mod hot_swap_busy;
 mod k8s_manifests;
+mod keys_admin;
+mod keys_admin_redis;
 mod lang_examples;
 mod lifecycle;
 mod llm_mode;

@@ -12,6 +12,10 @@
 //!     timeout: 250ms                 # bound on every store call
 //!     failureMode: closed            # closed (503) | open (allow)
 //! state: {backend: redis, url: redis://127.0.0.1:6379}   # flat form, same keys
+//! state:
+//!   memory:
+//!     path: /var/lib/sluice         # optional: runtime keys (keys.json) etc.
+//!                                   # survive a restart; without it, memory only
 //! ```
 
 use super::decode::{as_map, check_keys, duration, get, integer, nonempty, one_of, string};
@@ -54,6 +58,7 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
     let nested_redis = get(m, "redis");
     let nested_memory = get(m, "memory");
     let backend_key = get(m, "backend");
+    let mut memory_path = None;
 
     let chosen = [
         backend_key.is_some(),
@@ -108,7 +113,11 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
             if let Some(n) = nested_memory {
                 let p = join_key(path, "memory");
                 let mm = as_map(d, n, &p)?;
-                check_keys(d, mm, &p, &[]);
+                check_keys(d, mm, &p, &["path"]);
+                if let Some(pn) = get(mm, "path") {
+                    let pp = join_key(&p, "path");
+                    memory_path = Some(std::path::PathBuf::from(nonempty(d, pn, &pp)?));
+                }
             }
             StateBackend::Memory
         }
@@ -116,6 +125,7 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
     Some(StateConfig {
         backend,
         replica_id,
+        memory_path,
     })
 }
 

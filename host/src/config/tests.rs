@@ -856,3 +856,33 @@ routes:
     .join("\n");
     assert!(errs.contains("missing required key `name`"), "{errs}");
 }
+
+#[test]
+fn state_memory_path() {
+    let l = load_str(
+        "t.yaml",
+        "state:\n  memory:\n    path: /var/lib/sluice\n",
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(l.config.state.backend, StateBackend::Memory);
+    assert_eq!(
+        l.config.state.memory_path.as_deref(),
+        Some(std::path::Path::new("/var/lib/sluice"))
+    );
+    assert_eq!(
+        load_str("t.yaml", "state: memory\n", &no_env)
+            .unwrap()
+            .config
+            .state
+            .memory_path,
+        None
+    );
+    for bad in [
+        "state:\n  memory:\n    path: ''\n",
+        "state:\n  memory:\n    dir: /x\n",
+        "state:\n  memory:\n    path: [a]\n",
+    ] {
+        assert!(load_str("t.yaml", bad, &no_env).is_err(), "{bad}");
+    }
+}

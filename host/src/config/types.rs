@@ -167,6 +167,11 @@ pub struct StateConfig {
     pub backend: StateBackend,
     /// This replica's name in logs and metrics; `None`: the host name.
     pub replica_id: Option<String>,
+    /// `state.memory.path`: the directory where a gateway without Redis
+    /// keeps what must survive a restart (`keys.json`, ...). `None`: state
+    /// lives in memory only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_path: Option<std::path::PathBuf>,
 }
 
 /// `memory` (one process) or `redis` (shared by every replica).

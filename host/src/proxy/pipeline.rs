@@ -158,7 +158,8 @@ pub async fn handle(
     if let Some(m) = &models {
         if super::model_router::lists_models(&parts.method, &session.scope.ctx.path) {
             let anthropic = parts.headers.contains_key("anthropic-version");
-            return answer(session, 200, m.list(anthropic));
+            let list = for_key(&session, m.list(anthropic));
+            return answer(session, 200, list);
         }
     }
 
@@ -227,11 +228,9 @@ pub async fn handle(
 
     if listed_here && models.is_none() {
         let anthropic = parts.headers.contains_key("anthropic-version");
-        return answer(
-            session,
-            200,
-            super::models::listing(&super::models::names(&route), anthropic),
-        );
+        let list = super::models::listing(&super::models::names(&route), anthropic);
+        let list = for_key(&session, list);
+        return answer(session, 200, list);
     }
 
     // Phases 4-5: upstream_request and upstream, one attempt after another.
@@ -338,8 +337,75 @@ pub async fn handle(
         }
     }
 
+    // A key restricted to some models sees only those in an upstream's
+    // listing too.
+    let listing = kind == AiKind::Models
+        || (session.scope.ctx.method.eq_ignore_ascii_case("GET")
+            && session
+                .scope
+                .ctx
+                .path
+                .trim_end_matches('/')
+                .ends_with("/v1/models"));
+    if listing && parts.status.is_success() {
+        if let Some(p) = crate::keys::models::patterns(&session.scope.attrs) {
+            return upstream_listing_for_key(session, parts, body, transcoder.is_some(), &p).await;
+        }
+    }
+
     // Phase 7: response_body_filter.
     response_body_filter(session, wants, parts, body, transcoder).await
+}
+
+/// A config-answered model listing, filtered by the key's `allowedModels`.
+fn for_key(session: &Session, list: Bytes) -> Bytes {
+    match crate::keys::models::patterns(&session.scope.attrs) {
+        None => list,
+        Some(p) => crate::keys::models::filter_listing(&list, &p)
+            .unwrap_or_else(|| Bytes::from_static(b"{\"data\":[]}")),
+    }
+}
+
+/// Largest upstream model listing read to be filtered.
+const MAX_LISTING: usize = 8 << 20;
+
+/// An upstream model listing, read whole and filtered by the key's
+/// `allowedModels`. One the gateway cannot read (encoded, transcoded, not
+/// a listing) is refused rather than passed on unfiltered.
+async fn upstream_listing_for_key(
+    session: Session,
+    mut parts: http::response::Parts,
+    body: Incoming,
+    transcoded: bool,
+    patterns: &[String],
+) -> Response<ResponseBody> {
+    use http_body_util::{BodyExt, Limited};
+    let refuse = |session: Session| {
+        session.error(
+            502,
+            "",
+            "the upstream's model list could not be filtered for this API key",
+        )
+    };
+    let identity = matches!(
+        Encoding::from_header(parts.headers.get(header::CONTENT_ENCODING)),
+        Encoding::Identity
+    );
+    if transcoded || !identity {
+        discard(body);
+        return refuse(session);
+    }
+    let read = Limited::new(body, MAX_LISTING).collect();
+    let bytes = match tokio::time::timeout(std::time::Duration::from_secs(30), read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        _ => return refuse(session),
+    };
+    let Some(filtered) = crate::keys::models::filter_listing(&bytes, patterns) else {
+        return refuse(session);
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    Response::from_parts(parts, ResponseBody::full(filtered, session))
 }
 
 /// The request body as phase 4 forwards it.

@@ -1,5 +1,8 @@
 //! agentgateway's `LocalAPIKeys`, key for key: `keys: [{key | keyHash,
-//! metadata, allowedModels}]`, `mode` and `location`.
+//! metadata, allowedModels}]`, `mode` and `location`; plus two Sluice
+//! extensions: `runtimeKeys: true` (also accept keys created through the
+//! admin API; `keys` may then be omitted) and a key's `budgets` (published
+//! as `apiKey.budgets` for the budget policy).
 //!
 //! Compiled once at load: every key becomes its SHA-256 digest, so the
 //! plugin never holds a plaintext key after `new` and a request's key is
@@ -30,6 +33,10 @@ pub enum ConfigError {
     Location(String),
     #[error("apiKey.location.header.name: `{0}` is not a header name")]
     HeaderName(String),
+    #[error("apiKey: `keys` is required (or set `runtimeKeys: true`)")]
+    NoKeys,
+    #[error("apiKey.keys[{0}].budgets[{1}]: {2}")]
+    Budget(usize, usize, &'static str),
 }
 
 /// agentgateway's `APIKeyMode` (default `optional`).
@@ -48,7 +55,11 @@ pub enum Mode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
-    keys: Vec<RawKey>,
+    keys: Option<Vec<RawKey>>,
+    /// Sluice extension: also look presented keys up among the runtime keys
+    /// the admin API manages (in this plugin's shared KV).
+    #[serde(default, rename = "runtimeKeys")]
+    runtime_keys: bool,
     #[serde(default)]
     mode: Mode,
     #[serde(default)]
@@ -62,6 +73,19 @@ struct RawKey {
     key_hash: Option<String>,
     metadata: Option<Value>,
     allowed_models: Option<Vec<String>>,
+    /// Sluice extension: the budget policy's limit entries for this key.
+    budgets: Option<Vec<RawBudget>>,
+}
+
+/// One `budgets` entry, the shape of one `budget` policy limit.
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<u64>,
+    period: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +100,11 @@ struct RawHeader {
 pub struct Entry {
     /// SHA-256 of the key.
     pub digest: [u8; 32],
+    /// Stable, non-secret id (`apiKey.id`): the first 16 hex digits of the
+    /// digest for a config key, the admin API's id for a runtime key.
+    pub id: String,
+    /// `budgets` as a JSON array, when the key has any.
+    pub budgets: Option<String>,
     pub metadata: Map<String, Value>,
     pub allowed: Allowed,
 }
@@ -89,6 +118,8 @@ pub struct Settings {
     /// Scheme prefix before the key (`Bearer `), matched case-insensitively.
     pub prefix: Option<String>,
     pub keys: Vec<Entry>,
+    /// `runtimeKeys: true`.
+    pub runtime_keys: bool,
 }
 
 /// SHA-256 of a presented or configured key.
@@ -107,8 +138,13 @@ pub fn compile(config: &Value) -> Result<Settings, ConfigError> {
     let raw: Raw =
         serde_json::from_value(inner.clone()).map_err(|e| ConfigError::Shape(e.to_string()))?;
     let (header, prefix) = location(raw.location)?;
-    let mut keys: Vec<Entry> = Vec::with_capacity(raw.keys.len());
-    for (i, k) in raw.keys.into_iter().enumerate() {
+    let raw_keys = match raw.keys {
+        Some(k) => k,
+        None if raw.runtime_keys => Vec::new(),
+        None => return Err(ConfigError::NoKeys),
+    };
+    let mut keys: Vec<Entry> = Vec::with_capacity(raw_keys.len());
+    for (i, k) in raw_keys.into_iter().enumerate() {
         let digest = match (k.key, k.key_hash) {
             (Some(key), None) if key.is_empty() => return Err(ConfigError::EmptyKey(i)),
             (Some(key), None) => digest(&key),
@@ -123,10 +159,16 @@ pub fn compile(config: &Value) -> Result<Settings, ConfigError> {
             Some(Value::Object(m)) => m,
             Some(_) => return Err(ConfigError::Metadata(i)),
         };
+        let budgets = match k.budgets {
+            None => None,
+            Some(b) => Some(budgets(i, &b)?),
+        };
         keys.push(Entry {
+            id: hex::encode(&digest[..8]),
             digest,
             metadata,
             allowed: Allowed::compile(k.allowed_models),
+            budgets,
         });
     }
     Ok(Settings {
@@ -134,7 +176,29 @@ pub fn compile(config: &Value) -> Result<Settings, ConfigError> {
         header,
         prefix,
         keys,
+        runtime_keys: raw.runtime_keys,
     })
+}
+
+/// `budgets`, checked and as the JSON the budget policy reads.
+fn budgets(i: usize, b: &[RawBudget]) -> Result<String, ConfigError> {
+    for (j, e) in b.iter().enumerate() {
+        match (e.usd, e.tokens) {
+            (Some(u), None) if u.is_finite() && u > 0.0 => {}
+            (None, Some(t)) if t > 0 => {}
+            _ => {
+                return Err(ConfigError::Budget(
+                    i,
+                    j,
+                    "exactly one of `usd` (> 0) or `tokens` (> 0)",
+                ))
+            }
+        }
+        if !matches!(e.period.as_str(), "day" | "week" | "month") {
+            return Err(ConfigError::Budget(i, j, "`period` is day, week or month"));
+        }
+    }
+    serde_json::to_string(b).map_err(|e| ConfigError::Shape(e.to_string()))
 }
 
 /// agentgateway's `sha256:<hex>` (64 hex digits, either case).

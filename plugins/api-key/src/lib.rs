@@ -27,10 +27,19 @@
 //!   too: it may be a provider credential).
 //! - `allowedModels` is checked on the body hook, where the host has already
 //!   applied `ai.modelAliases`: the model actually served must match a
-//!   pattern, or the request gets 403 and reaches no upstream.
+//!   pattern, or the request gets 403 and reaches no upstream. A model
+//!   listing (`GET .../v1/models`) is let through: the host filters the
+//!   list by `apiKey.allowedModels` instead.
+//! - Every accepted key publishes `apiKey.id` (non-secret: the first 16 hex
+//!   digits of its SHA-256, or a runtime key's id) and, when it has
+//!   budgets, `apiKey.budgets` (a JSON array of `budget` limit entries).
+//! - `runtimeKeys: true` (Sluice extension): a key the config does not list
+//!   is looked up among the admin API's runtime keys ([`runtime`]). Config
+//!   keys are compared first, so they win on a conflict.
 
 pub mod config;
 pub mod models;
+pub mod runtime;
 
 use serde_json::Value;
 use sluice_sdk::prelude::*;
@@ -82,7 +91,7 @@ impl Policy for ApiKey {
 
     fn hooks(&self) -> Hooks {
         let mut h = Hooks::REQUEST_HEADERS;
-        if self.s.keys.iter().any(|k| !k.allowed.is_any()) {
+        if self.s.runtime_keys || self.s.keys.iter().any(|k| !k.allowed.is_any()) {
             h |= Hooks::REQUEST_BODY;
         }
         h
@@ -92,7 +101,7 @@ impl Policy for ApiKey {
         Some(vec![self.s.header.clone()])
     }
 
-    fn on_request_headers(&self, _ctx: &RequestContext, headers: &Headers) -> HeadersAction {
+    fn on_request_headers(&self, ctx: &RequestContext, headers: &Headers) -> HeadersAction {
         let presented = match extract(&self.s, headers) {
             Ok(Some(k)) => k,
             Ok(None) if self.s.mode == Mode::Strict => return reject(Failure::Missing),
@@ -103,8 +112,19 @@ impl Policy for ApiKey {
             }
             Err(f) => return reject(f),
         };
-        match lookup(&self.s.keys, &config::digest(presented)) {
-            Some(entry) => self.accept(entry),
+        let digest = config::digest(presented);
+        let runtime;
+        let found = match lookup(&self.s.keys, &digest) {
+            Some(e) => Some(e),
+            None if self.s.runtime_keys => {
+                runtime = host::kv_get(&runtime::kv_key(&digest))
+                    .and_then(|b| runtime::decode(digest, &b));
+                runtime.as_ref()
+            }
+            None => None,
+        };
+        match found {
+            Some(entry) => self.accept(ctx, entry),
             None if self.s.mode == Mode::Permissive => {
                 host::debug("apiKey: unknown key (permissive: passing)");
                 HeaderOps::new().proceed()
@@ -117,6 +137,9 @@ impl Policy for ApiKey {
         let Some(allowed) = host::get_attr(ALLOWED_ATTR) else {
             return BodyAction::Continue;
         };
+        if lists_models(ctx) {
+            return BodyAction::Continue;
+        }
         let patterns: Vec<String> = serde_json::from_str(&allowed).unwrap_or_default();
         let allowed = models::Allowed::compile(Some(patterns));
         // The context's model is the one served (after aliases); the body's
@@ -159,22 +182,37 @@ impl Policy for ApiKey {
 sluice_sdk::export_policy!(ApiKey);
 
 impl ApiKey {
-    fn accept(&self, entry: &Entry) -> HeadersAction {
+    fn accept(&self, ctx: &RequestContext, entry: &Entry) -> HeadersAction {
         let meta = Value::Object(entry.metadata.clone());
-        host::set_attr("apiKey.metadata", &meta.to_string());
         for (name, v) in &entry.metadata {
             host::set_attr(&format!("apiKey.{name}"), &value_text(v));
+        }
+        // After the metadata: a field named like these cannot shadow them.
+        host::set_attr("apiKey.metadata", &meta.to_string());
+        host::set_attr("apiKey.id", &entry.id);
+        if let Some(b) = &entry.budgets {
+            host::set_attr("apiKey.budgets", b);
         }
         host::metric_counter("api_key_accepted", 1);
         let ops = HeaderOps::new().remove(self.s.header.clone());
         if entry.allowed.is_any() {
             return ops.proceed();
         }
+        host::set_attr(ALLOWED_ATTR, &entry.allowed.to_json());
+        if lists_models(ctx) {
+            // No model to check: the host filters the listing by the
+            // attribute above.
+            return ops.proceed();
+        }
         // The model is in the body: ask for it (the host hands it over
         // after `ai.modelAliases`).
-        host::set_attr(ALLOWED_ATTR, &entry.allowed.to_json());
         ops.need_body()
     }
+}
+
+/// `GET .../v1/models`: a listing, which names no model to check.
+fn lists_models(ctx: &RequestContext) -> bool {
+    ctx.method.eq_ignore_ascii_case("GET") && ctx.path.trim_end_matches('/').ends_with("/v1/models")
 }
 
 /// The configured key whose digest equals `presented`. Every entry is

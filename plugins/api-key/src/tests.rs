@@ -292,3 +292,95 @@ fn body_models() {
         BodyModel::Repeated
     );
 }
+
+/// A runtime key as the host's key store writes it.
+fn store_runtime(secret: &str, record: Value) {
+    host::kv_set(
+        &runtime::kv_key(&config::digest(secret)),
+        record.to_string().as_bytes(),
+        std::time::Duration::from_secs(60),
+    );
+}
+
+#[test]
+fn runtime_keys_only_when_enabled_and_config_keys_win() {
+    const CAROL: &str = "sk-sluice-carol";
+    // Without `runtimeKeys`, a stored runtime key is unknown.
+    let p = keys("strict");
+    store_runtime(CAROL, json!({"id": "key_c", "metadata": {"user": "carol"}}));
+    assert_eq!(
+        run(&p, &[("authorization", &format!("Bearer {CAROL}"))]),
+        Err(401)
+    );
+
+    let p = policy(json!({"mode": "strict", "runtimeKeys": true,
+        "keys": [{"key": ALICE, "metadata": {"user": "alice"},
+                  "budgets": [{"usd": 25, "period": "month"}]}]}));
+    store_runtime(
+        CAROL,
+        json!({"id": "key_c", "metadata": {"user": "carol", "team": "t"},
+               "budgets": [{"tokens": 1000, "period": "day"}]}),
+    );
+    // A runtime record with Alice's hash: the config key wins.
+    store_runtime(
+        ALICE,
+        json!({"id": "key_forged", "metadata": {"user": "mallory"}}),
+    );
+    assert!(run(&p, &[("authorization", &format!("Bearer {CAROL}"))]).is_ok());
+    assert_eq!(attr("apiKey.user").as_deref(), Some("carol"));
+    assert_eq!(attr("apiKey.id").as_deref(), Some("key_c"));
+    assert_eq!(
+        attr("apiKey.budgets").as_deref(),
+        Some(r#"[{"tokens":1000,"period":"day"}]"#)
+    );
+    assert!(run(&p, &[("authorization", &format!("Bearer {ALICE}"))]).is_ok());
+    assert_eq!(attr("apiKey.user").as_deref(), Some("alice"));
+    let alice_id = hex::encode(&config::digest(ALICE)[..8]);
+    assert_eq!(attr("apiKey.id"), Some(alice_id));
+    assert_eq!(
+        attr("apiKey.budgets").as_deref(),
+        Some(r#"[{"usd":25.0,"period":"month"}]"#)
+    );
+    // Revoked: refused at once.
+    store_runtime(CAROL, json!({"revoked": true}));
+    assert_eq!(
+        run(&p, &[("authorization", &format!("Bearer {CAROL}"))]),
+        Err(401)
+    );
+}
+
+#[test]
+fn runtime_keys_may_stand_alone_and_budgets_are_checked() {
+    assert!(ApiKey::validate(&json!({"apiKey": {"runtimeKeys": true}})).is_ok());
+    assert!(ApiKey::validate(&json!({"apiKey": {"mode": "strict"}})).is_err());
+    for bad in [
+        json!([{"usd": 1, "tokens": 1, "period": "day"}]),
+        json!([{"usd": 1, "period": "year"}]),
+        json!([{"usd": 1, "period": "day", "scope": "team"}]),
+    ] {
+        let cfg = json!({"apiKey": {"keys": [{"key": "k", "budgets": bad}]}});
+        assert!(ApiKey::validate(&cfg).is_err(), "{cfg}");
+    }
+}
+
+#[test]
+fn a_restricted_key_may_list_models() {
+    let p = keys("strict");
+    let auth = format!("Bearer {ALICE}");
+    let mut c = ctx(None);
+    c.method = "GET".into();
+    c.path = "/v1/models".into();
+    match p.on_request_headers(&c, &h(&[("authorization", &auth)])) {
+        HeadersAction::Continue(_) => {}
+        other => panic!("{other:?}"),
+    }
+    // The host filters the listing by this.
+    assert_eq!(
+        attr(ALLOWED_ATTR).as_deref(),
+        Some(r#"["claude-sonnet-*","gpt-5*"]"#)
+    );
+    assert!(matches!(
+        p.on_request_body(&c, &h(&[]), Vec::new()),
+        BodyAction::Continue
+    ));
+}

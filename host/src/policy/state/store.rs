@@ -240,6 +240,43 @@ impl StateStore {
         let fut = self.backend.kv_set(Self::key(plugin, key), val, ttl);
         self.settle(self.run(fut), || ())
     }
+
+    /// [`Self::kv_get`] that fails on an outage even when the store fails
+    /// open: for the host's own records (runtime API keys), where "empty"
+    /// would be read back as "no keys" and written over the real ones.
+    pub fn kv_get_strict(
+        &self,
+        plugin: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StateUnavailable> {
+        let fut = self.backend.kv_get(Self::key(plugin, key));
+        self.strict(self.run(fut))
+    }
+
+    /// [`Self::kv_set`] that reports an outage even when the store fails open.
+    pub fn kv_set_strict(
+        &self,
+        plugin: &str,
+        key: &str,
+        val: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), StateUnavailable> {
+        let fut = self.backend.kv_set(Self::key(plugin, key), val, ttl);
+        self.strict(self.run(fut))
+    }
+
+    fn strict<T>(&self, r: Result<T, StateError>) -> Result<T, StateUnavailable> {
+        match r {
+            Ok(v) => {
+                self.health.ok();
+                Ok(v)
+            }
+            Err(e) => {
+                self.health.failed(&e);
+                Err(StateUnavailable(e))
+            }
+        }
+    }
 }
 
 /// Run a blocking wait without starving the tokio worker it happens on.
@@ -350,6 +387,8 @@ mod tests {
             .all(|r| r.allowed && r.remaining == 7 && r.total == 0));
         assert_eq!(s.kv_get("p", "k").unwrap(), None);
         assert!(!s.is_up());
+        // The host's own records never read an outage as "empty".
+        assert!(s.kv_get_strict("p", "k").is_err());
     }
 
     #[test]
