@@ -67,6 +67,8 @@ impl AnyRef for Value {
     fn len(&self) -> usize {
         match self {
             Value::Str(s) => string_field_len(1, s),
+            Value::Shared(s) => string_field_len(1, s),
+            Value::Static(s) => string_field_len(1, s),
             Value::Bool(_) => key_len(2) + 1,
             Value::Int(i) => key_len(3) + encoded_len_varint(*i as u64),
             Value::Float(_) => key_len(4) + 8,
@@ -76,6 +78,8 @@ impl AnyRef for Value {
     fn put(&self, b: &mut Vec<u8>) {
         match self {
             Value::Str(s) => put_string_always(1, s, b),
+            Value::Shared(s) => put_string_always(1, s, b),
+            Value::Static(s) => put_string_always(1, s, b),
             Value::Bool(v) => {
                 encode_key(2, WireType::Varint, b);
                 encode_varint(u64::from(*v), b);
@@ -253,6 +257,8 @@ mod tests {
             end: start + Duration::from_micros(1500),
             attrs: vec![
                 ("s".into(), Value::Str("text é".into())),
+                ("shared".into(), Value::Shared("x".into())),
+                ("static".into(), Value::Static("y")),
                 ("empty".into(), Value::Str(String::new())),
                 ("i".into(), Value::Int(-5)),
                 ("zero".into(), Value::Int(0)),
@@ -301,6 +307,8 @@ mod tests {
             };
             assert_eq!(v("s"), Some(Any::StringValue("text é".into())));
             assert_eq!(v("empty"), Some(Any::StringValue(String::new())));
+            assert_eq!(v("shared"), Some(Any::StringValue("x".into())));
+            assert_eq!(v("static"), Some(Any::StringValue("y".into())));
             assert_eq!(v("i"), Some(Any::IntValue(-5)));
             assert_eq!(v("zero"), Some(Any::IntValue(0)));
             assert_eq!(v("f"), Some(Any::DoubleValue(0.25)));

@@ -506,29 +506,42 @@ impl RequestTrace {
                 attrs: Vec::with_capacity(7),
                 error: None,
             };
-            p.set("sluice.policy.plugin", Value::Str(call.plugin.to_string()));
-            p.set("sluice.policy.hash", Value::Str(call.hash.to_string()));
-            p.set("sluice.policy.hook", Value::Str(call.hook.into()));
+            // A fresh span: its keys are distinct, so they are pushed
+            // without `set`'s lookup; names and hashes are shared, not copied.
             let guest = call.duration.saturating_sub(call.host_wait);
-            p.set(
-                "sluice.policy.guest_us",
-                Value::Int(guest.as_micros() as i64),
-            );
-            p.set(
-                "sluice.policy.host_wait_us",
-                Value::Int(call.host_wait.as_micros() as i64),
-            );
+            let outcome = match call.outcome {
+                PolicyOutcome::Continue => "continue",
+                PolicyOutcome::Respond(_) => "respond",
+                PolicyOutcome::Failed(_) => "failed",
+            };
+            p.attrs.extend([
+                (
+                    "sluice.policy.plugin".into(),
+                    Value::Shared(call.plugin.clone()),
+                ),
+                (
+                    "sluice.policy.hash".into(),
+                    Value::Shared(call.hash.clone()),
+                ),
+                ("sluice.policy.hook".into(), Value::Static(call.hook)),
+                (
+                    "sluice.policy.guest_us".into(),
+                    Value::Int(guest.as_micros() as i64),
+                ),
+                (
+                    "sluice.policy.host_wait_us".into(),
+                    Value::Int(call.host_wait.as_micros() as i64),
+                ),
+                ("sluice.policy.outcome".into(), Value::Static(outcome)),
+            ]);
             match call.outcome {
-                PolicyOutcome::Continue => {
-                    p.set("sluice.policy.outcome", Value::Str("continue".into()))
-                }
+                PolicyOutcome::Continue => {}
                 PolicyOutcome::Respond(status) => {
-                    p.set("sluice.policy.outcome", Value::Str("respond".into()));
-                    p.set("sluice.policy.status", Value::Int(status.into()));
+                    p.attrs
+                        .push(("sluice.policy.status".into(), Value::Int(status.into())));
                 }
                 PolicyOutcome::Failed(kind) => {
-                    p.set("sluice.policy.outcome", Value::Str("failed".into()));
-                    p.set("error.type", Value::Str(kind.into()));
+                    p.attrs.push(("error.type".into(), Value::Static(kind)));
                     p.error = Some(format!("policy {kind}"));
                 }
             }

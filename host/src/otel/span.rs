@@ -11,6 +11,10 @@ use super::propagate::{SpanId, TraceId};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(String),
+    /// A string shared with the gateway's own data (plugin names, hashes)
+    /// or fixed, so a span does not copy it.
+    Shared(Arc<str>),
+    Static(&'static str),
     Int(i64),
     Float(f64),
     Bool(bool),
