@@ -20,5 +20,6 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod stream;
+pub mod translate;
 pub mod watch;
 pub mod workbench;

@@ -1,0 +1,128 @@
+//! Translation between AI API formats, for a backend that does not speak
+//! the format the client wrote in (Claude Code on a GPT model).
+//!
+//! Why a module apart from the providers: a provider says which formats it
+//! speaks; translation is between formats, whoever serves them. The
+//! pipeline asks [`direction`] whether a request can reach a backend at all,
+//! has [`request`] rewrite the body (request policies already saw it as the
+//! client sent it), and puts [`transcoder`]'s output between the upstream
+//! and the response policies, so those see what the client will read,
+//! event by event.
+//!
+//! Directions: Anthropic Messages → OpenAI Chat Completions.
+
+mod errors;
+mod fields;
+mod maps;
+mod messages_chat;
+
+pub use fields::{Fields, TranslateError};
+
+use crate::config::{AiKind, UnsupportedFields};
+use crate::provider::{Api, Outgoing, Transcode};
+use http::header::{HeaderMap, HeaderValue, ACCEPT_ENCODING};
+
+/// The response header naming the fields a translation dropped
+/// (`ai.translation.unsupportedFields: drop`).
+pub const DROPPED_HEADER: &str = "sluice-dropped-fields";
+
+/// A supported translation: the client's format and the backend's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Anthropic Messages to OpenAI Chat Completions.
+    MessagesToChat,
+}
+
+impl Direction {
+    /// The format the backend is sent.
+    pub fn upstream_kind(self) -> AiKind {
+        match self {
+            Direction::MessagesToChat => AiKind::Completions,
+        }
+    }
+}
+
+/// How a request of `kind` reaches a backend of `api` by translation, when
+/// the backend does not speak `kind` itself.
+pub fn direction(api: &dyn Api, kind: AiKind) -> Option<Direction> {
+    if api.speaks(kind) {
+        return None;
+    }
+    match kind {
+        AiKind::Messages if api.speaks(AiKind::Completions) => Some(Direction::MessagesToChat),
+        _ => None,
+    }
+}
+
+/// Why a request cannot be translated for its backend, when it cannot: the
+/// refusal's wording, more precise than "not spoken".
+pub fn why_not(kind: AiKind) -> Option<&'static str> {
+    match kind {
+        AiKind::AnthropicTokenCount => Some(
+            "token counting is not translated: an OpenAI backend has no counting endpoint, and \
+             the gateway does not guess a count",
+        ),
+        _ => None,
+    }
+}
+
+/// Rewrite the outgoing request for the backend's format: body, kind,
+/// path and the headers of the client's API. Returns the fields dropped.
+pub fn request(
+    dir: Direction,
+    out: &mut Outgoing,
+    mode: UnsupportedFields,
+) -> Result<Vec<String>, TranslateError> {
+    let body = out
+        .body
+        .as_ref()
+        .ok_or_else(|| TranslateError::Invalid("the request body was not read".into()))?;
+    let mut fields = Fields::new(mode);
+    let translated = match dir {
+        Direction::MessagesToChat => messages_chat::request::translate(body, &mut fields)?,
+    };
+    out.body = Some(translated.into());
+    out.kind = dir.upstream_kind();
+    out.path = match dir {
+        Direction::MessagesToChat => "/v1/chat/completions".into(),
+    };
+    // The client's query (Claude Code's `?beta=true`) is for its own API.
+    out.query = None;
+    for h in ["anthropic-version", "anthropic-beta"] {
+        out.headers.remove(h);
+    }
+    // The transcoder reads the answer's bytes: ask for them unencoded.
+    out.headers.remove(ACCEPT_ENCODING);
+    Ok(fields.into_dropped())
+}
+
+/// The transcoder for the answer to a translated request, fixing status
+/// and headers for what it produces.
+pub fn transcoder(
+    dir: Direction,
+    status: &mut http::StatusCode,
+    headers: &mut HeaderMap,
+    dropped: &[String],
+) -> Box<dyn Transcode> {
+    if !dropped.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&dropped.join(",")) {
+            headers.insert(DROPPED_HEADER, v);
+        }
+    }
+    match dir {
+        Direction::MessagesToChat => {
+            if status.as_u16() >= 400 {
+                return errors::to_anthropic(status);
+            }
+            let sse = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if sse {
+                Box::new(messages_chat::stream::ChunksToEvents::default())
+            } else {
+                messages_chat::response::transcoder()
+            }
+        }
+    }
+}
