@@ -44,4 +44,5 @@ mod redis_state;
 mod seed_patterns;
 mod streaming;
 mod tracing;
+mod translate_messages_chat;
 mod workbench;

@@ -367,8 +367,9 @@ enum Forward {
     Stream(Option<UpstreamBody>),
 }
 
-/// Whether a backend can serve a request of `kind` (it speaks its format).
-fn fits(c: &Candidate, kind: AiKind) -> bool {
+/// Whether a backend can serve a request of `kind` (it speaks its format,
+/// or the gateway translates it).
+pub(super) fn fits(c: &Candidate, kind: AiKind) -> bool {
     provider::speaks(c.target.api(), kind) || translation(c, kind).is_some()
 }
 
