@@ -44,5 +44,6 @@ mod redis_state;
 mod seed_patterns;
 mod streaming;
 mod tracing;
+mod translate_claude_code;
 mod translate_messages_chat;
 mod workbench;

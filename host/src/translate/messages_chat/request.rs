@@ -65,6 +65,7 @@ pub fn translate(body: &[u8], fields: &mut Fields) -> Result<Vec<u8>, TranslateE
             }
             "tool_choice" => tool_choice(val, &mut out, fields)?,
             "thinking" => thinking(val, &mut out, fields)?,
+            "context_management" => context_management(val, fields)?,
             other => fields.unsupported(other)?,
         }
     }
@@ -366,9 +367,21 @@ fn tools(v: &Value, fields: &mut Fields) -> Result<Value, TranslateError> {
             fields.unsupported(format!("tools[].type `{ty}`"))?;
             continue;
         }
+        // A deferred tool is not shown to the model until a tool search
+        // finds it; Chat has no tool search, so the model sees what
+        // Anthropic's would before one: the tools not deferred.
+        if t.get("defer_loading").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
         check_keys(
             t,
-            &["type", "name", "description", "input_schema"],
+            &[
+                "type",
+                "name",
+                "description",
+                "input_schema",
+                "defer_loading",
+            ],
             "tools[]",
             fields,
         )?;
@@ -409,7 +422,29 @@ fn tool_choice(v: &Value, out: &mut Obj, fields: &mut Fields) -> Result<(), Tran
     Ok(())
 }
 
+/// `context_management` edits: clearing thinking holds by construction (no
+/// thinking block is ever sent to a Chat model); any other edit would
+/// change the context the model reads, and Chat has none to make.
+fn context_management(v: &Value, fields: &mut Fields) -> Result<(), TranslateError> {
+    let c = obj(v, "context_management")?;
+    for (k, val) in c {
+        if k != "edits" {
+            fields.unsupported(format!("context_management.{k}"))?;
+            continue;
+        }
+        for e in val.as_array().into_iter().flatten() {
+            let ty = e["type"].as_str().unwrap_or_default();
+            if !ty.starts_with("clear_thinking_") {
+                fields.unsupported(format!("context_management.edits[].type `{ty}`"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `thinking.budget_tokens` → `reasoning_effort`; disabled thinking sends none.
+/// (`display` only says whether Anthropic returns the thinking text; a
+/// Chat model returns none.)
 fn thinking(v: &Value, out: &mut Obj, fields: &mut Fields) -> Result<(), TranslateError> {
     let t = obj(v, "thinking")?;
     match t.get("type").and_then(Value::as_str) {
@@ -511,6 +546,21 @@ mod tests {
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert!(v.get("top_k").is_none() && v.get("service_tier").is_none());
         assert_eq!(f.into_dropped(), ["top_k", "service_tier"]);
+    }
+
+    #[test]
+    fn claude_codes_context_editing_and_deferred_tools() {
+        let v = run(json!({"model": "m", "max_tokens": 1, "messages": [],
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "tools": [{"name": "Read", "input_schema": {"type": "object"}},
+                      {"name": "Later", "input_schema": {"type": "object"}, "defer_loading": true}]}))
+        .unwrap();
+        assert_eq!(v["tools"].as_array().unwrap().len(), 1);
+        assert!(v.get("context_management").is_none());
+        let e = run(json!({"model": "m", "max_tokens": 1, "messages": [],
+            "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}))
+        .unwrap_err();
+        assert!(e.to_string().contains("clear_tool_uses_20250919"), "{e}");
     }
 
     #[test]
