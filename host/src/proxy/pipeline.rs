@@ -327,12 +327,20 @@ pub async fn handle(
     let (mut parts, body) = resp.into_parts();
     headers::prepare_response(&mut parts.headers);
     let transcoder = match translation(&served, kind) {
-        Some(dir) => Some(translate::transcoder(
-            dir,
-            &mut parts.status,
-            &mut parts.headers,
-            &dropped,
-        )),
+        Some(dir) => {
+            let status = parts.status.as_u16();
+            let inner = served
+                .target
+                .api()
+                .and_then(|a| a.transcoder(dir.upstream_kind(), status, &mut parts.headers));
+            Some(translate::transcoder(
+                dir,
+                inner,
+                &mut parts.status,
+                &mut parts.headers,
+                &dropped,
+            ))
+        }
         None => served
             .target
             .api()

@@ -25,7 +25,23 @@ pub fn to_anthropic(status: &mut StatusCode) -> Box<dyn Transcode> {
     Box::new(Whole::new(move |b: &[u8]| Ok(rewrite(code, b))))
 }
 
+/// An Anthropic error answer in OpenAI's envelope; 529 (overloaded)
+/// becomes the 503 OpenAI clients back off on.
+pub fn to_openai(status: &mut StatusCode) -> Box<dyn Transcode> {
+    if status.as_u16() == 529 {
+        *status = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let code = status.as_u16();
+    Box::new(Whole::new(move |b: &[u8]| {
+        Ok(rewrite_as(ErrorShape::OpenAi, code, b))
+    }))
+}
+
 fn rewrite(status: u16, body: &[u8]) -> Vec<u8> {
+    rewrite_as(ErrorShape::Anthropic, status, body)
+}
+
+fn rewrite_as(shape: ErrorShape, status: u16, body: &[u8]) -> Vec<u8> {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let message = parsed
         .as_ref()
@@ -44,7 +60,7 @@ fn rewrite(status: u16, body: &[u8]) -> Vec<u8> {
                 t
             }
         });
-    error_body(ErrorShape::Anthropic, status, "", &message).to_vec()
+    error_body(shape, status, "", &message).to_vec()
 }
 
 #[cfg(test)]
@@ -57,6 +73,18 @@ mod tests {
         assert!(t.push(body.as_bytes()).unwrap().is_empty());
         let out = t.finish().unwrap();
         (s.as_u16(), serde_json::from_slice(&out).unwrap())
+    }
+
+    #[test]
+    fn anthropic_errors_take_openai_types_and_statuses() {
+        let ant = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let mut s = StatusCode::from_u16(529).unwrap();
+        let mut t = to_openai(&mut s);
+        t.push(ant.as_bytes()).unwrap();
+        let v: Value = serde_json::from_slice(&t.finish().unwrap()).unwrap();
+        assert_eq!(s, 503);
+        assert_eq!(v["error"]["message"], "Overloaded");
+        assert!(v.get("type").is_none());
     }
 
     #[test]

@@ -35,6 +35,45 @@ pub fn reasoning_effort(budget_tokens: u64) -> &'static str {
     }
 }
 
+/// OpenAI `reasoning.effort` → an Anthropic thinking budget (before the
+/// `max_tokens` cap); `None` for an effort this gateway does not know.
+pub fn thinking_budget(effort: &str) -> Option<u64> {
+    Some(match effort {
+        "minimal" => 1024,
+        "low" => 2048,
+        "medium" => 8192,
+        "high" => 24576,
+        "xhigh" => 32768,
+        _ => return None,
+    })
+}
+
+/// Anthropic `stop_reason` → whether a Responses answer is complete, and
+/// why not.
+pub fn incomplete_reason(stop_reason: Option<&str>) -> Option<&'static str> {
+    match stop_reason {
+        Some("max_tokens") | Some("model_context_window_exceeded") => Some("max_output_tokens"),
+        Some("refusal") => Some("content_filter"),
+        _ => None,
+    }
+}
+
+/// Anthropic `usage` → Responses `usage`. Anthropic's `input_tokens`
+/// excludes cache reads and writes; OpenAI's includes them.
+pub fn responses_usage(u: &Value) -> Value {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let read = n(&u["cache_read_input_tokens"]);
+    let input = n(&u["input_tokens"]) + read + n(&u["cache_creation_input_tokens"]);
+    let output = n(&u["output_tokens"]);
+    json!({
+        "input_tokens": input,
+        "input_tokens_details": {"cached_tokens": read},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input + output,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

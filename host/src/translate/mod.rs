@@ -9,12 +9,16 @@
 //! and the response policies, so those see what the client will read,
 //! event by event.
 //!
-//! Directions: Anthropic Messages → OpenAI Chat Completions.
+//! Directions: Anthropic Messages → OpenAI Chat Completions, and OpenAI
+//! Responses → Anthropic Messages.
 
+mod chain;
+mod envelope;
 mod errors;
 mod fields;
 mod maps;
 mod messages_chat;
+mod responses_messages;
 
 pub use fields::{Fields, TranslateError};
 
@@ -31,6 +35,8 @@ pub const DROPPED_HEADER: &str = "sluice-dropped-fields";
 pub enum Direction {
     /// Anthropic Messages to OpenAI Chat Completions.
     MessagesToChat,
+    /// OpenAI Responses to Anthropic Messages.
+    ResponsesToMessages,
 }
 
 impl Direction {
@@ -38,6 +44,7 @@ impl Direction {
     pub fn upstream_kind(self) -> AiKind {
         match self {
             Direction::MessagesToChat => AiKind::Completions,
+            Direction::ResponsesToMessages => AiKind::Messages,
         }
     }
 }
@@ -50,6 +57,7 @@ pub fn direction(api: &dyn Api, kind: AiKind) -> Option<Direction> {
     }
     match kind {
         AiKind::Messages if api.speaks(AiKind::Completions) => Some(Direction::MessagesToChat),
+        AiKind::Responses if api.speaks(AiKind::Messages) => Some(Direction::ResponsesToMessages),
         _ => None,
     }
 }
@@ -80,26 +88,47 @@ pub fn request(
     let mut fields = Fields::new(mode);
     let translated = match dir {
         Direction::MessagesToChat => messages_chat::request::translate(body, &mut fields)?,
+        Direction::ResponsesToMessages => {
+            responses_messages::request::translate(body, &mut fields)?
+        }
     };
     out.body = Some(translated.into());
     out.kind = dir.upstream_kind();
     out.path = match dir {
         Direction::MessagesToChat => "/v1/chat/completions".into(),
+        Direction::ResponsesToMessages => "/v1/messages".into(),
     };
     // The client's query (Claude Code's `?beta=true`) is for its own API.
     out.query = None;
-    for h in ["anthropic-version", "anthropic-beta"] {
-        out.headers.remove(h);
+    match dir {
+        Direction::MessagesToChat => {
+            for h in ["anthropic-version", "anthropic-beta"] {
+                out.headers.remove(h);
+            }
+        }
+        Direction::ResponsesToMessages => {
+            out.headers.remove("openai-beta");
+            out.headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+        }
     }
     // The transcoder reads the answer's bytes: ask for them unencoded.
     out.headers.remove(ACCEPT_ENCODING);
     Ok(fields.into_dropped())
 }
 
+/// The `anthropic-version` a translated request is sent with.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
 /// The transcoder for the answer to a translated request, fixing status
-/// and headers for what it produces.
+/// and headers for what it produces. `inner` is the backend provider's own
+/// (Bedrock's event-stream into Anthropic SSE), run first; the headers
+/// given are the ones it already fixed.
 pub fn transcoder(
     dir: Direction,
+    inner: Option<Box<dyn Transcode>>,
     status: &mut http::StatusCode,
     headers: &mut HeaderMap,
     dropped: &[String],
@@ -109,20 +138,26 @@ pub fn transcoder(
             headers.insert(DROPPED_HEADER, v);
         }
     }
-    match dir {
-        Direction::MessagesToChat => {
-            if status.as_u16() >= 400 {
-                return errors::to_anthropic(status);
-            }
-            let sse = headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
-            if sse {
-                Box::new(messages_chat::stream::ChunksToEvents::default())
-            } else {
-                messages_chat::response::transcoder()
-            }
+    let sse = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let outer: Box<dyn Transcode> = match (dir, status.as_u16() >= 400, sse) {
+        (Direction::MessagesToChat, true, _) => errors::to_anthropic(status),
+        (Direction::MessagesToChat, false, true) => {
+            Box::new(messages_chat::stream::ChunksToEvents::default())
         }
+        (Direction::MessagesToChat, false, false) => messages_chat::response::transcoder(),
+        (Direction::ResponsesToMessages, true, _) => errors::to_openai(status),
+        (Direction::ResponsesToMessages, false, true) => {
+            Box::new(responses_messages::stream::EventsToResponses::default())
+        }
+        (Direction::ResponsesToMessages, false, false) => {
+            responses_messages::response::transcoder()
+        }
+    };
+    match inner {
+        Some(first) => Box::new(chain::Chain::new(first, outer)),
+        None => outer,
     }
 }
