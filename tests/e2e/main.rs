@@ -46,4 +46,5 @@ mod streaming;
 mod tracing;
 mod translate_claude_code;
 mod translate_messages_chat;
+mod translate_responses_messages;
 mod workbench;

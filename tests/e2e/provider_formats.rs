@@ -79,12 +79,9 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
             "{msg}"
         );
     }
-    // Codex's and the OpenAI SDK's requests to an Anthropic backend.
-    for path in [
-        "/anthropic/v1/chat/completions",
-        "/anthropic/v1/responses",
-        "/anthropic/v1/embeddings",
-    ] {
+    // The OpenAI SDK's requests to an Anthropic backend (Codex's Responses
+    // are translated, see `translate_responses_messages`).
+    for path in ["/anthropic/v1/chat/completions", "/anthropic/v1/embeddings"] {
         let r = raw(gw.addr(4060), "POST", path, &openai, CHAT).await;
         assert_eq!(r.status, 400, "{path}: {}", r.body);
         let v = r.json();
