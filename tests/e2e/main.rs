@@ -47,4 +47,5 @@ mod tracing;
 mod translate_claude_code;
 mod translate_messages_chat;
 mod translate_responses_messages;
+mod translate_sdks;
 mod workbench;
