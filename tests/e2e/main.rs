@@ -44,6 +44,7 @@ mod redis_state;
 mod seed_patterns;
 mod streaming;
 mod tracing;
+mod translate_chat_messages;
 mod translate_claude_code;
 mod translate_messages_chat;
 mod translate_responses_messages;

@@ -1,8 +1,8 @@
 //! A request in a format its backend's provider does not speak, and the
 //! gateway does not translate, is refused in the client's own error shape
 //! and never forwarded: an Anthropic token count is not posted to OpenAI,
-//! nor a Chat Completions body to Anthropic. What the backend speaks still passes, and so does what the
-//! operator marked `passthrough`.
+//! nor an embeddings request to Anthropic. What the backend speaks still
+//! passes, and so does what the operator marked `passthrough`.
 
 use crate::common::*;
 use crate::hardening::raw;
@@ -79,9 +79,10 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
             "{msg}"
         );
     }
-    // The OpenAI SDK's requests to an Anthropic backend (Codex's Responses
-    // are translated, see `translate_responses_messages`).
-    for path in ["/anthropic/v1/chat/completions", "/anthropic/v1/embeddings"] {
+    // Embeddings to an Anthropic backend (Chat and Responses are
+    // translated, see `translate_chat_messages` and
+    // `translate_responses_messages`).
+    for path in ["/anthropic/v1/embeddings"] {
         let r = raw(gw.addr(4060), "POST", path, &openai, CHAT).await;
         assert_eq!(r.status, 400, "{path}: {}", r.body);
         let v = r.json();

@@ -35,6 +35,30 @@ pub fn reasoning_effort(budget_tokens: u64) -> &'static str {
     }
 }
 
+/// Anthropic requires `max_tokens`; OpenAI requests may leave it out.
+pub const DEFAULT_MAX_TOKENS: u64 = 32_000;
+
+/// Anthropic `stop_reason` → OpenAI Chat `finish_reason`.
+pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens") | Some("model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("refusal") => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Anthropic `usage` → Chat `usage` (cached tokens inside `prompt_tokens`).
+pub fn chat_usage(u: &Value) -> Value {
+    let r = responses_usage(u);
+    json!({
+        "prompt_tokens": r["input_tokens"],
+        "completion_tokens": r["output_tokens"],
+        "total_tokens": r["total_tokens"],
+        "prompt_tokens_details": {"cached_tokens": r["input_tokens_details"]["cached_tokens"]},
+    })
+}
+
 /// OpenAI `reasoning.effort` → an Anthropic thinking budget (before the
 /// `max_tokens` cap); `None` for an effort this gateway does not know.
 pub fn thinking_budget(effort: &str) -> Option<u64> {

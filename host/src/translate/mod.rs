@@ -9,10 +9,12 @@
 //! and the response policies, so those see what the client will read,
 //! event by event.
 //!
-//! Directions: Anthropic Messages → OpenAI Chat Completions, and OpenAI
-//! Responses → Anthropic Messages.
+//! Directions: Anthropic Messages → OpenAI Chat Completions, OpenAI
+//! Responses → Anthropic Messages, and OpenAI Chat Completions → Anthropic
+//! Messages.
 
 mod chain;
+mod chat_messages;
 mod envelope;
 mod errors;
 mod fields;
@@ -37,6 +39,8 @@ pub enum Direction {
     MessagesToChat,
     /// OpenAI Responses to Anthropic Messages.
     ResponsesToMessages,
+    /// OpenAI Chat Completions to Anthropic Messages.
+    ChatToMessages,
 }
 
 impl Direction {
@@ -44,7 +48,7 @@ impl Direction {
     pub fn upstream_kind(self) -> AiKind {
         match self {
             Direction::MessagesToChat => AiKind::Completions,
-            Direction::ResponsesToMessages => AiKind::Messages,
+            Direction::ResponsesToMessages | Direction::ChatToMessages => AiKind::Messages,
         }
     }
 }
@@ -58,6 +62,7 @@ pub fn direction(api: &dyn Api, kind: AiKind) -> Option<Direction> {
     match kind {
         AiKind::Messages if api.speaks(AiKind::Completions) => Some(Direction::MessagesToChat),
         AiKind::Responses if api.speaks(AiKind::Messages) => Some(Direction::ResponsesToMessages),
+        AiKind::Completions if api.speaks(AiKind::Messages) => Some(Direction::ChatToMessages),
         _ => None,
     }
 }
@@ -91,12 +96,13 @@ pub fn request(
         Direction::ResponsesToMessages => {
             responses_messages::request::translate(body, &mut fields)?
         }
+        Direction::ChatToMessages => chat_messages::request::translate(body, &mut fields)?,
     };
     out.body = Some(translated.into());
     out.kind = dir.upstream_kind();
     out.path = match dir {
         Direction::MessagesToChat => "/v1/chat/completions".into(),
-        Direction::ResponsesToMessages => "/v1/messages".into(),
+        Direction::ResponsesToMessages | Direction::ChatToMessages => "/v1/messages".into(),
     };
     // The client's query (Claude Code's `?beta=true`) is for its own API.
     out.query = None;
@@ -106,7 +112,7 @@ pub fn request(
                 out.headers.remove(h);
             }
         }
-        Direction::ResponsesToMessages => {
+        Direction::ResponsesToMessages | Direction::ChatToMessages => {
             out.headers.remove("openai-beta");
             out.headers.insert(
                 "anthropic-version",
@@ -148,7 +154,13 @@ pub fn transcoder(
             Box::new(messages_chat::stream::ChunksToEvents::default())
         }
         (Direction::MessagesToChat, false, false) => messages_chat::response::transcoder(),
-        (Direction::ResponsesToMessages, true, _) => errors::to_openai(status),
+        (Direction::ResponsesToMessages | Direction::ChatToMessages, true, _) => {
+            errors::to_openai(status)
+        }
+        (Direction::ChatToMessages, false, true) => {
+            Box::new(chat_messages::stream::EventsToChunks::default())
+        }
+        (Direction::ChatToMessages, false, false) => chat_messages::response::transcoder(),
         (Direction::ResponsesToMessages, false, true) => {
             Box::new(responses_messages::stream::EventsToResponses::default())
         }

@@ -14,8 +14,7 @@ use std::collections::HashSet;
 
 type Obj = Map<String, Value>;
 
-/// Anthropic requires `max_tokens`; Responses may leave it out.
-pub const DEFAULT_MAX_TOKENS: u64 = 32_000;
+use super::super::maps::DEFAULT_MAX_TOKENS;
 
 fn invalid(msg: impl Into<String>) -> TranslateError {
     TranslateError::Invalid(msg.into())
