@@ -1,7 +1,8 @@
 //! The official SDKs parse translated answers with their own accumulators:
 //! Python `anthropic` (`messages.stream(...).get_final_message()`) on a
 //! Chat Completions backend, and Python `openai`
-//! (`responses.stream(...).get_final_response()`) on an Anthropic backend.
+//! (`responses.stream(...).get_final_response()`, and a chat stream with
+//! parallel tool calls) on an Anthropic backend.
 //!
 //! The SDKs live in a venv at `target/pyenv` (`python3 -m venv target/pyenv
 //! && target/pyenv/bin/pip install anthropic openai`); without it the test
@@ -44,6 +45,11 @@ with o.responses.stream(model="gpt-5-codex", input="list files",
                         tools=[{"type": "function", "name": "shell", "parameters": {"type": "object"}}]) as s:
     r = s.get_final_response()
 print(json.dumps({"responses_stream": r.model_dump(mode="json")}))
+with o.chat.completions.stream(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "weather?"}],
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+        stream_options={"include_usage": True}) as s:
+    c = s.get_final_completion()
+print(json.dumps({"chat_stream": c.model_dump(mode="json")}))
 "#;
 
 fn chat_tool_chunks() -> Vec<(Option<String>, String)> {
@@ -99,6 +105,35 @@ fn anthropic_events() -> Vec<(Option<String>, String)> {
     .collect()
 }
 
+/// Anthropic events: text, then two parallel `get_weather` calls.
+fn anthropic_tool_events() -> Vec<(Option<String>, String)> {
+    let mut v = vec![
+        json!({"type": "message_start", "message": {"id": "msg_chat", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5", "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 6, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking."}}),
+        json!({"type": "content_block_stop", "index": 0}),
+    ];
+    for (i, city) in ["Paris", "Oslo"].iter().enumerate() {
+        v.push(json!({"type": "content_block_start", "index": i + 1, "content_block":
+            {"type": "tool_use", "id": format!("toolu_{city}"), "name": "get_weather", "input": {}}}));
+        v.push(
+            json!({"type": "content_block_delta", "index": i + 1, "delta":
+            {"type": "input_json_delta", "partial_json": json!({"city": city}).to_string()}}),
+        );
+        v.push(json!({"type": "content_block_stop", "index": i + 1}));
+    }
+    v.push(
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+        "usage": {"output_tokens": 11}}),
+    );
+    v.push(json!({"type": "message_stop"}));
+    v.into_iter()
+        .map(|e| (e["type"].as_str().map(str::to_string), e.to_string()))
+        .collect()
+}
+
 #[tokio::test]
 async fn translate_sdk_accumulators_parse_translated_answers() {
     let Some(py) = python() else { return };
@@ -106,7 +141,8 @@ async fn translate_sdk_accumulators_parse_translated_answers() {
     let ant = FakeUpstream::plain().await;
     oai.queue_script(Script::default().sse(chat_tool_chunks()));
     oai.set_script(Script::text("Hello."));
-    ant.set_script(Script::default().sse(anthropic_events()));
+    ant.queue_script(Script::default().sse(anthropic_events()));
+    ant.set_script(Script::default().sse(anthropic_tool_events()));
     let dir = tempfile::tempdir().unwrap();
     let cfg = format!(
         "binds:\n- port: 4060\nroutes:
@@ -175,4 +211,12 @@ async fn translate_sdk_accumulators_parse_translated_answers() {
     assert_eq!(o[1]["content"][0]["text"], "Sure.");
     assert_eq!(o[2]["call_id"], "toolu_sdk");
     assert_eq!(o[2]["arguments"], r#"{"cmd":"ls"}"#);
+    let c = &got["chat_stream"]["choices"][0];
+    assert_eq!(c["message"]["content"], "Checking.");
+    assert_eq!(c["finish_reason"], "tool_calls");
+    let calls = c["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["id"], "toolu_Paris");
+    assert_eq!(calls[1]["function"]["arguments"], r#"{"city":"Oslo"}"#);
+    assert_eq!(got["chat_stream"]["usage"]["completion_tokens"], 11);
 }
