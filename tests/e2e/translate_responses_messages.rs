@@ -318,3 +318,57 @@ async fn translate_responses_refusals_and_drops() {
     );
     assert!(s.sent().get("previous_response_id").is_none());
 }
+
+/// Through Bedrock, Responses are translated to Messages and then signed;
+/// the answer's AWS event-stream is turned into Anthropic SSE by the
+/// provider, then into Responses events: both transcoders in a row.
+#[tokio::test]
+async fn translate_responses_through_bedrock_chains_the_transcoders() {
+    use sluice_testkit::upstream::bedrock::{BedrockScript, FakeBedrock};
+    const AKID: &str = "AKIDSLUICETEST";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let fake = FakeBedrock::start(AKID, SECRET).await;
+    fake.set_script(BedrockScript::default().deltas(["Hello ", "from Bedrock"]));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "binds:\n- port: 4060\nroutes:
+- name: codex-bedrock
+  matches:
+  - path: {{pathPrefix: /codex}}
+  policies:
+    urlRewrite: {{path: {{prefix: /}}}}
+    backendAuth: {{aws: {{accessKeyId: {AKID}, secretAccessKey: '{SECRET}'}}}}
+  backends:
+  - ai:
+      name: bedrock
+      provider: {{bedrock: {{region: us-east-1, model: us.anthropic.claude-sonnet-4-5-20250929-v1:0}}}}
+      hostOverride: 'http://{}'
+",
+        fake.addr()
+    );
+    let cfg = write(dir.path(), "b.yaml", &cfg);
+    let gw = gateway(&[&cfg], &[4060], &[], &[]).await;
+    let st = TestClient::new()
+        .stream_sse_full(
+            &gw.url(4060, "/codex/v1/responses"),
+            &headers(),
+            &request(true),
+        )
+        .await;
+    assert_eq!(st.status, 200, "{}", String::from_utf8_lossy(&st.raw));
+    assert!(st.error.is_none(), "{:?}", st.error);
+    let evs: Vec<Value> = st.events.iter().map(|(_, e)| e.json()).collect();
+    let text: String = evs
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, "Hello from Bedrock");
+    assert_eq!(evs.last().unwrap()["type"], "response.completed");
+    let req = fake.last_request().unwrap();
+    assert!(req.signature_ok(), "{:?}", req.signature);
+    let b = req.json();
+    assert_eq!(b["anthropic_version"], "bedrock-2023-05-31");
+    assert_eq!(b["messages"][0]["content"][0]["text"], "list the files");
+    assert_eq!(b["tools"][0]["name"], "shell");
+}
