@@ -66,6 +66,7 @@ pub fn translate(body: &[u8], fields: &mut Fields) -> Result<Vec<u8>, TranslateE
             "tool_choice" => tool_choice(val, &mut out, fields)?,
             "thinking" => thinking(val, &mut out, fields)?,
             "context_management" => context_management(val, fields)?,
+            "output_config" => output_config(val, &mut out, fields)?,
             other => fields.unsupported(other)?,
         }
     }
@@ -422,6 +423,24 @@ fn tool_choice(v: &Value, out: &mut Obj, fields: &mut Fields) -> Result<(), Tran
     Ok(())
 }
 
+/// `output_config.effort` (how hard the model works) is Chat's
+/// `reasoning_effort`; it wins over a thinking budget's mapping, being the
+/// client's own word for it.
+fn output_config(v: &Value, out: &mut Obj, fields: &mut Fields) -> Result<(), TranslateError> {
+    for (k, val) in obj(v, "output_config")? {
+        match (k.as_str(), val.as_str()) {
+            ("effort", Some(e @ ("low" | "medium" | "high"))) => {
+                out.insert("reasoning_effort".into(), json!(e));
+            }
+            ("effort", other) => {
+                fields.unsupported(format!("output_config.effort `{}`", other.unwrap_or("")))?
+            }
+            (other, _) => fields.unsupported(format!("output_config.{other}"))?,
+        }
+    }
+    Ok(())
+}
+
 /// `context_management` edits: clearing thinking holds by construction (no
 /// thinking block is ever sent to a Chat model); any other edit would
 /// change the context the model reads, and Chat has none to make.
@@ -450,10 +469,8 @@ fn thinking(v: &Value, out: &mut Obj, fields: &mut Fields) -> Result<(), Transla
     match t.get("type").and_then(Value::as_str) {
         Some("enabled") => {
             let budget = t.get("budget_tokens").and_then(Value::as_u64).unwrap_or(0);
-            out.insert(
-                "reasoning_effort".into(),
-                json!(maps::reasoning_effort(budget)),
-            );
+            out.entry("reasoning_effort")
+                .or_insert_with(|| json!(maps::reasoning_effort(budget)));
         }
         Some("disabled") => {}
         other => fields.unsupported(format!("thinking.type `{}`", other.unwrap_or("")))?,
@@ -557,6 +574,14 @@ mod tests {
         .unwrap();
         assert_eq!(v["tools"].as_array().unwrap().len(), 1);
         assert!(v.get("context_management").is_none());
+        for body in [
+            json!({"model": "m", "max_tokens": 1, "messages": [], "output_config": {"effort": "low"},
+                   "thinking": {"type": "enabled", "budget_tokens": 30000}}),
+            json!({"model": "m", "max_tokens": 1, "messages": [],
+                   "thinking": {"type": "enabled", "budget_tokens": 30000}, "output_config": {"effort": "low"}}),
+        ] {
+            assert_eq!(run(body).unwrap()["reasoning_effort"], "low");
+        }
         let e = run(json!({"model": "m", "max_tokens": 1, "messages": [],
             "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}))
         .unwrap_err();
