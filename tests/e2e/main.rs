@@ -47,6 +47,7 @@ mod tracing;
 mod translate_chat_messages;
 mod translate_claude_code;
 mod translate_messages_chat;
+mod translate_responses_chat;
 mod translate_responses_messages;
 mod translate_sdks;
 mod workbench;

@@ -10,8 +10,9 @@
 //! event by event.
 //!
 //! Directions: Anthropic Messages → OpenAI Chat Completions, OpenAI
-//! Responses → Anthropic Messages, and OpenAI Chat Completions → Anthropic
-//! Messages.
+//! Responses → Anthropic Messages, OpenAI Chat Completions → Anthropic
+//! Messages, and OpenAI Responses → Chat Completions (for a backend that
+//! speaks Chat alone: Responses → Messages → Chat, both steps in a row).
 
 mod chain;
 mod chat_messages;
@@ -41,13 +42,15 @@ pub enum Direction {
     ResponsesToMessages,
     /// OpenAI Chat Completions to Anthropic Messages.
     ChatToMessages,
+    /// OpenAI Responses to OpenAI Chat Completions, through Messages.
+    ResponsesToChat,
 }
 
 impl Direction {
     /// The format the backend is sent.
     pub fn upstream_kind(self) -> AiKind {
         match self {
-            Direction::MessagesToChat => AiKind::Completions,
+            Direction::MessagesToChat | Direction::ResponsesToChat => AiKind::Completions,
             Direction::ResponsesToMessages | Direction::ChatToMessages => AiKind::Messages,
         }
     }
@@ -62,6 +65,7 @@ pub fn direction(api: &dyn Api, kind: AiKind) -> Option<Direction> {
     match kind {
         AiKind::Messages if api.speaks(AiKind::Completions) => Some(Direction::MessagesToChat),
         AiKind::Responses if api.speaks(AiKind::Messages) => Some(Direction::ResponsesToMessages),
+        AiKind::Responses if api.speaks(AiKind::Completions) => Some(Direction::ResponsesToChat),
         AiKind::Completions if api.speaks(AiKind::Messages) => Some(Direction::ChatToMessages),
         _ => None,
     }
@@ -97,18 +101,19 @@ pub fn request(
             responses_messages::request::translate(body, &mut fields)?
         }
         Direction::ChatToMessages => chat_messages::request::translate(body, &mut fields)?,
+        Direction::ResponsesToChat => responses_chat(body, &mut fields)?,
     };
     out.body = Some(translated.into());
     out.kind = dir.upstream_kind();
     out.path = match dir {
-        Direction::MessagesToChat => "/v1/chat/completions".into(),
+        Direction::MessagesToChat | Direction::ResponsesToChat => "/v1/chat/completions".into(),
         Direction::ResponsesToMessages | Direction::ChatToMessages => "/v1/messages".into(),
     };
     // The client's query (Claude Code's `?beta=true`) is for its own API.
     out.query = None;
     match dir {
-        Direction::MessagesToChat => {
-            for h in ["anthropic-version", "anthropic-beta"] {
+        Direction::MessagesToChat | Direction::ResponsesToChat => {
+            for h in ["anthropic-version", "anthropic-beta", "openai-beta"] {
                 out.headers.remove(h);
             }
         }
@@ -123,6 +128,35 @@ pub fn request(
     // The transcoder reads the answer's bytes: ask for them unencoded.
     out.headers.remove(ACCEPT_ENCODING);
     Ok(fields.into_dropped())
+}
+
+/// Responses → Messages → Chat. The Messages step must name a
+/// `max_tokens` and fit a thinking budget under it; Chat needs neither:
+/// `reasoning.effort` goes to `reasoning_effort` as it is (one vocabulary),
+/// and when the client named no limit, Chat is sent none either.
+fn responses_chat(body: &[u8], fields: &mut Fields) -> Result<Vec<u8>, TranslateError> {
+    use serde_json::Value;
+    let bad = |e: serde_json::Error| TranslateError::Invalid(format!("the body is not JSON: {e}"));
+    let mut req: Value = serde_json::from_slice(body).map_err(bad)?;
+    let effort = req
+        .as_object_mut()
+        .and_then(|o| o.get_mut("reasoning"))
+        .and_then(Value::as_object_mut)
+        .and_then(|r| r.remove("effort"));
+    let limited = req.get("max_output_tokens").is_some_and(|m| !m.is_null());
+    let stage1 = serde_json::to_vec(&req).map_err(bad)?;
+    let messages = responses_messages::request::translate(&stage1, fields)?;
+    let chat = messages_chat::request::translate(&messages, fields)?;
+    let mut v: Value = serde_json::from_slice(&chat).map_err(bad)?;
+    if let Some(o) = v.as_object_mut() {
+        if !limited {
+            o.remove("max_completion_tokens");
+        }
+        if let Some(e) = effort.filter(|e| !e.is_null()) {
+            o.insert("reasoning_effort".into(), e);
+        }
+    }
+    serde_json::to_vec(&v).map_err(bad)
 }
 
 /// The `anthropic-version` a translated request is sent with.
@@ -149,6 +183,18 @@ pub fn transcoder(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let outer: Box<dyn Transcode> = match (dir, status.as_u16() >= 400, sse) {
+        (Direction::ResponsesToChat, true, _) => {
+            let first = errors::to_anthropic(status);
+            Box::new(chain::Chain::new(first, errors::to_openai(status)))
+        }
+        (Direction::ResponsesToChat, false, true) => Box::new(chain::Chain::new(
+            Box::new(messages_chat::stream::ChunksToEvents::default()),
+            Box::new(responses_messages::stream::EventsToResponses::default()),
+        )),
+        (Direction::ResponsesToChat, false, false) => Box::new(chain::Chain::new(
+            messages_chat::response::transcoder(),
+            responses_messages::response::transcoder(),
+        )),
         (Direction::MessagesToChat, true, _) => errors::to_anthropic(status),
         (Direction::MessagesToChat, false, true) => {
             Box::new(messages_chat::stream::ChunksToEvents::default())
