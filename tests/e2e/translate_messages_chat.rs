@@ -142,6 +142,10 @@ async fn translate_chat_whole_answer_and_translated_request() {
     assert_eq!(req.path_and_query(), "/v1/chat/completions");
     assert!(req.header("anthropic-version").is_none());
     assert!(req.header("anthropic-beta").is_none());
+    assert!(
+        req.header("x-api-key").is_none(),
+        "an Anthropic credential went to OpenAI"
+    );
     let b = req.json();
     assert_eq!(b["model"], "gpt-5");
     assert_eq!(b["max_completion_tokens"], 256);

@@ -113,7 +113,14 @@ pub fn request(
     out.query = None;
     match dir {
         Direction::MessagesToChat | Direction::ResponsesToChat => {
-            for h in ["anthropic-version", "anthropic-beta", "openai-beta"] {
+            // `x-api-key` is an Anthropic credential: never sent to another
+            // provider (a backend key, if configured, goes on later).
+            for h in [
+                "anthropic-version",
+                "anthropic-beta",
+                "openai-beta",
+                "x-api-key",
+            ] {
                 out.headers.remove(h);
             }
         }
