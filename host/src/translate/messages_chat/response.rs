@@ -31,6 +31,9 @@ pub fn message(v: &Value) -> Result<Value, TranscodeError> {
     let choice = &v["choices"][0];
     let msg = &choice["message"];
     let mut content = Vec::new();
+    if let Some(t) = super::stream::reasoning_text(msg) {
+        content.push(json!({"type": "thinking", "thinking": t, "signature": ""}));
+    }
     if let Some(t) = msg["content"].as_str().filter(|t| !t.is_empty()) {
         content.push(json!({"type": "text", "text": t}));
     }
@@ -69,14 +72,18 @@ mod tests {
     #[test]
     fn text_tool_calls_and_usage() {
         let v = json!({"id": "chatcmpl-1", "model": "gpt-5", "choices": [{"index": 0,
-            "message": {"role": "assistant", "content": "ok", "tool_calls": [
+            "message": {"role": "assistant", "content": "ok", "reasoning_content": "why", "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "Read", "arguments": "{\"path\":\"a\"}"}}]},
             "finish_reason": "tool_calls"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}});
         let m = message(&v).unwrap();
-        assert_eq!(m["content"][0], json!({"type": "text", "text": "ok"}));
-        assert_eq!(m["content"][1]["id"], "call_1");
-        assert_eq!(m["content"][1]["input"]["path"], "a");
+        assert_eq!(
+            m["content"][0],
+            json!({"type": "thinking", "thinking": "why", "signature": ""})
+        );
+        assert_eq!(m["content"][1], json!({"type": "text", "text": "ok"}));
+        assert_eq!(m["content"][2]["id"], "call_1");
+        assert_eq!(m["content"][2]["input"]["path"], "a");
         assert_eq!(m["stop_reason"], "tool_use");
         assert_eq!(m["usage"]["input_tokens"], 6);
         assert_eq!(m["usage"]["cache_read_input_tokens"], 4);

@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
     Text,
+    /// Reasoning text from a backend that streams it (`reasoning_content`,
+    /// as DeepSeek, vLLM and others do).
+    Thinking,
     /// A tool call, by its Chat `index`.
     Tool(u64),
 }
@@ -107,6 +110,16 @@ impl ChunksToEvents {
             return Ok(());
         };
         let delta = &choice["delta"];
+        if let Some(t) = reasoning_text(delta) {
+            let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+            let i = self.open(Open::Thinking, block, out);
+            emit(
+                out,
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": i,
+                       "delta": {"type": "thinking_delta", "thinking": t}}),
+            );
+        }
         if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
             let i = self.open(Open::Text, json!({"type": "text", "text": ""}), out);
             emit(
@@ -174,6 +187,16 @@ impl ChunksToEvents {
         emit(out, "message_stop", json!({"type": "message_stop"}));
         Ok(())
     }
+}
+
+/// The reasoning text a Chat message or delta carries, under either name
+/// OpenAI-compatible servers use. It has no signature: on the next turn
+/// the thinking block is not sent back (see the request translation).
+pub fn reasoning_text(m: &Value) -> Option<&str> {
+    m["reasoning_content"]
+        .as_str()
+        .or_else(|| m["reasoning"].as_str())
+        .filter(|t| !t.is_empty())
 }
 
 impl Transcode for ChunksToEvents {
@@ -285,6 +308,31 @@ mod tests {
         assert_eq!(ev[9].1["delta"]["stop_reason"], "tool_use");
         assert_eq!(ev[9].1["usage"]["input_tokens"], 7);
         assert_eq!(ev[9].1["usage"]["cache_read_input_tokens"], 2);
+    }
+
+    #[test]
+    fn streamed_reasoning_becomes_a_thinking_block() {
+        let mut t = ChunksToEvents::default();
+        let mut s = String::new();
+        for d in [
+            json!({"reasoning_content": "let me "}),
+            json!({"reasoning_content": "see"}),
+            json!({"content": "ok"}),
+        ] {
+            s += &chunk(json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": d}]}));
+        }
+        s += &chunk(
+            json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+        );
+        let mut out = t.push(s.as_bytes()).unwrap();
+        out.extend(t.finish().unwrap());
+        let ev = events(&out);
+        assert_eq!(ev[1].1["content_block"]["type"], "thinking");
+        assert_eq!(ev[2].1["delta"]["thinking"], "let me ");
+        assert_eq!(ev[3].1["delta"]["thinking"], "see");
+        assert_eq!(ev[4].0, "content_block_stop");
+        assert_eq!(ev[5].1["content_block"]["type"], "text");
+        assert_eq!(ev[5].1["index"], 1);
     }
 
     #[test]
