@@ -19,7 +19,6 @@ use super::snapshot::RouteEntry;
 use crate::config::AiKind;
 use crate::metrics::{AttemptLabels, EvictionLabels, Metrics};
 use crate::otel::RequestTrace;
-
 use http::Response;
 use hyper::body::Incoming;
 use std::sync::Arc;

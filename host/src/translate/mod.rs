@@ -76,8 +76,8 @@ pub fn direction(api: &dyn Api, kind: AiKind) -> Option<Direction> {
 pub fn why_not(kind: AiKind) -> Option<&'static str> {
     match kind {
         AiKind::AnthropicTokenCount => Some(
-            "token counting is not translated: an OpenAI backend has no counting endpoint, and \
-             the gateway does not guess a count",
+            "token counting is not translated: this backend has no Anthropic counting endpoint, \
+             and the gateway does not guess a count",
         ),
         _ => None,
     }
