@@ -22,5 +22,6 @@ pub mod reload;
 pub mod server;
 pub mod stream;
 pub mod trace_cel;
+pub mod translate;
 pub mod watch;
 pub mod workbench;

@@ -18,7 +18,7 @@ const AKID: &str = "AKIDSLUICETEST";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 /// The `claude` binary, or `None` (skip) outside CI.
-fn claude_bin() -> Option<PathBuf> {
+pub(crate) fn claude_bin() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("SLUICE_CLAUDE_CODE").map(PathBuf::from),
         Some(
@@ -39,7 +39,7 @@ fn claude_bin() -> Option<PathBuf> {
 
 /// Run `claude -p prompt` against `base_url`, in `cwd`, with a clean
 /// environment; returns (exit ok, stdout, stderr).
-async fn run_claude(
+pub(crate) async fn run_claude(
     bin: &Path,
     base_url: &str,
     cwd: &Path,

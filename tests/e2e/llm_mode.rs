@@ -163,14 +163,16 @@ async fn llm_basic_picks_the_provider_by_model() {
     );
     assert!(r.text().contains("data: [DONE]"), "{}", r.text());
 
-    // A model its provider cannot serve in this format is refused, not forwarded.
-    let before = p.upstream.requests().len();
+    // A model whose provider speaks another format gets the request
+    // translated (Messages → Chat), and the answer back in Anthropic's.
     let r = c
         .post_json(&url("/v1/messages"), ANTHROPIC, &message("smart"))
         .await;
-    assert_eq!(r.status, 400, "{}", r.text());
-    assert_eq!(r.json()["type"], "error", "{}", r.text());
-    assert_eq!(p.upstream.requests().len(), before);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["type"], "message", "{}", r.text());
+    let got = p.upstream.last_request().unwrap();
+    assert_eq!(got.path_and_query(), "/v1/chat/completions");
+    assert_eq!(got.json()["model"], "gpt-5.5");
 }
 
 #[tokio::test]

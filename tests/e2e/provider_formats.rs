@@ -1,8 +1,8 @@
-//! A request in a format its backend's provider does not speak is refused
-//! in the client's own error shape and never forwarded: an Anthropic
-//! Messages body is not posted to OpenAI, nor a Chat Completions body to
-//! Anthropic. What the backend speaks still passes, and so does what the
-//! operator marked `passthrough`.
+//! A request in a format its backend's provider does not speak, and the
+//! gateway does not translate, is refused in the client's own error shape
+//! and never forwarded: an Anthropic token count is not posted to OpenAI,
+//! nor an embeddings request to Anthropic. What the backend speaks still
+//! passes, and so does what the operator marked `passthrough`.
 
 use crate::common::*;
 use crate::hardening::raw;
@@ -58,15 +58,15 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
     ];
     let openai = [("host", "localhost"), ("content-type", "application/json")];
 
-    // Claude Code's request to an OpenAI backend, including the odd
+    // Claude Code's token count on an OpenAI backend (its messages are
+    // translated, see `translate_messages_chat`), including the odd
     // spellings a path normaliser must see through.
     for path in [
-        "/openai/v1/messages",
-        "/openai/v1/messages?beta=true",
-        "/openai/v1/x/../messages",
-        "/openai//v1/messages",
-        "/openai/v1/%6Dessages",
         "/openai/v1/messages/count_tokens",
+        "/openai/v1/messages/count_tokens?beta=true",
+        "/openai/v1/x/../messages/count_tokens",
+        "/openai//v1/messages/count_tokens",
+        "/openai/v1/%6Dessages/count_tokens",
     ] {
         let r = raw(gw.addr(4060), "POST", path, &anthropic, MESSAGES).await;
         assert_eq!(r.status, 400, "{path}: {}", r.body);
@@ -79,12 +79,10 @@ async fn a_format_the_backend_does_not_speak_is_refused_in_the_clients_shape() {
             "{msg}"
         );
     }
-    // Codex's and the OpenAI SDK's requests to an Anthropic backend.
-    for path in [
-        "/anthropic/v1/chat/completions",
-        "/anthropic/v1/responses",
-        "/anthropic/v1/embeddings",
-    ] {
+    // Embeddings to an Anthropic backend (Chat and Responses are
+    // translated, see `translate_chat_messages` and
+    // `translate_responses_messages`).
+    for path in ["/anthropic/v1/embeddings"] {
         let r = raw(gw.addr(4060), "POST", path, &openai, CHAT).await;
         assert_eq!(r.status, 400, "{path}: {}", r.body);
         let v = r.json();
@@ -123,7 +121,7 @@ async fn a_refusal_leaves_the_connection_usable() {
     let h = [("content-type", "application/json")];
     for _ in 0..20 {
         let r = c
-            .post_json(&gw.url(4060, "/openai/v1/messages"), &h, &body)
+            .post_json(&gw.url(4060, "/openai/v1/messages/count_tokens"), &h, &body)
             .await;
         assert_eq!(r.status, 400);
         let r = c

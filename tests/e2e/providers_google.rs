@@ -191,18 +191,34 @@ async fn gemini_and_azure_chat_completions() {
     assert_eq!(req.path_and_query(), "/v1beta/openai/chat/completions");
     assert_eq!(req.header("authorization"), Some("Bearer g-key"));
     assert_eq!(req.json()["model"], "gemini-2.5-flash");
-    // Claude Code's format is not Gemini's: refused, nothing sent.
+    // Claude Code's format is not Gemini's: translated to Chat Completions
+    // (its stray `system`-role message is refused first, as Anthropic would).
     let before = gemini.requests().len();
+    let mut cc = claude_code_request_with("hi");
     let r = c
         .post_json(
             &gw.url(4060, "/gemini/v1/messages"),
             &claude_code_headers(),
-            &claude_code_request_with("hi"),
+            &cc,
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["type"], "error");
     assert_eq!(gemini.requests().len(), before);
+    cc["messages"].as_array_mut().unwrap().truncate(1);
+    let r = c
+        .post_json(
+            &gw.url(4060, "/gemini/v1/messages"),
+            &claude_code_headers(),
+            &cc,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("event: message_stop"), "{}", r.text());
+    let req = gemini.last_request().unwrap();
+    assert_eq!(req.path_and_query(), "/v1beta/openai/chat/completions");
+    assert_eq!(req.json()["model"], "gemini-2.5-flash");
+    assert_eq!(req.json()["reasoning_effort"], "high");
 
     let r = c
         .post_json(&gw.url(4060, "/azure/v1/chat/completions"), &auth, &chat)

@@ -395,6 +395,7 @@ fn decode_model(
         ai: Some(AiPolicy {
             routes: default_ai_routes(),
             model_aliases: Default::default(),
+            translation: Default::default(),
         }),
         ..Default::default()
     };

@@ -604,10 +604,34 @@ fn decode_model_aliases(d: &mut Diags, loc: &Location, node: &Node, path: &str) 
     })
 }
 
+/// `ai.translation: {unsupportedFields: reject|drop}`.
+fn decode_translation(d: &mut Diags, node: &Node, path: &str) -> Translation {
+    let mut out = Translation::default();
+    let Some(m) = as_map(d, node, path) else {
+        return out;
+    };
+    check_keys(d, m, path, &["unsupportedFields"]);
+    if let Some(n) = get(m, "unsupportedFields") {
+        let p = join_key(path, "unsupportedFields");
+        if let Some(v) = super::decode::one_of(d, n, &p, &UnsupportedFields::ALL) {
+            out.unsupported_fields = v;
+        }
+    }
+    out
+}
+
 fn decode_ai(d: &mut Diags, node: &Node, path: &str, att: &mut Attachments) -> Option<AiPolicy> {
     let m = as_map(d, node, path)?;
-    check_keys(d, m, path, &["routes", "promptGuard", "modelAliases"]);
+    check_keys(
+        d,
+        m,
+        path,
+        &["routes", "promptGuard", "modelAliases", "translation"],
+    );
     let mut out = AiPolicy::default();
+    if let Some(n) = get(m, "translation") {
+        out.translation = decode_translation(d, n, &join_key(path, "translation"));
+    }
     if let Some((k, n)) = m.iter().find(|(k, _)| k.name == "modelAliases") {
         out.model_aliases = decode_model_aliases(d, &k.loc, n, &join_key(path, "modelAliases"));
     }

@@ -886,3 +886,47 @@ fn state_memory_path() {
         assert!(load_str("t.yaml", bad, &no_env).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn translation_decodes_strictly() {
+    let r = single_layer(
+        "tr.yaml",
+        "- name: g\n  policies:\n    ai:\n      translation: {unsupportedFields: drop}\n",
+    );
+    assert_eq!(
+        r.policies
+            .ai
+            .as_ref()
+            .unwrap()
+            .translation
+            .unsupported_fields,
+        UnsupportedFields::Drop
+    );
+    let r = single_layer("tr.yaml", "- name: g\n  policies:\n    ai: {}\n");
+    assert_eq!(
+        r.policies
+            .ai
+            .as_ref()
+            .unwrap()
+            .translation
+            .unsupported_fields,
+        UnsupportedFields::Reject
+    );
+    let errs = load_err(
+        "- name: g\n  policies:\n    ai:\n      translation:\n        unsupportedField: drop\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("t.yaml:5") && e.contains("unsupportedField")),
+        "{errs:?}"
+    );
+    let errs = load_err(
+        "- name: g\n  policies:\n    ai:\n      translation:\n        unsupportedFields: ignore\n",
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("t.yaml:5")
+            && e.contains("ai.translation.unsupportedFields")
+            && e.contains("reject")),
+        "{errs:?}"
+    );
+}

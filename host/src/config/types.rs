@@ -458,6 +458,36 @@ pub struct AiPolicy {
     /// `modelAliases`: requested model → served model.
     #[serde(skip_serializing_if = "ModelAliases::is_empty")]
     pub model_aliases: ModelAliases,
+    /// `translation`: how a request is translated for a backend that does
+    /// not speak its format.
+    pub translation: Translation,
+}
+
+/// `ai.translation`: what a translated request does with a field the
+/// backend's format has no equivalent for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Translation {
+    pub unsupported_fields: UnsupportedFields,
+}
+
+/// `ai.translation.unsupportedFields`. The default refuses: dropping a
+/// field silently changes what the model does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UnsupportedFields {
+    /// Refused with 400 naming the field.
+    #[default]
+    Reject,
+    /// Dropped; the answer names them in `sluice-dropped-fields`.
+    Drop,
+}
+
+impl UnsupportedFields {
+    pub const ALL: [(&'static str, UnsupportedFields); 2] = [
+        ("reject", UnsupportedFields::Reject),
+        ("drop", UnsupportedFields::Drop),
+    ];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -19,7 +19,6 @@ use super::snapshot::RouteEntry;
 use crate::config::AiKind;
 use crate::metrics::{AttemptLabels, EvictionLabels, Metrics};
 use crate::otel::RequestTrace;
-use crate::provider;
 use http::Response;
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -119,7 +118,7 @@ impl<'a> Attempts<'a> {
             }
         }
         let kind = self.kind;
-        let fits = |c: &Candidate| provider::speaks(c.target.api(), kind);
+        let fits = |c: &Candidate| super::pipeline::fits(c, kind);
         match self
             .route
             .backends

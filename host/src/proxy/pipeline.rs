@@ -23,6 +23,9 @@
 //!    timeout or a status in `retry.codes`, back to 4 for the next attempt
 //!    (`attempts.rs`), the body replayed from memory. 502/503/504 in the
 //!    client's shape when no attempt answered.
+//!    A backend that does not speak the client's format gets the request
+//!    translated (`crate::translate`), and its answer is translated back
+//!    before phase 6.
 //!    5b. **failover** (`llm:` failover virtual models): when phase 5 ends
 //!    on no answer, a 429 or a 5xx, the virtual model's next target, with
 //!    its own attempts, before any byte reached the client.
@@ -55,6 +58,7 @@ use crate::policy::{self, Chain, HeadersOutcome, RequestContext, RequestScope};
 use crate::provider::{self, Family, ProviderError};
 use crate::stream::decode::Encoding;
 use crate::stream::usage::UsageReader;
+use crate::translate;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
@@ -237,6 +241,7 @@ pub async fn handle(
     // Each attempt picks a backend, has its provider shape the request (path,
     // body, credential) and sends it with the time left; a failure or a
     // retryable status leads to the next attempt. Policies ran once, above.
+    let mut dropped = Vec::new();
     let (served, resp) = loop {
         let current = route.clone();
         let mut attempts = Attempts::new(&current, &metrics, kind, session.started);
@@ -257,7 +262,10 @@ pub async fn handle(
                 peer,
             );
             let mut upstream_req = match req.await {
-                Ok(r) => r,
+                Ok((r, d)) => {
+                    dropped = d;
+                    r
+                }
                 Err(ProviderError::BadRequest(msg)) => {
                     return session.error(400, "invalid_request_error", &msg)
                 }
@@ -317,11 +325,27 @@ pub async fn handle(
     // see what the client will.
     let (mut parts, body) = resp.into_parts();
     headers::prepare_response(&mut parts.headers);
+    let transcoder = match translation(&served, kind) {
+        Some(dir) => {
+            let status = parts.status.as_u16();
+            let inner = served
+                .target
+                .api()
+                .and_then(|a| a.transcoder(dir.upstream_kind(), status, &mut parts.headers));
+            Some(translate::transcoder(
+                dir,
+                inner,
+                &mut parts.status,
+                &mut parts.headers,
+                &dropped,
+            ))
+        }
+        None => served
+            .target
+            .api()
+            .and_then(|a| a.transcoder(kind, parts.status.as_u16(), &mut parts.headers)),
+    };
     session.status = parts.status.as_u16();
-    let transcoder = served
-        .target
-        .api()
-        .and_then(|a| a.transcoder(kind, session.status, &mut parts.headers));
     if transcoder.is_some() {
         parts.headers.remove(header::CONTENT_LENGTH);
     }
@@ -417,9 +441,15 @@ enum Forward {
     Stream(Option<UpstreamBody>),
 }
 
-/// Whether a backend can serve a request of `kind` (it speaks its format).
-fn fits(c: &Candidate, kind: AiKind) -> bool {
-    provider::speaks(c.target.api(), kind)
+/// Whether a backend can serve a request of `kind` (it speaks its format,
+/// or the gateway translates it).
+pub(super) fn fits(c: &Candidate, kind: AiKind) -> bool {
+    provider::speaks(c.target.api(), kind) || translation(c, kind).is_some()
+}
+
+/// How a request of `kind` is translated for the backend, when it is.
+fn translation(c: &Candidate, kind: AiKind) -> Option<translate::Direction> {
+    c.target.api().and_then(|a| translate::direction(a, kind))
 }
 
 /// Whether forwarding to one of the route's backends needs the body in
@@ -431,6 +461,7 @@ fn forward_needs_body(route: &RouteEntry, kind: AiKind) -> bool {
             c.target
                 .api()
                 .is_some_and(|api| (json && c.target.model.is_some()) || api.needs_body(kind))
+                || translation(c, kind).is_some()
         })
 }
 
@@ -771,7 +802,7 @@ fn route(
         chain: Arc::new(Chain::new(attachments)),
         scope,
         // An `llm:` listener answers in the format the client wrote in.
-        shape: if model_routed {
+        shape: if model_routed || translation(&first, kind).is_some() {
             client_shape(kind)
         } else {
             route.shape.unwrap_or_else(|| client_shape(kind))
@@ -852,7 +883,7 @@ async fn upstream_request(
     body: &mut Forward,
     prefix_len: Option<usize>,
     peer: SocketAddr,
-) -> Result<Request<UpstreamBody>, ProviderError> {
+) -> Result<(Request<UpstreamBody>, Vec<String>), ProviderError> {
     let t = &cand.target;
     let ctx = &session.scope.ctx;
     headers::prepare_request(&mut parts.headers, peer.ip());
@@ -887,7 +918,12 @@ async fn upstream_request(
         stream: ctx.streaming,
     };
     let mut path = None;
+    let mut dropped = Vec::new();
     if let Some(api) = t.api() {
+        if let Some(dir) = translate::direction(api, out.kind) {
+            dropped = translate::request(dir, &mut out, route.unsupported_fields)
+                .map_err(|e| ProviderError::BadRequest(e.to_string()))?;
+        }
         api.shape(&mut out)?;
         path = api.path(&out)?;
     }
@@ -929,7 +965,7 @@ async fn upstream_request(
             .map_err(|never| match never {})
             .boxed(),
     };
-    Ok(Request::from_parts(parts, body))
+    Ok((Request::from_parts(parts, body), dropped))
 }
 
 /// Phase 7: decide how the body travels, and for whole-body policies, run them.
@@ -1068,10 +1104,10 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
     names.dedup();
     let backend = names.join("`, `");
     let msg = format!(
-        "route `{}` sends this request to an `{backend}` backend, which does not accept {} requests; \
-         the gateway does not translate between API formats",
+        "route `{}` sends this request to an `{backend}` backend, which does not accept {} requests; {}",
         route.name,
         provider::format_name(kind),
+        translate::why_not(kind).unwrap_or("the gateway does not translate this format for it"),
     );
     tracing::info!(route = %route.name, kind = ?kind, backend, "request format not spoken by the backend");
     session.error(400, "invalid_request_error", &msg)
@@ -1079,7 +1115,12 @@ fn wrong_format(mut session: Session, route: &RouteEntry, kind: AiKind) -> Respo
 
 /// The provider family a plugin is told (WIT `types.provider`).
 pub(super) fn policy_provider(c: &Candidate, kind: AiKind) -> policy::Provider {
-    match c.target.api().map(|a| a.family(kind)) {
+    // A translated answer reaches policies in the client's format.
+    let family = |a: &dyn provider::Api| match translate::direction(a, kind) {
+        Some(_) => Family::of(kind),
+        None => a.family(kind),
+    };
+    match c.target.api().map(family) {
         Some(Family::Anthropic) => policy::Provider::Anthropic,
         Some(Family::OpenAi) => policy::Provider::Openai,
         None => policy::Provider::None,

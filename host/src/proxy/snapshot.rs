@@ -39,6 +39,8 @@ pub struct RouteEntry {
     pub shape: Option<ErrorShape>,
     /// `ai.modelAliases`: requested model → served model.
     pub aliases: ModelAliases,
+    /// `ai.translation.unsupportedFields`.
+    pub unsupported_fields: crate::config::UnsupportedFields,
 }
 
 impl RouteEntry {
@@ -196,6 +198,11 @@ impl Snapshot {
                         .ai
                         .as_ref()
                         .map(|a| a.model_aliases.clone())
+                        .unwrap_or_default(),
+                    unsupported_fields: p
+                        .ai
+                        .as_ref()
+                        .map(|a| a.translation.unsupported_fields)
                         .unwrap_or_default(),
                 }),
             ));

@@ -117,7 +117,8 @@ impl Script {
         self
     }
 
-    /// Cache tokens reported beside the input (Anthropic's wire only).
+    /// Cache tokens reported beside the input (Anthropic's wire; Chat
+    /// Completions reports the read ones inside `prompt_tokens`).
     pub fn cache_tokens(mut self, read: u64, write: u64) -> Self {
         self.cache_read_tokens = read;
         self.cache_write_tokens = write;

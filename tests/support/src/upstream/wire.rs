@@ -209,12 +209,20 @@ pub fn chat_json(c: &Ctx) -> Value {
             "logprobs": null,
             "finish_reason": "stop"
         }],
-        "usage": {
-            "prompt_tokens": s.input_tokens,
-            "completion_tokens": s.output_tokens,
-            "total_tokens": s.input_tokens + s.output_tokens
-        }
+        "usage": chat_usage(s)
     })
+}
+
+/// Chat `usage`: OpenAI counts cached tokens inside `prompt_tokens` and
+/// names them in `prompt_tokens_details` (only when the script has some).
+fn chat_usage(s: &Script) -> Value {
+    let prompt = s.input_tokens + s.cache_read_tokens;
+    let mut u = json!({"prompt_tokens": prompt, "completion_tokens": s.output_tokens,
+                       "total_tokens": prompt + s.output_tokens});
+    if s.cache_read_tokens > 0 {
+        u["prompt_tokens_details"] = json!({"cached_tokens": s.cache_read_tokens});
+    }
+    u
 }
 
 pub fn chat_events(c: &Ctx) -> Vec<Event> {
@@ -243,9 +251,7 @@ pub fn chat_events(c: &Ctx) -> Vec<Event> {
     ));
     if include_usage {
         let v = json!({"id": id, "object": "chat.completion.chunk", "created": created,
-            "model": model, "choices": [],
-            "usage": {"prompt_tokens": s.input_tokens, "completion_tokens": s.output_tokens,
-                      "total_tokens": s.input_tokens + s.output_tokens}});
+            "model": model, "choices": [], "usage": chat_usage(s)});
         out.push((None, v.to_string()));
     }
     out.push((None, "[DONE]".to_string()));
