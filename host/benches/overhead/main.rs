@@ -23,7 +23,8 @@
 //!
 //! Knobs: `BENCH_PASSES`, `BENCH_REQUESTS` (JSON requests per pass, 20000),
 //! `BENCH_STREAMS` (SSE streams per pass, 4000), `BENCH_HOLD` (open streams
-//! in the memory scenario, 1000), `BENCH_ONLY` (substring of target names),
+//! in the memory scenario, 1000), `BENCH_ONLY` (substrings of target names,
+//! `|`-separated),
 //! The tracing rows run the same production route with `config.tracing` at
 //! 100% sampling, once exporting to a live fake OTLP collector (in this
 //! process, so its decoding is not counted) and once to a closed port (the
@@ -31,7 +32,7 @@
 //!
 //! `BENCH_PERF=<seconds>` (profile the production route with `perf` instead;
 //! `BENCH_PERF_ROUTE=plain` for the no-policy route, `traced` for the route
-//! traced at 100%), `BENCH_SMAPS=1` (print
+//! traced at 100%, `translated` for the no-policy route translated), `BENCH_SMAPS=1` (print
 //! where the resident memory is while the streams are open).
 
 mod load;
@@ -166,6 +167,24 @@ routes:
       provider:
         anthropic: {{}}
       hostOverride: http://{up}
+- name: translated
+  matches:
+  - path:
+      pathPrefix: /xlate
+  policies:
+    urlRewrite:
+      path:
+        prefix: /
+    # The body's `context_management` edit has no Chat equivalent.
+    ai:
+      translation:
+        unsupportedFields: drop
+  backends:
+  - ai:
+      name: chat
+      provider:
+        openAI: {{}}
+      hostOverride: http://{up}
 "#
         ),
     )
@@ -187,11 +206,15 @@ fn body(stream: bool) -> Bytes {
     )
 }
 
+/// Row name of the no-policy route translated Messages → Chat.
+const TRANSLATED: &str = "sluice, translated Messages→Chat";
+
 /// Row names of the traced production route.
 const TRACED_LIVE: &str = "sluice, prod + tracing 100%";
 const TRACED_DOWN: &str = "sluice, prod + tracing, collector down";
 
 /// One row: a peer and what to send it.
+#[derive(Clone)]
 struct Target {
     name: String,
     pid: u32,
@@ -364,6 +387,7 @@ async fn run() {
         let (peer, path, headers, out) = match which.as_str() {
             "plain" => (&plain, "/plain/v1/messages", &plain_headers, "plain"),
             "traced" => (&prod_traced, "/claude/v1/messages", &auth_headers, "traced"),
+            "translated" => (&plain, "/xlate/v1/messages", &plain_headers, "translated"),
             _ => (&prod, "/claude/v1/messages", &auth_headers, "production"),
         };
         let out = repo().join(format!("target/perf-{out}.data"));
@@ -403,6 +427,12 @@ async fn run() {
     }
     json_targets.push(row(&plain, "/plain/v1/messages", &plain_headers));
     sse_targets.push(row(&plain, "/plain/v1/messages", &plain_headers));
+    // The same route's client format to a backend that speaks Chat
+    // Completions: Messages → Chat, request and answer translated.
+    let mut translated = row(&plain, "/xlate/v1/messages", &plain_headers);
+    translated.name = TRANSLATED.into();
+    json_targets.push(translated.clone());
+    sse_targets.push(translated);
     let mut mask = row(&prod, "/mask/v1/messages", &plain_headers);
     mask.name = "sluice, output masking only".into();
     sse_targets.push(mask);
@@ -413,9 +443,10 @@ async fn run() {
     }
     json_targets.push(row(&prod_traced, "/claude/v1/messages", &auth_headers));
     json_targets.push(row(&prod_traced_down, "/claude/v1/messages", &auth_headers));
-    json_targets.retain(|t| t.name.contains(&only) || t.name == "bare hyper proxy");
-    sse_targets
-        .retain(|t| t.name.contains(&only) || t.name == "bare hyper proxy" || t.name == "nginx");
+    // `BENCH_ONLY=a|b`: rows whose name contains any of the parts.
+    let wanted = |name: &str| only.split('|').any(|o| name.contains(o));
+    json_targets.retain(|t| wanted(&t.name) || t.name == "bare hyper proxy");
+    sse_targets.retain(|t| wanted(&t.name) || t.name == "bare hyper proxy" || t.name == "nginx");
 
     println!(
         "\nbody {} bytes; JSON: {n_json} requests x {passes} passes at c={conc}; SSE: {n_sse} streams of {} events x {passes} passes",
@@ -493,6 +524,7 @@ async fn run() {
             collector.exports()
         );
     }
+    translation_cost(&results, "JSON", "CPU per request", 1.5);
     let base_sse = sse_targets
         .iter()
         .position(|t| t.name == "nginx")
@@ -519,6 +551,16 @@ async fn run() {
         );
         sse_results.push((t.name.clone(), cpu / sse_base));
     }
+    let sse_ratios: Vec<_> = sse_results
+        .iter()
+        .map(|(n, r)| (n.clone(), *r, 0.0, 0.0))
+        .collect();
+    translation_cost(
+        &sse_ratios,
+        "SSE",
+        "CPU per stream, as many events each way",
+        2.0,
+    );
 
     // Where the production route's policy time goes, from Sluice's own
     // per-hook histograms after the first pass's JSON requests (wall time
@@ -686,4 +728,17 @@ async fn run() {
     );
     drop(idp);
     drop(redis);
+}
+
+/// Translation's cost: the translated row beside the same route untranslated
+/// (issue 24: JSON ≤ 1.5×, a translated SSE event ≤ 2×).
+fn translation_cost(results: &[(String, f64, f64, f64)], what: &str, unit: &str, target: f64) {
+    let find = |name: &str| results.iter().find(|r| r.0 == name).map(|r| r.1);
+    if let (Some(plain), Some(translated)) = (find("sluice, no policies"), find(TRANSLATED)) {
+        let ratio = translated / plain;
+        println!(
+            "\nTranslation cost, {what} ({unit} vs the same route untranslated; target ≤ {target}×): {ratio:.3}× — {}",
+            if ratio <= target { "met" } else { "MISSED" }
+        );
+    }
 }

@@ -19,6 +19,9 @@ use tokio::sync::watch;
 
 pub const REPLY: &str = r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello! Reach me at the usual place."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":11,"output_tokens":7}}"#;
 
+/// The same answer as Chat Completions JSON (the translated route's backend).
+pub const CHAT_REPLY: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-5","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! Reach me at the usual place."},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}"#;
+
 /// Events per stream, as in the issue's measurements.
 pub const SSE_EVENTS: usize = 16;
 
@@ -47,6 +50,29 @@ data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"a
     out.into_iter().map(Bytes::from).collect()
 }
 
+/// The same streamed answer as Chat Completions chunks: a role chunk, the
+/// 11 text deltas, the finish chunk, the usage chunk (`include_usage`) and
+/// `[DONE]`, so a translated stream carries as many text events.
+pub fn chat_events() -> Vec<Bytes> {
+    let chunk = |delta: &str, finish: &str, usage: &str| {
+        format!(
+            "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-5\",\"choices\":[{{\"index\":0,\"delta\":{{{delta}}},\"finish_reason\":{finish}}}]{usage}}}\n\n"
+        )
+    };
+    let mut out = vec![chunk("\"role\":\"assistant\",\"content\":\"\"", "null", "")];
+    for i in 0..(SSE_EVENTS - 5) {
+        out.push(chunk(
+            &format!("\"content\":\"word {i} of a streamed answer \""),
+            "null",
+            "",
+        ));
+    }
+    out.push(chunk("", "\"stop\"", ""));
+    out.push("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-5\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":40,\"total_tokens\":51}}\n\n".into());
+    out.push("data: [DONE]\n\n".into());
+    out.into_iter().map(Bytes::from).collect()
+}
+
 pub struct Upstream {
     pub addr: SocketAddr,
     release: watch::Sender<u64>,
@@ -57,7 +83,7 @@ impl Upstream {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let (release, rx) = watch::channel(0u64);
-        let events = sse_events();
+        let events = (sse_events(), chat_events());
         tokio::spawn(async move {
             loop {
                 let Ok((s, _)) = l.accept().await else { return };
@@ -88,9 +114,15 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 async fn answer(
     req: Request<Incoming>,
     mut rx: watch::Receiver<u64>,
-    events: Vec<Bytes>,
+    (messages, chat): (Vec<Bytes>, Vec<Bytes>),
 ) -> Response<Body> {
     let hold = req.headers().contains_key("x-bench-hold");
+    let is_chat = req.uri().path().ends_with("/chat/completions");
+    let (reply, events) = if is_chat {
+        (CHAT_REPLY, chat)
+    } else {
+        (REPLY, messages)
+    };
     let body = req
         .into_body()
         .collect()
@@ -100,7 +132,7 @@ async fn answer(
     let streaming = memchr_stream(&body);
     if !streaming {
         let mut r =
-            Response::new(http_body_util::Full::new(Bytes::from_static(REPLY.as_bytes())).boxed());
+            Response::new(http_body_util::Full::new(Bytes::from_static(reply.as_bytes())).boxed());
         r.headers_mut()
             .insert("content-type", "application/json".parse().unwrap());
         return r;
