@@ -59,6 +59,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // Learn now whether the store answers (logged once if not; never fatal:
     // the store reconnects by itself and the failure mode covers the gap).
     let _ = runtime.state().probe();
+    let budgets = runtime.state().budgets().clone();
     let plugin_set = PluginSet::load(runtime, &cfg)
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
@@ -190,6 +191,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     for t in probe_tasks {
         let _ = t.await;
     }
+    // Requests are done: save their settled spend (memory store with a path).
+    budgets.flush();
     // Requests are done: their spans are queued; send them before exiting.
     hot.tracing().shutdown(crate::otel::SHUTDOWN_FLUSH).await;
     Ok(())

@@ -12,6 +12,9 @@
 //!     timeout: 250ms                 # bound on every store call
 //!     failureMode: closed            # closed (503) | open (allow)
 //! state: {backend: redis, url: redis://127.0.0.1:6379}   # flat form, same keys
+//! state:
+//!   memory:
+//!     path: /var/lib/sluice          # saved across restarts (budgets.json, keys.json)
 //! ```
 
 use super::decode::{as_map, check_keys, duration, get, integer, nonempty, one_of, string};
@@ -69,6 +72,7 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
         return None;
     }
 
+    let mut memory_path = None;
     let backend = if let Some(r) = nested_redis {
         if let Some(k) = flat.first() {
             let n = get(m, k).expect("listed above");
@@ -108,7 +112,10 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
             if let Some(n) = nested_memory {
                 let p = join_key(path, "memory");
                 let mm = as_map(d, n, &p)?;
-                check_keys(d, mm, &p, &[]);
+                check_keys(d, mm, &p, &["path"]);
+                if let Some(n) = get(mm, "path") {
+                    memory_path = Some(nonempty(d, n, &join_key(&p, "path"))?);
+                }
             }
             StateBackend::Memory
         }
@@ -116,6 +123,7 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
     Some(StateConfig {
         backend,
         replica_id,
+        memory_path,
     })
 }
 

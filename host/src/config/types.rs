@@ -167,6 +167,10 @@ pub struct StateConfig {
     pub backend: StateBackend,
     /// This replica's name in logs and metrics; `None`: the host name.
     pub replica_id: Option<String>,
+    /// `state.memory.path`: the directory where one gateway without Redis
+    /// saves what must survive a restart (budget spend, runtime keys);
+    /// `None`: memory only.
+    pub memory_path: Option<String>,
 }
 
 /// `memory` (one process) or `redis` (shared by every replica).

@@ -161,6 +161,9 @@ sluice_sdk::export_policy!(ApiKey);
 impl ApiKey {
     fn accept(&self, entry: &Entry) -> HeadersAction {
         let meta = Value::Object(entry.metadata.clone());
+        // A stable, non-secret id: the first 16 hex digits of the key's
+        // SHA-256 (what budgets with `scope: key` are kept under).
+        host::set_attr("apiKey.id", &hex::encode(&entry.digest[..8]));
         host::set_attr("apiKey.metadata", &meta.to_string());
         for (name, v) in &entry.metadata {
             host::set_attr(&format!("apiKey.{name}"), &value_text(v));
