@@ -101,6 +101,12 @@ impl Ledger {
         }
     }
 
+    /// This ledger reading periods from `clock` (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Budgets in Redis, shared by every replica.
     pub fn redis(redis: Arc<RedisState>) -> Self {
         Self::over(Arc::new(RedisLedger::new(redis)))
@@ -257,6 +263,44 @@ mod tests {
             period: Period::Month,
             time_zone: "Europe/Paris".into(),
         }
+    }
+
+    #[test]
+    fn a_request_across_the_period_edge_settles_in_its_own_period() {
+        use crate::policy::state::ManualClock;
+        let store = StateStore::memory();
+        // 2026-12-31T22:59:59.900Z: 100 ms before January in Paris.
+        let clock = Arc::new(ManualClock::new(1_798_757_999_900));
+        let l = Ledger::default().with_clock(clock.clone());
+        let ttl = Duration::from_secs(600);
+        let a = |usd_micros| Amount {
+            usd_micros,
+            tokens: 0,
+        };
+        let (id, st) = l
+            .reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
+            .unwrap()
+            .unwrap();
+        assert_eq!(st[0].resets_at_ms, 1_798_758_000_000);
+        // In December, no room for another.
+        assert!(l
+            .reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
+            .unwrap()
+            .is_err());
+        clock.advance(100);
+        // January starts at zero, while December's request is still open.
+        let (_, st) = l
+            .reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
+            .unwrap()
+            .unwrap();
+        assert_eq!(st[0].remaining, 100);
+        // December's request settles in December, not in January.
+        l.settle(&store, &id, a(800)).unwrap();
+        let (_, st) = l
+            .reserve(&store, "budget", &[usd("key:a", 1000)], a(100), ttl)
+            .unwrap()
+            .unwrap();
+        assert_eq!(st[0].remaining, 0);
     }
 
     #[test]
