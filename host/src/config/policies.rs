@@ -741,6 +741,7 @@ mod keys_tests {
             ("transformations", "transform"),
             ("authorization", "authorization"),
             ("apiKey", "api-key"),
+            ("budget", "budget"),
         ];
         let mut got: Vec<(&str, &str)> = PLUGIN_KEYS.to_vec();
         got.sort();
@@ -754,6 +755,7 @@ mod keys_tests {
             [
                 "api-key",
                 "authorization",
+                "budget",
                 "input-validation",
                 "jwt-auth",
                 "output-mask",
