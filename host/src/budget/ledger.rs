@@ -67,6 +67,15 @@ impl Amount {
     }
 }
 
+/// What [`Ledger::reserve`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every budget had room: the reservation `id` is open.
+    Reserved { id: String, states: Vec<State> },
+    /// Budget `budget` (index in call order) had no room; nothing was reserved.
+    Exhausted { budget: usize, states: Vec<State> },
+}
+
 /// A reservation this replica opened and has not closed.
 struct Open {
     /// (storage key, unit, period end ms) per budget.
@@ -153,8 +162,6 @@ impl Ledger {
     }
 
     /// Reserve `amount` against every budget, all or none, for `ttl`.
-    /// `Ok(Ok(id, states))` when reserved, `Ok(Err((index, states)))`
-    /// when budget `index` had no room.
     pub fn reserve(
         &self,
         store: &StateStore,
@@ -162,7 +169,7 @@ impl Ledger {
         budgets: &[Budget],
         amount: Amount,
         ttl: Duration,
-    ) -> Result<Result<(String, Vec<State>), (usize, Vec<State>)>, BudgetError> {
+    ) -> Result<Outcome, BudgetError> {
         if budgets.len() > MAX_BUDGETS {
             return Err(BudgetError::TooMany(budgets.len()));
         }
@@ -211,8 +218,11 @@ impl Ledger {
         let r = store
             .call(fut, || fallback)
             .map_err(|StateUnavailable(e)| BudgetError::State(e))?;
-        if let Some(i) = r.refused {
-            return Ok(Err((i, r.states)));
+        if let Some(budget) = r.refused {
+            return Ok(Outcome::Exhausted {
+                budget,
+                states: r.states,
+            });
         }
         let mut open = self.open.lock();
         if open.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
@@ -225,7 +235,10 @@ impl Ledger {
                 deadline_ms: now.saturating_add(ttl_ms),
             },
         );
-        Ok(Ok((id, r.states)))
+        Ok(Outcome::Reserved {
+            id,
+            states: r.states,
+        })
     }
 
     /// Close reservation `id`, counting `actual` against each of its
@@ -265,6 +278,20 @@ mod tests {
         }
     }
 
+    fn reserved(o: Outcome) -> (String, Vec<State>) {
+        match o {
+            Outcome::Reserved { id, states } => (id, states),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn exhausted(o: Outcome) -> usize {
+        match o {
+            Outcome::Exhausted { budget, .. } => budget,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_request_across_the_period_edge_settles_in_its_own_period() {
         use crate::policy::state::ManualClock;
@@ -277,29 +304,29 @@ mod tests {
             usd_micros,
             tokens: 0,
         };
-        let (id, st) = l
-            .reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
-            .unwrap()
-            .unwrap();
+        let (id, st) = reserved(
+            l.reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
+                .unwrap(),
+        );
         assert_eq!(st[0].resets_at_ms, 1_798_758_000_000);
         // In December, no room for another.
-        assert!(l
-            .reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
-            .unwrap()
-            .is_err());
+        exhausted(
+            l.reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
+                .unwrap(),
+        );
         clock.advance(100);
         // January starts at zero, while December's request is still open.
-        let (_, st) = l
-            .reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
-            .unwrap()
-            .unwrap();
+        let (_, st) = reserved(
+            l.reserve(&store, "budget", &[usd("key:a", 1000)], a(900), ttl)
+                .unwrap(),
+        );
         assert_eq!(st[0].remaining, 100);
         // December's request settles in December, not in January.
         l.settle(&store, &id, a(800)).unwrap();
-        let (_, st) = l
-            .reserve(&store, "budget", &[usd("key:a", 1000)], a(100), ttl)
-            .unwrap()
-            .unwrap();
+        let (_, st) = reserved(
+            l.reserve(&store, "budget", &[usd("key:a", 1000)], a(100), ttl)
+                .unwrap(),
+        );
         assert_eq!(st[0].remaining, 0);
     }
 
@@ -312,15 +339,15 @@ mod tests {
             tokens: 9,
         };
         let ttl = Duration::from_secs(60);
-        let (id, st) = l
-            .reserve(&store, "budget", &[usd("key:a", 1000)], amount, ttl)
-            .unwrap()
-            .unwrap();
+        let (id, st) = reserved(
+            l.reserve(&store, "budget", &[usd("key:a", 1000)], amount, ttl)
+                .unwrap(),
+        );
         assert_eq!(st[0].remaining, 400);
-        let (i, _) = l
-            .reserve(&store, "budget", &[usd("key:a", 1000)], amount, ttl)
-            .unwrap()
-            .unwrap_err();
+        let i = exhausted(
+            l.reserve(&store, "budget", &[usd("key:a", 1000)], amount, ttl)
+                .unwrap(),
+        );
         assert_eq!(i, 0);
         l.settle(
             &store,
@@ -333,16 +360,16 @@ mod tests {
         .unwrap();
         // Settling twice counts once.
         l.settle(&store, &id, amount).unwrap();
-        let (_, st) = l
-            .reserve(&store, "budget", &[usd("key:a", 1000)], amount, ttl)
-            .unwrap()
-            .unwrap();
+        let (_, st) = reserved(
+            l.reserve(&store, "budget", &[usd("key:a", 1000)], amount, ttl)
+                .unwrap(),
+        );
         assert_eq!(st[0].remaining, 300);
         // Plugins do not share budgets.
-        assert!(l
-            .reserve(&store, "other", &[usd("key:a", 1000)], amount, ttl)
-            .unwrap()
-            .is_ok());
+        reserved(
+            l.reserve(&store, "other", &[usd("key:a", 1000)], amount, ttl)
+                .unwrap(),
+        );
         assert!(matches!(
             l.reserve(&store, "budget", &[usd("a", 1), usd("a", 1)], amount, ttl),
             Err(BudgetError::Duplicate(_))

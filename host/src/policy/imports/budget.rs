@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::HostState;
-use crate::budget::ledger::{Amount, Budget, Unit};
+use crate::budget::ledger::{Amount, Budget, Outcome, Unit};
 use crate::budget::period::Period;
 use crate::budget::State;
 use crate::policy::bindings::host::{
@@ -78,12 +78,12 @@ pub fn reserve(
         st.budgets().reserve(st, plugin, &budgets, amount(a), ttl)
     })?;
     Ok(match r {
-        Ok((id, st)) => Ok(BudgetReserved {
+        Outcome::Reserved { id, states: st } => Ok(BudgetReserved {
             id,
             budgets: states(st),
         }),
-        Err((i, st)) => Err(BudgetExhausted {
-            budget: i as u32,
+        Outcome::Exhausted { budget, states: st } => Err(BudgetExhausted {
+            budget: budget as u32,
             budgets: states(st),
         }),
     })
