@@ -284,4 +284,16 @@ async fn a_client_gone_mid_stream_releases_its_reservation() {
     up.set_script(Script::default().tokens(10, 5));
     let r = until_status(&gw, &body(10, 1000, false), 200).await;
     assert!(remaining_tokens(&r) < 1800);
+
+    // An upstream error (no usage) releases its reservation too: the
+    // request after it is admitted, which two reservations would not be.
+    up.set_script(Script::default().status(
+        500,
+        r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#,
+    ));
+    // (Admitted once the previous request's completion has settled.)
+    until_status(&gw, &body(10, 1000, false), 500).await;
+    up.set_script(Script::default().tokens(10, 5));
+    // A leaked reservation would hold for 10 minutes: this would time out.
+    until_status(&gw, &body(10, 1000, false), 200).await;
 }
