@@ -85,6 +85,9 @@ struct Open {
 
 /// How often (in reservations) forgotten ids are swept.
 const SWEEP_EVERY: usize = 1024;
+/// How long past its deadline a reservation's budgets are remembered, so a
+/// request that outlived `reservationTimeout` still has its spend counted.
+const REMEMBER_AFTER_MS: u64 = 3_600_000;
 
 pub struct Ledger {
     backend: Arc<dyn BudgetBackend>,
@@ -226,7 +229,7 @@ impl Ledger {
         }
         let mut open = self.open.lock();
         if open.len() % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            open.retain(|_, o| o.deadline_ms > now);
+            open.retain(|_, o| o.deadline_ms.saturating_add(REMEMBER_AFTER_MS) > now);
         }
         open.insert(
             id.clone(),
