@@ -13,14 +13,34 @@
 use serde_json::Value;
 use sluice_sdk::{AiKind, TokenUsage};
 
-/// The fields a provider reads its output cap from, by API.
-const CAP_FIELDS: [&str; 3] = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
+/// The fields a provider reads its output cap from, by API. Only these are
+/// decoded (the rest of the body is skipped, not built into a tree: the
+/// hook runs on every request).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Caps {
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    max_output_tokens: Option<u64>,
+}
 
-/// The request's output cap, if it sets one.
-pub fn output_cap(body: &Value) -> Option<u64> {
-    CAP_FIELDS
-        .iter()
-        .find_map(|f| body.get(*f).and_then(Value::as_u64))
+impl Caps {
+    /// The request's output cap, if it sets one; `None` also for a body
+    /// that is not a JSON object (the provider will refuse it).
+    pub fn of(body: &[u8]) -> Option<Caps> {
+        serde_json::from_slice(body).ok()
+    }
+    pub fn cap(&self) -> Option<u64> {
+        self.max_tokens
+            .or(self.max_completion_tokens)
+            .or(self.max_output_tokens)
+    }
+}
+
+/// `body` with `field: cap` added (a body that is not a JSON object: none).
+pub fn with_cap(body: &[u8], field: &str, cap: u64) -> Option<Vec<u8>> {
+    let mut json: Value = serde_json::from_slice(body).ok()?;
+    json.as_object_mut()?.insert(field.into(), cap.into());
+    serde_json::to_vec(&json).ok()
 }
 
 /// The field to write a cap into for this API.

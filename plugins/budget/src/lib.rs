@@ -231,23 +231,19 @@ impl Policy for Budget {
         if applied.is_empty() {
             return BodyAction::Continue;
         }
-        let Ok(mut json) = serde_json::from_slice::<Value>(&body) else {
+        let Some(caps) = estimate::Caps::of(&body) else {
             // Not JSON: the provider refuses it; nothing to reserve.
             return BodyAction::Continue;
         };
         let strict = self.s.reservation == Reservation::Strict;
         let refs = self.refs(&applied);
-        let cap = estimate::output_cap(&json);
         let mut replaced = None;
-        let cap = match cap {
+        let cap = match caps.cap() {
             Some(c) => c,
             None => {
                 let c = self.s.default_max_tokens;
                 if strict {
-                    if let Value::Object(o) = &mut json {
-                        o.insert(estimate::cap_field(ctx.kind).into(), c.into());
-                        replaced = serde_json::to_vec(&json).ok();
-                    }
+                    replaced = estimate::with_cap(&body, estimate::cap_field(ctx.kind), c);
                 }
                 c
             }
