@@ -63,23 +63,31 @@ pub fn input_tokens(body_len: usize, strict: bool) -> u64 {
 }
 
 /// The highest price `input` + `output` tokens may have: the input priced
-/// as uncached, then as cache writes (dearer on Anthropic), whichever is
-/// more. `None`: the model has no price.
+/// as uncached or as cache writes (dearer on Anthropic), the output as
+/// plain or as reasoning (dearer where priced apart), whichever is more.
+/// `None`: the model has no price.
 pub fn worst_price(
     price: impl Fn(TokenUsage) -> Option<f64>,
     input: u64,
     output: u64,
 ) -> Option<f64> {
-    let usage = |input_tokens, cache_write_tokens| TokenUsage {
+    let usage = |input_tokens, cache_write_tokens, reasoning_tokens| TokenUsage {
         input_tokens,
         cache_read_tokens: 0,
         cache_write_tokens,
         output_tokens: output,
-        reasoning_tokens: 0,
+        reasoning_tokens,
     };
-    let a = price(usage(input, 0))?;
-    let b = price(usage(0, input)).unwrap_or(a);
-    Some(a.max(b))
+    let base = price(usage(input, 0, 0))?;
+    let dearest = [
+        usage(0, input, 0),
+        usage(input, 0, output),
+        usage(0, input, output),
+    ]
+    .into_iter()
+    .filter_map(&price)
+    .fold(base, f64::max);
+    Some(dearest)
 }
 
 /// Dollars to micro-dollars, rounded up (a reservation never falls short).
