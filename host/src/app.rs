@@ -81,6 +81,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         // change: refuse to start rather than lose every runtime key.
         Err(e) => bail!("runtime API keys: {e}"),
     }
+    let budgets = runtime.state().budgets().clone();
     let plugin_set = PluginSet::load(runtime, &cfg)
         .map_err(|e| anyhow::anyhow!("invalid plugins:\n{}", e.join("\n")))?;
     let snapshot = Snapshot::build(Arc::new(cfg.clone()), &upstreams, &plugin_set)?;
@@ -218,6 +219,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     for t in probe_tasks {
         let _ = t.await;
     }
+    // Requests are done: save their settled spend (memory store with a path).
+    budgets.flush();
     // Requests are done: their spans are queued; send them before exiting.
     hot.tracing().shutdown(crate::otel::SHUTDOWN_FLUSH).await;
     Ok(())

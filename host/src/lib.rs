@@ -5,6 +5,7 @@
 //! [`proxy::pipeline`].
 pub mod admin;
 pub mod app;
+pub mod budget;
 pub mod config;
 pub mod genai_metrics;
 pub mod keys;

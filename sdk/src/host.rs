@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use crate::{
-    Bucket, BucketTake, FetchResponse, Level, PublicKey, SignatureScheme, TokenUsage, WindowCount,
-    WindowLimit, WindowTakeResult,
+    Bucket, BucketTake, BudgetAmount, BudgetExhausted, BudgetRef, BudgetReserved, FetchResponse,
+    Level, PublicKey, SignatureScheme, TokenUsage, WindowCount, WindowLimit, WindowTakeResult,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -118,6 +118,36 @@ pub fn verify_signature(
     imp::verify_signature(scheme, key, message, signature)
 }
 
+/// Reserve `amount` against every budget, all or none, atomically on the
+/// backend (Redis `TIME` with Redis): each must have room for it on top of
+/// its settled spend and open reservations. The reservation expires after
+/// `ttl` unless closed first with [`budget_settle`] or [`budget_release`]
+/// (so a replica that dies does not hold budget forever). At most 16
+/// budgets; budgets are namespaced by plugin like counters.
+pub fn budget_reserve(
+    budgets: &[BudgetRef],
+    amount: BudgetAmount,
+    ttl: Duration,
+) -> Result<BudgetReserved, BudgetExhausted> {
+    imp::budget_reserve(budgets, amount, ttl.as_millis() as u64)
+}
+
+/// Close a reservation, counting `actual` as spent on each of its budgets.
+pub fn budget_settle(id: &str, actual: BudgetAmount) {
+    imp::budget_settle(id, actual)
+}
+
+/// Close a reservation without spend.
+pub fn budget_release(id: &str) {
+    imp::budget_release(id)
+}
+
+/// Dollars for `usage` of `model` under the gateway's `config.modelCatalog`;
+/// `None` when the model has no price.
+pub fn price(model: &str, usage: TokenUsage) -> Option<f64> {
+    imp::price(model, usage)
+}
+
 /// Say which headers this attachment's hooks read (any case); they then get
 /// only those. The SDK calls it in `init` with [`crate::Policy::reads_headers`];
 /// the host ignores it anywhere else.
@@ -132,8 +162,9 @@ pub mod mock {
     use std::collections::HashMap;
 
     use crate::{
-        Bucket, BucketTake, FetchResponse, Level, PublicKey, SignatureScheme, TokenUsage,
-        WindowCount, WindowLimit, WindowTakeResult,
+        Bucket, BucketTake, BudgetAmount, BudgetExhausted, BudgetRef, BudgetReserved, BudgetState,
+        BudgetUnit, FetchResponse, Level, PublicKey, SignatureScheme, TokenUsage, WindowCount,
+        WindowLimit, WindowTakeResult,
     };
 
     /// A sliding window: non-empty sub-windows (index, units), oldest
@@ -160,6 +191,16 @@ pub mod mock {
         pub fetch: HashMap<String, FetchResponse>,
         /// What `usage_details` answers.
         pub usage: Option<TokenUsage>,
+        /// Budgets: key → used (settled + open reservations). No periods.
+        pub budgets: HashMap<String, u64>,
+        /// Open reservations: id → (key, amount held) per budget, and the
+        /// unit of each.
+        pub reservations: HashMap<String, Vec<(String, BudgetUnit, u64)>>,
+        /// Settled spend per budget key.
+        pub settled: HashMap<String, u64>,
+        /// Prices: model → dollars per million (input, cache read, cache
+        /// write, output) tokens.
+        pub prices: HashMap<String, [f64; 4]>,
     }
 
     thread_local! {
@@ -333,6 +374,85 @@ pub mod mock {
     }
     pub(super) fn usage_details() -> Option<TokenUsage> {
         with(|h| h.usage)
+    }
+    fn of(a: &BudgetAmount, unit: BudgetUnit) -> u64 {
+        match unit {
+            BudgetUnit::Usd => a.usd_micros,
+            BudgetUnit::Tokens => a.tokens,
+        }
+    }
+    pub(super) fn budget_reserve(
+        budgets: &[BudgetRef],
+        amount: BudgetAmount,
+        _ttl_ms: u64,
+    ) -> Result<BudgetReserved, BudgetExhausted> {
+        with(|h| {
+            let used = |h: &MockHost, b: &BudgetRef| h.budgets.get(&b.key).copied().unwrap_or(0);
+            let refused = budgets
+                .iter()
+                .position(|b| used(h, b) + of(&amount, b.unit) > b.limit);
+            if refused.is_none() {
+                for b in budgets {
+                    *h.budgets.entry(b.key.clone()).or_default() += of(&amount, b.unit);
+                }
+            }
+            let states = budgets
+                .iter()
+                .map(|b| BudgetState {
+                    remaining: b.limit.saturating_sub(used(h, b)),
+                    resets_at_ms: 86_400_000,
+                })
+                .collect();
+            match refused {
+                Some(i) => Err(BudgetExhausted {
+                    budget: i as u32,
+                    budgets: states,
+                }),
+                None => {
+                    let id = format!("r{}", h.reservations.len() + h.settled.len());
+                    let held = budgets
+                        .iter()
+                        .map(|b| (b.key.clone(), b.unit, of(&amount, b.unit)))
+                        .collect();
+                    h.reservations.insert(id.clone(), held);
+                    Ok(BudgetReserved {
+                        id,
+                        budgets: states,
+                    })
+                }
+            }
+        })
+    }
+    pub(super) fn budget_settle(id: &str, actual: BudgetAmount) {
+        with(|h| {
+            for (key, unit, held) in h.reservations.remove(id).unwrap_or_default() {
+                let spent = of(&actual, unit);
+                let u = h.budgets.entry(key.clone()).or_default();
+                *u = u.saturating_sub(held) + spent;
+                *h.settled.entry(key).or_default() += spent;
+            }
+        })
+    }
+    pub(super) fn budget_release(id: &str) {
+        budget_settle(
+            id,
+            BudgetAmount {
+                usd_micros: 0,
+                tokens: 0,
+            },
+        )
+    }
+    pub(super) fn price(model: &str, u: TokenUsage) -> Option<f64> {
+        with(|h| {
+            let r = h.prices.get(model)?;
+            let t = [
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+                u.output_tokens,
+            ];
+            Some(t.iter().zip(r).map(|(t, r)| *t as f64 * r).sum::<f64>() / 1e6)
+        })
     }
     /// The same native checks as the gateway (`ring`), without its cache.
     pub(super) fn read_headers(names: &[String]) {

@@ -66,7 +66,8 @@ pub mod bindings {
 
 pub use bindings::exports::sluice::policy::policy::InitResult;
 pub use bindings::sluice::policy::host::{
-    Bucket, BucketTake, FetchResponse, Level, PublicKey, RsaPublicKey, SignatureScheme,
+    Bucket, BucketTake, BudgetAmount, BudgetExhausted, BudgetPeriod, BudgetRef, BudgetReserved,
+    BudgetState, BudgetUnit, FetchResponse, Level, PublicKey, RsaPublicKey, SignatureScheme,
     WindowCount, WindowLimit, WindowTakeResult,
 };
 pub use bindings::sluice::policy::types::{

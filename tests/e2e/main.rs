@@ -5,6 +5,8 @@ mod api_keys;
 mod authorization;
 mod backend_auth;
 mod backends;
+mod budgets;
+mod budgets_redis;
 mod bypass_policies;
 mod bypass_request;
 mod claude_code_real;

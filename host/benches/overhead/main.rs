@@ -212,6 +212,52 @@ const TRANSLATED: &str = "sluice, translated Messages→Chat";
 /// Row names of the traced production route.
 const TRACED_LIVE: &str = "sluice, prod + tracing 100%";
 const TRACED_DOWN: &str = "sluice, prod + tracing, collector down";
+/// Row name of the production route with `apiKey` and a dollar budget.
+const BUDGETED: &str = "sluice, production + apiKey + budget";
+
+/// The production route plus a policy layer with `apiKey` (the bench's
+/// `x-api-key`) and a dollar budget too large to refuse, and a price for
+/// the bench's model: every request is priced, reserved and settled.
+fn budget_files(dir: &Path) -> Vec<PathBuf> {
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    vec![
+        write(
+            "budget-layer.yaml",
+            r#"- name: keys-and-budgets
+  matches:
+  - path:
+      pathPrefix: /claude
+  policies:
+    apiKey:
+      mode: strict
+      location: {header: {name: x-api-key}}
+      keys:
+      - key: sk-bench
+        metadata: {user: bench, team: perf}
+    budget:
+      limits:
+      - {scope: key, usd: 1000000000, period: month}
+      - {scope: team, usd: 1000000000, period: month}
+"#,
+        ),
+        write(
+            "budget-catalog.yaml",
+            r#"config:
+  modelCatalog:
+  - inline:
+      providers:
+        anthropic:
+          models:
+            claude-sonnet-4-5:
+              rates: {input: "3", output: "15", cacheRead: "0.3", cacheWrite: "3.75"}
+"#,
+        ),
+    ]
+}
 
 /// One row: a peer and what to send it.
 #[derive(Clone)]
@@ -327,6 +373,10 @@ async fn run() {
     live_files.push(&live_cfg);
     let mut down_files = prod_refs.clone();
     down_files.push(&down_cfg);
+    let budget_cfg = budget_files(dir.path());
+    let mut budget_refs = prod_refs.clone();
+    budget_refs.extend(budget_cfg.iter().map(PathBuf::as_path));
+    let (prod_budget, _) = peers::sluice(BUDGETED, &budget_refs, &pins, &envs).await;
     let (prod_traced, _) = peers::sluice(TRACED_LIVE, &live_files, &pins, &envs).await;
     let (prod_traced_down, _) = peers::sluice(TRACED_DOWN, &down_files, &pins, &envs).await;
     let idle_prod = load::rss_mb(prod.child.id());
@@ -441,6 +491,17 @@ async fn run() {
     if let Some(p) = &prod_redis {
         json_targets.push(row(p, "/claude/v1/messages", &auth_headers));
     }
+    let mut budget_headers = auth_headers.clone();
+    budget_headers.push(("x-api-key".into(), "sk-bench".into()));
+    let ok = peers::check(
+        &prod_budget.base,
+        "/claude/v1/messages",
+        &budget_headers,
+        &json_body,
+    )
+    .await;
+    assert_eq!(ok.0, 200, "budgeted route: {}", ok.1);
+    json_targets.push(row(&prod_budget, "/claude/v1/messages", &budget_headers));
     json_targets.push(row(&prod_traced, "/claude/v1/messages", &auth_headers));
     json_targets.push(row(&prod_traced_down, "/claude/v1/messages", &auth_headers));
     // `BENCH_ONLY=a|b`: rows whose name contains any of the parts.
@@ -523,6 +584,12 @@ async fn run() {
             "  export requests the live collector received: {}",
             collector.exports()
         );
+        if let Some(r) = results.iter().find(|r| r.0 == BUDGETED) {
+            println!(
+                "\nKeys and budgets, production route JSON (CPU per request vs without; issue 25: ≤ 1.10×)\n  {BUDGETED:<40} {:>6.3}×",
+                r.1 / prod_cpu
+            );
+        }
     }
     translation_cost(&results, "JSON", "CPU per request", 1.5);
     let base_sse = sse_targets

@@ -765,6 +765,7 @@ mod keys_tests {
             ("transformations", "transform"),
             ("authorization", "authorization"),
             ("apiKey", "api-key"),
+            ("budget", "budget"),
         ];
         let mut got: Vec<(&str, &str)> = PLUGIN_KEYS.to_vec();
         got.sort();
@@ -778,6 +779,7 @@ mod keys_tests {
             [
                 "api-key",
                 "authorization",
+                "budget",
                 "input-validation",
                 "jwt-auth",
                 "output-mask",

@@ -14,8 +14,8 @@
 //! state: {backend: redis, url: redis://127.0.0.1:6379}   # flat form, same keys
 //! state:
 //!   memory:
-//!     path: /var/lib/sluice         # optional: runtime keys (keys.json) etc.
-//!                                   # survive a restart; without it, memory only
+//!     path: /var/lib/sluice         # optional: budget spend (budgets.json) and runtime
+//!                                   # keys (keys.json) survive a restart; without it, memory only
 //! ```
 
 use super::decode::{as_map, check_keys, duration, get, integer, nonempty, one_of, string};
@@ -58,7 +58,6 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
     let nested_redis = get(m, "redis");
     let nested_memory = get(m, "memory");
     let backend_key = get(m, "backend");
-    let mut memory_path = None;
 
     let chosen = [
         backend_key.is_some(),
@@ -74,6 +73,7 @@ pub(crate) fn decode_state(d: &mut Diags, node: &Node, path: &str) -> Option<Sta
         return None;
     }
 
+    let mut memory_path = None;
     let backend = if let Some(r) = nested_redis {
         if let Some(k) = flat.first() {
             let n = get(m, k).expect("listed above");

@@ -30,6 +30,9 @@ pub use gcp::{FakeGemini, FakeTokenEndpoint, FakeVertex};
 pub use idp::Idp;
 pub use pki::TestPki;
 pub use redis::RedisServer;
+/// The HTTP client behind [`client::TestClient`], for tests that hold a
+/// response open (e.g. read one chunk of a stream, then go away).
+pub use reqwest;
 pub use sse::{SseEvent, SseParser};
 pub use upstream::{
     BedrockOptions, BedrockScript, FakeBedrock, FakeUpstream, RecordedRequest, Script,

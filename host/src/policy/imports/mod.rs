@@ -9,14 +9,15 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host::{
-    Bucket, BucketTake, FetchResponse, Host, Level, PublicKey, SignatureScheme, WindowCount,
-    WindowLimit, WindowTakeResult,
+    Bucket, BucketTake, BudgetAmount, BudgetExhausted, BudgetRef, BudgetReserved, FetchResponse,
+    Host, Level, PublicKey, SignatureScheme, WindowCount, WindowLimit, WindowTakeResult,
 };
 use super::bindings::types;
 use super::metrics::PolicyMetrics;
 use super::state::{Clock, StateStore};
 
 pub mod attrs;
+pub mod budget;
 pub mod clock;
 pub mod counters;
 pub mod crypto;
@@ -183,5 +184,29 @@ impl Host for HostState {
             &message,
             &signature,
         ))
+    }
+    fn budget_reserve(
+        &mut self,
+        budgets: Vec<BudgetRef>,
+        amount: BudgetAmount,
+        ttl_ms: u64,
+    ) -> R<Result<BudgetReserved, BudgetExhausted>> {
+        budget::reserve(self, budgets, amount, ttl_ms)
+    }
+    fn budget_settle(&mut self, id: String, actual: BudgetAmount) -> R<()> {
+        budget::settle(self, &id, actual)
+    }
+    fn budget_release(&mut self, id: String) -> R<()> {
+        budget::settle(
+            self,
+            &id,
+            BudgetAmount {
+                usd_micros: 0,
+                tokens: 0,
+            },
+        )
+    }
+    fn price(&mut self, model: String, usage: types::TokenUsage) -> R<Option<f64>> {
+        Ok(budget::price(self, &model, usage))
     }
 }

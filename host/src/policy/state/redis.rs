@@ -301,6 +301,25 @@ impl RedisState {
         })
     }
 
+    /// `state.redis.keyPrefix`.
+    pub fn key_prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// Run a prepared Lua script on a pooled connection (the budget
+    /// ledger's scripts, `crate::budget::redis`). Its keys must already
+    /// carry [`Self::key_prefix`].
+    pub fn invoke<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        inv: redis::ScriptInvocation<'static>,
+    ) -> StateFuture<T> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mut c = inner.conn().await?;
+            inv.invoke_async(&mut c).await.map_err(|e| inner.error(e))
+        })
+    }
+
     /// Round trip to the server (and connect every pooled connection).
     fn ping_all(&self) -> StateFuture<()> {
         let inner = self.inner.clone();

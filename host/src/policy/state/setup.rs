@@ -29,21 +29,33 @@ pub fn replica_id(cfg: &StateConfig) -> String {
 pub fn from_config(cfg: &StateConfig, metrics: StateMetrics) -> Result<StateStore, StateError> {
     let replica: Arc<str> = Arc::from(replica_id(cfg));
     match &cfg.backend {
-        StateBackend::Memory => Ok(StateStore::new(
-            Arc::new(MemoryState::new()),
-            OnOutage::Fail,
-            Duration::from_secs(1),
-            metrics,
-            replica,
-        )),
+        StateBackend::Memory => {
+            let store = StateStore::new(
+                Arc::new(MemoryState::new()),
+                OnOutage::Fail,
+                Duration::from_secs(1),
+                metrics,
+                replica,
+            );
+            match &cfg.memory_path {
+                Some(dir) => {
+                    let ledger = crate::budget::Ledger::memory_at(dir.clone())
+                        .map_err(|e| StateError::Backend(e.to_string()))?;
+                    tracing::info!(path = %dir.display(), "budget spend saved under state.memory.path");
+                    Ok(store.with_budgets(ledger))
+                }
+                None => Ok(store),
+            }
+        }
         StateBackend::Redis(r) => {
             let timeout = Duration::from_millis(r.timeout_ms);
-            let backend = RedisState::new(RedisOptions {
+            let backend = Arc::new(RedisState::new(RedisOptions {
                 url: r.url.expose().to_owned(),
                 key_prefix: r.key_prefix.clone(),
                 pool_size: r.pool_size as usize,
                 timeout,
-            })?;
+            })?);
+            let ledger = Arc::new(crate::budget::Ledger::redis(backend.clone()));
             let on_outage = match r.failure_mode {
                 StateFailureMode::Closed => OnOutage::Fail,
                 StateFailureMode::Open => OnOutage::Allow,
@@ -57,13 +69,7 @@ pub fn from_config(cfg: &StateConfig, metrics: StateMetrics) -> Result<StateStor
                 failure_mode = ?r.failure_mode,
                 "shared state in redis"
             );
-            Ok(StateStore::new(
-                Arc::new(backend),
-                on_outage,
-                timeout,
-                metrics,
-                replica,
-            ))
+            Ok(StateStore::new(backend, on_outage, timeout, metrics, replica).with_budgets(ledger))
         }
     }
 }

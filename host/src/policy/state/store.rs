@@ -46,6 +46,8 @@ pub struct StateStore {
     on_outage: OnOutage,
     timeout: Duration,
     health: Health,
+    /// Budgets (`budget-*` imports), on the same backend.
+    budgets: Arc<crate::budget::Ledger>,
 }
 
 impl StateStore {
@@ -66,7 +68,30 @@ impl StateStore {
             on_outage,
             timeout,
             health,
+            budgets: Arc::new(crate::budget::Ledger::default()),
         }
+    }
+
+    /// This store with budgets kept by `ledger` (Redis, or memory saved to
+    /// a file) instead of in memory only.
+    pub fn with_budgets(mut self, ledger: Arc<crate::budget::Ledger>) -> Self {
+        self.budgets = ledger;
+        self
+    }
+
+    /// The budget ledger.
+    pub fn budgets(&self) -> &Arc<crate::budget::Ledger> {
+        &self.budgets
+    }
+
+    /// Run one backend call that is not a [`SharedState`] method (the
+    /// budget ledger's), with the same timeout, health and failure mode.
+    pub fn call<T: Send + 'static>(
+        &self,
+        fut: StateFuture<T>,
+        fallback: impl FnOnce() -> T,
+    ) -> Result<T, StateUnavailable> {
+        self.settle(self.run(fut), fallback)
     }
 
     /// In-process state, detached metrics (tests, `sluice validate`).
