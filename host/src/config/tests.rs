@@ -496,24 +496,6 @@ state:
 }
 
 #[test]
-fn memory_state_with_a_path() {
-    let env = |_: &str| None;
-    let text = "state:\n  memory:\n    path: /var/lib/sluice\n";
-    let l = load_str("state.yaml", text, &env).unwrap();
-    assert_eq!(l.config.state.backend, StateBackend::Memory);
-    assert_eq!(
-        l.config.state.memory_path.as_deref(),
-        Some("/var/lib/sluice")
-    );
-    for bad in [
-        "state:\n  memory:\n    path: \"\"\n",
-        "state:\n  memory:\n    dir: /x\n",
-    ] {
-        assert!(load_str("state.yaml", bad, &env).is_err(), "{bad}");
-    }
-}
-
-#[test]
 fn canonical_places_for_overrides_and_auth() {
     let text = r#"
 routes:
