@@ -490,8 +490,7 @@ state:
     assert_eq!(
         c.redacted_json()["state"],
         json!({"backend": "redis", "url": "<redacted>", "keyPrefix": "sluice:",
-            "poolSize": 4, "timeoutMs": 250, "failureMode": "closed", "replicaId": null,
-            "memoryPath": null})
+            "poolSize": 4, "timeoutMs": 250, "failureMode": "closed", "replicaId": null})
     );
 }
 
