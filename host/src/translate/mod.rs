@@ -14,10 +14,12 @@
 //! Messages, and OpenAI Responses → Chat Completions (for a backend that
 //! speaks Chat alone: Responses → Messages → Chat, both steps in a row).
 
+mod body;
 mod chain;
 mod chat_messages;
 mod envelope;
 mod errors;
+mod events;
 mod fields;
 mod maps;
 mod messages_chat;

@@ -4,6 +4,7 @@
 //! `message_delta`), so a client that asked for `include_usage` reads it
 //! and one that did not is not sent a chunk with no choices.
 
+use super::super::events;
 use super::super::maps;
 use crate::provider::{Transcode, TranscodeError};
 use crate::stream::sse::{self, Framer};
@@ -32,7 +33,7 @@ impl EventsToChunks {
         out.extend_from_slice(&sse::encode(None, &c.to_string(), None));
     }
 
-    fn event(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
+    fn step(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
         let v: Value = serde_json::from_str(data)
             .map_err(|e| TranscodeError(format!("an upstream event is not JSON: {e}")))?;
         match v["type"].as_str().unwrap_or_default() {
@@ -101,28 +102,26 @@ impl EventsToChunks {
     }
 }
 
+impl events::Events for EventsToChunks {
+    fn framer(&mut self) -> &mut Framer {
+        &mut self.framer
+    }
+    fn ended(&self) -> bool {
+        self.ended
+    }
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
+        self.step(data, out)
+    }
+}
+
 impl Transcode for EventsToChunks {
     fn push(&mut self, bytes: &[u8]) -> Result<Vec<u8>, TranscodeError> {
-        let mut out = Vec::new();
-        self.framer.push(bytes);
-        if self.framer.overflowed() {
-            return Err(TranscodeError("an upstream event is too large".into()));
-        }
-        while let Some(ev) = self.framer.next_event() {
-            if !self.ended && !ev.data.is_empty() {
-                self.event(&ev.data, &mut out)?;
-            }
-        }
-        Ok(out)
+        events::push(self, bytes)
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, TranscodeError> {
         let mut out = Vec::new();
-        if let Some(ev) = self.framer.finish() {
-            if !self.ended && !ev.data.is_empty() {
-                self.event(&ev.data, &mut out)?;
-            }
-        }
+        events::last(self, &mut out)?;
         if !self.ended {
             self.ended = true;
             let body = json!({"error": {"message": "the upstream stream ended before message_stop",

@@ -5,21 +5,11 @@
 //! is accepted and not forwarded: OpenAI caches prompt prefixes on its own,
 //! so the model's answer does not change.
 
+use super::super::body::{invalid, obj, Obj};
 use super::super::fields::{Fields, TranslateError};
 use super::super::maps;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashSet;
-
-type Obj = Map<String, Value>;
-
-fn invalid(msg: impl Into<String>) -> TranslateError {
-    TranslateError::Invalid(msg.into())
-}
-
-fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Obj, TranslateError> {
-    v.as_object()
-        .ok_or_else(|| invalid(format!("`{what}` must be an object")))
-}
 
 /// Translate the body; `fields` decides on what has no equivalent.
 pub fn translate(body: &[u8], fields: &mut Fields) -> Result<Vec<u8>, TranslateError> {

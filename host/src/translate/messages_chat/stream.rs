@@ -6,6 +6,7 @@
 //! stream (`[DONE]`, after the `include_usage` chunk) sends
 //! `message_delta` with the usage and stop reason, then `message_stop`.
 
+use super::super::events;
 use super::super::maps;
 use crate::provider::{Transcode, TranscodeError};
 use crate::stream::sse::{self, Framer};
@@ -199,28 +200,26 @@ pub fn reasoning_text(m: &Value) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+impl events::Events for ChunksToEvents {
+    fn framer(&mut self) -> &mut Framer {
+        &mut self.framer
+    }
+    fn ended(&self) -> bool {
+        self.ended
+    }
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
+        self.chunk(data, out)
+    }
+}
+
 impl Transcode for ChunksToEvents {
     fn push(&mut self, bytes: &[u8]) -> Result<Vec<u8>, TranscodeError> {
-        let mut out = Vec::new();
-        self.framer.push(bytes);
-        if self.framer.overflowed() {
-            return Err(TranscodeError("an upstream event is too large".into()));
-        }
-        while let Some(ev) = self.framer.next_event() {
-            if !self.ended && !ev.data.is_empty() {
-                self.chunk(&ev.data, &mut out)?;
-            }
-        }
-        Ok(out)
+        events::push(self, bytes)
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, TranscodeError> {
         let mut out = Vec::new();
-        if let Some(ev) = self.framer.finish() {
-            if !self.ended && !ev.data.is_empty() {
-                self.chunk(&ev.data, &mut out)?;
-            }
-        }
+        events::last(self, &mut out)?;
         self.end(&mut out)?;
         Ok(out)
     }

@@ -6,47 +6,13 @@
 //! blocks they carry, signature intact. `instructions` and system or
 //! developer messages become the system prompt.
 
+use super::super::body::{invalid, obj, Obj, Turns};
 use super::super::envelope::{self, Thinking};
 use super::super::fields::{Fields, TranslateError};
 use super::super::maps;
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
-
-type Obj = Map<String, Value>;
 
 use super::super::maps::DEFAULT_MAX_TOKENS;
-
-fn invalid(msg: impl Into<String>) -> TranslateError {
-    TranslateError::Invalid(msg.into())
-}
-
-fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a Obj, TranslateError> {
-    v.as_object()
-        .ok_or_else(|| invalid(format!("`{what}` must be an object")))
-}
-
-/// The conversation being built: consecutive items of one role merge.
-#[derive(Default)]
-struct Turns {
-    system: Vec<Value>,
-    messages: Vec<Value>,
-    issued: HashSet<String>,
-}
-
-impl Turns {
-    fn push(&mut self, role: &str, block: Value) {
-        if let Some(last) = self.messages.last_mut() {
-            if last["role"] == role {
-                if let Some(c) = last["content"].as_array_mut() {
-                    c.push(block);
-                    return;
-                }
-            }
-        }
-        self.messages
-            .push(json!({"role": role, "content": [block]}));
-    }
-}
 
 pub fn translate(body: &[u8], fields: &mut Fields) -> Result<Vec<u8>, TranslateError> {
     let v: Value =

@@ -8,6 +8,7 @@
 //! `response.incomplete`) holding every item and the usage.
 
 use super::super::envelope::{self, Thinking};
+use super::super::events;
 use super::super::maps;
 use super::response::{call_item, envelope, message_item, reasoning_item, response_id};
 use crate::provider::{Transcode, TranscodeError};
@@ -57,7 +58,7 @@ impl EventsToResponses {
         self.output.len()
     }
 
-    fn event(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
+    fn step(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
         let v: Value = serde_json::from_str(data)
             .map_err(|e| TranscodeError(format!("an upstream event is not JSON: {e}")))?;
         match v["type"].as_str().unwrap_or_default() {
@@ -328,28 +329,26 @@ impl EventsToResponses {
     }
 }
 
+impl events::Events for EventsToResponses {
+    fn framer(&mut self) -> &mut Framer {
+        &mut self.framer
+    }
+    fn ended(&self) -> bool {
+        self.ended
+    }
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) -> Result<(), TranscodeError> {
+        self.step(data, out)
+    }
+}
+
 impl Transcode for EventsToResponses {
     fn push(&mut self, bytes: &[u8]) -> Result<Vec<u8>, TranscodeError> {
-        let mut out = Vec::new();
-        self.framer.push(bytes);
-        if self.framer.overflowed() {
-            return Err(TranscodeError("an upstream event is too large".into()));
-        }
-        while let Some(ev) = self.framer.next_event() {
-            if !self.ended && !ev.data.is_empty() {
-                self.event(&ev.data, &mut out)?;
-            }
-        }
-        Ok(out)
+        events::push(self, bytes)
     }
 
     fn finish(&mut self) -> Result<Vec<u8>, TranscodeError> {
         let mut out = Vec::new();
-        if let Some(ev) = self.framer.finish() {
-            if !self.ended && !ev.data.is_empty() {
-                self.event(&ev.data, &mut out)?;
-            }
-        }
+        events::last(self, &mut out)?;
         if !self.ended {
             self.ended = true;
             self.emit(
