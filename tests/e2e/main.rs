@@ -49,6 +49,7 @@ mod tracing;
 mod tracing_examples;
 mod translate_chat_messages;
 mod translate_claude_code;
+mod translate_codex;
 mod translate_messages_chat;
 mod translate_responses_chat;
 mod translate_responses_messages;
