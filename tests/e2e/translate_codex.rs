@@ -8,17 +8,17 @@
 //! The CLI comes from npm (`scripts/test` installs it into `target/codex`);
 //! outside CI a missing CLI skips these tests, in CI it fails them.
 //!
-//! Codex's config turns off its hosted `web_search` tool and the
-//! `multi_agent` tool namespace: neither has an Anthropic equivalent, and
-//! the route refuses what it cannot carry (the default).
+//! Codex's config turns off its hosted `web_search` tool and its sub-agent
+//! tools (`[agents] enabled = false`; else a `namespace` tool): neither has
+//! an Anthropic equivalent, and the route refuses what it cannot carry.
 
 use crate::common::*;
 use serde_json::{json, Value};
 use sluice_testkit::{FakeUpstream, Gateway, Script};
-
-const MODEL: &str = "claude-sonnet-4-5";
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+const MODEL: &str = "claude-sonnet-4-5";
 
 /// The `codex` binary, or `None` (skip) outside CI.
 fn codex_bin() -> Option<PathBuf> {
@@ -79,8 +79,8 @@ env_key = \"SLUICE_CODEX_KEY\"
 request_max_retries = 0
 stream_max_retries = 0
 
-[features]
-multi_agent = false
+[agents]
+enabled = false
 "
         ),
     )
