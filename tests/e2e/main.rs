@@ -51,6 +51,7 @@ mod translate_chat_messages;
 mod translate_claude_code;
 mod translate_codex;
 mod translate_messages_chat;
+mod translate_opencode;
 mod translate_responses_chat;
 mod translate_responses_messages;
 mod translate_sdks;
