@@ -98,7 +98,10 @@ async fn run_opencode(
     )
     .unwrap();
     let mut cmd = tokio::process::Command::new(bin);
-    cmd.args(["run", "--pure", "-m", "sluice/claude-sonnet-4-5", prompt])
+    // A set title: else OpenCode asks the model for one, concurrently with
+    // the turn, and the two requests race for the fake's queued answers.
+    cmd.args(["run", "--pure", "--title", "sluice test"])
+        .args(["-m", "sluice/claude-sonnet-4-5", prompt])
         .current_dir(work.path())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -205,6 +208,20 @@ fn bash_use_events() -> Vec<(Option<String>, String)> {
     .collect()
 }
 
+/// The messages of recorded requests, without the long system prompts and
+/// tool lists, for failure messages.
+fn brief(sent: &[Value]) -> String {
+    let msgs: Vec<Value> = sent.iter().map(|b| b["messages"].clone()).collect();
+    let s = serde_json::to_string(&msgs).unwrap();
+    s.chars()
+        .rev()
+        .take(3000)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
+}
+
 /// Messages → Chat: OpenCode's Anthropic provider, a Chat backend.
 #[tokio::test]
 async fn translate_opencode_anthropic_provider_on_a_chat_backend() {
@@ -243,13 +260,14 @@ async fn translate_opencode_anthropic_provider_on_a_chat_backend() {
         .iter()
         .flat_map(|b| b["messages"].as_array().cloned().unwrap_or_default())
         .find(|m| m["role"] == "tool" && m["tool_call_id"] == "call_oc_1")
-        .unwrap_or_else(|| panic!("no tool message for call_oc_1 in {sent:?}"));
+        .unwrap_or_else(|| panic!("no tool message for call_oc_1 in {}", brief(&sent)));
     assert!(tool.to_string().contains("sluice-ok"), "{tool}");
     assert!(
         sent.iter().any(|b| b["messages"]
             .as_array()
             .is_some_and(|m| m.iter().any(|m| m["tool_calls"][0]["id"] == "call_oc_1"))),
-        "the call goes back with its id: {sent:?}"
+        "the call goes back with its id: {}",
+        brief(&sent)
     );
 }
 
@@ -295,12 +313,13 @@ async fn translate_opencode_openai_compatible_provider_on_an_anthropic_backend()
     let result = blocks
         .iter()
         .find(|b| b["type"] == "tool_result" && b["tool_use_id"] == "toolu_oc_1")
-        .unwrap_or_else(|| panic!("no tool_result for toolu_oc_1 in {sent:?}"));
+        .unwrap_or_else(|| panic!("no tool_result for toolu_oc_1 in {}", brief(&sent)));
     assert!(result.to_string().contains("sluice-ok"), "{result}");
     assert!(
         blocks
             .iter()
             .any(|b| b["type"] == "tool_use" && b["id"] == "toolu_oc_1" && b["name"] == "bash"),
-        "the call goes back with its id: {sent:?}"
+        "the call goes back with its id: {}",
+        brief(&sent)
     );
 }
