@@ -288,6 +288,15 @@ async fn translate_opencode_openai_compatible_provider_on_an_anthropic_backend()
         assert_eq!(r.header("x-api-key"), Some("sk-ant-gw"));
         assert_eq!(r.json()["model"], "claude-sonnet-4-5");
     }
+    // OpenCode marks cache breakpoints on whole Chat messages; they reach
+    // Anthropic on the blocks those messages became.
+    let marked = |b: &Value| b["cache_control"]["type"] == "ephemeral";
+    let b = reqs[0].json();
+    assert!(
+        b["system"].as_array().is_some_and(|s| s.iter().any(marked)),
+        "{}",
+        b["system"]
+    );
 
     s.ant.queue_script(Script::default().sse(bash_use_events()));
     s.ant
