@@ -47,7 +47,16 @@ fn route(up: &FakeUpstream) -> String {
     urlRewrite: {{path: {{prefix: /}}}}
     backendAuth: {{key: sk-ant-gw}}
   backends:
-  - ai: {{name: claude, provider: {{anthropic: {{model: claude-sonnet-4-5}}}}, hostOverride: 'http://{}'}}
+  - ai: {{name: claude, provider: {{anthropic: {{model: claude-sonnet-4-5}}}}, hostOverride: 'http://{0}'}}
+- name: codex-on-claude-drop
+  matches:
+  - path: {{pathPrefix: /drop}}
+  policies:
+    urlRewrite: {{path: {{prefix: /}}}}
+    backendAuth: {{key: sk-ant-gw}}
+    ai: {{translation: {{unsupportedFields: drop}}}}
+  backends:
+  - ai: {{name: claude-drop, provider: {{anthropic: {{model: claude-sonnet-4-5}}}}, hostOverride: 'http://{0}'}}
 ",
         up.addr()
     )
@@ -58,7 +67,25 @@ fn route(up: &FakeUpstream) -> String {
 /// names the gateway as a Responses provider; returns (exit ok, stdout,
 /// stderr). Approvals and the sandbox are off so the tool runs unattended;
 /// the only command the fake asks for is `echo`.
-async fn run_codex(bin: &Path, base_url: &str, cwd: &Path, prompt: &str) -> (bool, String, String) {
+///
+/// `untranslatable_tools_off` turns off the tools Anthropic has no
+/// equivalent for (see the module doc); without it Codex runs on its
+/// defaults.
+async fn run_codex(
+    bin: &Path,
+    base_url: &str,
+    cwd: &Path,
+    prompt: &str,
+    untranslatable_tools_off: bool,
+) -> (bool, String, String) {
+    let (web_search, agents) = if untranslatable_tools_off {
+        (
+            "web_search = \"disabled\"\n",
+            "\n[agents]\nenabled = false\n",
+        )
+    } else {
+        ("", "")
+    };
     let home = tempfile::tempdir().unwrap();
     let codex_home = home.path().join(".codex");
     std::fs::create_dir_all(&codex_home).unwrap();
@@ -69,8 +96,7 @@ async fn run_codex(bin: &Path, base_url: &str, cwd: &Path, prompt: &str) -> (boo
 model_provider = \"sluice\"
 model_reasoning_effort = \"low\"
 check_for_update_on_startup = false
-web_search = \"disabled\"
-
+{web_search}
 [model_providers.sluice]
 name = \"Sluice\"
 base_url = \"{base_url}/v1\"
@@ -78,10 +104,7 @@ wire_api = \"responses\"
 env_key = \"SLUICE_CODEX_KEY\"
 request_max_retries = 0
 stream_max_retries = 0
-
-[agents]
-enabled = false
-"
+{agents}"
         ),
     )
     .unwrap();
@@ -142,7 +165,7 @@ impl Setup {
     /// Run Codex; assert it succeeded; its stdout (the final message).
     async fn codex(&self, prompt: &str) -> String {
         let base = self.gw.url(4060, "/codex");
-        let (ok, out, err) = run_codex(&self.bin, &base, self.work.path(), prompt).await;
+        let (ok, out, err) = run_codex(&self.bin, &base, self.work.path(), prompt, true).await;
         assert!(
             ok,
             "codex failed\nstdout: {out}\nstderr: {err}\nlog: {}",
@@ -319,4 +342,49 @@ async fn translate_codex_thinking_comes_back_signed() {
     );
     assert_eq!(assistant[1]["type"], "tool_use");
     assert_eq!(assistant[1]["id"], "toolu_codex_1");
+}
+
+/// Codex on its defaults offers a hosted `web_search` tool and a
+/// `namespace` of sub-agent tools: the default route refuses the request
+/// naming what it cannot carry (Codex shows the error), and a route with
+/// `unsupportedFields: drop` sends Claude the function tools only.
+#[tokio::test]
+async fn translate_codex_defaults_are_refused_or_dropped_as_the_route_says() {
+    let Some(s) = setup().await else { return };
+    s.up.set_script(Script::default().deltas(["Hello from ", "Claude"]));
+    let (ok, out, err) = run_codex(
+        &s.bin,
+        &s.gw.url(4060, "/codex"),
+        s.work.path(),
+        "Say hello",
+        false,
+    )
+    .await;
+    assert!(!ok, "refused, so codex fails\nstdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("has no equivalent in the backend's API format"),
+        "{err}"
+    );
+    assert!(
+        s.up.requests().is_empty(),
+        "a refused request was forwarded"
+    );
+
+    let (ok, out, err) = run_codex(
+        &s.bin,
+        &s.gw.url(4060, "/drop"),
+        s.work.path(),
+        "Say hello",
+        false,
+    )
+    .await;
+    assert!(ok, "codex failed\nstdout: {out}\nstderr: {err}");
+    assert!(out.contains("Hello from Claude"), "{out}");
+    let b = s.up.last_request().expect("forwarded").json();
+    let tools = b["tools"].as_array().unwrap();
+    assert!(tools.iter().any(|t| t["name"] == "exec_command"));
+    assert!(
+        tools.iter().all(|t| t.get("input_schema").is_some()),
+        "only function tools reach Claude: {tools:?}"
+    );
 }
