@@ -78,28 +78,26 @@ pub fn translate(body: &[u8], fields: &mut Fields) -> Result<Vec<u8>, TranslateE
     serde_json::to_vec(&Value::Object(out)).map_err(|e| invalid(e.to_string()))
 }
 
+/// One Chat message as Anthropic blocks for its turn (or the system
+/// prompt). A message-level `cache_control` (the extension OpenCode and
+/// OpenRouter send) marks the end of that message as a cache breakpoint;
+/// Anthropic marks blocks, so it goes on the message's last block.
 fn message(m: &Value, turns: &mut Turns, fields: &mut Fields) -> Result<(), TranslateError> {
     let m = obj(m, "messages[]")?;
     let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
     for k in m.keys() {
         match k.as_str() {
-            "role" | "content" | "tool_calls" | "tool_call_id" | "name" => {}
+            "role" | "content" | "tool_calls" | "tool_call_id" | "name" | "cache_control" => {}
             "refusal" if m[k].is_null() => {}
             other => fields.unsupported(format!("messages[].{other}"))?,
         }
     }
     let content = m.get("content").unwrap_or(&Value::Null);
-    match role {
-        "system" | "developer" => turns.system.extend(parts(content, fields)?),
-        "user" => {
-            for p in parts(content, fields)? {
-                turns.push("user", p);
-            }
-        }
+    let (dest, mut blocks) = match role {
+        "system" | "developer" => (None, parts(content, fields)?),
+        "user" => (Some("user"), parts(content, fields)?),
         "assistant" => {
-            for p in parts(content, fields)? {
-                turns.push("assistant", p);
-            }
+            let mut blocks = parts(content, fields)?;
             for c in m
                 .get("tool_calls")
                 .and_then(Value::as_array)
@@ -116,11 +114,11 @@ fn message(m: &Value, turns: &mut Turns, fields: &mut Fields) -> Result<(), Tran
                             invalid(format!("tool call `{id}` arguments are not JSON: {e}"))
                         })?;
                 turns.issued.insert(id.to_string());
-                turns.push(
-                    "assistant",
+                blocks.push(
                     json!({"type": "tool_use", "id": id, "name": c["function"]["name"], "input": input}),
                 );
             }
+            (Some("assistant"), blocks)
         }
         "tool" => {
             let id = m
@@ -136,12 +134,24 @@ fn message(m: &Value, turns: &mut Turns, fields: &mut Fields) -> Result<(), Tran
                 Value::String(s) => json!(s),
                 other => Value::Array(parts(other, fields)?),
             };
-            turns.push(
-                "user",
-                json!({"type": "tool_result", "tool_use_id": id, "content": content}),
-            );
+            let result = json!({"type": "tool_result", "tool_use_id": id, "content": content});
+            (Some("user"), vec![result])
         }
-        other => fields.unsupported(format!("messages[].role `{other}`"))?,
+        other => {
+            fields.unsupported(format!("messages[].role `{other}`"))?;
+            return Ok(());
+        }
+    };
+    if let (Some(cc), Some(last)) = (m.get("cache_control"), blocks.last_mut()) {
+        last["cache_control"] = cc.clone();
+    }
+    match dest {
+        None => turns.system.extend(blocks),
+        Some(role) => {
+            for b in blocks {
+                turns.push(role, b);
+            }
+        }
     }
     Ok(())
 }
@@ -162,6 +172,7 @@ fn parts(content: &Value, fields: &mut Fields) -> Result<Vec<Value>, TranslateEr
     let mut out = Vec::new();
     for p in list {
         let p = obj(p, "content[]")?;
+        let before = out.len();
         match p.get("type").and_then(Value::as_str).unwrap_or_default() {
             "text" => out
                 .push(json!({"type": "text", "text": p.get("text").cloned().unwrap_or_default()})),
@@ -187,6 +198,11 @@ fn parts(content: &Value, fields: &mut Fields) -> Result<Vec<Value>, TranslateEr
                 }
             }
             other => fields.unsupported(format!("content[].type `{other}`"))?,
+        }
+        // A part's own breakpoint (the Anthropic-style extension) stays on
+        // the block it became.
+        if let (Some(cc), true) = (p.get("cache_control"), out.len() > before) {
+            out[before]["cache_control"] = cc.clone();
         }
     }
     Ok(out)
@@ -275,6 +291,32 @@ mod tests {
         assert_eq!(m[2]["content"][0]["tool_use_id"], "call_1");
         assert_eq!(m[2]["content"][1]["tool_use_id"], "call_2");
         assert_eq!(m.len(), 3);
+    }
+
+    /// OpenCode's OpenAI-compatible provider marks cache breakpoints on
+    /// whole messages; Anthropic marks blocks, so each lands on the
+    /// message's last block (a part's own mark stays on its block).
+    #[test]
+    fn message_and_part_cache_control_become_block_breakpoints() {
+        let eph = json!({"type": "ephemeral"});
+        let v = run(json!({"model": "claude", "messages": [
+            {"role": "system", "content": "be brief", "cache_control": eph},
+            {"role": "user", "content": [{"type": "text", "text": "a", "cache_control": eph},
+                                          {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": "ok", "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "bash", "arguments": "{}"}}], "cache_control": eph},
+            {"role": "tool", "tool_call_id": "c1", "content": "out", "cache_control": eph}
+        ]}))
+        .unwrap();
+        assert_eq!(v["system"][0]["cache_control"], eph);
+        let m = v["messages"].as_array().unwrap();
+        assert_eq!(m[0]["content"][0]["cache_control"], eph);
+        assert!(m[0]["content"][1].get("cache_control").is_none());
+        assert!(m[1]["content"][0].get("cache_control").is_none());
+        assert_eq!(m[1]["content"][1]["type"], "tool_use");
+        assert_eq!(m[1]["content"][1]["cache_control"], eph);
+        assert_eq!(m[2]["content"][0]["type"], "tool_result");
+        assert_eq!(m[2]["content"][0]["cache_control"], eph);
     }
 
     #[test]

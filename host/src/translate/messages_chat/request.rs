@@ -372,6 +372,11 @@ fn tools(v: &Value, fields: &mut Fields) -> Result<Value, TranslateError> {
                 "description",
                 "input_schema",
                 "defer_loading",
+                // Fine-grained tool streaming: Anthropic then streams the
+                // input unbuffered. Chat always streams the arguments as
+                // they come, so the flag is already honoured (OpenCode
+                // sets it on every tool).
+                "eager_input_streaming",
             ],
             "tools[]",
             fields,
@@ -576,6 +581,20 @@ mod tests {
             "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}))
         .unwrap_err();
         assert!(e.to_string().contains("clear_tool_uses_20250919"), "{e}");
+    }
+
+    /// OpenCode's Anthropic provider asks for fine-grained tool streaming
+    /// on every tool; Chat streams arguments as they come anyway.
+    #[test]
+    fn eager_input_streaming_is_accepted_and_not_forwarded() {
+        let v = run(json!({"model": "m", "max_tokens": 1, "messages": [],
+            "tools": [{"name": "bash", "input_schema": {"type": "object"}, "eager_input_streaming": true}]}))
+        .unwrap();
+        assert_eq!(v["tools"][0]["function"]["name"], "bash");
+        assert!(v["tools"][0].get("eager_input_streaming").is_none());
+        assert!(v["tools"][0]["function"]
+            .get("eager_input_streaming")
+            .is_none());
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub fn translate(body: &[u8], fields: &mut Fields) -> Result<Vec<u8>, TranslateE
             // A caching hint: Anthropic caches what `cache_control` marks,
             // the answer is the same either way.
             "prompt_cache_key" => {}
+            // Codex's telemetry about itself (session, turn and window
+            // ids): OpenAI does not show it to the model, so leaving it
+            // out changes nothing the model sees. Refusing it would refuse
+            // every Codex request.
+            "client_metadata" => {}
             "truncation" if val == "disabled" => {}
             "text" => text(val, fields)?,
             "metadata" if val.as_object().is_some_and(Map::is_empty) => {}
@@ -349,6 +354,7 @@ mod tests {
             "store": false, "include": ["reasoning.encrypted_content"],
             "reasoning": {"effort": "medium", "summary": "auto"}, "max_output_tokens": 20000,
             "parallel_tool_calls": false, "tool_choice": "auto", "prompt_cache_key": "k",
+            "client_metadata": {"x-codex-turn-metadata": "{}", "session_id": "s"},
             "tools": [{"type": "function", "name": "shell", "description": "run",
                        "parameters": {"type": "object"}, "strict": false}],
             "input": [
@@ -363,6 +369,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(v["max_tokens"], 20000);
+        assert!(v.get("client_metadata").is_none() && v.get("metadata").is_none());
         assert_eq!(
             v["thinking"],
             json!({"type": "enabled", "budget_tokens": 8192})
