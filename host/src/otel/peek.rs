@@ -70,11 +70,23 @@ impl Default for Scanner {
 
 impl Scanner {
     pub fn push(&mut self, chunk: &[u8]) {
-        for &b in chunk {
-            if self.state == State::Done {
-                return;
+        let mut i = 0;
+        while i < chunk.len() {
+            match self.state {
+                State::Done => return,
+                // Most of an agent's body is the text of nested strings
+                // (the conversation): jump to the next quote or escape
+                // instead of stepping through it byte by byte.
+                State::NestedStr if !self.escape => {
+                    match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                        Some(at) => i += at,
+                        None => return,
+                    }
+                }
+                _ => {}
             }
-            self.byte(b);
+            self.byte(chunk[i]);
+            i += 1;
         }
     }
 
@@ -206,8 +218,8 @@ mod tests {
 
     #[test]
     fn reads_top_level_parameters_in_any_chunking() {
-        let body = br#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"say \"max_tokens\": 5 {"}],"system":{"x":[1,2,{"temperature":9}]},"max_tokens": 1024,"temperature":0.5,"stream":true}"#;
-        for size in [1, 3, 7, body.len()] {
+        let body = br#"{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"say \"max_tokens\": 5 {"},{"role":"user","content":"C:\\"}],"system":{"x":[1,2,{"temperature":9}]},"max_tokens": 1024,"temperature":0.5,"stream":true}"#;
+        for size in [1, 2, 3, 5, 7, 64, body.len()] {
             let mut s = Scanner::default();
             for c in body.chunks(size) {
                 s.push(c);
