@@ -17,6 +17,7 @@ mod global;
 mod limits;
 pub mod llm;
 mod model_aliases;
+pub use model_aliases::wildcard_match;
 mod plugins;
 mod policies;
 mod resilience;

@@ -93,7 +93,7 @@ impl Serialize for ModelAliases {
 
 /// Whether `text` matches `pattern`, where `*` matches any run of
 /// characters (none included) and every other character itself.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
     let Some(mut rest) = text.strip_prefix(first) else {

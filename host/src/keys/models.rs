@@ -8,6 +8,10 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use serde_json::Value;
 
+/// agentgateway's model pattern (`*` matches any run of characters), the
+/// one `ai.modelAliases` uses.
+use crate::config::wildcard_match;
+
 /// The attribute the `api-key` plugin publishes a restricted key's
 /// patterns in (a JSON list).
 pub const ALLOWED_ATTR: &str = "apiKey.allowedModels";
@@ -17,30 +21,6 @@ pub const ALLOWED_ATTR: &str = "apiKey.allowedModels";
 pub fn patterns(attrs: &HashMap<String, String>) -> Option<Vec<String>> {
     let raw = attrs.get(ALLOWED_ATTR)?;
     serde_json::from_str::<Option<Vec<String>>>(raw).unwrap_or(Some(Vec::new()))
-}
-
-/// agentgateway's model pattern: `*` matches any run of characters.
-/// Iterative with one backtrack point: linear in practice on any name.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// `body` (an OpenAI or Anthropic model listing) with only the `data`
@@ -53,7 +33,7 @@ pub fn filter_listing(body: &[u8], patterns: &[String]) -> Option<Bytes> {
     data.retain(|m| {
         m.get("id")
             .and_then(Value::as_str)
-            .is_some_and(|id| patterns.iter().any(|p| glob(p, id)))
+            .is_some_and(|id| patterns.iter().any(|p| wildcard_match(p, id)))
     });
     let first = data.first().and_then(|m| m.get("id")).cloned();
     let last = data.last().and_then(|m| m.get("id")).cloned();
@@ -104,6 +84,10 @@ mod tests {
         assert_eq!(out, json!({"object": "list", "data": []}));
         assert!(filter_listing(b"[1]", &p).is_none());
         assert!(filter_listing(b"{\"data\": 1}", &p).is_none());
-        assert!(glob("a*b*c", "aXbYc") && !glob("a*b", "ab-") && glob("*", ""));
+        assert!(
+            wildcard_match("a*b*c", "aXbYc")
+                && !wildcard_match("a*b", "ab-")
+                && wildcard_match("*", "")
+        );
     }
 }

@@ -45,3 +45,15 @@ impl Turns {
             .push(json!({"role": role, "content": [block]}));
     }
 }
+
+/// An OpenAI function tool's `{name, description, parameters}` as an
+/// Anthropic tool (a missing schema is an empty object schema). The
+/// caller has already refused the keys it cannot carry.
+pub(super) fn anthropic_tool(f: &Obj) -> Value {
+    let mut tool = json!({"name": f.get("name").cloned().unwrap_or_default(),
+        "input_schema": f.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}))});
+    if let Some(d) = f.get("description") {
+        tool["description"] = d.clone();
+    }
+    tool
+}

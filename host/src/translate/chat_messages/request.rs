@@ -5,7 +5,7 @@
 //! no field to carry it (the Responses API has one, see
 //! `responses_messages`).
 
-use super::super::body::{invalid, obj, Obj, Turns};
+use super::super::body::{anthropic_tool, invalid, obj, Obj, Turns};
 use super::super::fields::{Fields, TranslateError};
 use super::super::maps::DEFAULT_MAX_TOKENS;
 use serde_json::{json, Map, Value};
@@ -230,12 +230,7 @@ fn tools(v: &Value, fields: &mut Fields) -> Result<Value, TranslateError> {
                 other => fields.unsupported(format!("tools[].function.{other}"))?,
             }
         }
-        let mut tool = json!({"name": f.get("name").cloned().unwrap_or_default(),
-            "input_schema": f.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}))});
-        if let Some(d) = f.get("description") {
-            tool["description"] = d.clone();
-        }
-        out.push(tool);
+        out.push(anthropic_tool(f));
     }
     Ok(Value::Array(out))
 }

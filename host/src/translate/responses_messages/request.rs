@@ -6,7 +6,7 @@
 //! blocks they carry, signature intact. `instructions` and system or
 //! developer messages become the system prompt.
 
-use super::super::body::{invalid, obj, Obj, Turns};
+use super::super::body::{anthropic_tool, invalid, obj, Obj, Turns};
 use super::super::envelope::{self, Thinking};
 use super::super::fields::{Fields, TranslateError};
 use super::super::maps;
@@ -310,12 +310,7 @@ fn tools(v: &Value, fields: &mut Fields) -> Result<Value, TranslateError> {
                 other => fields.unsupported(format!("tools[].{other}"))?,
             }
         }
-        let mut tool = json!({"name": t.get("name").cloned().unwrap_or_default(),
-            "input_schema": t.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}))});
-        if let Some(d) = t.get("description") {
-            tool["description"] = d.clone();
-        }
-        out.push(tool);
+        out.push(anthropic_tool(t));
     }
     Ok(Value::Array(out))
 }
